@@ -1,0 +1,21 @@
+"""The SR block itself: torch only, one concept per file."""
+
+from .sr import (
+    SRBlock,
+    SRBlock1d,
+    SRBlock2d,
+    SRBlock3d,
+    SRBlockNd,
+    capture_memory_weights,
+    sr_param_count,
+)
+
+__all__ = [
+    "SRBlock",
+    "SRBlock1d",
+    "SRBlock2d",
+    "SRBlock3d",
+    "SRBlockNd",
+    "capture_memory_weights",
+    "sr_param_count",
+]

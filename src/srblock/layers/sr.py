@@ -1,0 +1,236 @@
+"""Squeeze-and-Remember (SR) block.
+
+Paper: `Squeeze-and-Remember Block` - https://arxiv.org/abs/2410.00823
+(R. Cakaj, J. Mehnert, B. Yang, ICMLA 2024). No official code was published; this is the reference implementation.
+
+A 1x1 convolution squeezes the feature map X (C x *S) to one channel, a two-layer fully connected net turns the
+flattened map into softmax weights over P learned memory tensors (each C x *S), and their weighted sum is added to X:
+
+    a = W2 (W1 flatten(conv1x1(X)))    w = softmax(a)    X_hat = X + sum_i w_i M_i
+
+This file imports nothing but torch, so it can be copied into any project on its own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "SRBlock",
+    "SRBlock1d",
+    "SRBlock2d",
+    "SRBlock3d",
+    "SRBlockNd",
+    "capture_memory_weights",
+    "sr_param_count",
+]
+
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_POOL = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
+_INTERP_MODE = {1: "linear", 2: "bilinear", 3: "trilinear"}
+MEMORY_INITS = ("zeros", "normal", "uniform")
+SIZE_POLICIES = ("strict", "interpolate")
+
+
+def _to_size(feat_size: int | Sequence[int], spatial_dims: int) -> tuple[int, ...]:
+    size = (feat_size,) * spatial_dims if isinstance(feat_size, int) else tuple(int(s) for s in feat_size)
+    if len(size) != spatial_dims:
+        raise ValueError(f"feat_size must have {spatial_dims} entries for a {spatial_dims}-d block, got {feat_size!r}")
+    if any(s <= 0 for s in size):
+        raise ValueError(f"feat_size entries must be positive, got {feat_size!r}")
+    return size
+
+
+def sr_param_count(
+    channels: int, feat_size: int | Sequence[int], hidden: int, num_memories: int, spatial_dims: int = 2
+) -> int:
+    """Parameters of one SR block, Eq. (1) of the paper: ``C + S*U + U*P + P*C*S`` with S the number of positions.
+
+    An int ``feat_size`` means the same length on each of ``spatial_dims`` axes (a square map by default).
+
+    >>> sr_param_count(256, (8, 8), hidden=8, num_memories=10)
+    164688
+    """
+    positions = math.prod(_to_size(feat_size, spatial_dims))
+    return channels + positions * hidden + hidden * num_memories + num_memories * channels * positions
+
+
+class SRBlockNd(nn.Module):
+    """Squeeze-and-Remember block for feature maps with ``spatial_dims`` spatial axes (1-d, 2-d or 3-d).
+
+    Beyond the paper (each off by default, so the defaults are the paper's block):
+      * ``act_layer``: an activation between the two FCN layers (the paper has none).
+      * ``memory_init``: ``"normal"`` / ``"uniform"`` (std/bound ``memory_std``) or a callable ``init(tensor)``
+        break the symmetry of the paper's zero init, under which only the memory gets gradient at the first step
+        and the paper's conclusion names the initialisation a limitation.
+      * ``size_policy="interpolate"``: accepts inputs of another spatial size by pooling the squeezed map to the
+        trained size before the FCN and resizing the weighted memory to the input size. ``"strict"`` (the paper's
+        fixed-size block) raises a ``ValueError`` naming both sizes.
+
+    The softmax weights go through ``self.softmax`` (an ``nn.Softmax`` module), so they can be read with a forward
+    hook, e.g. via :func:`capture_memory_weights`, without touching the forward's return value.
+
+    Args:
+        channels: C, channels of the input feature map.
+        feat_size: spatial size the block is built for (an int means the same on every axis).
+        num_memories: P, number of memory tensors.
+        hidden: U, hidden width of the two-layer FCN.
+        act_layer: activation class between the FCN layers, ``None`` for none (paper).
+        memory_init: ``"zeros"`` (paper), ``"normal"``, ``"uniform"`` or a callable applied to the memory tensor.
+        memory_std: scale of the ``"normal"`` (std) and ``"uniform"`` (bound) memory inits.
+        size_policy: ``"strict"`` (paper) or ``"interpolate"``.
+    """
+
+    spatial_dims: int = 2
+
+    def __init__(
+        self,
+        channels: int,
+        feat_size: int | Sequence[int],
+        *,
+        num_memories: int,
+        hidden: int,
+        act_layer: type[nn.Module] | Callable[[], nn.Module] | None = None,
+        memory_init: str | Callable[[torch.Tensor], object] = "zeros",
+        memory_std: float = 0.02,
+        size_policy: str = "strict",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("channels", channels), ("num_memories", num_memories), ("hidden", hidden)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(memory_init, str) and memory_init not in MEMORY_INITS:
+            raise ValueError(f"memory_init must be one of {MEMORY_INITS} or a callable, got {memory_init!r}")
+        if size_policy not in SIZE_POLICIES:
+            raise ValueError(f"size_policy must be one of {SIZE_POLICIES}, got {size_policy!r}")
+        dd = {"device": device, "dtype": dtype}
+        self.channels = channels
+        self.feat_size = _to_size(feat_size, self.spatial_dims)
+        self.num_memories = num_memories
+        self.hidden = hidden
+        self.size_policy = size_policy
+        self.memory_init = memory_init
+        self.memory_std = memory_std
+        positions = math.prod(self.feat_size)
+
+        self.squeeze = _CONV[self.spatial_dims](channels, 1, kernel_size=1, bias=False, **dd)
+        self.fc1 = nn.Linear(positions, hidden, bias=False, **dd)
+        self.act = act_layer() if act_layer is not None else nn.Identity()
+        self.fc2 = nn.Linear(hidden, num_memories, bias=False, **dd)
+        self.softmax = nn.Softmax(dim=1)
+        self.memory = nn.Parameter(torch.empty(num_memories, channels, *self.feat_size, **dd))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """(Re-)initialise as the paper does: PyTorch's default conv/linear init and the chosen memory init."""
+        self.squeeze.reset_parameters()
+        self.fc1.reset_parameters()
+        self.fc2.reset_parameters()
+        if self.memory.is_meta:
+            return
+        if callable(self.memory_init):
+            with torch.no_grad():
+                self.memory_init(self.memory)
+        elif self.memory_init == "zeros":
+            nn.init.zeros_(self.memory)
+        elif self.memory_init == "normal":
+            nn.init.normal_(self.memory, std=self.memory_std)
+        else:
+            nn.init.uniform_(self.memory, -self.memory_std, self.memory_std)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != self.spatial_dims + 2:
+            raise ValueError(
+                f"{type(self).__name__} expects a {self.spatial_dims + 2}-d input (B, C, {self.spatial_dims} spatial "
+                f"axes), got shape {tuple(x.shape)}"
+            )
+        if x.shape[1] != self.channels:
+            raise ValueError(f"{type(self).__name__} was built for {self.channels} channels, got {x.shape[1]}")
+        if not x.is_floating_point():
+            raise ValueError(f"{type(self).__name__} expects a floating-point input, got dtype {x.dtype}")
+        if self.size_policy == "strict" and tuple(x.shape[2:]) != self.feat_size:
+            raise ValueError(
+                f"{type(self).__name__} was built for spatial size {self.feat_size}, got {tuple(x.shape[2:])}; "
+                "build it for this size or use size_policy='interpolate'"
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        size = tuple(x.shape[2:])
+        resized = size != self.feat_size
+        z = self.squeeze(x)  # B x 1 x *S
+        if resized:
+            z = _POOL[self.spatial_dims](z, self.feat_size)
+        weights = self.softmax(self.fc2(self.act(self.fc1(z.flatten(1)))))  # B x P
+        recalled = (weights @ self.memory.flatten(1)).view(x.shape[0], self.channels, *self.feat_size)
+        if resized:
+            recalled = F.interpolate(recalled, size=size, mode=_INTERP_MODE[self.spatial_dims], align_corners=False)
+        return x + recalled.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return (
+            f"channels={self.channels}, feat_size={self.feat_size}, num_memories={self.num_memories}, "
+            f"hidden={self.hidden}, size_policy={self.size_policy!r}"
+        )
+
+
+class SRBlock1d(SRBlockNd):
+    """SR block for sequences ``B x C x L`` (``feat_size`` = L)."""
+
+    spatial_dims = 1
+
+
+class SRBlock2d(SRBlockNd):
+    """SR block for images ``B x C x H x W`` (``feat_size`` = (H, W) or an int for a square map); the paper's block."""
+
+    spatial_dims = 2
+
+
+class SRBlock3d(SRBlockNd):
+    """SR block for volumes or clips ``B x C x D x H x W`` (``feat_size`` = (D, H, W))."""
+
+    spatial_dims = 3
+
+
+SRBlock = SRBlock2d
+
+
+def _appender(store: list[torch.Tensor]) -> Callable[..., None]:
+    def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+        store.append(output.detach())
+
+    return hook
+
+
+@contextmanager
+def capture_memory_weights(model: nn.Module) -> Iterator[dict[str, list[torch.Tensor]]]:
+    """Record the softmax memory weights (B x P, detached) of every SR block in ``model`` while inside the context.
+
+    Yields a dict from the block's qualified name to the list of weight tensors of each forward pass; the hooks are
+    removed on exit, so the model is untouched afterwards.
+
+    >>> block = SRBlock(8, 4, num_memories=3, hidden=2)
+    >>> with capture_memory_weights(block) as weights:
+    ...     _ = block(torch.randn(5, 8, 4, 4))
+    >>> weights[""][0].shape
+    torch.Size([5, 3])
+    """
+    captured: dict[str, list[torch.Tensor]] = {}
+    handles = []
+    for name, module in model.named_modules():
+        if isinstance(module, SRBlockNd):
+            store = captured.setdefault(name, [])
+            handles.append(module.softmax.register_forward_hook(_appender(store)))
+    try:
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
