@@ -1,0 +1,158 @@
+"""Statistics for seed-repeated experiments: mean ± std, confidence intervals, Welch's t-test and power.
+
+The paper reports mean ± std over 4-5 seeds and runs no significance test (PAPER.md §4); these helpers answer
+"is the difference real?" and "how many seeds would it take to see it?" for any two sets of per-seed numbers.
+
+>>> s = summarize([94.1, 94.5, 94.3])
+>>> round(s.mean, 2), round(s.std, 2), s.n
+(94.3, 0.2, 3)
+>>> required_seeds(effect=1.0, std=1.0)  # Cohen's d = 1, alpha 0.05 two-sided, power 0.8
+17
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as _st
+
+__all__ = ["Summary", "WelchResult", "required_seeds", "summarize", "welch_power", "welch_ttest"]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean, sample std (ddof=1), standard error and a t-based confidence interval of the mean."""
+
+    n: int
+    mean: float
+    std: float
+    sem: float
+    ci_low: float
+    ci_high: float
+    confidence: float = 0.95
+
+
+@dataclass(frozen=True)
+class WelchResult:
+    """Two-sided Welch t-test of ``mean(b) - mean(a)`` (``delta``) with its statistic, degrees of freedom and p."""
+
+    delta: float
+    t: float
+    df: float
+    p: float
+
+
+def summarize(values: Sequence[float], confidence: float = 0.95) -> Summary:
+    """Summary of per-seed values; std, sem and the interval are NaN for fewer than two values."""
+    x = np.asarray(list(values), dtype=float)
+    n = int(x.size)
+    if n == 0:
+        nan = float("nan")
+        return Summary(0, nan, nan, nan, nan, nan, confidence)
+    mean = float(x.mean())
+    if n < 2:
+        nan = float("nan")
+        return Summary(n, mean, nan, nan, nan, nan, confidence)
+    std = float(x.std(ddof=1))
+    sem = std / math.sqrt(n)
+    half = float(_st.t.ppf(0.5 + confidence / 2, df=n - 1)) * sem
+    return Summary(n, mean, std, sem, mean - half, mean + half, confidence)
+
+
+def _welch_df(var_a: float, n_a: int, var_b: float, n_b: int) -> float:
+    """Welch-Satterthwaite degrees of freedom."""
+    qa, qb = var_a / n_a, var_b / n_b
+    denom = qa**2 / (n_a - 1) + qb**2 / (n_b - 1)
+    return (qa + qb) ** 2 / denom if denom > 0 else float(n_a + n_b - 2)
+
+
+def welch_ttest(a: Sequence[float], b: Sequence[float]) -> WelchResult:
+    """Welch's unequal-variance t-test of b against a via ``scipy.stats.ttest_ind(b, a, equal_var=False)``.
+
+    ``delta`` is ``mean(b) - mean(a)`` (positive: b is better on a higher-is-better metric). With fewer than two
+    values on either side, or zero variance on both, t and p are NaN.
+    """
+    xa = np.asarray(list(a), dtype=float)
+    xb = np.asarray(list(b), dtype=float)
+    nan = float("nan")
+    if xa.size == 0 or xb.size == 0:
+        return WelchResult(nan, nan, nan, nan)
+    delta = float(xb.mean() - xa.mean())
+    if xa.size < 2 or xb.size < 2:
+        return WelchResult(delta, nan, nan, nan)
+    va, vb = float(xa.var(ddof=1)), float(xb.var(ddof=1))
+    if va == 0 and vb == 0:
+        return WelchResult(delta, nan, nan, nan)
+    res = _st.ttest_ind(xb, xa, equal_var=False)
+    return WelchResult(delta, float(res.statistic), _welch_df(va, xa.size, vb, xb.size), float(res.pvalue))
+
+
+def welch_power(
+    effect: float,
+    std_a: float,
+    n_a: int,
+    std_b: float | None = None,
+    n_b: int | None = None,
+    alpha: float = 0.05,
+) -> float:
+    """Power of the two-sided Welch t-test to detect a true mean difference ``effect`` (noncentral t).
+
+    ``std_b``/``n_b`` default to ``std_a``/``n_a`` (equal arms).
+
+    >>> round(welch_power(1.0, 1.0, 17), 2)
+    0.81
+    """
+    std_b = std_a if std_b is None else std_b
+    n_b = n_a if n_b is None else n_b
+    if n_a < 2 or n_b < 2:
+        raise ValueError(f"power needs at least 2 values per arm, got n_a={n_a}, n_b={n_b}")
+    if not (std_a > 0 and std_b > 0):
+        raise ValueError(f"power needs positive standard deviations, got std_a={std_a}, std_b={std_b}")
+    va, vb = std_a**2, std_b**2
+    se = math.sqrt(va / n_a + vb / n_b)
+    df = _welch_df(va, n_a, vb, n_b)
+    ncp = abs(effect) / se
+    crit = float(_st.t.ppf(1 - alpha / 2, df))
+    return float(_st.nct.sf(crit, df, ncp) + _st.nct.cdf(-crit, df, ncp))
+
+
+def required_seeds(
+    effect: float,
+    std: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    std_b: float | None = None,
+    max_n: int = 1_000_000,
+) -> int:
+    """Smallest number of seeds per arm for which the two-sided Welch test reaches ``power`` at ``alpha``.
+
+    ``effect`` is the true difference of means to detect, ``std`` the per-seed standard deviation (of arm a;
+    ``std_b`` for arm b, default the same). Returns ``max_n + 1`` when even ``max_n`` seeds are not enough.
+
+    >>> required_seeds(effect=0.5, std=1.0)
+    64
+    """
+    if effect == 0:
+        return max_n + 1
+    if not 0 < power < 1 or not 0 < alpha < 1:
+        raise ValueError(f"alpha and power must lie in (0, 1), got alpha={alpha}, power={power}")
+
+    def ok(n: int) -> bool:
+        return welch_power(effect, std, n, std_b, n, alpha) >= power
+
+    if not ok(max_n):
+        return max_n + 1
+    lo, hi = 2, 2
+    while not ok(hi):  # exponential search, then bisection: power is monotone in n
+        lo, hi = hi + 1, hi * 2
+    hi = min(hi, max_n)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo

@@ -1,0 +1,440 @@
+"""Seed-repeated sweeps: a grid of arms (recipe + overrides) × seeds, run one after another, resumable.
+
+A sweep file (``sweeps/<name>.yaml``)::
+
+    name: cifar10-cpu-d2d
+    output: results/cifar10-cpu/d2d     # run folders go to <output>/<arm>/seed<seed>/
+    metric: test_acc1                   # the summary.json key compared between arms
+    baseline: r18-d2d                   # the arm every other arm is compared to (Δ and Welch p)
+    seeds: [0, 1, 2]
+    keep_checkpoints: false             # delete checkpoint_*.pt once a run's summary.json exists
+    reference_effect: 0.16              # optional: the table states the seeds needed to detect this Δ
+    overrides:                          # for every arm (a mapping of dotted keys, or a list of "key=value")
+      train.epochs: 15
+      model.width: 0.25
+    arms:
+      r18-d2d:    {recipe: configs/cifar10/resnet18_d2d.yaml}
+      r18-d2d-sr: {recipe: configs/cifar10/resnet18_d2d_sr.yaml, overrides: {model.num_memories: 10}}
+
+Relative paths (``output``, ``recipe``) are resolved against the current directory (the repository root).
+Overrides apply in the order global → arm → ``seed=<seed>``. Runs go seed-major (seed 0 of every arm, then
+seed 1, ...) so an interrupted sweep leaves the arms balanced. A run whose ``summary.json`` exists is skipped;
+one with ``checkpoint_last.pt`` but no summary is resumed.
+
+Under ``torchrun`` every rank executes the same grid (the list of pending runs is fixed when the sweep starts,
+before any run can finish) and each run trains over all ranks; only rank 0 deletes checkpoints and aggregates.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..analysis.stats import required_seeds, summarize, welch_ttest
+
+__all__ = [
+    "Run",
+    "Sweep",
+    "aggregate",
+    "expand_grid",
+    "format_plan",
+    "load_sweep",
+    "run_sweep",
+    "sweep_command",
+]
+
+RunFn = Callable[[dict, Path], dict]
+LoadFn = Callable[[str, Sequence[str]], dict]
+
+SUMMARY = "summary.json"
+SWEEP_COPY = "sweep.yaml"
+# summary.json keys copied into results.csv when present (classification and segmentation)
+CSV_KEYS = (
+    "best_val_acc",
+    "test_acc1",
+    "test_acc5",
+    "best_val_miou",
+    "test_miou",
+    "best_epoch",
+    "params",
+    "sr_params",
+    "wall_time_s",
+)
+
+
+@dataclass
+class Arm:
+    name: str
+    recipe: str
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Sweep:
+    """A parsed sweep file; see the module docstring for the format."""
+
+    name: str
+    output: Path
+    arms: list[Arm]
+    seeds: list[int]
+    baseline: str
+    metric: str = "test_acc1"
+    overrides: list[str] = field(default_factory=list)
+    keep_checkpoints: bool = False
+    reference_effect: float | None = None
+    source: Path | None = None
+
+
+@dataclass
+class Run:
+    arm: str
+    seed: int
+    recipe: str
+    overrides: list[str]
+    output_dir: Path
+
+    @property
+    def done(self) -> bool:
+        return (self.output_dir / SUMMARY).is_file()
+
+
+def _override_list(value: Any, where: str) -> list[str]:
+    """Overrides as ``key=value`` strings from a mapping (values written as YAML flow) or a list of strings."""
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        out = []
+        for key, val in value.items():
+            text = val if isinstance(val, str) else yaml.safe_dump(val, default_flow_style=True).strip()
+            text = text.removesuffix("\n...").strip()
+            out.append(f"{key}={text}")
+        return out
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) and "=" in v for v in value):
+        return list(value)
+    raise ValueError(f"{where}: overrides must be a mapping or a list of 'key=value' strings, got {value!r}")
+
+
+def load_sweep(path: str | Path, extra_overrides: Sequence[str] = ()) -> Sweep:
+    """Parse a sweep file; ``extra_overrides`` (``key=value``) are appended to its global overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"sweep file not found: {path} (expected a YAML file such as sweeps/<name>.yaml)")
+    raw = yaml.safe_load(path.read_text()) or {}
+    return sweep_from_dict(raw, source=path, extra_overrides=extra_overrides)
+
+
+def sweep_from_dict(raw: Mapping, source: Path | None = None, extra_overrides: Sequence[str] = ()) -> Sweep:
+    where = str(source or "sweep")
+    missing = [k for k in ("arms", "seeds", "output") if k not in raw]
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {missing}; a sweep needs 'arms', 'seeds' and 'output'")
+    arms_raw = raw["arms"]
+    if not isinstance(arms_raw, Mapping) or not arms_raw:
+        raise ValueError(f"{where}: 'arms' must be a non-empty mapping name -> {{recipe, overrides}}, got {arms_raw!r}")
+    arms = []
+    for name, spec in arms_raw.items():
+        if not isinstance(spec, Mapping) or "recipe" not in spec:
+            raise ValueError(f"{where}: arm {name!r} needs a 'recipe' path, got {spec!r}")
+        arms.append(Arm(str(name), str(spec["recipe"]), _override_list(spec.get("overrides"), f"{where}: {name}")))
+    names = [a.name for a in arms]
+    baseline = str(raw.get("baseline", names[0]))
+    if baseline not in names:
+        raise ValueError(f"{where}: baseline {baseline!r} is not an arm; arms are {names}")
+    seeds = raw["seeds"]
+    if isinstance(seeds, int):
+        seeds = list(range(seeds))
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise ValueError(f"{where}: 'seeds' must be a non-empty list of ints (or a count), got {seeds!r}")
+    ref = raw.get("reference_effect")
+    return Sweep(
+        name=str(raw.get("name", source.stem if source else "sweep")),
+        output=Path(raw["output"]),
+        arms=arms,
+        seeds=list(seeds),
+        baseline=baseline,
+        metric=str(raw.get("metric", "test_acc1")),
+        overrides=_override_list(raw.get("overrides"), f"{where}: overrides") + list(extra_overrides),
+        keep_checkpoints=bool(raw.get("keep_checkpoints", False)),
+        reference_effect=None if ref is None else float(ref),
+        source=source,
+    )
+
+
+def expand_grid(sweep: Sweep) -> list[Run]:
+    """All runs of the sweep, seed-major: for each seed, every arm in file order."""
+    return [
+        Run(
+            arm=arm.name,
+            seed=seed,
+            recipe=arm.recipe,
+            overrides=[*sweep.overrides, *arm.overrides, f"seed={seed}"],
+            output_dir=sweep.output / arm.name / f"seed{seed}",
+        )
+        for seed in sweep.seeds
+        for arm in sweep.arms
+    ]
+
+
+def format_plan(runs: Sequence[Run]) -> str:
+    """One line per run: state (done/todo), arm, seed, folder, overrides."""
+    lines = []
+    for r in runs:
+        state = "done" if r.done else "todo"
+        lines.append(f"[{state}] {r.arm:<20} seed={r.seed:<3} {r.output_dir}  {' '.join(r.overrides)}")
+    n_done = sum(r.done for r in runs)
+    lines.append(f"{len(runs)} runs: {n_done} done, {len(runs) - n_done} to run")
+    return "\n".join(lines)
+
+
+def _engine_load(recipe: str, overrides: Sequence[str]) -> dict:
+    from ..engine import load_config
+
+    return load_config(recipe, overrides)
+
+
+def _engine_train(config: dict, output_dir: Path) -> dict:
+    from ..engine import train
+
+    return train(config, output_dir, resume=(output_dir / "checkpoint_last.pt").is_file())
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _write_sweep_copy(sweep: Sweep) -> None:
+    doc = {
+        "name": sweep.name,
+        "output": str(sweep.output),
+        "metric": sweep.metric,
+        "baseline": sweep.baseline,
+        "seeds": sweep.seeds,
+        "keep_checkpoints": sweep.keep_checkpoints,
+        "reference_effect": sweep.reference_effect,
+        "overrides": sweep.overrides,
+        "arms": {a.name: {"recipe": a.recipe, "overrides": a.overrides} for a in sweep.arms},
+    }
+    sweep.output.mkdir(parents=True, exist_ok=True)
+    (sweep.output / SWEEP_COPY).write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def run_sweep(
+    sweep: Sweep,
+    *,
+    run_fn: RunFn | None = None,
+    load_fn: LoadFn | None = None,
+    log: Callable[[str], None] = print,
+    after_run: Callable[[Run, dict], None] | None = None,
+) -> list[Run]:
+    """Run every pending run of the grid, then aggregate (rank 0). Returns the runs executed now.
+
+    ``run_fn(config, output_dir) -> summary`` defaults to the engine's ``train`` (resuming from
+    ``checkpoint_last.pt`` when present); ``load_fn(recipe, overrides) -> config`` to ``engine.load_config``.
+    If ``run_fn`` does not write ``summary.json`` itself, the returned summary is written there.
+    ``after_run(run, summary)`` is called on rank 0 after each finished run (e.g. to commit it).
+    """
+    run_fn = run_fn or _engine_train
+    load_fn = load_fn or _engine_load
+    runs = expand_grid(sweep)
+    pending = [r for r in runs if not r.done]  # fixed now, so every torchrun rank runs the same list
+    if _rank() == 0:
+        _write_sweep_copy(sweep)
+    log(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} to run")
+    executed = []
+    for i, run in enumerate(pending, 1):
+        log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} -> {run.output_dir}")
+        config = load_fn(run.recipe, run.overrides)
+        run.output_dir.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        summary = run_fn(config, run.output_dir) or {}
+        if _rank() == 0:
+            summary_path = run.output_dir / SUMMARY
+            if not summary_path.is_file():
+                summary = {"seed": run.seed, "wall_time_s": time.perf_counter() - start, **summary}
+                summary_path.write_text(json.dumps(summary, indent=2, default=str))
+            if not sweep.keep_checkpoints:
+                for ckpt in run.output_dir.glob("checkpoint_*.pt"):
+                    ckpt.unlink()
+            value = summary.get(sweep.metric)
+            log(f"    done: {sweep.metric}={value} in {time.perf_counter() - start:.0f}s")
+            aggregate(sweep.output, sweep=sweep, log=lambda _: None)  # partial tables after every run
+            if after_run is not None:
+                after_run(run, summary)
+        executed.append(run)
+    if _rank() == 0:
+        aggregate(sweep.output, sweep=sweep, log=log)
+    return executed
+
+
+# --------------------------------------------------------------------------------------------------- aggregation
+
+
+def _load_summaries(root: Path, sweep: Sweep | None) -> list[dict]:
+    """Rows ``{arm, seed, run_dir, summary}`` for every finished run under ``root`` (arms in sweep order)."""
+    if sweep is not None:
+        arm_names = [a.name for a in sweep.arms]
+    else:
+        arm_names = sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob(f"*/{SUMMARY}")))
+    rows = []
+    for arm in arm_names:
+        for path in sorted((root / arm).glob(f"*/{SUMMARY}")):
+            summary = json.loads(path.read_text())
+            seed = summary.get("seed")
+            if seed is None:
+                name = path.parent.name
+                seed = int(name.removeprefix("seed")) if name.removeprefix("seed").isdigit() else name
+            rows.append({"arm": arm, "seed": seed, "run_dir": path.parent, "summary": summary})
+    rows.sort(key=lambda r: (arm_names.index(r["arm"]), str(r["seed"]).zfill(6)))
+    return rows
+
+
+def _fmt(x: float, digits: int = 2) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _fmt_p(p: float) -> str:
+    return "–" if math.isnan(p) else f"{p:.3g}"
+
+
+def _epochs(summary: Mapping) -> Any:
+    cfg = summary.get("config") or {}
+    return (cfg.get("train") or {}).get("epochs", "")
+
+
+def aggregate(
+    root: str | Path,
+    *,
+    sweep: Sweep | None = None,
+    baseline: str | None = None,
+    metric: str | None = None,
+    reference_effect: float | None = None,
+    log: Callable[[str], None] = print,
+) -> str:
+    """Write ``results.csv`` (one row per finished run) and ``table.md`` (per arm) into ``root``; return the table.
+
+    Without ``sweep``, ``root/sweep.yaml`` (written by :func:`run_sweep`) supplies arms, baseline and metric when
+    present; otherwise every sub-folder with finished runs is an arm. ``baseline``/``metric``/``reference_effect``
+    override the sweep's values.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no sweep output folder at {root} (expected <output>/<arm>/seed<N>/summary.json)")
+    if sweep is None and (root / SWEEP_COPY).is_file():
+        sweep = sweep_from_dict(yaml.safe_load((root / SWEEP_COPY).read_text()), source=root / SWEEP_COPY)
+    metric = metric or (sweep.metric if sweep else "test_acc1")
+    rows = _load_summaries(root, sweep)
+    arms = [a.name for a in sweep.arms] if sweep else sorted({r["arm"] for r in rows})
+    baseline = baseline or (sweep.baseline if sweep else (arms[0] if arms else None))
+    if reference_effect is None and sweep is not None:
+        reference_effect = sweep.reference_effect
+
+    keys = [k for k in CSV_KEYS if any(k in r["summary"] for r in rows)]
+    if metric not in keys:
+        keys.insert(0, metric)
+    with open(root / "results.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["arm", "seed", "metric", "value", *keys, "epochs", "run_dir"])
+        for r in rows:
+            s = r["summary"]
+            rel = os.path.relpath(r["run_dir"], root)
+            writer.writerow(
+                [r["arm"], r["seed"], metric, s.get(metric, ""), *(s.get(k, "") for k in keys), _epochs(s), rel]
+            )
+
+    values = {a: [float(r["summary"][metric]) for r in rows if r["arm"] == a and metric in r["summary"]] for a in arms}
+    extras = {a: [r["summary"] for r in rows if r["arm"] == a] for a in arms}
+    base_vals = values.get(baseline, [])
+    all_vals = [v for vs in values.values() for v in vs]
+    digits = 4 if all_vals and max(abs(v) for v in all_vals) <= 1.0 else 2  # fractions vs percent
+    ref_col = reference_effect is not None
+    header = ["arm", "n", f"{metric} mean ± std", "95 % CI", f"Δ vs {baseline}", "p (Welch)", "seeds for Δ (80 %)"]
+    if ref_col:
+        header.append(f"seeds for Δ={reference_effect:g} (80 %)")
+    header += ["params", "SR params", "time/run (s)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for arm in arms:
+        s = summarize(values[arm])
+        is_base = arm == baseline
+        w = welch_ttest(base_vals, values[arm]) if not is_base else None
+        pooled = math.sqrt((s.std**2 + summarize(base_vals).std ** 2) / 2) if not is_base else s.std
+        need = "–"
+        if w is not None and not math.isnan(pooled) and pooled > 0 and not math.isnan(w.delta):
+            need = _seeds_text(required_seeds(w.delta, pooled))
+        cells = [
+            f"`{arm}`" + (" (baseline)" if is_base else ""),
+            str(s.n),
+            f"{_fmt(s.mean, digits)} ± {_fmt(s.std, digits)}",
+            f"[{_fmt(s.ci_low, digits)}, {_fmt(s.ci_high, digits)}]",
+            "–" if is_base else f"{w.delta:+.{digits}f}",
+            "–" if is_base else _fmt_p(w.p),
+            need,
+        ]
+        if ref_col:
+            ok = not math.isnan(pooled) and pooled > 0
+            cells.append(_seeds_text(required_seeds(reference_effect, pooled)) if ok else "–")
+        ex = extras[arm]
+        params = {e.get("params") for e in ex} - {None}
+        sr = {e.get("sr_params") for e in ex} - {None}
+        times = [float(e["wall_time_s"]) for e in ex if "wall_time_s" in e]
+        cells += [
+            ", ".join(f"{p:,}" for p in sorted(params)) or "–",
+            ", ".join(f"{p:,}" for p in sorted(sr)) or "–",
+            f"{sum(times) / len(times):.0f}" if times else "–",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    epochs = sorted({str(_epochs(r["summary"])) for r in rows} - {""})
+    notes = [
+        "",
+        f"{len(rows)} finished runs under `{root}`" + (f", epochs: {', '.join(epochs)}" if epochs else "") + ".",
+        f"Δ = mean(arm) − mean({baseline}); p: two-sided Welch t-test, "
+        "`scipy.stats.ttest_ind(arm, baseline, equal_var=False)`; 95 % CI: t-interval of the mean.",
+        "Seeds for Δ: seeds per arm for 80 % power at α = 0.05 (two-sided Welch test) if the true difference were "
+        "the observed Δ (or the reference Δ), with the two arms' pooled per-seed std.",
+    ]
+    table = "\n".join(lines + notes) + "\n"
+    (root / "table.md").write_text(table)
+    log(table)
+    return table
+
+
+def _seeds_text(n: int) -> str:
+    return f"> {n - 1:,}" if n > 999_999 else f"{n:,}"
+
+
+def sweep_command(
+    config: str | None = None,
+    *,
+    report: str | None = None,
+    dry_run: bool = False,
+    overrides: Sequence[str] = (),
+    baseline: str | None = None,
+    metric: str | None = None,
+    run_fn: RunFn | None = None,
+    load_fn: LoadFn | None = None,
+) -> int:
+    """What ``srblock sweep`` does: run (``config``), list (``dry_run``) or re-aggregate (``report``)."""
+    if report is not None:
+        sweep = load_sweep(config, overrides) if config else None
+        aggregate(report, sweep=sweep, baseline=baseline, metric=metric)
+        return 0
+    if config is None:
+        raise ValueError("srblock sweep needs -c SWEEP.yaml (to run or --dry-run) or --report DIR (to aggregate)")
+    sweep = load_sweep(config, overrides)
+    if baseline:
+        sweep.baseline = baseline
+    if metric:
+        sweep.metric = metric
+    if dry_run:
+        print(format_plan(expand_grid(sweep)))
+        return 0
+    run_sweep(sweep, run_fn=run_fn, load_fn=load_fn)
+    return 0

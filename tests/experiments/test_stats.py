@@ -1,0 +1,50 @@
+"""Statistics helpers agree with scipy and with textbook sample sizes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from srblock.analysis.stats import required_seeds, summarize, welch_power, welch_ttest
+
+
+def test_summarize_matches_numpy_and_t_interval():
+    x = [94.1, 94.5, 94.3, 94.0]
+    s = summarize(x)
+    assert s.n == 4
+    assert s.mean == pytest.approx(np.mean(x))
+    assert s.std == pytest.approx(np.std(x, ddof=1))
+    lo, hi = stats.t.interval(0.95, df=3, loc=np.mean(x), scale=stats.sem(x))
+    assert (s.ci_low, s.ci_high) == pytest.approx((lo, hi))
+
+
+def test_summarize_single_value_has_nan_spread():
+    s = summarize([1.0])
+    assert s.mean == 1.0 and math.isnan(s.std) and math.isnan(s.ci_low)
+
+
+def test_welch_ttest_equals_scipy_unequal_variance():
+    a, b = [90.1, 90.4, 89.8], [90.9, 91.5, 90.2, 91.0]
+    w = welch_ttest(a, b)
+    ref = stats.ttest_ind(b, a, equal_var=False)
+    assert w.delta == pytest.approx(np.mean(b) - np.mean(a))
+    assert w.t == pytest.approx(ref.statistic)
+    assert w.p == pytest.approx(ref.pvalue)
+
+
+def test_welch_ttest_too_few_values_gives_nan_p():
+    assert math.isnan(welch_ttest([1.0], [2.0, 3.0]).p)
+
+
+@pytest.mark.parametrize(("d", "n"), [(1.0, 17), (0.5, 64), (0.8, 26)])
+def test_required_seeds_matches_textbook_two_sample_sizes(d, n):
+    # two-sided alpha 0.05, power 0.8: 17 / 64 / 26 per group (Cohen 1988; G*Power)
+    assert required_seeds(effect=d, std=1.0) == n
+
+
+def test_power_grows_with_seeds_and_hits_alpha_at_zero_effect():
+    assert welch_power(0.0, 1.0, 10) == pytest.approx(0.05, abs=1e-6)
+    assert welch_power(0.5, 1.0, 10) < welch_power(0.5, 1.0, 40)

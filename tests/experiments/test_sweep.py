@@ -1,0 +1,173 @@
+"""The sweep runner: grid expansion, skipping finished runs, dry-run listing, aggregation statistics."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy import stats
+
+from srblock.experiments import aggregate, expand_grid, format_plan, load_sweep, run_sweep, sweep_command
+
+
+def _fake_load(recipe: str, overrides):
+    """A stand-in for engine.load_config: YAML recipe + dotted ``key=value`` overrides (YAML-typed)."""
+    config = yaml.safe_load(Path(recipe).read_text())
+    for item in overrides:
+        key, value = item.split("=", 1)
+        node = config
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    return config
+
+
+# metric per (num_memories, seed): made-up numbers with unequal spread across arms
+METRIC = {(0, 0): 90.10, (0, 1): 90.70, (0, 2): 89.90, (10, 0): 90.60, (10, 1): 91.35, (10, 2): 90.95}
+
+
+class FakeTrain:
+    """Records calls; writes summary.json and a fake checkpoint like the engine."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, config, output_dir: Path):
+        self.calls.append((config, output_dir))
+        p = config["model"].get("num_memories", 0) if config["model"].get("sr_stage") else 0
+        summary = {
+            "test_acc1": METRIC[(p, config["seed"])],
+            "best_val_acc": 80.0 + config["seed"],
+            "params": 1000 + 10 * p,
+            "sr_params": 10 * p,
+            "wall_time_s": 1.5,
+            "seed": config["seed"],
+            "config": config,
+        }
+        (output_dir / "checkpoint_last.pt").write_bytes(b"x")
+        (output_dir / "summary.json").write_text(json.dumps(summary))
+        return summary
+
+
+@pytest.fixture
+def sweep_file(tmp_path: Path) -> Path:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"seed": 0, "model": {"name": "tiny", "sr_stage": None}, "train": {"epochs": 9}}))
+    doc = {
+        "name": "tiny",
+        "output": str(tmp_path / "out"),
+        "metric": "test_acc1",
+        "baseline": "base",
+        "seeds": [0, 1],
+        "reference_effect": 0.16,
+        "overrides": {"train.epochs": 2},
+        "arms": {
+            "base": {"recipe": str(recipe)},
+            "sr": {"recipe": str(recipe), "overrides": {"model.sr_stage": 3, "model.num_memories": 10}},
+        },
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def test_expand_grid_is_seed_major_with_ordered_overrides(sweep_file):
+    runs = expand_grid(load_sweep(sweep_file))
+    assert [(r.arm, r.seed) for r in runs] == [("base", 0), ("sr", 0), ("base", 1), ("sr", 1)]
+    assert runs[1].overrides == ["train.epochs=2", "model.sr_stage=3", "model.num_memories=10", "seed=0"]
+    assert runs[3].output_dir.parts[-2:] == ("sr", "seed1")
+
+
+def test_sweep_writes_csv_and_table_with_scipy_statistics(sweep_file):
+    train = FakeTrain()
+    run_sweep(load_sweep(sweep_file), run_fn=train, load_fn=_fake_load, log=lambda _: None)
+    assert len(train.calls) == 4
+    assert all(c["train"]["epochs"] == 2 for c, _ in train.calls)
+    out = sweep_file.parent / "out"
+    assert not list(out.glob("*/*/checkpoint_*.pt")), "checkpoints must be deleted unless keep_checkpoints"
+
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["arm"], r["seed"]) for r in rows] == [("base", "0"), ("base", "1"), ("sr", "0"), ("sr", "1")]
+    assert float(rows[2]["value"]) == METRIC[(10, 0)]
+    assert rows[0]["epochs"] == "2"
+
+    base = [METRIC[(0, 0)], METRIC[(0, 1)]]
+    sr = [METRIC[(10, 0)], METRIC[(10, 1)]]
+    table = (out / "table.md").read_text()
+    sr_line = next(line for line in table.splitlines() if line.startswith("| `sr`"))
+    cells = [c.strip() for c in sr_line.strip("|").split("|")]
+    assert cells[1] == "2"
+    assert cells[2] == f"{np.mean(sr):.2f} ± {np.std(sr, ddof=1):.2f}"
+    assert cells[4] == f"{np.mean(sr) - np.mean(base):+.2f}"
+    assert cells[5] == f"{stats.ttest_ind(sr, base, equal_var=False).pvalue:.3g}"
+    assert "`base` (baseline)" in table
+
+
+def test_resume_skips_finished_runs(sweep_file):
+    sweep = load_sweep(sweep_file)
+    first = FakeTrain()
+    run_sweep(sweep, run_fn=first, load_fn=_fake_load, log=lambda _: None)
+    # lose one run, as if the sweep had been interrupted during it
+    (sweep.output / "sr" / "seed1" / "summary.json").unlink()
+    second = FakeTrain()
+    executed = run_sweep(sweep, run_fn=second, load_fn=_fake_load, log=lambda _: None)
+    assert [(r.arm, r.seed) for r in executed] == [("sr", 1)]
+    assert len(second.calls) == 1
+
+
+def test_dry_run_lists_runs_and_their_state(sweep_file, capsys):
+    sweep = load_sweep(sweep_file)
+    run = expand_grid(sweep)[0]
+    run.output_dir.mkdir(parents=True)
+    (run.output_dir / "summary.json").write_text("{}")
+    assert sweep_command(str(sweep_file), dry_run=True) == 0
+    out = capsys.readouterr().out
+    assert out.count("[done]") == 1 and out.count("[todo]") == 3
+    assert "4 runs: 1 done, 3 to run" in out
+    assert "seed=1" in format_plan(expand_grid(sweep))
+
+
+def test_report_reaggregates_from_saved_sweep_copy(sweep_file):
+    sweep = load_sweep(sweep_file)
+    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)
+    (sweep.output / "table.md").unlink()
+    table = aggregate(sweep.output, log=lambda _: None)
+    assert "Δ vs base" in table and (sweep.output / "table.md").is_file()
+    assert "seeds for Δ=0.16" in table
+
+
+def test_run_fn_without_summary_gets_one_written(sweep_file):
+    sweep = load_sweep(sweep_file)
+
+    def quiet_train(config, output_dir):
+        return {"test_acc1": 50.0 + config["seed"]}
+
+    run_sweep(sweep, run_fn=quiet_train, load_fn=_fake_load, log=lambda _: None)
+    summary = json.loads((sweep.output / "base" / "seed1" / "summary.json").read_text())
+    assert summary["test_acc1"] == 51.0 and summary["seed"] == 1
+
+
+def test_bad_sweep_file_names_the_problem(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"output": "x", "seeds": [0], "arms": {"a": {"recipe": "r.yaml"}}, "baseline": "b"}))
+    with pytest.raises(ValueError, match="baseline 'b' is not an arm"):
+        load_sweep(path)
+    with pytest.raises(FileNotFoundError, match="sweep file not found"):
+        load_sweep(tmp_path / "missing.yaml")
+
+
+def test_cli_verb_dry_run_and_report(sweep_file, capsys):
+    from srblock.cli import main
+
+    assert main(["sweep", "-c", str(sweep_file), "--dry-run"]) == 0
+    assert "4 runs: 0 done, 4 to run" in capsys.readouterr().out
+    sweep = load_sweep(sweep_file)
+    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)
+    assert main(["sweep", "--report", str(sweep.output), "--baseline", "sr"]) == 0
+    assert "Δ vs sr" in capsys.readouterr().out
