@@ -17,8 +17,8 @@ demo: venv
 	$(BIN)/srblock demo
 
 lint: venv
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # pytest exits 5 when it collects no test: say so and fail, an empty suite is not a pass.
 test: lint
