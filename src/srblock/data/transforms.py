@@ -1,0 +1,80 @@
+"""Batched augmentation for in-memory uint8 images: random crop with padding, horizontal flip, normalisation.
+
+Torch ops on a whole ``B x C x H x W`` uint8 batch at once (on whatever device the batch is on), so a 2-core
+machine spends its time in the model rather than in per-image PIL calls. The random draws come from a caller's
+``torch.Generator`` (CPU), so augmentation is reproducible from the seed and identical however the epoch is sharded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["CIFAR_MEAN", "CIFAR_STD", "BatchAugment", "normalize"]
+
+# Per-channel statistics of the CIFAR-10 training images (the usual values in torchvision-style recipes).
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+
+def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 ``B x C x H x W`` → float32 ``(x / 255 - mean) / std``."""
+    mean_t = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
+    return (images.float().div_(255.0) - mean_t).div_(std_t)
+
+
+class BatchAugment:
+    """Pad-and-crop, flip and normalise a uint8 batch (the paper's CIFAR augmentation, PAPER.md §3).
+
+    Args:
+        mean, std: per-channel normalisation (on the [0, 1] scale).
+        crop_padding: zero padding on each side before the random crop back to the input size; 0 disables it.
+        flip: random horizontal flip with probability 1/2 (turn it off for digits and text).
+
+    ``params(n, generator)`` draws the per-sample crop offsets and flips; ``apply(images, params)`` uses them, so a
+    loader can draw the parameters of a whole epoch at once and stay exact when it shards or resumes mid-epoch.
+
+    >>> aug = BatchAugment(CIFAR_MEAN, CIFAR_STD, crop_padding=4, flip=True)
+    >>> x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    >>> aug.apply(x, aug.params(8, torch.Generator().manual_seed(0))).shape
+    torch.Size([8, 3, 32, 32])
+    """
+
+    def __init__(
+        self, mean: Sequence[float], std: Sequence[float], *, crop_padding: int = 4, flip: bool = True
+    ) -> None:
+        if crop_padding < 0:
+            raise ValueError(f"crop_padding must be >= 0, got {crop_padding}")
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.crop_padding = int(crop_padding)
+        self.flip = bool(flip)
+
+    def params(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n x 3`` int64: crop offset y, crop offset x (in [0, 2·padding]), flip (0/1)."""
+        offsets = torch.randint(0, 2 * self.crop_padding + 1, (n, 2), generator=generator)
+        flips = torch.randint(0, 2, (n, 1), generator=generator)
+        if not self.flip:
+            flips.zero_()
+        return torch.cat([offsets, flips], dim=1)
+
+    def apply(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """Augment and normalise ``images`` (uint8 ``B x C x H x W``) with ``params`` from :meth:`params`."""
+        params = params.to(images.device)
+        b, c, h, w = images.shape
+        if self.crop_padding:
+            p = self.crop_padding
+            padded = F.pad(images, (p, p, p, p))
+            rows = (params[:, 0, None] + torch.arange(h, device=images.device)).view(b, 1, h, 1)
+            cols = (params[:, 1, None] + torch.arange(w, device=images.device)).view(b, 1, 1, w)
+            batch_idx = torch.arange(b, device=images.device).view(b, 1, 1, 1)
+            chan_idx = torch.arange(c, device=images.device).view(1, c, 1, 1)
+            images = padded[batch_idx, chan_idx, rows, cols]
+        if self.flip:
+            images = torch.where(params[:, 2].bool().view(b, 1, 1, 1), images.flip(3), images)
+        return normalize(images, self.mean, self.std)
+
+    def __repr__(self) -> str:
+        return f"BatchAugment(crop_padding={self.crop_padding}, flip={self.flip})"

@@ -1,0 +1,49 @@
+"""Models from recipes, and trained models back from checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoint import load_checkpoint
+
+__all__ = ["build_model", "load_trained_model"]
+
+
+def build_model(config: Mapping[str, Any]) -> nn.Module:
+    """``create_model(**config["model"])``: ``name`` is the registry name, ``sr`` becomes ``sr_kwargs``.
+
+    >>> model = build_model({"model": {"name": "cifar_resnet18", "num_classes": 10, "sr_stage": 3, "width": 0.25}})
+    """
+    from srblock.models import create_model
+
+    options = dict(config["model"])
+    if "name" not in options:
+        raise ValueError(f"the recipe's model section needs a 'name' (a registered model), got keys {sorted(options)}")
+    name = options.pop("name")
+    sr_kwargs = options.pop("sr", None) or None
+    if options.get("input_size") is not None:
+        options["input_size"] = tuple(options["input_size"])
+    return create_model(name, sr_kwargs=sr_kwargs, **options)
+
+
+def load_trained_model(
+    checkpoint_path: str | Path, *, no_sr: bool = False, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """``(model, config)`` from a checkpoint written by :func:`srblock.engine.train`, in eval mode.
+
+    ``no_sr=True`` replaces every SR block by ``nn.Identity`` after loading: the paper's ablation (PAPER.md §5).
+    """
+    from srblock.models import remove_sr
+
+    state = load_checkpoint(checkpoint_path, map_location=map_location)
+    config = state["config"]
+    model = build_model(config)
+    model.load_state_dict(state["model"])
+    if no_sr:
+        remove_sr(model)
+    return model.to(map_location).eval(), config
