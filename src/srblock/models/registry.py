@@ -1,0 +1,141 @@
+"""The model registry: every network of the paper by name, with the SR block placed by stage index (PAPER.md §2).
+
+A builder registers itself with :func:`register_model`, saying which input size the network is made for and which
+submodules are its stages; :func:`create_model` builds it and, when asked, puts one SR block after stage ``M``
+with C, H, W measured by a dry run at that input size (nothing is hard-coded per network).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from torch import nn
+
+from .surgery import DEFAULT_HIDDEN, DEFAULT_NUM_MEMORIES, insert_sr
+
+__all__ = ["ModelEntry", "create_model", "get_model_entry", "list_models", "register_model"]
+
+Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered network: its builder, the input size it is made for (C, H, W) and its stage module names."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    input_size: tuple[int, ...]
+    stages: tuple[str, ...]
+    description: str = ""
+
+
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    fn: Builder | None = None,
+    *,
+    name: str | None = None,
+    input_size: Sequence[int] = (3, 224, 224),
+    stages: Sequence[str] = (),
+) -> Builder | Callable[[Builder], Builder]:
+    """Register a model builder under ``name`` (default: the function's name); usable bare or with arguments.
+
+    The builder is called as ``builder(num_classes=..., **options)``, where the options are the non-default ones
+    of :func:`create_model` (``regularizer``, ``drop_rate``, ``attention``, ``width``) plus any extra keywords; a
+    builder raises ``ValueError`` for options it does not support. ``stages`` are the qualified names of the
+    submodules whose outputs are stages 1..N (the SR block's integration points M); ``input_size`` is the native
+    input (C, H, W) at which the SR block's memory is sized.
+
+    >>> @register_model(name="tiny_doc_net", input_size=(3, 8, 8), stages=("body",))
+    ... def tiny(num_classes: int) -> nn.Module:
+    ...     return nn.Sequential()
+    >>> "tiny_doc_net" in list_models()
+    True
+    >>> _ = _MODELS.pop("tiny_doc_net")
+    """
+
+    def decorator(builder: Builder) -> Builder:
+        key = name or builder.__name__
+        if key in _MODELS:
+            raise ValueError(f"a model named {key!r} is already registered (by {_MODELS[key].builder.__module__})")
+        doc = (builder.__doc__ or "").strip().splitlines()
+        _MODELS[key] = ModelEntry(key, builder, tuple(input_size), tuple(stages), doc[0] if doc else "")
+        return builder
+
+    return decorator(fn) if fn is not None else decorator
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Sorted names of the registered models matching the shell-style ``pattern``, e.g. ``list_models("cifar_*")``."""
+    return sorted(n for n in _MODELS if fnmatch.fnmatchcase(n, pattern))
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    """The registry entry of ``name``; an unknown name is a ``ValueError`` listing the registered ones."""
+    if name not in _MODELS:
+        close = difflib.get_close_matches(str(name), _MODELS, n=3)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"unknown model {name!r}{hint} Registered models: {', '.join(list_models())}")
+    return _MODELS[name]
+
+
+def create_model(
+    name: str,
+    *,
+    num_classes: int,
+    sr_stage: int | None = None,
+    num_memories: int = DEFAULT_NUM_MEMORIES,
+    hidden: int = DEFAULT_HIDDEN,
+    sr_kwargs: dict[str, Any] | None = None,
+    regularizer: str | None = None,
+    drop_rate: float | None = None,
+    attention: str | None = None,
+    input_size: Sequence[int] | None = None,
+    width: float = 1.0,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a registered network, optionally with one SR block after stage ``sr_stage`` (M, 1-based).
+
+    Args:
+        name: a name of :func:`list_models`, e.g. ``"cifar_resnet18"`` or ``"resnet50"``.
+        num_classes: outputs of the classifier.
+        sr_stage: M, the stage whose output gets the SR block (``None``: no SR block). The block is sized for that
+            stage's output at the native input size (CIFAR 32², ImageNet 224²) or at ``input_size``.
+        num_memories: P, number of memory tensors. hidden: U, hidden width of the block's FCN.
+        sr_kwargs: further SR block options (``act_layer``, ``memory_init``, ``memory_std``, ``size_policy``).
+        regularizer: ``None``, ``"dropout"``, ``"dropout2d"`` or ``"dropblock"`` at the places of PAPER.md §2,
+            always before the SR block on the same stage output. drop_rate: its rate (default per PAPER.md §2).
+        attention: ``None``, ``"se"`` or ``"cbam"`` inside every residual block (ResNets only).
+        input_size: (C, H, W) to size the SR block for, instead of the model's native input size.
+        width: multiplies the channel widths of the CIFAR nets (e.g. 0.25 for quick CPU runs; 1 is the paper's).
+        **kwargs: passed to the builder (e.g. ``zero_init_residual`` for the ResNets).
+
+    >>> model = create_model("cifar_resnet18", num_classes=10, sr_stage=3, num_memories=10)
+    >>> model.layer3.sr.memory.shape
+    torch.Size([10, 256, 8, 8])
+    """
+    entry = get_model_entry(name)
+    options = {"regularizer": regularizer, "drop_rate": drop_rate, "attention": attention}
+    options = {k: v for k, v in options.items() if v is not None}
+    if width != 1.0:
+        options["width"] = width
+    if sr_stage is not None:  # checked before building: a typo should not cost a ResNet101's init
+        valid = list(range(1, len(entry.stages) + 1))
+        if isinstance(sr_stage, bool) or sr_stage not in valid:
+            raise ValueError(f"sr_stage must be one of {valid} (the stages of {name}) or None, got {sr_stage!r}")
+    model = entry.builder(num_classes=num_classes, **options, **kwargs)
+    if sr_stage is not None:
+        insert_sr(
+            model,
+            entry.stages[sr_stage - 1],
+            input_size=tuple(input_size) if input_size is not None else entry.input_size,
+            num_memories=num_memories,
+            hidden=hidden,
+            **(sr_kwargs or {}),
+        )
+    return model

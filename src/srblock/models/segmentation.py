@@ -1,0 +1,145 @@
+"""The paper's Cityscapes networks: torchvision's DeepLabV3-ResNet50 and FCN-ResNet50 at output stride 8.
+
+PAPER.md §2-§3: a ResNet50 backbone with dilated ``layer3``/``layer4`` (output stride 8, torchvision's
+``replace_stride_with_dilation=[False, True, True]``), the decode head (ASPP with rates 12/24/36 for DeepLabV3, an
+FCN head for FCN) and an auxiliary FCN head on ``layer3`` (loss weight 0.4, applied by the task). With
+``sr_stage=3`` one SR block goes after backbone ``layer3`` (C=1024, H×W = crop/8: 1024×64×128 for a 512×1024 crop).
+The block is appended to ``backbone.layer3`` by :func:`srblock.models.insert_sr`, so the auxiliary head sees the
+stage output *after* the SR block, as it would with the block inside the backbone's stage 3 [ours].
+
+Both register in the model zoo; the memory is sized by ``input_size`` (3, crop H, crop W):
+
+>>> from srblock.models import create_model
+>>> model = create_model("deeplabv3_resnet50", num_classes=19, sr_stage=3, num_memories=2, hidden=16,
+...                      input_size=(3, 64, 128))
+>>> model.backbone.layer3.sr.memory.shape
+torch.Size([2, 1024, 8, 16])
+>>> model(torch.randn(1, 3, 64, 128))["out"].shape
+torch.Size([1, 19, 64, 128])
+
+ImageNet-pretrained backbone weights (a torchvision ``resnet50`` state dict saved to a file) load with
+:func:`load_segmentation_backbone`; nothing is ever downloaded here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models import resnet50
+from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabHead, DeepLabV3
+from torchvision.models.segmentation.fcn import FCN, FCNHead
+
+from .registry import register_model
+
+__all__ = [
+    "ASPP_RATES",
+    "CITYSCAPES_CROP",
+    "SEGMENTATION_STAGES",
+    "deeplabv3_resnet50",
+    "fcn_resnet50",
+    "load_segmentation_backbone",
+]
+
+#: The paper's training crop (H, W) on Cityscapes; the SR memory is sized from the crop (PAPER.md §3).
+CITYSCAPES_CROP = (512, 1024)
+#: ASPP dilation rates of the paper's DeepLabV3 (PAPER.md §3), set explicitly rather than relying on a default.
+ASPP_RATES = (12, 24, 36)
+#: Stage M of the paper = backbone ``layerM``; the SR block goes after stage 3 on Cityscapes (PAPER.md §2).
+SEGMENTATION_STAGES = ("backbone.layer1", "backbone.layer2", "backbone.layer3", "backbone.layer4")
+
+
+def _backbone(aux_loss: bool) -> IntermediateLayerGetter:
+    """torchvision's ResNet50 at output stride 8 (dilated layer3/layer4), returning ``out`` (and ``aux``)."""
+    resnet = resnet50(weights=None, replace_stride_with_dilation=[False, True, True])
+    return_layers = {"layer4": "out", "layer3": "aux"} if aux_loss else {"layer4": "out"}
+    return IntermediateLayerGetter(resnet, return_layers=return_layers)
+
+
+def _set_dropout(head: nn.Module, p: float) -> None:
+    for m in head.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = p
+
+
+def _reject(options: Mapping[str, Any]) -> None:
+    for key, value in options.items():
+        if value is not None and not (key == "width" and value == 1.0):
+            raise ValueError(
+                f"{key}={value!r} is not offered for the segmentation models (the paper uses none); "
+                "build the model and add it with srblock.models surgery if you need it"
+            )
+
+
+@register_model(input_size=(3, *CITYSCAPES_CROP), stages=SEGMENTATION_STAGES)
+def deeplabv3_resnet50(
+    num_classes: int = 19,
+    *,
+    aux_loss: bool = True,
+    atrous_rates: Sequence[int] = ASPP_RATES,
+    head_dropout: float = 0.1,
+    regularizer: str | None = None,
+    drop_rate: float | None = None,
+    attention: str | None = None,
+    width: float = 1.0,
+) -> DeepLabV3:
+    """DeepLabV3-ResNet50, output stride 8, ASPP 12/24/36, auxiliary FCN head on layer3 (torchvision's classes).
+
+    ``head_dropout`` (0.1, the paper's framework) replaces torchvision's 0.5 dropout after the ASPP projection; the
+    auxiliary FCN head keeps its 0.1.
+    """
+    _reject({"regularizer": regularizer, "drop_rate": drop_rate, "attention": attention, "width": width})
+    classifier = DeepLabHead(2048, num_classes, atrous_rates=tuple(atrous_rates))
+    if not isinstance(classifier[0], ASPP):  # pragma: no cover - guards a torchvision layout change
+        raise RuntimeError("torchvision's DeepLabHead no longer starts with ASPP; update deeplabv3_resnet50")
+    _set_dropout(classifier, head_dropout)
+    aux = FCNHead(1024, num_classes) if aux_loss else None
+    return DeepLabV3(_backbone(aux_loss), classifier, aux)
+
+
+@register_model(input_size=(3, *CITYSCAPES_CROP), stages=SEGMENTATION_STAGES)
+def fcn_resnet50(
+    num_classes: int = 19,
+    *,
+    aux_loss: bool = True,
+    head_dropout: float = 0.1,
+    regularizer: str | None = None,
+    drop_rate: float | None = None,
+    attention: str | None = None,
+    width: float = 1.0,
+) -> FCN:
+    """FCN-ResNet50, output stride 8, FCN head on layer4, auxiliary FCN head on layer3 (torchvision's classes)."""
+    _reject({"regularizer": regularizer, "drop_rate": drop_rate, "attention": attention, "width": width})
+    classifier = FCNHead(2048, num_classes)
+    _set_dropout(classifier, head_dropout)
+    aux = FCNHead(1024, num_classes) if aux_loss else None
+    return FCN(_backbone(aux_loss), classifier, aux)
+
+
+def load_segmentation_backbone(
+    model: nn.Module, source: str | Path | Mapping[str, torch.Tensor]
+) -> object:
+    """Load ImageNet ResNet50 weights (a torchvision ``resnet50`` state dict, path or dict) into ``model.backbone``.
+
+    The classifier ``fc.*`` of the ImageNet checkpoint has no place in a segmentation backbone and is dropped;
+    everything else must match, except the SR block's own parameters (they stay as initialised). Goes through
+    :func:`srblock.models.load_backbone_weights` and returns its report.
+    """
+    from . import load_backbone_weights
+
+    if not isinstance(source, Mapping):
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"backbone weights not found at {path}; save a torchvision resnet50 state dict there, e.g. "
+                "torch.save(torchvision.models.resnet50(weights='IMAGENET1K_V1').state_dict(), path)"
+            )
+        source = torch.load(path, map_location="cpu", weights_only=True)
+    state = source.get("model", source) if isinstance(source.get("model"), Mapping) else source
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = {k.removeprefix("backbone."): v for k, v in state.items() if not k.startswith("fc.")}
+    return load_backbone_weights(model.backbone, state)

@@ -1,0 +1,68 @@
+"""The registry: names, errors naming the valid choices, custom registration."""
+
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+from srblock.models import create_model, list_models, register_model, registry
+
+
+def test_list_models_has_the_papers_networks() -> None:
+    names = list_models()
+    for name in ("cifar_resnet18", "cifar_resnet34", "cifar_resnet50", "resnet18", "resnet34", "resnet50", "resnet101"):
+        assert name in names
+    assert list_models("cifar_resnet*") == ["cifar_resnet18", "cifar_resnet34", "cifar_resnet50"]
+
+
+def test_unknown_name_lists_choices() -> None:
+    with pytest.raises(ValueError, match=r"did you mean 'cifar_resnet18'.*Registered models: .*resnet50"):
+        create_model("cifar_resnet81", num_classes=10)
+
+
+@pytest.mark.parametrize("bad", [0, 5, True, "3"])
+def test_invalid_sr_stage_names_valid_stages(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"sr_stage must be one of \[1, 2, 3, 4\]"):
+        create_model("cifar_resnet18", num_classes=10, sr_stage=bad)
+
+
+def test_invalid_regularizer_and_attention_name_choices() -> None:
+    with pytest.raises(ValueError, match=r"regularizer must be one of .*dropblock"):
+        create_model("cifar_resnet18", num_classes=10, regularizer="dropconnect")
+    with pytest.raises(ValueError, match=r"attention must be one of .*cbam"):
+        create_model("cifar_resnet18", num_classes=10, attention="eca")
+
+
+def test_register_model_returns_builder_and_rejects_duplicates() -> None:
+    @register_model(name="test_tiny_net", input_size=(3, 16, 16))
+    def tiny(num_classes: int) -> nn.Module:
+        return nn.Linear(4, num_classes)
+
+    try:
+        assert isinstance(tiny(num_classes=3), nn.Linear)
+        with pytest.raises(ValueError, match="already registered"):
+            register_model(tiny, name="test_tiny_net")
+        with pytest.raises(ValueError, match=r"sr_stage must be one of \[\]"):
+            create_model("test_tiny_net", num_classes=3, sr_stage=1)
+    finally:
+        registry._MODELS.pop("test_tiny_net")
+
+
+def test_register_model_stage_names_drive_sr_placement() -> None:
+    class Tiny(nn.Module):
+        def __init__(self, num_classes: int) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1))
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))
+
+        def forward(self, x):
+            return self.head(self.body(x))
+
+    register_model(Tiny, name="test_tiny_cls", input_size=(3, 16, 16), stages=("body",))
+    try:
+        model = create_model("test_tiny_cls", num_classes=3, sr_stage=1, num_memories=5, hidden=2)
+        assert model.body.sr.memory.shape == (5, 4, 8, 8)
+        with pytest.raises(ValueError, match=r"sr_stage must be one of \[1\]"):
+            create_model("test_tiny_cls", num_classes=3, sr_stage=2)
+    finally:
+        registry._MODELS.pop("test_tiny_cls")
