@@ -1,0 +1,66 @@
+"""What each memory block stores: the channel-mean of M_i as an H x W heat map (PAPER.md §5, "Memory maps")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..layers.sr import SRBlockNd
+from .plots import grid, heatmap, save_figure, symmetric_limit
+
+__all__ = ["memory_map_stats", "memory_maps", "plot_memory_maps"]
+
+
+@torch.no_grad()
+def memory_maps(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Channel-mean of every memory block of every SR block: ``{block name: P x *S}`` (float32, CPU).
+
+    >>> from srblock.layers import SRBlock
+    >>> memory_maps(SRBlock(8, (4, 6), num_memories=3, hidden=2))[""].shape
+    torch.Size([3, 4, 6])
+    """
+    return {
+        name: module.memory.detach().float().mean(1).cpu()
+        for name, module in model.named_modules()
+        if isinstance(module, SRBlockNd)
+    }
+
+
+def memory_map_stats(maps: torch.Tensor) -> list[dict[str, Any]]:
+    """Per memory block: min, max, mean of the channel-mean map and mean |value|, for the report."""
+    return [
+        {
+            "memory": i + 1,
+            "min": float(m.min()),
+            "max": float(m.max()),
+            "mean": float(m.mean()),
+            "mean_abs": float(m.abs().mean()),
+        }
+        for i, m in enumerate(maps)
+    ]
+
+
+def _as_2d(m: torch.Tensor) -> torch.Tensor:
+    if m.dim() == 1:  # 1-d block: one row
+        return m[None]
+    while m.dim() > 2:  # 3-d block: average the leading (depth/time) axes
+        m = m.mean(0)
+    return m
+
+
+def plot_memory_maps(maps: torch.Tensor, path: str | Path, *, title: str = "") -> Path:
+    """A grid of P heat maps on one diverging colour scale centred on 0 (so blocks are comparable)."""
+    arrays = [_as_2d(m).numpy() for m in maps]
+    limit = symmetric_limit(*arrays)
+    fig, axes = grid(len(arrays), max_cols=5, panel=2.2)
+    image = None
+    for i, (ax, data) in enumerate(zip(axes, arrays, strict=True)):
+        image = heatmap(ax, data, title=f"M{i + 1}", vmin=-limit, vmax=limit, cmap="RdBu_r")
+    if image is not None:
+        fig.colorbar(image, ax=list(axes), shrink=0.8, label="channel mean")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path, tight_layout=False)

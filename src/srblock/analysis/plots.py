@@ -1,0 +1,80 @@
+"""Shared matplotlib helpers: headless (Agg) figures saved as PNG, heat maps on a shared colour scale, bar charts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: servers, CI, and the 2-core laptop have no display
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = ["PNG_SIGNATURE", "bar_panel", "grid", "heatmap", "is_png", "plt", "save_figure", "symmetric_limit"]
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def grid(n: int, *, max_cols: int = 5, panel: float = 2.4, squeeze: bool = False):
+    """A figure with ``n`` panels on a grid of at most ``max_cols`` columns; surplus axes are hidden."""
+    cols = max(1, min(n, max_cols))
+    rows = max(1, -(-n // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(panel * cols, panel * rows), squeeze=False)
+    flat = axes.ravel()
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def symmetric_limit(*arrays: np.ndarray) -> float:
+    """Largest absolute value over ``arrays`` (never 0), for a diverging colour scale centred on zero."""
+    peak = max((float(np.abs(a).max()) for a in arrays if a.size), default=0.0)
+    return peak if peak > 0 else 1e-12
+
+
+def heatmap(ax, data: np.ndarray, *, title: str = "", vmin=None, vmax=None, cmap: str = "viridis"):
+    """Show a 2-d array (a 1-d array becomes one row) without ticks; returns the image for a colour bar."""
+    data = np.asarray(data, dtype=np.float64)
+    if data.ndim == 1:
+        data = data[None, :]
+    image = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", aspect="auto")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return image
+
+
+def bar_panel(ax, mean: Sequence[float], std: Sequence[float], *, title: str = "", ylim: float | None = None) -> None:
+    """Bars of mean ± std per memory block (x axis: the P memory blocks)."""
+    x = np.arange(len(mean))
+    ax.bar(x, mean, yerr=std, capsize=2, color="tab:blue", ecolor="black", error_kw={"elinewidth": 0.8})
+    ax.set_xticks(x)
+    ax.set_xticklabels([str(i + 1) for i in x], fontsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+    if ylim is not None:
+        ax.set_ylim(0, ylim)
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def save_figure(fig, path: str | Path, *, dpi: int = 110, tight_layout: bool = True) -> Path:
+    """Save ``fig`` as PNG (parents created) and close it, so long analyses do not accumulate open figures.
+
+    Pass ``tight_layout=False`` for figures with a colour bar spanning several axes (tight_layout cannot place it).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if tight_layout:
+        fig.tight_layout()
+    fig.savefig(path, dpi=dpi, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def is_png(path: str | Path) -> bool:
+    """True if ``path`` starts with the PNG signature."""
+    with open(path, "rb") as fh:
+        return fh.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE

@@ -1,0 +1,315 @@
+"""All of the paper's analyses (PAPER.md §5) on one trained model and one split, written to a folder.
+
+``analyze_model`` works on any model with SR blocks and any re-iterable of (images, labels) batches;
+``analyze_checkpoint`` loads a run's checkpoint with the engine and builds the recipe's split.
+
+The folder holds ``report.md`` (the pictures embedded, the numbers stated), ``analysis.json`` (every number) and, per
+SR block ``<b>``: ``usage_<b>.png``, ``memory_maps_<b>.png``, ``features_<b>.png``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .ablation import ablation
+from .features import feature_effect, plot_feature_effect
+from .maps import memory_map_stats, memory_maps, plot_memory_maps
+from .usage import collect_memory_weights, plot_usage, summarize_usage
+
+__all__ = ["analyze_checkpoint", "analyze_model", "resolve_classes", "write_report"]
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name) or "sr"
+
+
+def resolve_classes(classes: Sequence[str | int] | None, class_names: Sequence[str] | None) -> list[int] | None:
+    """Class indices from indices or names (case-insensitive); ``None`` stays ``None`` (the default choice)."""
+    if classes is None:
+        return None
+    lookup = {n.lower(): i for i, n in enumerate(class_names or ())}
+    out = []
+    for c in classes:
+        if isinstance(c, int) or (isinstance(c, str) and c.lstrip("-").isdigit()):
+            out.append(int(c))
+        elif c.lower() in lookup:
+            out.append(lookup[c.lower()])
+        else:
+            known = ", ".join(class_names) if class_names else "none (the split has no class names; use indices)"
+            raise ValueError(f"unknown class {c!r}; known class names: {known}")
+    return out
+
+
+def analyze_model(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    output_dir: str | Path,
+    *,
+    classes: Sequence[str | int] | None = None,
+    per_class: int = 50,
+    class_names: Sequence[str] | None = None,
+    max_images: int | None = None,
+    device: torch.device | str | None = None,
+    run_ablation: bool = True,
+    title: str = "",
+) -> dict[str, Any]:
+    """Memory usage, memory maps, feature effect and ablation of ``model`` on ``batches``; writes ``output_dir``.
+
+    Args:
+        model: a trained classifier with one or more SR blocks (left unchanged).
+        batches: re-iterable (images, labels) batches (e.g. a ``DataLoader``); iterated twice with ``run_ablation``.
+        output_dir: folder for ``report.md``, ``analysis.json`` and the PNGs (created).
+        classes: chosen classes (indices or names) for the per-class usage and the feature pictures; default: all
+            classes when there are at most 10, else the first 5.
+        per_class: images per chosen class for the usage statistics (the paper: 50).
+        class_names: names indexed by class.
+        max_images: use only the first images of the split (quick looks).
+        device: where to run (default: the model's device).
+        run_ablation: also evaluate the model with its SR blocks removed.
+
+    Returns the dict written to ``analysis.json``.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    chosen = resolve_classes(classes, class_names)
+    if device is None:
+        device = next(model.parameters()).device
+    # One pass collects weights and predictions, and keeps one sample image per class that may be chosen (the
+    # default choice takes the smallest class indices, see summarize_usage).
+    record = collect_memory_weights(
+        model, batches, device=device, max_images=max_images, keep_classes=chosen if chosen is not None else range(10)
+    )
+    if record.num_images == 0:
+        raise ValueError("the split yielded no images")
+    present = sorted(set(record.labels.tolist()))
+    if chosen is None:
+        chosen = present if len(present) <= 10 else present[:5]
+
+    def name_of(c: int) -> str:
+        return class_names[c] if class_names is not None and c < len(class_names) else str(c)
+
+    result: dict[str, Any] = {
+        "title": title,
+        "output_dir": str(output_dir),
+        "num_images": record.num_images,
+        "classes": [{"class": c, "name": name_of(c)} for c in chosen],
+        "per_class": per_class,
+        "accuracy": {
+            "acc1_sr": record.accuracy,
+            "acc5_sr": 100.0 * record.top5_correct / record.num_images,
+        },
+        "blocks": {},
+        "files": {},
+    }
+    maps = memory_maps(model)
+    sample_classes = [c for c in chosen if c in record.samples]
+    sample_images = torch.stack([record.samples[c] for c in sample_classes]) if sample_classes else None
+    for block, weights in record.weights.items():
+        slug = _slug(block)
+        usage = summarize_usage(weights, record.labels, classes=chosen, per_class=per_class, class_names=class_names)
+        row_sums = weights.sum(1)
+        usage["max_abs_row_sum_error"] = float((row_sums - 1).abs().max()) if weights.numel() else 0.0
+        # Which memory the model leans on most for each image: a compact picture of specialisation.
+        usage["argmax_histogram"] = torch.bincount(weights.argmax(1), minlength=weights.shape[1]).tolist()
+        info: dict[str, Any] = {
+            "num_memories": int(weights.shape[1]),
+            "usage": usage,
+            "memory_maps": memory_map_stats(maps[block]),
+        }
+        files = {
+            "usage": plot_usage(usage, output_dir / f"usage_{slug}.png", title=f"memory weights, block {block!r}").name,
+            "memory_maps": plot_memory_maps(
+                maps[block], output_dir / f"memory_maps_{slug}.png", title=f"channel-mean memory, block {block!r}"
+            ).name,
+        }
+        if sample_images is not None:
+            effect = feature_effect(model, sample_images, block=block, device=device)
+            info["features"] = {
+                "classes": [name_of(c) for c in sample_classes],
+                "relative_change_pct": effect["relative_change_pct"],
+                "mean_relative_change_pct": sum(effect["relative_change_pct"]) / len(sample_classes),
+                "mean_abs_diff": [float(d.mean()) for d in effect["abs_diff"]],
+            }
+            files["features"] = plot_feature_effect(
+                effect,
+                output_dir / f"features_{slug}.png",
+                images=sample_images,
+                labels=[name_of(c) for c in sample_classes],
+                title=f"channel-mean features before/after SR, block {block!r}",
+            ).name
+        result["blocks"][block] = info
+        result["files"][block] = files
+    if run_ablation:
+        result["ablation"] = ablation(model, batches, device=device, max_images=max_images, acc_with_sr=record.accuracy)
+    (output_dir / "analysis.json").write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
+    write_report(result, output_dir / "report.md")
+    return result
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f} %"
+
+
+def write_report(result: dict[str, Any], path: str | Path) -> Path:
+    """``report.md`` from an :func:`analyze_model` result: the numbers in words and tables, the pictures embedded."""
+    lines = [f"# SR analysis{': ' + result['title'] if result.get('title') else ''}", ""]
+    acc = result["accuracy"]
+    lines += [
+        f"Split: {result['num_images']} images; top-1 accuracy with SR {_pct(acc['acc1_sr'])}, "
+        f"top-5 {_pct(acc['acc5_sr'])}.",
+        "",
+    ]
+    if "ablation" in result:
+        ab = result["ablation"]
+        lines += [
+            "## Ablation: the SR block removed",
+            "",
+            "| model | top-1 |",
+            "|---|---|",
+            f"| with SR | {_pct(ab['acc_sr'])} |",
+            f"| SR removed (identity) | {_pct(ab['acc_no_sr'])} |",
+            "",
+            f"Removing SR changes top-1 accuracy by {ab['delta_pp']:+.2f} percentage points "
+            f"({ab['num_images']} images; the paper's ImageNet D2D P=10 model lost 0.4).",
+            "",
+        ]
+    for block, info in result["blocks"].items():
+        files = result["files"][block]
+        usage = info["usage"]
+        p = info["num_memories"]
+        lines += [f"## SR block `{block}` (P = {p})", "", "### Memory usage (softmax weights)", ""]
+        lines += [
+            f"Mean ± std of the {p} weights over the first {usage['per_class']} images of each chosen class and over "
+            f"all {usage['overall']['count']} images (rows sum to 1 up to {usage['max_abs_row_sum_error']:.1e}).",
+            "",
+            "| images | " + " | ".join(f"M{i + 1}" for i in range(p)) + " |",
+            "|---|" + "---|" * p,
+        ]
+        for label, stats in [("all", usage["overall"]), *usage["classes"].items()]:
+            cells = [f"{m:.3f} ± {s:.3f}" for m, s in zip(stats["mean"], stats["std"], strict=True)]
+            lines.append(f"| {label} ({stats['count']}) | " + " | ".join(cells) + " |")
+        hist = usage["argmax_histogram"]
+        lines += [
+            "",
+            "Images whose largest weight is on each memory block: "
+            + ", ".join(f"M{i + 1}: {n}" for i, n in enumerate(hist))
+            + ".",
+            "",
+            f"![memory usage]({files['usage']})",
+            "",
+            "### Memory maps (channel-mean of each memory block)",
+            "",
+            "| block | min | max | mean | mean abs |",
+            "|---|---|---|---|---|",
+        ]
+        for s in info["memory_maps"]:
+            lines.append(
+                f"| M{s['memory']} | {s['min']:.4g} | {s['max']:.4g} | {s['mean']:.4g} | {s['mean_abs']:.4g} |"
+            )
+        lines += ["", f"![memory maps]({files['memory_maps']})", ""]
+        if "features" in info:
+            feat = info["features"]
+            lines += [
+                "### Feature effect (channel-mean before/after SR, mean absolute difference)",
+                "",
+                "Relative change 100·Σ|X̂−X| / Σ|X| per sample image: "
+                + ", ".join(
+                    f"{c}: {r:.2f} %" for c, r in zip(feat["classes"], feat["relative_change_pct"], strict=True)
+                )
+                + f" (mean {feat['mean_relative_change_pct']:.2f} %).",
+                "",
+                f"![feature effect]({files['features']})",
+                "",
+            ]
+    path = Path(path)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def analyze_checkpoint(
+    checkpoint: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    split: str = "val",
+    output_dir: str | Path | None = None,
+    classes: Sequence[str | int] | None = None,
+    per_class: int = 50,
+    max_images: int | None = None,
+    device: torch.device | str | None = None,
+) -> dict[str, Any]:
+    """:func:`analyze_model` on a checkpoint written by ``srblock train``, on its recipe's ``split`` (val or test).
+
+    ``output_dir`` defaults to ``<checkpoint folder>/analysis_<split>``; ``data_dir`` overrides the recipe's data root.
+    """
+    from ..engine import load_trained_model
+
+    checkpoint = Path(checkpoint)
+    if split not in ("val", "test"):
+        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    model, config = load_trained_model(checkpoint, map_location="cpu")
+    model.to(device)
+    loader, class_names = _split_loader(config, split, data_dir, device)
+    out = Path(output_dir) if output_dir is not None else checkpoint.parent / f"analysis_{split}"
+    title = f"{config.get('model', {}).get('name', 'model')} ({checkpoint}, {split} split)"
+    return analyze_model(
+        model,
+        loader,
+        out,
+        classes=classes,
+        per_class=per_class,
+        class_names=class_names,
+        max_images=max_images,
+        device=device,
+        title=title,
+    )
+
+
+def _split_loader(config: dict[str, Any], split: str, data_dir: str | Path | None, device: torch.device):
+    """The recipe's ``split`` loader built by the engine's task (one process) and the class names when known."""
+    from ..engine import get_task
+    from ..engine.distributed import DistInfo
+
+    config = copy.deepcopy(config)
+    if data_dir is not None:
+        config.setdefault("data", {})["root"] = str(data_dir)
+    task = get_task(config.get("task", "classification"))(config, DistInfo(), device)
+    loaders = task.build_loaders()
+    loader = getattr(loaders, split)
+    if loader is None:
+        raise ValueError(
+            f"the recipe has no {split} split (data section: {config.get('data')}); use --split "
+            f"{'test' if split == 'val' else 'val'}"
+        )
+    class_names = getattr(task, "class_names", None) or _known_class_names(config.get("data", {}).get("dataset"))
+    return loader, class_names
+
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def _known_class_names(dataset: str | None) -> Sequence[str] | None:
+    if dataset == "cifar10":
+        return CIFAR10_CLASSES
+    if dataset == "digits":
+        return tuple(str(d) for d in range(10))
+    return None

@@ -1,0 +1,120 @@
+"""Interleaved wall-clock timing: the cost of SR as a ratio to a baseline measured in the same run.
+
+Timing two models one after the other lets drift (thermal throttling, other processes on a shared machine, clock
+boosts) land on one of them only. Here every repeat runs each candidate once, in a rotating order, and the ratio is
+taken between the medians, so slow phases of the machine hit all candidates alike.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["eval_step", "interleaved_timings", "ratios", "train_step"]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _autocast(device: torch.device, amp_dtype: torch.dtype | None):
+    if amp_dtype is None:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=amp_dtype)
+
+
+def eval_step(model: nn.Module, images: torch.Tensor, *, amp_dtype: torch.dtype | None = None) -> Callable[[], object]:
+    """A closure running one inference forward pass of ``model`` (eval mode, no autograd) on ``images``."""
+    device = images.device
+
+    def step() -> object:
+        model.eval()
+        with torch.inference_mode(), _autocast(device, amp_dtype):
+            return model(images)
+
+    return step
+
+
+def train_step(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    lr: float = 1e-3,
+    amp_dtype: torch.dtype | None = None,
+) -> Callable[[], object]:
+    """A closure running one SGD training step (forward, cross-entropy, backward, optimizer step) on one batch.
+
+    The optimizer is SGD with momentum and weight decay, as in the paper's recipes (PAPER.md §3), so its per-parameter
+    cost (the SR memory is most of the block's parameters) is part of the measurement.
+    """
+    device = images.device
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
+
+    def step() -> object:
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(device, amp_dtype):
+            loss = F.cross_entropy(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def interleaved_timings(
+    steps: Mapping[str, Callable[[], object]],
+    *,
+    repeats: int = 10,
+    warmup: int = 2,
+    inner: int = 1,
+    device: torch.device | str = "cpu",
+) -> dict[str, list[float]]:
+    """Seconds per call of each step, measured interleaved: each repeat runs every step once, in rotating order.
+
+    Args:
+        steps: name -> zero-argument callable (see :func:`eval_step`, :func:`train_step`).
+        repeats: timed rounds; each yields one sample per step.
+        warmup: untimed rounds first (allocator, cuDNN autotuning, lazy init).
+        inner: calls per sample (the sample is their mean), for steps too short to time one by one.
+        device: CUDA work is synchronised before and after each sample.
+
+    >>> t = interleaved_timings({"a": lambda: sum(range(100)), "b": lambda: sum(range(200))}, repeats=3, warmup=0)
+    >>> sorted(t), len(t["a"])
+    (['a', 'b'], 3)
+    """
+    if repeats < 1 or inner < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1, inner >= 1, warmup >= 0; got {repeats}, {inner}, {warmup}")
+    device = torch.device(device)
+    names = list(steps)
+    for _ in range(warmup):
+        for name in names:
+            steps[name]()
+    _sync(device)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(inner):
+                steps[name]()
+            _sync(device)
+            samples[name].append((time.perf_counter() - start) / inner)
+    return samples
+
+
+def ratios(samples: Mapping[str, list[float]], baseline: str) -> dict[str, float]:
+    """Median time of each entry divided by the median time of ``baseline`` (which maps to 1.0)."""
+    if baseline not in samples:
+        raise ValueError(f"baseline {baseline!r} is not among the timed steps {sorted(samples)}")
+    base = statistics.median(samples[baseline])
+    return {name: statistics.median(times) / base for name, times in samples.items()}

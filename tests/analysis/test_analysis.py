@@ -1,0 +1,116 @@
+"""The analyses of PAPER.md §5 on a tiny trained model: files, weight sums, per-class statistics, ablation."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.image as mpimg
+import pytest
+import torch
+from PIL import Image
+
+from srblock.analysis.ablation import ablation, evaluate_accuracy
+from srblock.analysis.features import feature_effect
+from srblock.analysis.maps import memory_maps
+from srblock.analysis.plots import is_png
+from srblock.analysis.report import analyze_model, resolve_classes
+from srblock.analysis.usage import collect_memory_weights, summarize_usage
+from srblock.layers import SRBlock
+
+from .conftest import CLASS_NAMES, TinySRNet
+
+
+def test_weights_per_image_sum_to_one(trained, batches):
+    record = collect_memory_weights(trained, batches)
+    weights = record.weights["sr"]
+    assert weights.shape == (60, 3)
+    torch.testing.assert_close(weights.sum(1), torch.ones(60))
+    assert record.num_images == 60
+    assert 0.0 <= record.accuracy <= 100.0
+
+
+def test_usage_per_class_is_mean_and_std_of_first_n_images(trained, batches):
+    record = collect_memory_weights(trained, batches)
+    weights, labels = record.weights["sr"], record.labels
+    usage = summarize_usage(weights, labels, classes=[1, 2], per_class=7, class_names=CLASS_NAMES)
+    rows = weights[labels == 1][:7]
+    assert usage["classes"]["green"]["count"] == 7
+    assert usage["classes"]["green"]["mean"] == pytest.approx(rows.mean(0).tolist(), abs=1e-6)
+    assert usage["classes"]["green"]["std"] == pytest.approx(rows.std(0).tolist(), abs=1e-6)
+    assert usage["overall"]["count"] == 60
+    assert sum(usage["overall"]["mean"]) == pytest.approx(1.0, abs=1e-5)
+    assert list(usage["classes"]) == ["green", "blue"]
+
+
+def test_max_images_stops_early_and_keeps_samples(trained, batches):
+    record = collect_memory_weights(trained, batches, max_images=20, keep_classes=[0, 2])
+    assert record.num_images == 20
+    assert sorted(record.samples) == [0, 2]
+    assert record.samples[0].shape == (3, 8, 8)
+
+
+def test_ablation_equals_model_built_without_sr(trained, batches):
+    result = ablation(trained, batches)
+    plain = TinySRNet(sr=False)
+    plain.load_state_dict({k: v for k, v in trained.state_dict().items() if not k.startswith("sr.")}, strict=True)
+    expected = evaluate_accuracy(plain, batches)
+    assert result["acc_no_sr"] == expected["acc1"]
+    assert result["acc_sr"] == evaluate_accuracy(trained, batches)["acc1"]
+    assert result["num_images"] == 60
+    assert isinstance(trained.sr, SRBlock), "the caller's model must keep its SR block"
+
+
+def test_memory_maps_are_channel_means(trained):
+    maps = memory_maps(trained)
+    torch.testing.assert_close(maps["sr"], trained.sr.memory.detach().mean(1))
+    assert maps["sr"].shape == (3, 4, 4)
+
+
+def test_feature_effect_difference_is_the_recalled_memory(trained, batches):
+    images = batches[0][0][:4]
+    effect = feature_effect(trained, images)
+    with torch.no_grad():
+        x = trained.stem(images)
+        recalled = trained.sr(x) - x
+    torch.testing.assert_close(effect["abs_diff"], recalled.abs().mean(1))
+    torch.testing.assert_close(effect["after"] - effect["before"], recalled.mean(1), atol=1e-5, rtol=1e-5)
+    expected = 100 * recalled.abs().sum((1, 2, 3)) / x.abs().sum((1, 2, 3))
+    assert effect["relative_change_pct"] == pytest.approx(expected.tolist(), rel=1e-4)
+
+
+def test_feature_effect_is_zero_for_untrained_block():
+    net = TinySRNet().eval()
+    effect = feature_effect(net, torch.randn(2, 3, 8, 8))
+    assert effect["relative_change_pct"] == [0.0, 0.0]
+
+
+def test_resolve_classes_accepts_names_and_indices():
+    assert resolve_classes(["blue", "0", 1], CLASS_NAMES) == [2, 0, 1]
+    assert resolve_classes(None, CLASS_NAMES) is None
+    with pytest.raises(ValueError, match="known class names: red, green, blue"):
+        resolve_classes(["cliff"], CLASS_NAMES)
+
+
+def _assert_valid_png(path):
+    assert is_png(path), f"{path} lacks the PNG signature"
+    with Image.open(path) as img:
+        img.verify()
+    assert mpimg.imread(path).ndim == 3
+
+
+def test_analyze_model_writes_every_file(trained, batches, tmp_path):
+    result = analyze_model(trained, batches, tmp_path, per_class=5, class_names=CLASS_NAMES, classes=["red", "blue"])
+    expected = {"report.md", "analysis.json", "usage_sr.png", "memory_maps_sr.png", "features_sr.png"}
+    assert expected <= {p.name for p in tmp_path.iterdir()}
+    for png in tmp_path.glob("*.png"):
+        _assert_valid_png(png)
+    report = (tmp_path / "report.md").read_text()
+    for name in ("usage_sr.png", "memory_maps_sr.png", "features_sr.png"):
+        assert f"]({name})" in report
+    saved = json.loads((tmp_path / "analysis.json").read_text())
+    assert saved["num_images"] == 60
+    assert saved["blocks"]["sr"]["usage"]["max_abs_row_sum_error"] < 1e-5
+    assert list(saved["blocks"]["sr"]["usage"]["classes"]) == ["red", "blue"]
+    assert saved["blocks"]["sr"]["features"]["classes"] == ["red", "blue"]
+    assert saved["ablation"]["acc_sr"] == pytest.approx(result["accuracy"]["acc1_sr"])
+    assert f"{saved['ablation']['acc_no_sr']:.2f} %" in report
