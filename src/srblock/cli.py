@@ -51,6 +51,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--baseline", help="arm to compare against (default: the sweep's baseline)")
     p.add_argument("--metric", help="summary.json key to compare (default: the sweep's metric, test_acc1)")
+    p.add_argument(
+        "--after-run", metavar="CMD", help="shell command after each finished run (env SRBLOCK_RUN_DIR, ...)"
+    )
 
     def run(args: argparse.Namespace) -> int:
         from .experiments import sweep_command
@@ -62,6 +65,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
             overrides=args.overrides,
             baseline=args.baseline,
             metric=args.metric,
+            after_run=args.after_run,
         )
 
     p.set_defaults(func=run)
