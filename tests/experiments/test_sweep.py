@@ -171,3 +171,10 @@ def test_cli_verb_dry_run_and_report(sweep_file, capsys):
     run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)
     assert main(["sweep", "--report", str(sweep.output), "--baseline", "sr"]) == 0
     assert "Δ vs sr" in capsys.readouterr().out
+
+
+def test_after_run_command_sees_each_finished_run(sweep_file, tmp_path):
+    log = tmp_path / "hook.log"
+    cmd = f'echo "$SRBLOCK_RUN_ARM $SRBLOCK_RUN_SEED $(basename $SRBLOCK_RUN_DIR)" >> {log}'
+    sweep_command(str(sweep_file), after_run=cmd, run_fn=FakeTrain(), load_fn=_fake_load)
+    assert log.read_text().splitlines() == ["base 0 seed0", "sr 0 seed0", "base 1 seed1", "sr 1 seed1"]

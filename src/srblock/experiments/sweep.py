@@ -31,6 +31,7 @@ import csv
 import json
 import math
 import os
+import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -418,10 +419,16 @@ def sweep_command(
     overrides: Sequence[str] = (),
     baseline: str | None = None,
     metric: str | None = None,
+    after_run: str | None = None,
     run_fn: RunFn | None = None,
     load_fn: LoadFn | None = None,
 ) -> int:
-    """What ``srblock sweep`` does: run (``config``), list (``dry_run``) or re-aggregate (``report``)."""
+    """What ``srblock sweep`` does: run (``config``), list (``dry_run``) or re-aggregate (``report``).
+
+    ``after_run`` is a shell command run after each finished run (rank 0), with the environment variables
+    ``SRBLOCK_RUN_DIR``, ``SRBLOCK_RUN_ARM``, ``SRBLOCK_RUN_SEED``, ``SRBLOCK_SWEEP_NAME`` and
+    ``SRBLOCK_SWEEP_OUTPUT`` set, e.g. to commit each finished run; its failure is reported, not fatal.
+    """
     if report is not None:
         sweep = load_sweep(config, overrides) if config else None
         aggregate(report, sweep=sweep, baseline=baseline, metric=metric)
@@ -436,5 +443,21 @@ def sweep_command(
     if dry_run:
         print(format_plan(expand_grid(sweep)))
         return 0
-    run_sweep(sweep, run_fn=run_fn, load_fn=load_fn)
+    hook = None
+    if after_run:
+
+        def hook(run: Run, summary: dict) -> None:
+            env = {
+                **os.environ,
+                "SRBLOCK_RUN_DIR": str(run.output_dir),
+                "SRBLOCK_RUN_ARM": run.arm,
+                "SRBLOCK_RUN_SEED": str(run.seed),
+                "SRBLOCK_SWEEP_NAME": sweep.name,
+                "SRBLOCK_SWEEP_OUTPUT": str(sweep.output),
+            }
+            rc = subprocess.run(after_run, shell=True, env=env).returncode
+            if rc:
+                print(f"    after-run command exited with {rc}: {after_run}")
+
+    run_sweep(sweep, run_fn=run_fn, load_fn=load_fn, after_run=hook)
     return 0
