@@ -11,6 +11,7 @@ from .attention import ATTENTIONS
 from .registry import ModelEntry, create_model, get_model_entry, list_models, register_model
 from .regularizers import REGULARIZERS, DropBlock, set_dropblock_progress
 from .surgery import count_sr_params, find_sr_blocks, insert_sr, remove_sr
+from .weights import LoadReport, load_backbone_weights
 
 if importlib.util.find_spec(f"{__name__}.segmentation") is not None:  # the segmentation models register themselves
     from . import segmentation  # noqa: F401
@@ -19,6 +20,7 @@ __all__ = [
     "ATTENTIONS",
     "REGULARIZERS",
     "DropBlock",
+    "LoadReport",
     "ModelEntry",
     "count_sr_params",
     "create_model",
@@ -26,6 +28,7 @@ __all__ = [
     "get_model_entry",
     "insert_sr",
     "list_models",
+    "load_backbone_weights",
     "register_model",
     "remove_sr",
     "set_dropblock_progress",

@@ -1,0 +1,177 @@
+"""insert_sr / find_sr_blocks / remove_sr on torchvision, timm and hand-written models."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import pytest
+import timm
+import torch
+import torchvision
+from torch import nn
+
+from srblock import SRBlock1d, SRBlock2d, sr_param_count
+from srblock.models import count_sr_params, create_model, find_sr_blocks, insert_sr, remove_sr
+
+SIZE = (3, 64, 64)  # small inputs keep the ResNet50 forwards cheap; the memory is sized for them
+
+
+@pytest.fixture(scope="module")
+def tv_resnet50() -> nn.Module:
+    return torchvision.models.resnet50().eval()
+
+
+@pytest.fixture(scope="module")
+def timm_resnet50() -> nn.Module:
+    return timm.create_model("resnet50", pretrained=False).eval()
+
+
+def _fill_memory(model: nn.Module) -> None:
+    with torch.no_grad():
+        for block in find_sr_blocks(model).values():
+            block.memory.normal_()
+
+
+@pytest.mark.parametrize("which", ["tv_resnet50", "timm_resnet50"])
+@pytest.mark.parametrize("after", ["layer3", "layer4.2"])
+def test_output_equals_original_at_init(which: str, after: str, request: pytest.FixtureRequest) -> None:
+    original = request.getfixturevalue(which)
+    model = copy.deepcopy(original)
+    block = insert_sr(model, after, input_size=SIZE, num_memories=3, hidden=4)
+    assert find_sr_blocks(model) == {f"{after}.sr": block}
+    assert set(model.state_dict()) - set(original.state_dict()) == {
+        f"{after}.sr.{k}" for k in ("memory", "squeeze.weight", "fc1.weight", "fc2.weight")
+    }
+    x = torch.randn(2, *SIZE)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), original(x))
+        _fill_memory(model)  # the block is really on the path: a non-zero memory changes the output
+        assert not torch.allclose(model(x), original(x))
+
+
+def test_sequential_target_gets_child_and_other_targets_a_hook(tv_resnet50: nn.Module) -> None:
+    model = copy.deepcopy(tv_resnet50)
+    insert_sr(model, "layer2", input_size=SIZE)
+    insert_sr(model, "layer3.5", input_size=SIZE)
+    assert list(dict(model.layer2.named_children()))[-1] == "sr"
+    assert len(model.layer3[5]._forward_hooks) == 1
+    assert model.layer2.sr.memory.shape == (2, 512, 8, 8)
+    assert model.layer3[5].sr.memory.shape == (2, 1024, 4, 4)
+
+
+def test_hooked_model_pickles_and_deepcopies(tv_resnet50: nn.Module) -> None:
+    model = copy.deepcopy(tv_resnet50)
+    insert_sr(model, "layer4.2", input_size=SIZE)
+    _fill_memory(model)
+    x = torch.randn(1, *SIZE)
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+        torch.testing.assert_close(copy.deepcopy(model)(x), model(x))
+
+
+def test_unknown_name_lists_candidates(tv_resnet50: nn.Module) -> None:
+    with pytest.raises(ValueError, match=r"no submodule named 'layer5'.*Candidates: .*layer3, layer3\.0") as err:
+        insert_sr(tv_resnet50, "layer5")
+    assert "fc" in str(err.value)
+    with pytest.raises(ValueError, match="Did you mean 'layer3'"):
+        insert_sr(tv_resnet50, "layr3")
+    with pytest.raises(ValueError, match="Candidates"):
+        insert_sr(tv_resnet50, "")
+
+
+def test_shared_module_is_rejected() -> None:
+    model = torchvision.models.resnet18()
+    with pytest.raises(ValueError, match="runs 2 times"):  # BasicBlock applies its one ReLU twice
+        insert_sr(model, "layer1.0.relu", input_size=(3, 32, 32))
+
+
+def test_unused_module_and_non_tensor_output_are_rejected() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.unused = nn.Conv2d(4, 4, 3)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.pool(self.conv(x)).flatten(1)
+
+    with pytest.raises(ValueError, match="never runs"):
+        insert_sr(Net(), "unused", input_size=(3, 8, 8))
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())
+    with pytest.raises(ValueError, match="B x C x"):
+        insert_sr(model, "1", input_size=(3, 8, 8))
+
+
+def test_1d_model_gets_1d_block() -> None:
+    model = nn.Sequential(nn.Conv1d(5, 6, 3, padding=1), nn.ReLU(), nn.Conv1d(6, 2, 1))
+    block = insert_sr(model, "1", input_size=(5, 40), num_memories=4, hidden=3)
+    assert isinstance(block, SRBlock1d) and block.memory.shape == (4, 6, 40)
+    x = torch.randn(2, 5, 40)
+    assert model(x).shape == (2, 2, 40)
+
+
+def test_falls_back_to_real_forward_when_meta_fails() -> None:
+    class DataDependent(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x)
+            return y * 2 if y.sum().item() >= 0 else y  # .item() cannot run on the meta device
+
+    model = DataDependent()
+    block = insert_sr(model, "conv", input_size=(3, 6, 6))
+    assert block.memory.shape == (2, 4, 6, 6)
+
+
+def test_block_follows_model_dtype() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3)).double()
+    assert insert_sr(model, "0", input_size=(3, 8, 8)).memory.dtype == torch.float64
+
+
+def test_sr_kwargs_and_errors_from_the_block() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3))
+    block = insert_sr(model, "0", input_size=(3, 8, 8), memory_init="normal", act_layer=nn.ReLU)
+    assert block.memory.abs().sum() > 0
+    with pytest.raises(ValueError, match="already has an attribute 'sr'"):
+        insert_sr(model, "0", input_size=(3, 8, 8))
+
+
+def test_training_flags_restored() -> None:
+    model = torchvision.models.resnet18().train()
+    model.layer1.eval()
+    insert_sr(model, "layer2", input_size=(3, 32, 32))
+    assert model.training and model.layer2.training and not model.layer1.training
+
+
+def test_remove_sr_restores_plain_network() -> None:
+    model = create_model("cifar_resnet18", num_classes=10, sr_stage=3, width=0.25).eval()
+    insert_sr(model, "layer4.1", input_size=(3, 32, 32))
+    _fill_memory(model)
+    x = torch.randn(2, 3, 32, 32)
+    plain = create_model("cifar_resnet18", num_classes=10, width=0.25).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if ".sr." not in k})
+    assert not torch.allclose(model(x), plain(x))
+    assert remove_sr(model) is model
+    assert find_sr_blocks(model) == {} and count_sr_params(model) == 0
+    assert isinstance(model.layer3.sr, nn.Identity)
+    torch.testing.assert_close(model(x), plain(x))
+
+
+def test_remove_sr_on_a_bare_block() -> None:
+    assert isinstance(remove_sr(SRBlock2d(4, 2, num_memories=2, hidden=2)), nn.Identity)
+
+
+def test_count_sr_params_sums_eq1_over_blocks() -> None:
+    model = torchvision.models.resnet18()
+    insert_sr(model, "layer2", input_size=(3, 64, 64), num_memories=3, hidden=5)
+    insert_sr(model, "layer4", input_size=(3, 64, 64), num_memories=7, hidden=5)
+    expected = sr_param_count(128, 8, hidden=5, num_memories=3) + sr_param_count(512, 2, hidden=5, num_memories=7)
+    assert count_sr_params(model) == expected
