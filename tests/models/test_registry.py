@@ -10,7 +10,8 @@ from srblock.models import create_model, list_models, register_model, registry
 
 def test_list_models_has_the_papers_networks() -> None:
     names = list_models()
-    for name in ("cifar_resnet18", "cifar_resnet34", "cifar_resnet50", "resnet18", "resnet34", "resnet50", "resnet101"):
+    papers = ["cifar_resnet18", "cifar_resnet34", "cifar_resnet50", "cifar_vgg16_bn", "cifar_vgg19_bn"]
+    for name in [*papers, "resnet18", "resnet34", "resnet50", "resnet101"]:
         assert name in names
     assert list_models("cifar_resnet*") == ["cifar_resnet18", "cifar_resnet34", "cifar_resnet50"]
 

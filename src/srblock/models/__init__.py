@@ -6,7 +6,7 @@
 
 import importlib.util
 
-from . import cifar_resnet, resnet  # noqa: F401  (importing registers the models)
+from . import cifar_resnet, cifar_vgg, resnet  # noqa: F401  (importing registers the models)
 from .attention import ATTENTIONS
 from .registry import ModelEntry, create_model, get_model_entry, list_models, register_model
 from .regularizers import REGULARIZERS, DropBlock, set_dropblock_progress
