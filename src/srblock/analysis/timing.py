@@ -2,7 +2,8 @@
 
 Timing two models one after the other lets drift (thermal throttling, other processes on a shared machine, clock
 boosts) land on one of them only. Here every repeat runs each candidate once, in a rotating order, and the ratio is
-taken between the medians, so slow phases of the machine hit all candidates alike.
+taken per repeat (the samples ran back to back) and then the median over repeats, so slow phases of the machine
+hit all candidates alike.
 """
 
 from __future__ import annotations
@@ -112,9 +113,17 @@ def interleaved_timings(
     return samples
 
 
-def ratios(samples: Mapping[str, list[float]], baseline: str) -> dict[str, float]:
-    """Median time of each entry divided by the median time of ``baseline`` (which maps to 1.0)."""
+def ratios(samples: Mapping[str, list[float]], baseline: str, *, paired: bool = True) -> dict[str, float]:
+    """Time of each entry relative to ``baseline`` (which maps to 1.0).
+
+    ``paired`` (default): the median over repeats of the per-repeat ratio, which cancels drift between repeats
+    (both samples of a repeat ran back to back); otherwise the ratio of the two medians.
+    """
     if baseline not in samples:
         raise ValueError(f"baseline {baseline!r} is not among the timed steps {sorted(samples)}")
-    base = statistics.median(samples[baseline])
-    return {name: statistics.median(times) / base for name, times in samples.items()}
+    base = samples[baseline]
+    if paired:
+        return {
+            name: statistics.median(t / b for t, b in zip(times, base, strict=True)) for name, times in samples.items()
+        }
+    return {name: statistics.median(times) / statistics.median(base) for name, times in samples.items()}
