@@ -1,0 +1,203 @@
+"""The classification task: CIFAR-10/100 (and any npz set), scikit-learn's digits, ImageNet; top-1/top-5 accuracy.
+
+Protocol (PAPER.md §3): a seeded, stratified 90/10 train/validation split of the training set; the checkpoint with
+the best validation top-1 is evaluated once on the test set. ImageNet recipes set ``val_fraction: 0`` and report
+the official validation set (the paper's top-1) as the test split, keeping the last weights.
+
+``data`` keys (defaults in :attr:`ClassificationTask.data_defaults`):
+    dataset: ``cifar10`` | ``cifar100`` | ``npz`` (``root/train.npz``, ``root/test.npz``) | ``digits`` | ``imagenet``
+    root, download: where the data is; ``download: true`` lets torchvision fetch CIFAR (needs internet).
+    val_fraction: held-out share of the training set (0.1, the paper's).
+    train_subset, val_subset, test_subset: use only the first N samples of a split (quick runs; a deviation).
+    crop_padding, flip: in-memory augmentation (pad-and-crop, horizontal flip).
+    mean, std: normalisation (default per dataset).
+    image_size: digits: upsampled size (default 16); ImageNet: crop size (224). resize_size: ImageNet eval resize.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srblock.data.loader import InMemoryLoader, make_loader, seed_for
+from srblock.data.split import train_val_split
+from srblock.data.transforms import CIFAR_MEAN, CIFAR_STD, BatchAugment
+
+from .metrics import topk_correct
+from .task import BatchLoader, Loaders, Task, register_task
+
+__all__ = ["ClassificationTask"]
+
+_STATS = {
+    "cifar10": (CIFAR_MEAN, CIFAR_STD),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "npz": (CIFAR_MEAN, CIFAR_STD),
+}
+
+
+def _take(indices: torch.Tensor, limit: int | None, seed: int, name: str) -> torch.Tensor:
+    """A seeded random subset of ``limit`` of ``indices`` (all of them when ``limit`` is None)."""
+    if limit is None or limit >= len(indices):
+        return indices
+    if limit <= 0:
+        raise ValueError(f"data.{name} must be a positive int or null, got {limit}")
+    order = torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed_for(seed, name)))
+    return indices[order[:limit].sort().values]
+
+
+@register_task("classification")
+class ClassificationTask(Task):
+    """Cross-entropy classification; metrics ``acc1``/``acc5`` (percent) and ``loss``."""
+
+    primary_metric = "acc1"
+    data_defaults: ClassVar[dict[str, Any]] = {
+        "dataset": "cifar10",
+        "root": None,
+        "download": False,
+        "val_fraction": 0.1,
+        "train_subset": None,
+        "val_subset": None,
+        "test_subset": None,
+        "crop_padding": 4,
+        "flip": True,
+        "mean": None,
+        "std": None,
+        "image_size": None,
+        "resize_size": 256,
+    }
+
+    # -- data ---------------------------------------------------------------------------------------------------
+    def build_loaders(self) -> Loaders:
+        data, train_cfg = self.config["data"], self.config["train"]
+        if data["dataset"] == "imagenet":
+            return self._folder_loaders()
+        images, labels, test_images, test_labels = self._arrays()
+        num_classes = self.config["model"].get("num_classes")
+        top = int(max(labels.max(), test_labels.max()))
+        if num_classes is not None and top >= num_classes:
+            raise ValueError(
+                f"labels go up to {top} but model.num_classes is {num_classes}; set --model.num_classes {top + 1}"
+            )
+        seed = self.config["seed"]
+        train_idx, val_idx = train_val_split(len(labels), data["val_fraction"], seed, labels=labels)
+        train_idx = _take(train_idx, data["train_subset"], seed, "train_subset")
+        val_idx = _take(val_idx, data["val_subset"], seed, "val_subset")
+        test_idx = _take(torch.arange(len(test_labels)), data["test_subset"], seed, "test_subset")
+
+        default_mean, default_std = _STATS.get(data["dataset"], ((0.5,) * images.shape[1], (0.25,) * images.shape[1]))
+        augment = BatchAugment(
+            data["mean"] or default_mean,
+            data["std"] or default_std,
+            crop_padding=data["crop_padding"],
+            flip=data["flip"],
+        )
+        world, rank = self.dist.world_size, self.dist.rank
+        batch = train_cfg["batch_size"] // world
+        eval_batch = (train_cfg["eval_batch_size"] or train_cfg["batch_size"]) // world or 1
+
+        def loader(idx: torch.Tensor, x: torch.Tensor, y: torch.Tensor, train: bool) -> InMemoryLoader:
+            size = batch if train else eval_batch
+            common = {"augment": augment, "seed": seed, "rank": rank, "world_size": world, "device": self.device}
+            return InMemoryLoader(x[idx], y[idx], size, train=train, **common)
+
+        return Loaders(
+            train=loader(train_idx, images, labels, True),
+            val=loader(val_idx, images, labels, False) if len(val_idx) else None,
+            test=loader(test_idx, test_images, test_labels, False),
+        )
+
+    def _arrays(self) -> tuple[torch.Tensor, ...]:
+        data = self.config["data"]
+        name = data["dataset"]
+        if name in ("cifar10", "cifar100"):
+            from srblock.data.cifar import load_cifar
+
+            return load_cifar(name, data["root"], download=data["download"])
+        if name == "npz":
+            from pathlib import Path
+
+            from srblock.data.cifar import load_npz_split
+
+            if data["root"] is None:
+                raise ValueError("data.dataset 'npz' needs data.root (--data-dir) holding train.npz and test.npz")
+            root = Path(data["root"])
+            return (*load_npz_split(root / "train.npz"), *load_npz_split(root / "test.npz"))
+        if name == "digits":
+            from srblock.data.digits import load_digits
+
+            x, y, tx, ty = load_digits(size=data["image_size"] or 16)
+            # The zoo's CIFAR nets take RGB; a grey digit becomes three equal channels.
+            return x.expand(-1, 3, -1, -1).contiguous(), y, tx.expand(-1, 3, -1, -1).contiguous(), ty
+        raise ValueError(f"data.dataset must be cifar10, cifar100, npz, digits or imagenet, got {name!r}")
+
+    def _folder_loaders(self) -> Loaders:
+        from srblock.data.imagenet import imagenet_folder
+
+        data, train_cfg = self.config["data"], self.config["train"]
+        if data["root"] is None:
+            raise ValueError("ImageNet needs data.root (--data-dir) with train/ and val/ class folders")
+        size = {"crop_size": data["image_size"] or 224, "resize_size": data["resize_size"]}
+        seed, world, rank = self.config["seed"], self.dist.world_size, self.dist.rank
+        train_set = imagenet_folder(data["root"], "train", **size)
+        test_set = imagenet_folder(data["root"], "val", **size)
+        val_set = None
+        targets = torch.tensor(train_set.targets)
+        train_idx, val_idx = train_val_split(len(targets), data["val_fraction"], seed, labels=targets)
+        if len(val_idx):
+            val_view = imagenet_folder(data["root"], "train", **size)  # same files, evaluation transforms
+            val_view.transform = test_set.transform
+            val_set = torch.utils.data.Subset(val_view, _take(val_idx, data["val_subset"], seed, "val_subset"))
+        train_set = torch.utils.data.Subset(train_set, _take(train_idx, data["train_subset"], seed, "train_subset"))
+        test_idx = _take(torch.arange(len(test_set)), data["test_subset"], seed, "test_subset")
+        test_set = torch.utils.data.Subset(test_set, test_idx)
+        common = {
+            "seed": seed,
+            "rank": rank,
+            "world_size": world,
+            "workers": train_cfg["workers"],
+            "pin_memory": self.device.type == "cuda",
+        }
+        batch = train_cfg["batch_size"] // world
+        eval_batch = (train_cfg["eval_batch_size"] or train_cfg["batch_size"]) // world or 1
+        return Loaders(
+            train=make_loader(train_set, batch, train=True, **common),
+            val=None if val_set is None else make_loader(val_set, eval_batch, train=False, **common),
+            test=make_loader(test_set, eval_batch, train=False, **common),
+        )
+
+    # -- steps --------------------------------------------------------------------------------------------------
+    def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        images, targets = batch
+        logits = model(images)
+        loss = F.cross_entropy(logits, targets)
+        acc1 = (logits.detach().argmax(dim=1) == targets).float().mean() * 100
+        return loss, {"loss": loss.detach(), "acc1": acc1}
+
+    def evaluate(self, model: nn.Module, loader: BatchLoader) -> dict[str, float]:
+        loader.set_epoch(0)
+        # loss sum, top-1 correct, top-5 correct, count; float64 so sums over 50k samples stay exact
+        totals = torch.zeros(4, dtype=torch.float64, device=self.device)
+        for batch in loader:
+            images, targets = self.to_device(batch)
+            logits = model(images).float()
+            totals[0] += F.cross_entropy(logits, targets, reduction="sum").double()
+            totals[1:3] += topk_correct(logits, targets, (1, 5)).double()
+            totals[3] += len(targets)
+        self.dist.all_reduce(totals)
+        count = max(float(totals[3]), 1.0)
+        return {
+            "acc1": float(totals[1]) / count * 100,
+            "acc5": float(totals[2]) / count * 100,
+            "loss": float(totals[0]) / count,
+            "count": int(totals[3]),
+        }
+
+    def summarize(self, val: dict[str, Any] | None, test: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            "best_val_acc": None if val is None else val.get("acc1"),
+            "test_acc1": None if test is None else test.get("acc1"),
+            "test_acc5": None if test is None else test.get("acc5"),
+        }

@@ -1,0 +1,99 @@
+"""Run output on rank 0: progress (tqdm on a terminal, plain lines otherwise), ``metrics.csv``, TensorBoard."""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RunLogger", "write_metrics_csv"]
+
+
+def _scalars(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if v is None or isinstance(v, (int, float, str))}
+
+
+def write_metrics_csv(history: Sequence[Mapping[str, Any]], path: str | Path) -> None:
+    """One row per evaluation period, scalar columns only (the union over all rows, in first-seen order)."""
+    rows = [_scalars(r) for r in history]
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    with Path(path).open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) and abs(value) < 1e4 else f"{value:.3e}"
+    return str(value)
+
+
+class RunLogger:
+    """Prints (rank 0 only) and, when asked and installed, mirrors scalars to TensorBoard."""
+
+    def __init__(self, enabled: bool, output_dir: Path, *, tensorboard: bool = False, total_steps: int = 0) -> None:
+        self.enabled = enabled
+        self.total_steps = total_steps
+        self.bar = None
+        self.writer = None
+        self.tty = enabled and sys.stderr.isatty()
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(output_dir / "tensorboard"))
+            except ImportError:
+                self.info("tensorboard requested but not installed (pip install tensorboard); continuing without it")
+        self._last_time = time.perf_counter()
+        self._last_step = 0
+
+    def info(self, message: str) -> None:
+        if self.enabled:
+            if self.bar is not None:
+                self.bar.write(message)
+            else:
+                print(message, flush=True)
+
+    def start(self, step: int) -> None:
+        """Begin (or resume) progress reporting at ``step``."""
+        self._last_time, self._last_step = time.perf_counter(), step
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total_steps, initial=step, unit="it", dynamic_ncols=True, leave=False)
+
+    def step(self, step: int, values: Mapping[str, float] | None = None, *, samples_per_step: int = 0) -> None:
+        """Called every ``log_interval`` steps with running means (``values`` costs a device sync to compute)."""
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        rate = samples_per_step * (step - self._last_step) / max(now - self._last_time, 1e-9)
+        self._last_time, self._last_step = now, step
+        values = dict(values or {})
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            self.bar.set_postfix({k: _fmt(v) for k, v in values.items()}, refresh=False)
+        else:
+            shown = " ".join(f"{k} {_fmt(v)}" for k, v in values.items())
+            print(f"step {step}/{self.total_steps} {shown} {rate:.1f} samples/s", flush=True)
+        self.scalars("train", step, values)
+
+    def scalars(self, prefix: str, step: int, values: Mapping[str, Any]) -> None:
+        if self.writer is not None:
+            for key, value in _scalars(values).items():
+                if isinstance(value, (int, float)):
+                    self.writer.add_scalar(f"{prefix}/{key}", value, step)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.writer is not None:
+            self.writer.close()
