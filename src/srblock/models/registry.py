@@ -115,6 +115,7 @@ def create_model(
         width: multiplies the channel widths of the CIFAR nets (e.g. 0.25 for quick CPU runs; 1 is the paper's).
         **kwargs: passed to the builder (e.g. ``zero_init_residual`` for the ResNets).
 
+    >>> from srblock.models import create_model
     >>> model = create_model("cifar_resnet18", num_classes=10, sr_stage=3, num_memories=10)
     >>> model.layer3.sr.memory.shape
     torch.Size([10, 256, 8, 8])

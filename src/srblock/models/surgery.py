@@ -119,7 +119,7 @@ def insert_sr(
     target = modules[after]
     if isinstance(target, SRBlockNd):
         raise ValueError(f"{after!r} is an SR block already; insert after the module it follows")
-    if hasattr(target, "sr"):
+    if hasattr(target, "sr") and not isinstance(target.sr, nn.Identity):  # an Identity is a block remove_sr took out
         raise ValueError(f"{after!r} already has an attribute 'sr'; remove it first or pick another module")
     outputs = _trace_output(model, target, input_size)
     if len(outputs) != 1:
@@ -138,7 +138,8 @@ def insert_sr(
         shape[1], shape[2:], num_memories=num_memories, hidden=hidden, **dd, **sr_kwargs
     )
     target.add_module("sr", block)
-    if not isinstance(target, nn.Sequential):
+    hooked = any(getattr(h, "func", None) is _apply_child for h in target._forward_hooks.values())
+    if not isinstance(target, nn.Sequential) and not hooked:
         target.register_forward_hook(functools.partial(_apply_child, child="sr"))
     return block
 
