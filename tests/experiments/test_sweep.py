@@ -95,7 +95,7 @@ def test_sweep_writes_csv_and_table_with_scipy_statistics(sweep_file):
         rows = list(csv.DictReader(f))
     assert [(r["arm"], r["seed"]) for r in rows] == [("base", "0"), ("base", "1"), ("sr", "0"), ("sr", "1")]
     assert float(rows[2]["value"]) == METRIC[(10, 0)]
-    assert rows[0]["epochs"] == "2"
+    assert "trained for 2 epochs" in (out / "table.md").read_text()
 
     base = [METRIC[(0, 0)], METRIC[(0, 1)]]
     sr = [METRIC[(10, 0)], METRIC[(10, 1)]]

@@ -66,6 +66,8 @@ CSV_KEYS = (
     "best_val_miou",
     "test_miou",
     "best_epoch",
+    "epochs",
+    "steps",
     "params",
     "sr_params",
     "wall_time_s",
@@ -306,9 +308,14 @@ def _fmt_p(p: float) -> str:
     return "–" if math.isnan(p) else f"{p:.3g}"
 
 
-def _epochs(summary: Mapping) -> Any:
-    cfg = summary.get("config") or {}
-    return (cfg.get("train") or {}).get("epochs", "")
+def _length(summary: Mapping) -> str:
+    """The run's length as trained: ``N epochs`` or ``N iterations`` (from the summary or its config)."""
+    if summary.get("steps") is not None and summary.get("epochs") is not None:
+        return f"{summary['steps']} iterations ({summary['epochs']:g} epochs)"
+    train = (summary.get("config") or {}).get("train") or {}
+    if train.get("epochs"):
+        return f"{train['epochs']} epochs"
+    return f"{train['iterations']} iterations" if train.get("iterations") else ""
 
 
 def aggregate(
@@ -343,13 +350,11 @@ def aggregate(
         keys.insert(0, metric)
     with open(root / "results.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["arm", "seed", "metric", "value", *keys, "epochs", "run_dir"])
+        writer.writerow(["arm", "seed", "metric", "value", *keys, "run_dir"])
         for r in rows:
             s = r["summary"]
             rel = os.path.relpath(r["run_dir"], root)
-            writer.writerow(
-                [r["arm"], r["seed"], metric, s.get(metric, ""), *(s.get(k, "") for k in keys), _epochs(s), rel]
-            )
+            writer.writerow([r["arm"], r["seed"], metric, s.get(metric, ""), *(s.get(k, "") for k in keys), rel])
 
     values = {a: [float(r["summary"][metric]) for r in rows if r["arm"] == a and metric in r["summary"]] for a in arms}
     extras = {a: [r["summary"] for r in rows if r["arm"] == a] for a in arms}
@@ -392,10 +397,10 @@ def aggregate(
             f"{sum(times) / len(times):.0f}" if times else "–",
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    epochs = sorted({str(_epochs(r["summary"])) for r in rows} - {""})
+    lengths = sorted({_length(r["summary"]) for r in rows} - {""})
     notes = [
         "",
-        f"{len(rows)} finished runs under `{root}`" + (f", epochs: {', '.join(epochs)}" if epochs else "") + ".",
+        f"{len(rows)} finished runs under `{root}`" + (f", trained for {'; '.join(lengths)}" if lengths else "") + ".",
         f"Δ = mean(arm) − mean({baseline}); p: two-sided Welch t-test, "
         "`scipy.stats.ttest_ind(arm, baseline, equal_var=False)`; 95 % CI: t-interval of the mean.",
         "Seeds for Δ: seeds per arm for 80 % power at α = 0.05 (two-sided Welch test) if the true difference were "
