@@ -133,6 +133,14 @@ def test_falls_back_to_real_forward_when_meta_fails() -> None:
     assert block.memory.shape == (2, 4, 6, 6)
 
 
+def test_bad_input_size_is_a_clear_error() -> None:
+    model = torchvision.models.resnet18()
+    with pytest.raises(ValueError, match=r"input_size must be the input's shape"):
+        insert_sr(model, "layer3", input_size=224)
+    with pytest.raises(ValueError, match=r"dry run of ResNet on a zero input of shape \(1, 1, 32, 32\) failed"):
+        insert_sr(model, "layer3", input_size=(1, 32, 32))
+
+
 def test_block_follows_model_dtype() -> None:
     model = nn.Sequential(nn.Conv2d(3, 4, 3)).double()
     assert insert_sr(model, "0", input_size=(3, 8, 8)).memory.dtype == torch.float64

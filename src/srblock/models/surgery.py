@@ -68,6 +68,8 @@ def _trace_output(model: nn.Module, target: nn.Module, input_size: Sequence[int]
     def record(_m: nn.Module, _i: tuple, out: Any) -> None:
         seen.append(tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__)
 
+    ref = _first_float_param(model)
+    device, dtype = (ref.device, ref.dtype) if ref is not None else (None, None)
     modes = {m: m.training for m in model.modules()}
     handle = target.register_forward_hook(record)
     model.eval()
@@ -78,12 +80,16 @@ def _trace_output(model: nn.Module, target: nn.Module, input_size: Sequence[int]
                     n: torch.empty_like(t, device="meta")
                     for n, t in chain(model.named_parameters(), model.named_buffers())
                 }
-                functional_call(model, state, (torch.zeros(1, *input_size, device="meta"),))
-            except Exception:
+                functional_call(model, state, (torch.zeros(1, *input_size, device="meta", dtype=dtype),))
+            except Exception:  # data-dependent code (.item(), numpy, ...) cannot run on meta: use a real input
                 seen.clear()
-                ref = _first_float_param(model)
-                kw = {"device": ref.device, "dtype": ref.dtype} if ref is not None else {}
-                model(torch.zeros(1, *input_size, **kw))
+                try:
+                    model(torch.zeros(1, *input_size, device=device, dtype=dtype))
+                except Exception as err:
+                    raise ValueError(
+                        f"a dry run of {type(model).__name__} on a zero input of shape {(1, *input_size)} failed "
+                        f"({type(err).__name__}: {err}); pass the input_size (C, H, W) the model takes"
+                    ) from err
     finally:
         handle.remove()
         for m, mode in modes.items():
@@ -113,6 +119,10 @@ def insert_sr(
     >>> block.memory.shape, model.layer3.sr is block
     (torch.Size([10, 256, 14, 14]), True)
     """
+    if isinstance(input_size, (int, str)) or not all(isinstance(s, int) and s > 0 for s in input_size):
+        raise ValueError(
+            f"input_size must be the input's shape without the batch, e.g. (3, 224, 224); got {input_size!r}"
+        )
     modules = dict(model.named_modules())
     if not isinstance(after, str) or not after or after not in modules:
         raise ValueError(_candidates_message(model, str(after)))
@@ -135,7 +145,7 @@ def insert_sr(
     ref = ref if ref is not None else _first_float_param(model)
     dd = {"device": ref.device, "dtype": ref.dtype} if ref is not None else {}
     block = _SR_BY_DIMS[len(shape) - 2](
-        shape[1], shape[2:], num_memories=num_memories, hidden=hidden, **dd, **sr_kwargs
+        shape[1], shape[2:], num_memories=num_memories, hidden=hidden, **{**dd, **sr_kwargs}
     )
     target.add_module("sr", block)
     hooked = any(getattr(h, "func", None) is _apply_child for h in target._forward_hooks.values())
