@@ -35,6 +35,7 @@ from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabHead, DeepLab
 from torchvision.models.segmentation.fcn import FCN, FCNHead
 
 from .registry import register_model
+from .weights import LoadReport, load_backbone_weights
 
 __all__ = [
     "ASPP_RATES",
@@ -53,10 +54,10 @@ ASPP_RATES = (12, 24, 36)
 SEGMENTATION_STAGES = ("backbone.layer1", "backbone.layer2", "backbone.layer3", "backbone.layer4")
 
 
-def _backbone(aux_loss: bool) -> IntermediateLayerGetter:
+def _backbone(aux: bool) -> IntermediateLayerGetter:
     """torchvision's ResNet50 at output stride 8 (dilated layer3/layer4), returning ``out`` (and ``aux``)."""
     resnet = resnet50(weights=None, replace_stride_with_dilation=[False, True, True])
-    return_layers = {"layer4": "out", "layer3": "aux"} if aux_loss else {"layer4": "out"}
+    return_layers = {"layer4": "out", "layer3": "aux"} if aux else {"layer4": "out"}
     return IntermediateLayerGetter(resnet, return_layers=return_layers)
 
 
@@ -64,6 +65,13 @@ def _set_dropout(head: nn.Module, p: float) -> None:
     for m in head.modules():
         if isinstance(m, nn.Dropout):
             m.p = p
+
+
+def _finish(model: nn.Module, aux_weight: float, backbone_weights: str | Path | None) -> nn.Module:
+    model.aux_weight = float(aux_weight)  # read by the segmentation task's loss
+    if backbone_weights is not None:
+        load_segmentation_backbone(model, backbone_weights)
+    return model
 
 
 def _reject(options: Mapping[str, Any]) -> None:
@@ -79,7 +87,8 @@ def _reject(options: Mapping[str, Any]) -> None:
 def deeplabv3_resnet50(
     num_classes: int = 19,
     *,
-    aux_loss: bool = True,
+    aux_weight: float = 0.4,
+    backbone_weights: str | Path | None = None,
     atrous_rates: Sequence[int] = ASPP_RATES,
     head_dropout: float = 0.1,
     regularizer: str | None = None,
@@ -90,47 +99,50 @@ def deeplabv3_resnet50(
     """DeepLabV3-ResNet50, output stride 8, ASPP 12/24/36, auxiliary FCN head on layer3 (torchvision's classes).
 
     ``head_dropout`` (0.1, the paper's framework) replaces torchvision's 0.5 dropout after the ASPP projection; the
-    auxiliary FCN head keeps its 0.1.
+    auxiliary FCN head keeps its 0.1. ``aux_weight`` (0.4, PAPER.md §3) weights the auxiliary head's loss in training
+    (stored as ``model.aux_weight``); 0 builds no auxiliary head. ``backbone_weights``: a file with ImageNet
+    ResNet50 weights (a torchvision ``resnet50`` state dict) loaded into the backbone, see
+    :func:`load_segmentation_backbone`; ``None`` leaves torchvision's random init.
     """
     _reject({"regularizer": regularizer, "drop_rate": drop_rate, "attention": attention, "width": width})
     classifier = DeepLabHead(2048, num_classes, atrous_rates=tuple(atrous_rates))
     if not isinstance(classifier[0], ASPP):  # pragma: no cover - guards a torchvision layout change
         raise RuntimeError("torchvision's DeepLabHead no longer starts with ASPP; update deeplabv3_resnet50")
     _set_dropout(classifier, head_dropout)
-    aux = FCNHead(1024, num_classes) if aux_loss else None
-    return DeepLabV3(_backbone(aux_loss), classifier, aux)
+    aux = FCNHead(1024, num_classes) if aux_weight else None
+    return _finish(DeepLabV3(_backbone(bool(aux_weight)), classifier, aux), aux_weight, backbone_weights)
 
 
 @register_model(input_size=(3, *CITYSCAPES_CROP), stages=SEGMENTATION_STAGES)
 def fcn_resnet50(
     num_classes: int = 19,
     *,
-    aux_loss: bool = True,
+    aux_weight: float = 0.4,
+    backbone_weights: str | Path | None = None,
     head_dropout: float = 0.1,
     regularizer: str | None = None,
     drop_rate: float | None = None,
     attention: str | None = None,
     width: float = 1.0,
 ) -> FCN:
-    """FCN-ResNet50, output stride 8, FCN head on layer4, auxiliary FCN head on layer3 (torchvision's classes)."""
+    """FCN-ResNet50, output stride 8, FCN head on layer4, auxiliary FCN head on layer3 (torchvision's classes).
+
+    Options as for :func:`deeplabv3_resnet50`.
+    """
     _reject({"regularizer": regularizer, "drop_rate": drop_rate, "attention": attention, "width": width})
     classifier = FCNHead(2048, num_classes)
     _set_dropout(classifier, head_dropout)
-    aux = FCNHead(1024, num_classes) if aux_loss else None
-    return FCN(_backbone(aux_loss), classifier, aux)
+    aux = FCNHead(1024, num_classes) if aux_weight else None
+    return _finish(FCN(_backbone(bool(aux_weight)), classifier, aux), aux_weight, backbone_weights)
 
 
-def load_segmentation_backbone(
-    model: nn.Module, source: str | Path | Mapping[str, torch.Tensor]
-) -> object:
+def load_segmentation_backbone(model: nn.Module, source: str | Path | Mapping[str, torch.Tensor]) -> LoadReport:
     """Load ImageNet ResNet50 weights (a torchvision ``resnet50`` state dict, path or dict) into ``model.backbone``.
 
     The classifier ``fc.*`` of the ImageNet checkpoint has no place in a segmentation backbone and is dropped;
     everything else must match, except the SR block's own parameters (they stay as initialised). Goes through
     :func:`srblock.models.load_backbone_weights` and returns its report.
     """
-    from . import load_backbone_weights
-
     if not isinstance(source, Mapping):
         path = Path(source).expanduser()
         if not path.is_file():
@@ -139,7 +151,11 @@ def load_segmentation_backbone(
                 "torch.save(torchvision.models.resnet50(weights='IMAGENET1K_V1').state_dict(), path)"
             )
         source = torch.load(path, map_location="cpu", weights_only=True)
-    state = source.get("model", source) if isinstance(source.get("model"), Mapping) else source
+    for wrapper in ("model", "state_dict"):  # a training checkpoint holding the state dict
+        if isinstance(source.get(wrapper), Mapping):
+            source = source[wrapper]
+            break
+    state = dict(source)
     state = {k.removeprefix("module."): v for k, v in state.items()}
     state = {k.removeprefix("backbone."): v for k, v in state.items() if not k.startswith("fc.")}
     return load_backbone_weights(model.backbone, state)
