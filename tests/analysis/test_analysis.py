@@ -114,3 +114,25 @@ def test_analyze_model_writes_every_file(trained, batches, tmp_path):
     assert saved["blocks"]["sr"]["features"]["classes"] == ["red", "blue"]
     assert saved["ablation"]["acc_sr"] == pytest.approx(result["accuracy"]["acc1_sr"])
     assert f"{saved['ablation']['acc_no_sr']:.2f} %" in report
+
+
+def test_ablation_on_a_zoo_model_equals_the_model_built_without_sr():
+    from srblock.models import create_model
+
+    sr = create_model(
+        "cifar_resnet18",
+        num_classes=4,
+        sr_stage=3,
+        num_memories=3,
+        hidden=4,
+        width=0.125,
+        sr_kwargs={"memory_init": "normal", "memory_std": 1.0},
+    ).eval()
+    plain = create_model("cifar_resnet18", num_classes=4, width=0.125).eval()
+    plain.load_state_dict({k: v for k, v in sr.state_dict().items() if ".sr." not in k})
+    g = torch.Generator().manual_seed(1)
+    data = [(torch.randn(8, 3, 32, 32, generator=g), torch.randint(0, 4, (8,), generator=g)) for _ in range(2)]
+    result = ablation(sr, data)
+    assert result["acc_no_sr"] == evaluate_accuracy(plain, data)["acc1"]
+    with torch.no_grad():  # the memory is large enough to matter, so the comparison is not vacuous
+        assert not torch.allclose(sr(data[0][0]), plain(data[0][0]))

@@ -2,7 +2,7 @@
 
 Names are imported lazily, so ``import srblock.analysis.stats`` does not pull in matplotlib.
 
->>> from srblock.analysis import analyze_model, overhead_report  # doctest: +SKIP
+>>> from srblock.analysis import analyze_model, overhead_report
 """
 
 from __future__ import annotations

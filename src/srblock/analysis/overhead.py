@@ -116,8 +116,8 @@ def overhead_report(
     Defaults: each model's native input size from the registry (CIFAR models 32², ImageNet models 224²); 10 classes
     for CIFAR models (``cifar_*``), 1000 otherwise.
 
-    >>> r = overhead_report("cifar_resnet18", sr_stage=3, num_memories=10, hidden=8, timing=False)  # doctest: +SKIP
-    >>> r["sr_params"], round(r["overhead_pct"], 2)  # doctest: +SKIP
+    >>> r = overhead_report("cifar_resnet18", sr_stage=3, num_memories=10, hidden=8, timing=False)
+    >>> r["sr_params"], round(r["overhead_pct"], 2)
     (164688, 1.47)
     """
     from ..models import create_model, find_sr_blocks, get_model_entry

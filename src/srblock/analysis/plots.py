@@ -39,7 +39,8 @@ def heatmap(ax, data: np.ndarray, *, title: str = "", vmin=None, vmax=None, cmap
     data = np.asarray(data, dtype=np.float64)
     if data.ndim == 1:
         data = data[None, :]
-    image = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", aspect="auto")
+    aspect = "auto" if data.shape[0] == 1 else "equal"  # a 1-d block's single row would be a thin line
+    image = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", aspect=aspect)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
