@@ -64,9 +64,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     size = args.input_size
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     models = {}
+    skipped = {}
     for name in args.variants:
         # The SR block is sized for the benchmark's input (224 -> memory 10 x 1024 x 14 x 14, the paper's).
-        model = create_model("resnet50", num_classes=1000, input_size=(3, size, size), **VARIANTS[name])
+        try:
+            model = create_model("resnet50", num_classes=1000, input_size=(3, size, size), **VARIANTS[name])
+        except (ImportError, ValueError) as err:  # e.g. timm missing for CBAM: measure the others
+            if name == args.variants[0]:
+                raise
+            skipped[name] = f"{type(err).__name__}: {err}"
+            print(f"skipping {name}: {skipped[name]}", flush=True)
+            continue
         models[name] = model.to(device, memory_format=memory_format)
     baseline = args.variants[0]
     rows = []
@@ -114,6 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "warmup": args.warmup,
         "inner": args.inner,
         "seconds": time.perf_counter() - started,
+        "skipped": skipped,
         "rows": rows,
     }
 
