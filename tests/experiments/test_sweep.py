@@ -178,3 +178,16 @@ def test_after_run_command_sees_each_finished_run(sweep_file, tmp_path):
     cmd = f'echo "$SRBLOCK_RUN_ARM $SRBLOCK_RUN_SEED $(basename $SRBLOCK_RUN_DIR)" >> {log}'
     sweep_command(str(sweep_file), after_run=cmd, run_fn=FakeTrain(), load_fn=_fake_load)
     assert log.read_text().splitlines() == ["base 0 seed0", "sr 0 seed0", "base 1 seed1", "sr 1 seed1"]
+
+
+def test_keep_checkpoints_best_keeps_only_the_best(sweep_file):
+    sweep = load_sweep(sweep_file)
+    sweep.keep_checkpoints = "best"
+
+    def train(config, output_dir):
+        for name in ("checkpoint_last.pt", "checkpoint_best.pt"):
+            (output_dir / name).write_bytes(b"x")
+        return {"test_acc1": 1.0}
+
+    run_sweep(sweep, run_fn=train, load_fn=_fake_load, log=lambda _: None)
+    assert sorted(p.name for p in sweep.output.glob("*/*/*.pt")) == ["checkpoint_best.pt"] * 4

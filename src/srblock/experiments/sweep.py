@@ -7,7 +7,8 @@ A sweep file (``sweeps/<name>.yaml``)::
     metric: test_acc1                   # the summary.json key compared between arms
     baseline: r18-d2d                   # the arm every other arm is compared to (Δ and Welch p)
     seeds: [0, 1, 2]
-    keep_checkpoints: false             # delete checkpoint_*.pt once a run's summary.json exists
+    keep_checkpoints: false             # delete checkpoint_*.pt once a run's summary.json exists ('best': keep
+                                        # checkpoint_best.pt, e.g. for `srblock analyze`; *.pt stay git-ignored)
     reference_effect: 0.16              # optional: the table states the seeds needed to detect this Δ
     overrides:                          # for every arm (a mapping of dotted keys, or a list of "key=value")
       train.epochs: 15
@@ -92,7 +93,7 @@ class Sweep:
     baseline: str
     metric: str = "test_acc1"
     overrides: list[str] = field(default_factory=list)
-    keep_checkpoints: bool = False
+    keep_checkpoints: bool | str = False
     reference_effect: float | None = None
     source: Path | None = None
 
@@ -124,6 +125,14 @@ def _override_list(value: Any, where: str) -> list[str]:
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) and "=" in v for v in value):
         return list(value)
     raise ValueError(f"{where}: overrides must be a mapping or a list of 'key=value' strings, got {value!r}")
+
+
+def _keep_checkpoints(value: Any, where: str) -> bool | str:
+    if value in (True, False, "best"):
+        return value
+    raise ValueError(
+        f"{where}: keep_checkpoints must be true, false or 'best' (keep checkpoint_best.pt), got {value!r}"
+    )
 
 
 def load_sweep(path: str | Path, extra_overrides: Sequence[str] = ()) -> Sweep:
@@ -166,7 +175,7 @@ def sweep_from_dict(raw: Mapping, source: Path | None = None, extra_overrides: S
         baseline=baseline,
         metric=str(raw.get("metric", "test_acc1")),
         overrides=_override_list(raw.get("overrides"), f"{where}: overrides") + list(extra_overrides),
-        keep_checkpoints=bool(raw.get("keep_checkpoints", False)),
+        keep_checkpoints=_keep_checkpoints(raw.get("keep_checkpoints", False), where),
         reference_effect=None if ref is None else float(ref),
         source=source,
     )
@@ -264,9 +273,10 @@ def run_sweep(
             if not summary_path.is_file():
                 summary = {"seed": run.seed, "wall_time_s": time.perf_counter() - start, **summary}
                 summary_path.write_text(json.dumps(summary, indent=2, default=str))
-            if not sweep.keep_checkpoints:
-                for ckpt in run.output_dir.glob("checkpoint_*.pt"):
-                    ckpt.unlink()
+            for ckpt in run.output_dir.glob("checkpoint_*.pt"):
+                if sweep.keep_checkpoints is True or (sweep.keep_checkpoints == "best" and ckpt.stem.endswith("best")):
+                    continue
+                ckpt.unlink()
             value = summary.get(sweep.metric)
             log(f"    done: {sweep.metric}={value} in {time.perf_counter() - start:.0f}s")
             aggregate(sweep.output, sweep=sweep, log=lambda _: None)  # partial tables after every run
