@@ -136,3 +136,16 @@ def test_ablation_on_a_zoo_model_equals_the_model_built_without_sr():
     assert result["acc_no_sr"] == evaluate_accuracy(plain, data)["acc1"]
     with torch.no_grad():  # the memory is large enough to matter, so the comparison is not vacuous
         assert not torch.allclose(sr(data[0][0]), plain(data[0][0]))
+
+
+def test_imagenet_class_names_come_from_torchvision_and_default_to_the_papers():
+    from types import SimpleNamespace
+
+    from srblock.analysis.report import PAPER_IMAGENET_CLASSES, _class_names
+
+    folder = SimpleNamespace(classes=[f"n{i:08d}" for i in range(1000)])
+    loader = SimpleNamespace(loader=SimpleNamespace(dataset=SimpleNamespace(dataset=folder)))
+    names = _class_names("imagenet", loader)
+    assert resolve_classes(list(PAPER_IMAGENET_CLASSES), names) == [972, 254, 497, 1, 404]
+    assert _class_names("npz", SimpleNamespace(dataset=SimpleNamespace(classes=["a", "b"]))) == ["a", "b"]
+    assert _class_names("cifar10", None)[0] == "airplane"

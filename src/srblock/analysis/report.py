@@ -257,6 +257,8 @@ def analyze_checkpoint(
     """:func:`analyze_model` on a checkpoint written by ``srblock train``, on its recipe's ``split`` (val or test).
 
     ``output_dir`` defaults to ``<checkpoint folder>/analysis_<split>``; ``data_dir`` overrides the recipe's data root.
+    Class names: CIFAR-10's, ImageNet's readable names (the default classes are then the paper's: cliff, pug,
+    church, goldfish, airliner), else the folder names of an image-folder dataset, else indices.
     """
     from ..engine import load_trained_model
 
@@ -269,6 +271,8 @@ def analyze_checkpoint(
     model, config = load_trained_model(checkpoint, map_location="cpu")
     model.to(device)
     loader, class_names = _split_loader(config, split, data_dir, device)
+    if classes is None and class_names is not None and set(PAPER_IMAGENET_CLASSES) <= set(class_names):
+        classes = list(PAPER_IMAGENET_CLASSES)
     out = Path(output_dir) if output_dir is not None else checkpoint.parent / f"analysis_{split}"
     title = f"{config.get('model', {}).get('name', 'model')} ({checkpoint}, {split} split)"
     return analyze_model(
@@ -300,16 +304,36 @@ def _split_loader(config: dict[str, Any], split: str, data_dir: str | Path | Non
             f"the recipe has no {split} split (data section: {config.get('data')}); use --split "
             f"{'test' if split == 'val' else 'val'}"
         )
-    class_names = getattr(task, "class_names", None) or _known_class_names(config.get("data", {}).get("dataset"))
+    class_names = getattr(task, "class_names", None) or _class_names(config.get("data", {}).get("dataset"), loader)
     return loader, class_names
 
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+#: The classes of the paper's usage figure (cliff, pug, church, goldfish, plane); "plane" is ImageNet's airliner [ours].
+PAPER_IMAGENET_CLASSES = ("cliff", "pug", "church", "goldfish", "airliner")
 
 
-def _known_class_names(dataset: str | None) -> Sequence[str] | None:
+def _dataset_classes(loader: Any) -> Sequence[str] | None:
+    """``classes`` of the folder dataset behind a loader (through DataLoader/Subset wrappers), if there is one."""
+    obj = loader
+    for _ in range(6):
+        if hasattr(obj, "classes"):
+            return list(obj.classes)
+        obj = getattr(obj, "loader", None) or getattr(obj, "dataset", None)
+        if obj is None:
+            return None
+    return None
+
+
+def _class_names(dataset: str | None, loader: Any) -> Sequence[str] | None:
     if dataset == "cifar10":
         return CIFAR10_CLASSES
     if dataset == "digits":
         return tuple(str(d) for d in range(10))
-    return None
+    folder = _dataset_classes(loader)
+    if dataset == "imagenet" and folder is not None and len(folder) == 1000:
+        # The standard sorted-WordNet-id order: torchvision ships the readable names (no download needed).
+        from torchvision.models import ResNet50_Weights
+
+        return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+    return folder
