@@ -76,3 +76,37 @@ def test_agrees_with_torchmetrics():
     )
     assert m["miou"] == pytest.approx(float(ref_iou[present].mean()), abs=1e-6)
     assert not math.isnan(m["aacc"])
+
+
+_DDP_SCRIPT = """
+import sys, torch, torch.distributed as dist, torch.multiprocessing as mp
+from srblock.engine.segmentation import ConfusionMatrix, confusion_matrix
+
+def worker(rank, port, pred, target):
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    cm = ConfusionMatrix(4)
+    cm.update(pred[rank::2], target[rank::2])  # each rank sees its shard of the split
+    assert torch.equal(cm.all_reduce().matrix, confusion_matrix(pred, target, 4)), rank
+    dist.destroy_process_group()
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    pred, target = torch.randint(0, 4, (6, 5, 5)), torch.randint(0, 4, (6, 5, 5))
+    mp.spawn(worker, args=(int(sys.argv[1]), pred, target), nprocs=2, join=True)
+    print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_all_reduce_sums_the_shards_of_two_processes(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = tmp_path / "ddp_confmat.py"
+    script.write_text(_DDP_SCRIPT)
+    result = subprocess.run([sys.executable, str(script), str(port)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]

@@ -182,7 +182,7 @@ def slide_inference(
     crop_size: int | Sequence[int],
     stride: int | Sequence[int] | None = None,
 ) -> torch.Tensor:
-    """Logits ``B x K x H x W`` from windows of ``crop_size`` moved by ``stride``, overlapping logits averaged.
+    """Logits ``B x K x H x W`` (float32) from windows of ``crop_size`` moved by ``stride``, overlaps averaged.
 
     The default stride is 2/3 of the crop (mmsegmentation's 341x683 for a 512x1024 crop). An image smaller than the
     window is zero-padded (the mean colour after normalisation) and the padding cropped off the logits, so every
@@ -200,13 +200,13 @@ def slide_inference(
     for r in range(rows):
         for c in range(cols):
             y1, x1 = min(r * sh, ph - ch), min(c * sw, pw - cw)
-            out = _logits(model(padded[..., y1 : y1 + ch, x1 : x1 + cw]))
+            out = _logits(model(padded[..., y1 : y1 + ch, x1 : x1 + cw])).float()  # sum in fp32 under autocast
             if logits is None:
                 logits = out.new_zeros(batch, out.shape[1], ph, pw)
             logits[..., y1 : y1 + ch, x1 : x1 + cw] += out
             count[..., y1 : y1 + ch, x1 : x1 + cw] += 1
     assert logits is not None
-    return (logits / count.to(logits.dtype))[..., :height, :width]
+    return (logits / count)[..., :height, :width]
 
 
 @torch.no_grad()
