@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from srblock.analysis.timing import eval_step, interleaved_timings, ratios, train_step
-from srblock.models import create_model, find_sr_blocks
+from srblock.analysis.timing import eval_step, interleaved_timings, ratios, sr_block_step, train_step
+from srblock.models import create_model
 
 VARIANTS = {
     "resnet50": {},
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 steps = {n: train_step(m, images, labels, amp_dtype=amp) for n, m in models.items()}
             if "resnet50+SR" in models:
                 # The block on its own, in the same interleaved run: a low-noise measure of what SR adds.
-                steps[BLOCK_ROW] = _block_step(models["resnet50+SR"], images, mode, amp)
+                steps[BLOCK_ROW] = sr_block_step(models["resnet50+SR"], images, mode, amp_dtype=amp)
             inner = _calibrate(steps[baseline], args, device)
             samples = interleaved_timings(steps, repeats=args.repeats, warmup=args.warmup, inner=inner, device=device)
             for name, ratio in ratios(samples, baseline).items():
@@ -128,29 +128,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 BLOCK_ROW = "SR block alone"
-
-
-def _block_step(model: torch.nn.Module, images: torch.Tensor, mode: str, amp: torch.dtype | None):
-    """One forward (eval) or forward + backward + SGD step (train) of the model's SR block on the input it sees."""
-    block = next(iter(find_sr_blocks(model).values()))
-    seen = {}
-    handle = block.register_forward_pre_hook(lambda _m, inputs: seen.setdefault("x", inputs[0].detach()))
-    with torch.no_grad():
-        model.eval()(images)
-    handle.remove()
-    x = seen["x"].clone()
-    if mode == "eval":
-        return eval_step(block, x, amp_dtype=amp)
-    optimizer = torch.optim.SGD(block.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
-    x.requires_grad_(True)
-    grad = torch.ones_like(x)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        block(x).backward(grad)
-        optimizer.step()
-
-    return step
 
 
 def _calibrate(step, args: argparse.Namespace, device: torch.device) -> int:

@@ -74,6 +74,7 @@ def test_overhead_with_timing_on_a_tiny_model():
         "cifar_resnet18", sr_stage=4, num_memories=2, hidden=4, width=0.125, repeats=2, warmup=1, input_size=16
     )
     assert report["latency_ratio_eval"] > 0 and report["latency_ratio_train"] > 0
+    assert report["timing"]["eval"]["block_share_pct"] > 0 and report["timing"]["train"]["block_ms"] > 0
     assert report["input_size"] == [3, 16, 16]
     assert report["sr_input_shapes"]["layer4.sr"] == [64, 2, 2]
     assert "latency ratio eval" in format_overhead(report)

@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..layers.sr import SRBlockNd, sr_param_count
-from .timing import eval_step, interleaved_timings, ratios, train_step
+from .timing import eval_step, interleaved_timings, ratios, sr_block_step, train_step
 
 __all__ = ["count_macs", "count_params", "format_overhead", "overhead_report", "sr_blocks_formula"]
 
@@ -111,7 +111,9 @@ def overhead_report(
     ``overhead_pct`` (100·sr_params/params_base, the paper's OH column), ``sr_params_formula`` (Eq. 1 for the shapes
     the block sees), ``gmacs_base``, ``gmacs_sr`` (one image, eval mode), ``latency_ratio_eval`` and
     ``latency_ratio_train`` (SR / no-SR, median of ``repeats`` interleaved runs at ``batch_size``; ``None`` when
-    ``timing`` is off), plus the settings used.
+    ``timing`` is off), plus the settings used. ``timing`` also holds the SR block's own time (``block_ms``) and its
+    share of the baseline step (``block_share_pct``), measured in the same run: on a busy machine the whole-model
+    ratio is noisy by a few percent, the block's share is not.
 
     Defaults: each model's native input size from the registry (CIFAR models 32², ImageNet models 224²); 10 classes
     for CIFAR models (``cifar_*``), 1000 otherwise.
@@ -193,13 +195,17 @@ def _time_pair(
         ("eval", {"base": eval_step(base, images), "sr": eval_step(with_sr, images)}),
         ("train", {"base": train_step(base, train_images, labels), "sr": train_step(with_sr, train_images, labels)}),
     ):
+        steps["block"] = sr_block_step(with_sr, images if mode == "eval" else train_images, mode)
         samples = interleaved_timings(steps, repeats=repeats, warmup=warmup, device=device)
         med = {name: sorted(t)[len(t) // 2] for name, t in samples.items()}
+        rel = ratios(samples, "base")
         out[mode] = {
             "batch_size": batch_size if mode == "eval" else train_batch,
             "base_ms": 1e3 * med["base"],
             "sr_ms": 1e3 * med["sr"],
-            "ratio": ratios(samples, "base")["sr"],
+            "ratio": rel["sr"],
+            "block_ms": 1e3 * med["block"],
+            "block_share_pct": 100.0 * rel["block"],
         }
     return out
 
@@ -241,6 +247,9 @@ def format_overhead(report: dict[str, Any]) -> str:
                     f"latency ratio {mode} (batch {t['batch_size']})",
                     f"{t['ratio']:.3f}x  ({t['sr_ms']:.1f} ms vs {t['base_ms']:.1f} ms)",
                 )
+            )
+            rows.append(
+                (f"SR block alone, {mode}", f"{t['block_ms']:.2f} ms = {t['block_share_pct']:.2f} % of the step")
             )
         rows.append(("timing", f"{timing['device']}, {timing['threads']} threads, median of {timing['repeats']}"))
     else:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["eval_step", "interleaved_timings", "ratios", "train_step"]
+__all__ = ["eval_step", "interleaved_timings", "ratios", "sr_block_step", "train_step"]
 
 
 def _sync(device: torch.device) -> None:
@@ -67,6 +67,47 @@ def train_step(
         loss.backward()
         optimizer.step()
         return loss
+
+    return step
+
+
+def sr_block_step(
+    model: nn.Module, images: torch.Tensor, mode: str, *, amp_dtype: torch.dtype | None = None
+) -> Callable[[], object]:
+    """A closure running only the (first) SR block of ``model`` on the feature map it sees for ``images``.
+
+    ``mode="eval"``: one inference forward; ``"train"``: forward, backward and an SGD step of the block's parameters.
+    Timed next to the whole model, its share is a low-noise estimate of what SR adds to a step.
+    """
+    from ..layers.sr import SRBlockNd
+
+    block = next((m for m in model.modules() if isinstance(m, SRBlockNd)), None)
+    if block is None:
+        raise ValueError(f"{type(model).__name__} has no SR block")
+    if mode not in ("eval", "train"):
+        raise ValueError(f"mode must be 'eval' or 'train', got {mode!r}")
+    seen: dict[str, torch.Tensor] = {}
+    handle = block.register_forward_pre_hook(lambda _m, inputs: seen.setdefault("x", inputs[0].detach().clone()))
+    was_training = model.training
+    try:
+        with torch.no_grad(), _autocast(images.device, amp_dtype):
+            model.eval()(images)
+    finally:
+        handle.remove()
+        model.train(was_training)
+    x = seen["x"]
+    if mode == "eval":
+        return eval_step(block, x, amp_dtype=amp_dtype)
+    optimizer = torch.optim.SGD(block.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+    x.requires_grad_(True)
+    grad = torch.ones_like(x)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(x.device, amp_dtype):
+            out = block(x)
+        out.backward(grad.to(out.dtype))
+        optimizer.step()
 
     return step
 
