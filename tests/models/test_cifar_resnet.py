@@ -31,11 +31,11 @@ def test_baseline_param_counts_match_paper(name: str, num_classes: int, expected
 
 @pytest.mark.parametrize(("name", "expansion"), [("cifar_resnet18", 1), ("cifar_resnet34", 1), ("cifar_resnet50", 4)])
 def test_stage_shapes_at_32(name: str, expansion: int) -> None:
-    model = create_model(name, num_classes=10).eval()
+    model = create_model(name, num_classes=10).to("meta")  # shapes only: no compute on the meta device
     shapes = {}
     for i in range(1, 5):
         getattr(model, f"layer{i}").register_forward_hook(lambda _m, _i, o, i=i: shapes.__setitem__(i, o.shape[1:]))
-    out = model(torch.randn(1, 3, 32, 32))
+    out = model(torch.randn(1, 3, 32, 32, device="meta"))
     assert out.shape == (1, 10)
     assert isinstance(model, ResNet)
     assert type(model.maxpool).__name__ == "Identity" and model.conv1.kernel_size == (3, 3)
@@ -48,7 +48,6 @@ def test_sr_stage_adds_eq1_parameters() -> None:
     expected = sr_param_count(256, 8, hidden=8, num_memories=6)
     assert count_sr_params(model) == expected
     assert n_params(model) - base == expected
-    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_resnet50_sr_overhead_uses_bottleneck_widths() -> None:
@@ -82,6 +81,7 @@ def test_sr_kwargs_reach_the_block() -> None:
     model = create_model(
         "cifar_resnet18",
         num_classes=10,
+        width=0.25,
         sr_stage=4,
         sr_kwargs={"act_layer": torch.nn.ReLU, "size_policy": "interpolate"},
     )
