@@ -199,3 +199,14 @@ def test_count_sr_params_sums_eq1_over_blocks() -> None:
     insert_sr(model, "layer4", input_size=(3, 64, 64), num_memories=7, hidden=5)
     expected = sr_param_count(128, 8, hidden=5, num_memories=3) + sr_param_count(512, 2, hidden=5, num_memories=7)
     assert count_sr_params(model) == expected
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_block_follows_model_device_on_cuda() -> None:
+    model = create_model("cifar_resnet18", num_classes=10, width=0.25).cuda().eval()
+    block = insert_sr(model, "layer3", input_size=(3, 32, 32))
+    hooked = insert_sr(model, "layer4.1", input_size=(3, 32, 32))
+    assert block.memory.is_cuda and hooked.memory.is_cuda
+    x = torch.randn(2, 3, 32, 32, device="cuda").to(memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        assert model(x).shape == (2, 10)
