@@ -14,7 +14,7 @@ Both register in the model zoo; the memory is sized by ``input_size`` (3, crop H
 ...                      input_size=(3, 64, 128))
 >>> model.backbone.layer3.sr.memory.shape
 torch.Size([2, 1024, 8, 16])
->>> model(torch.randn(1, 3, 64, 128))["out"].shape
+>>> model.eval()(torch.randn(1, 3, 64, 128))["out"].shape
 torch.Size([1, 19, 64, 128])
 
 ImageNet-pretrained backbone weights (a torchvision ``resnet50`` state dict saved to a file) load with
