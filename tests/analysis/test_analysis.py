@@ -149,3 +149,17 @@ def test_imagenet_class_names_come_from_torchvision_and_default_to_the_papers():
     assert resolve_classes(list(PAPER_IMAGENET_CLASSES), names) == [972, 254, 497, 1, 404]
     assert _class_names("npz", SimpleNamespace(dataset=SimpleNamespace(classes=["a", "b"]))) == ["a", "b"]
     assert _class_names("cifar10", None)[0] == "airplane"
+
+
+def test_analyze_model_handles_a_1d_block(tmp_path):
+    from torch import nn
+
+    from srblock.layers import SRBlock1d
+
+    net = nn.Sequential(SRBlock1d(4, 6, num_memories=2, hidden=3, memory_init="normal"), nn.Flatten(), nn.Linear(24, 2))
+    data = [(torch.randn(10, 4, 6), torch.arange(10) % 2)]
+    result = analyze_model(net, data, tmp_path, per_class=3)
+    assert result["blocks"]["0"]["num_memories"] == 2
+    for png in tmp_path.glob("*.png"):
+        _assert_valid_png(png)
+    assert len(list(tmp_path.glob("*.png"))) == 3
