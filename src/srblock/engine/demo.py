@@ -23,7 +23,7 @@ from .trainer import evaluate_checkpoint, seed_everything, train
 __all__ = ["CONFIG_DIR", "memory_weights_per_class", "run_demo"]
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "digits"
-FAST = ["train.epochs=2", "data.train_subset=256", "data.test_subset=128", "schedule.scale_milestones=true"]
+FAST = ["train.epochs=1", "data.train_subset=128", "data.val_subset=64", "data.test_subset=64"]
 
 
 def memory_weights_per_class(checkpoint: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
