@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import doctest
 import io
 
 import pytest
@@ -11,7 +10,6 @@ import torch
 from torch import nn
 
 from srblock.layers import SRBlock, SRBlock1d, SRBlock2d, SRBlock3d, capture_memory_weights, sr_param_count
-from srblock.layers import sr as sr_module
 
 # (block class, channels, feat_size, input shape without the batch axis)
 RANKS = [
@@ -297,8 +295,3 @@ def test_torch_compile_matches_eager():
     compiled = torch.compile(block)
     x = torch.randn(3, 6, 5, 4)
     torch.testing.assert_close(compiled(x), block(x))
-
-
-def test_module_doctests():
-    result = doctest.testmod(sr_module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 2 and result.failed == 0

@@ -4,17 +4,12 @@
 >>> model = create_model("cifar_resnet18", num_classes=10, sr_stage=3, num_memories=10, regularizer="dropout2d")
 """
 
-import importlib.util
-
-from . import cifar_resnet, cifar_vgg, resnet  # noqa: F401  (importing registers the models)
+from . import cifar_resnet, cifar_vgg, resnet, segmentation  # noqa: F401  (importing registers the models)
 from .attention import ATTENTIONS
 from .registry import ModelEntry, create_model, get_model_entry, list_models, register_model
 from .regularizers import REGULARIZERS, DropBlock, set_dropblock_progress
 from .surgery import count_sr_params, find_sr_blocks, insert_sr, remove_sr
 from .weights import LoadReport, load_backbone_weights
-
-if importlib.util.find_spec(f"{__name__}.segmentation") is not None:  # the segmentation models register themselves
-    from . import segmentation  # noqa: F401
 
 __all__ = [
     "ATTENTIONS",
