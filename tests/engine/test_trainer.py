@@ -143,3 +143,11 @@ def test_real_cifar10_smoke(shared_data: Path, tmp_path: Path) -> None:
     summary = train(config, tmp_path / "run", quiet=True)
     assert summary["test"]["count"] == 128 and summary["val"]["count"] == 128
     assert summary["sr_params"] > 0
+
+
+def test_bf16_autocast_and_channels_last_run(tiny_data: Path, tmp_path: Path) -> None:
+    summary = train(tiny_config(tiny_data, epochs=1, amp="bf16", channels_last=True), tmp_path / "run", quiet=True)
+    assert summary["test"]["count"] == 32 and 0.0 <= summary["test_acc1"] <= 100.0
+    assert all(
+        v.dtype != torch.bfloat16 for v in load_checkpoint(tmp_path / "run" / "checkpoint_last.pt")["model"].values()
+    )
