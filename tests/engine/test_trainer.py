@@ -129,7 +129,6 @@ def test_iteration_counted_run_with_eval_interval(tiny_data: Path, tmp_path: Pat
     assert summary["steps"] == 5
 
 
-@pytest.mark.slow
 def test_real_cifar10_smoke(shared_data: Path, tmp_path: Path) -> None:
     overrides = [
         "train.epochs=1",
@@ -151,3 +150,9 @@ def test_bf16_autocast_and_channels_last_run(tiny_data: Path, tmp_path: Path) ->
     assert all(
         v.dtype != torch.bfloat16 for v in load_checkpoint(tmp_path / "run" / "checkpoint_last.pt")["model"].values()
     )
+
+
+@pytest.mark.slow
+def test_torch_compile_run(tiny_data: Path, tmp_path: Path) -> None:
+    summary = train(tiny_config(tiny_data, epochs=1, compile=True), tmp_path / "run", quiet=True)
+    assert summary["test"]["count"] == 32

@@ -394,11 +394,14 @@ class _Run:
                         bare_model=self.model,
                     )
                 except NonFiniteLossError as err:
-                    kept = f"checkpoint_last.pt (iteration {self.step}) is" if last.exists() else "no checkpoint was"
+                    kept = (
+                        f"{self.output_dir / 'checkpoint_last.pt'} (iteration {self.step}) is unchanged"
+                        if last.exists()
+                        else f"no checkpoint had been written to {self.output_dir} yet"
+                    )
                     raise NonFiniteLossError(
-                        f"{err} (epoch {self.step // self.steps_per_epoch}); the run stopped and {kept} left as it "
-                        f"was in {self.output_dir}. Lower optim.lr, set train.grad_clip, or use train.amp=bf16 "
-                        f"instead of fp16."
+                        f"{err} (epoch {self.step // self.steps_per_epoch}); the run stopped and {kept}. Lower "
+                        f"optim.lr, set train.grad_clip, or use train.amp=bf16 instead of fp16."
                     ) from None
                 self.step = end
                 _sync_buffers(self.model, self.dist)
