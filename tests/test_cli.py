@@ -18,7 +18,7 @@ model: {{name: cifar_resnet18, num_classes: 4, width: 0.0625, input_size: [3, 8,
          hidden: 4}}
 optim: {{lr: 0.05, momentum: 0.9}}
 schedule: {{milestones: [1]}}
-train: {{epochs: 3, batch_size: 24}}
+train: {{epochs: 3, batch_size: 24, device: cpu}}
 """
 
 

@@ -38,7 +38,8 @@ def tiny_config(root: Path, **train: Any) -> dict[str, Any]:
         },
         "optim": {"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4},
         "schedule": {"milestones": [1]},
-        "train": {"epochs": 2, "batch_size": 24, "log_interval": 2, **train},
+        # CPU even on a GPU machine: the bit-exact resume test needs CPU determinism (CUDA runs: test_cuda_*)
+        "train": {"epochs": 2, "batch_size": 24, "log_interval": 2, "device": "cpu", **train},
     }
 
 

@@ -41,7 +41,7 @@ def test_imagenet_folder_run(tmp_path: Path) -> None:
         },
         "optim": {"lr": 0.01, "momentum": 0.9},
         "schedule": {"milestones": []},
-        "train": {"epochs": 2, "batch_size": 4, "workers": 0},
+        "train": {"epochs": 2, "batch_size": 4, "workers": 0, "device": "cpu"},
     }
     summary = train(config, tmp_path / "run", quiet=True)
     assert summary["val"]["count"] == 4 and summary["test"]["count"] == 6

@@ -156,3 +156,14 @@ def test_bf16_autocast_and_channels_last_run(tiny_data: Path, tmp_path: Path) ->
 def test_torch_compile_run(tiny_data: Path, tmp_path: Path) -> None:
     summary = train(tiny_config(tiny_data, epochs=1, compile=True), tmp_path / "run", quiet=True)
     assert summary["test"]["count"] == 32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(("amp", "channels_last"), [("bf16", True), ("fp16", False)])
+def test_cuda_mixed_precision_run_and_resume(tiny_data: Path, tmp_path: Path, amp: str, channels_last: bool) -> None:
+    config = tiny_config(tiny_data, device="cuda", amp=amp, channels_last=channels_last)
+    assert train(config, tmp_path / "run", stop_after=1, quiet=True)["epoch"] == 1.0
+    summary = train(config, tmp_path / "run", resume=True, quiet=True)
+    assert summary["device"].startswith("cuda") and summary["test"]["count"] == 32
+    state = load_checkpoint(tmp_path / "run" / "checkpoint_last.pt")
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
