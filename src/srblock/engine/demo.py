@@ -117,15 +117,21 @@ def run_demo(
         json.dump(numbers, f, indent=2)
 
     width = model.get("width", 1.0)
+    sr_label = f"+ SR (M={model['sr_stage']}, P={model['num_memories']}, U={model['hidden']})"
+    rows = [
+        ("baseline", base["test_acc1"], f"params {base['params']:,}"),
+        (
+            sr_label,
+            sr["test_acc1"],
+            f"params {sr['params']:,} (+{sr['sr_params']:,} = +{numbers['overhead_pct']:.2f} %)",
+        ),
+        ("SR model, block removed", ablation["acc1"], "(the paper's ablation)"),
+    ]
     print(
         f"\nsrblock demo: scikit-learn digits ({data['image_size']}x{data['image_size']}), ResNet18 x{width} + "
-        f"Dropout2d, {sr['epochs']:g} epochs, seed {seed}\n"
-        f"  baseline                test acc {base['test_acc1']:6.2f} %   params {base['params']:,}\n"
-        f"  + SR (M={model['sr_stage']}, P={model['num_memories']}, U={model['hidden']})  "
-        f"test acc {sr['test_acc1']:6.2f} %   params {sr['params']:,} "
-        f"(+{sr['sr_params']:,} = +{numbers['overhead_pct']:.2f} %)\n"
-        f"  SR model, block removed test acc {ablation['acc1']:6.2f} %\n"
-        f"  memory weights per class: {plot}\n"
-        f"  took {numbers['wall_time_s']:.0f} s"
+        f"Dropout2d, {sr['epochs']:g} epochs, seed {seed}"
     )
+    for label, acc, note in rows:
+        print(f"  {label:<24} test acc {acc:6.2f} %   {note}")
+    print(f"  memory weights per class: {plot}\n  took {numbers['wall_time_s']:.0f} s")
     return numbers
