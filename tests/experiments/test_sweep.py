@@ -191,3 +191,11 @@ def test_keep_checkpoints_best_keeps_only_the_best(sweep_file):
 
     run_sweep(sweep, run_fn=train, load_fn=_fake_load, log=lambda _: None)
     assert sorted(p.name for p in sweep.output.glob("*/*/*.pt")) == ["checkpoint_best.pt"] * 4
+
+
+def test_arm_with_its_own_seeds(sweep_file):
+    doc = yaml.safe_load(sweep_file.read_text())
+    doc["arms"]["sr"]["seeds"] = [1, 2]
+    sweep_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+    runs = expand_grid(load_sweep(sweep_file))
+    assert [(r.arm, r.seed) for r in runs] == [("base", 0), ("base", 1), ("sr", 1), ("sr", 2)]

@@ -6,7 +6,7 @@ A sweep file (``sweeps/<name>.yaml``)::
     output: results/cifar10-cpu/d2d     # run folders go to <output>/<arm>/seed<seed>/
     metric: test_acc1                   # the summary.json key compared between arms
     baseline: r18-d2d                   # the arm every other arm is compared to (Δ and Welch p)
-    seeds: [0, 1, 2]
+    seeds: [0, 1, 2]                    # an arm may set its own 'seeds:' list
     keep_checkpoints: false             # delete checkpoint_*.pt once a run's summary.json exists ('best': keep
                                         # checkpoint_best.pt, e.g. for `srblock analyze`; *.pt stay git-ignored)
     reference_effect: 0.16              # optional: the table states the seeds needed to detect this Δ
@@ -80,6 +80,7 @@ class Arm:
     name: str
     recipe: str
     overrides: list[str] = field(default_factory=list)
+    seeds: list[int] | None = None  # None: the sweep's seeds
 
 
 @dataclass
@@ -127,6 +128,14 @@ def _override_list(value: Any, where: str) -> list[str]:
     raise ValueError(f"{where}: overrides must be a mapping or a list of 'key=value' strings, got {value!r}")
 
 
+def _seed_list(seeds: Any, where: str) -> list[int]:
+    if isinstance(seeds, int):
+        seeds = list(range(seeds))
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise ValueError(f"{where}: 'seeds' must be a non-empty list of ints (or a count), got {seeds!r}")
+    return seeds
+
+
 def _keep_checkpoints(value: Any, where: str) -> bool | str:
     if value in (True, False, "best"):
         return value
@@ -156,16 +165,14 @@ def sweep_from_dict(raw: Mapping, source: Path | None = None, extra_overrides: S
     for name, spec in arms_raw.items():
         if not isinstance(spec, Mapping) or "recipe" not in spec:
             raise ValueError(f"{where}: arm {name!r} needs a 'recipe' path, got {spec!r}")
-        arms.append(Arm(str(name), str(spec["recipe"]), _override_list(spec.get("overrides"), f"{where}: {name}")))
+        overrides = _override_list(spec.get("overrides"), f"{where}: {name}")
+        arm_seeds = None if spec.get("seeds") is None else _seed_list(spec["seeds"], f"{where}: arm {name}")
+        arms.append(Arm(str(name), str(spec["recipe"]), overrides, arm_seeds))
     names = [a.name for a in arms]
     baseline = str(raw.get("baseline", names[0]))
     if baseline not in names:
         raise ValueError(f"{where}: baseline {baseline!r} is not an arm; arms are {names}")
-    seeds = raw["seeds"]
-    if isinstance(seeds, int):
-        seeds = list(range(seeds))
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise ValueError(f"{where}: 'seeds' must be a non-empty list of ints (or a count), got {seeds!r}")
+    seeds = _seed_list(raw["seeds"], where)
     ref = raw.get("reference_effect")
     return Sweep(
         name=str(raw.get("name", source.stem if source else "sweep")),
@@ -182,7 +189,8 @@ def sweep_from_dict(raw: Mapping, source: Path | None = None, extra_overrides: S
 
 
 def expand_grid(sweep: Sweep) -> list[Run]:
-    """All runs of the sweep, seed-major: for each seed, every arm in file order."""
+    """All runs of the sweep, seed-major: for each seed, every arm (in file order) that runs that seed."""
+    all_seeds = list(dict.fromkeys([*sweep.seeds, *(s for a in sweep.arms for s in a.seeds or ())]))
     return [
         Run(
             arm=arm.name,
@@ -191,8 +199,9 @@ def expand_grid(sweep: Sweep) -> list[Run]:
             overrides=[*sweep.overrides, *arm.overrides, f"seed={seed}"],
             output_dir=sweep.output / arm.name / f"seed{seed}",
         )
-        for seed in sweep.seeds
+        for seed in all_seeds
         for arm in sweep.arms
+        if seed in (arm.seeds or sweep.seeds)
     ]
 
 
@@ -233,7 +242,10 @@ def _write_sweep_copy(sweep: Sweep) -> None:
         "keep_checkpoints": sweep.keep_checkpoints,
         "reference_effect": sweep.reference_effect,
         "overrides": sweep.overrides,
-        "arms": {a.name: {"recipe": a.recipe, "overrides": a.overrides} for a in sweep.arms},
+        "arms": {
+            a.name: {"recipe": a.recipe, "overrides": a.overrides, **({"seeds": a.seeds} if a.seeds else {})}
+            for a in sweep.arms
+        },
     }
     sweep.output.mkdir(parents=True, exist_ok=True)
     (sweep.output / SWEEP_COPY).write_text(yaml.safe_dump(doc, sort_keys=False))
