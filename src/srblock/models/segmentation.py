@@ -11,11 +11,11 @@ Both register in the model zoo; the memory is sized by ``input_size`` (3, crop H
 
 >>> from srblock.models import create_model
 >>> model = create_model("deeplabv3_resnet50", num_classes=19, sr_stage=3, num_memories=2, hidden=16,
-...                      input_size=(3, 64, 128))
+...                      input_size=(3, 32, 64))
 >>> model.backbone.layer3.sr.memory.shape
-torch.Size([2, 1024, 8, 16])
->>> model.eval()(torch.randn(1, 3, 64, 128))["out"].shape
-torch.Size([1, 19, 64, 128])
+torch.Size([2, 1024, 4, 8])
+>>> model.eval()(torch.randn(1, 3, 32, 64))["out"].shape
+torch.Size([1, 19, 32, 64])
 
 ImageNet-pretrained backbone weights (a torchvision ``resnet50`` state dict saved to a file) load with
 :func:`load_segmentation_backbone`; nothing is ever downloaded here.
