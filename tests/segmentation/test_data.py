@@ -125,3 +125,18 @@ def test_eval_transform_normalises_and_keeps_label_size():
     assert torch.equal(out_mask, mask.long())
     resized, kept = SegmentationEvalTransform((18, 24))(image, mask)
     assert resized.shape == (3, 18, 24) and kept.shape == (36, 48)
+
+
+def test_cat_max_ratio_redraws_crops_dominated_by_one_class():
+    from srblock.data.segmentation import RandomCropPadIgnore
+
+    mask = torch.zeros(100, 100, dtype=torch.uint8)
+    mask[:, 60:] = 1
+    image = torch.zeros(3, 100, 100, dtype=torch.uint8)
+
+    def balanced(crop: RandomCropPadIgnore) -> int:  # crops where no class covers 75 % or more
+        shares = [torch.bincount(crop(image, mask)[1].flatten()).max() / 400 for _ in range(50)]
+        return sum(int(share < 0.75) for share in shares)
+
+    assert balanced(RandomCropPadIgnore((20, 20))) < 15  # 9 of 81 crop positions qualify: about 11 %
+    assert balanced(RandomCropPadIgnore((20, 20), cat_max_ratio=0.75)) > 25  # up to 10 draws: about 69 %

@@ -110,6 +110,39 @@ class RandomRescale:
         return f"{type(self).__name__}(base_size={self.base_size}, ratio_range={self.ratio_range})"
 
 
+class RandomCropPadIgnore:
+    """Random ``crop_size`` crop; a smaller image is padded first (image with 0, mask with 255 = ignore).
+
+    ``cat_max_ratio`` < 1 re-draws the crop (up to 10 times) while one class covers more than that share of its
+    labelled pixels, as mmsegmentation's ``RandomCrop(cat_max_ratio=0.75)`` in its Cityscapes pipeline.
+    """
+
+    def __init__(self, crop_size: Sequence[int], cat_max_ratio: float = 1.0) -> None:
+        self.crop_size = (int(crop_size[0]), int(crop_size[1]))
+        self.cat_max_ratio = float(cat_max_ratio)
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> Pair:
+        ch, cw = self.crop_size
+        h, w = image.shape[-2:]
+        if h < ch or w < cw:
+            pad = [0, 0, max(cw - w, 0), max(ch - h, 0)]  # left, top, right, bottom
+            image, mask = TF.pad(image, pad, fill=0), TF.pad(mask, pad, fill=IGNORE_INDEX)
+            h, w = image.shape[-2:]
+        for _ in range(10):
+            top = int(torch.randint(0, h - ch + 1, ()))
+            left = int(torch.randint(0, w - cw + 1, ()))
+            if self.cat_max_ratio >= 1.0:
+                break
+            labels = mask[..., top : top + ch, left : left + cw]
+            counts = torch.unique(labels[labels != IGNORE_INDEX], return_counts=True)[1]
+            if counts.numel() > 1 and counts.max() / counts.sum() < self.cat_max_ratio:
+                break
+        return TF.crop(image, top, left, ch, cw), TF.crop(mask, top, left, ch, cw)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(crop_size={self.crop_size}, cat_max_ratio={self.cat_max_ratio})"
+
+
 def _to_tensors(image: object, mask: object) -> Pair:
     """PIL images or uint8 tensors -> (tv_tensors.Image, tv_tensors.Mask)."""
     if not isinstance(image, torch.Tensor):
@@ -131,7 +164,8 @@ def _finish(image: torch.Tensor, mask: torch.Tensor) -> Pair:
 
 class SegmentationTrainTransform:
     """Training pipeline: rescale 0.5-2.0 of ``base_size``, random ``crop_size`` crop (mask padded with 255, image
-    with 0), horizontal flip, photometric distortion (image only), normalisation.
+    with 0; ``cat_max_ratio`` see :class:`RandomCropPadIgnore`), horizontal flip, photometric distortion (image
+    only), normalisation.
 
     ``photometric`` uses ``v2.ColorJitter(brightness=0.125, contrast=0.5, saturation=0.5, hue=0.1)``, the ranges of
     mmsegmentation's ``PhotoMetricDistortion`` (brightness delta 32/255, contrast and saturation 0.5-1.5, hue delta
@@ -145,6 +179,7 @@ class SegmentationTrainTransform:
         crop_size: Sequence[int],
         *,
         ratio_range: Sequence[float] = (0.5, 2.0),
+        cat_max_ratio: float = 1.0,
         flip: bool = True,
         photometric: bool = True,
         mean: Sequence[float] = IMAGENET_MEAN,
@@ -152,8 +187,7 @@ class SegmentationTrainTransform:
     ) -> None:
         self.crop_size = (int(crop_size[0]), int(crop_size[1]))
         steps: list[Callable] = [RandomRescale(base_size, ratio_range)]
-        fill = {tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX}
-        steps.append(v2.RandomCrop(self.crop_size, pad_if_needed=True, fill=fill))
+        steps.append(RandomCropPadIgnore(self.crop_size, cat_max_ratio))
         if flip:
             steps.append(v2.RandomHorizontalFlip())
         if photometric:

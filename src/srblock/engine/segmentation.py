@@ -291,6 +291,8 @@ class SegmentationTask(Task):
         crop_size: training crop (H, W); also the sliding window and the SR memory's input size (``model.input_size``
             is filled in as ``[3, *crop_size]`` when the recipe leaves it out, and must agree when it does not).
         base_size: (H, W) that the random rescale (``scale_range``, 0.5-2.0) multiplies; null: the dataset's frame.
+        cat_max_ratio: re-draw a crop (up to 10 times) where one class covers more than this share (0.75, the
+            paper's framework default; 1 = off).
         flip, photometric: the other training augmentations. mean, std: normalisation (ImageNet's).
         inference: ``slide`` (default; windows of the crop) or ``whole``; slide_stride: null = 2/3 of the crop.
         eval_size: resize images to (H, W) before inference (labels stay at full size); null = native.
@@ -305,6 +307,7 @@ class SegmentationTask(Task):
         "crop_size": [360, 480],
         "base_size": None,
         "scale_range": [0.5, 2.0],
+        "cat_max_ratio": 0.75,
         "flip": True,
         "photometric": True,
         "mean": list(IMAGENET_MEAN),
@@ -369,6 +372,7 @@ class SegmentationTask(Task):
             base,
             self.crop_size,
             ratio_range=data["scale_range"],
+            cat_max_ratio=data["cat_max_ratio"],
             flip=data["flip"],
             photometric=data["photometric"],
             **norm,
