@@ -63,18 +63,22 @@ class RunLogger:
 
     def start(self, step: int) -> None:
         """Begin (or resume) progress reporting at ``step``."""
-        self._last_time, self._last_step = time.perf_counter(), step
+        self.restart_clock(step)
         if self.tty:
             from tqdm import tqdm
 
             self.bar = tqdm(total=self.total_steps, initial=step, unit="it", dynamic_ncols=True, leave=False)
 
-    def step(self, step: int, values: Mapping[str, float] | None = None, *, samples_per_step: int = 0) -> None:
-        """Called every ``log_interval`` steps with running means (``values`` costs a device sync to compute)."""
+    def restart_clock(self, step: int) -> None:
+        """Measure throughput from here (called after each evaluation, so it counts training only)."""
+        self._last_time, self._last_step = time.perf_counter(), step
+
+    def step(self, step: int, values: Mapping[str, float] | None = None, *, samples: int = 0) -> None:
+        """Called every ``log_interval`` steps with running means and the samples trained since the last call."""
         if not self.enabled:
             return
         now = time.perf_counter()
-        rate = samples_per_step * (step - self._last_step) / max(now - self._last_time, 1e-9)
+        rate = samples / max(now - self._last_time, 1e-9)
         self._last_time, self._last_step = now, step
         values = dict(values or {})
         if self.bar is not None:

@@ -133,7 +133,8 @@ def train_steps(
     model.train()
     bare = bare_model if bare_model is not None else model
     sums: dict[str, torch.Tensor] = {}
-    count = 0
+    count = logged = 0
+    logger.restart_clock(start)
     for step in range(start, end):
         batch = task.to_device(next(batches))
         task.on_train_step(bare, step / total_steps)
@@ -160,7 +161,8 @@ def train_steps(
             raise NonFiniteLossError(f"non-finite training loss at iteration {done}")
         if at_log:
             means = {k: float(v) / count for k, v in sums.items()}
-            logger.step(done, {**means, "lr": lr}, samples_per_step=n)
+            logger.step(done, {**means, "lr": lr}, samples=count - logged)
+            logged = count
     return {k: float(v) / max(count, 1) for k, v in sums.items()}
 
 
