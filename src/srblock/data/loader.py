@@ -57,8 +57,14 @@ class ShardSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         return iter(self.indices()[self.start :].tolist())
 
+    def shard_size(self) -> int:
+        """Number of indices this rank gets per epoch (ignoring ``start``)."""
+        if not self.train:
+            return len(range(self.rank, self.size, self.world_size))
+        return self.size // self.world_size
+
     def __len__(self) -> int:
-        return max(0, len(self.indices()) - self.start)
+        return max(0, self.shard_size() - self.start)
 
 
 class InMemoryLoader:
@@ -106,7 +112,7 @@ class InMemoryLoader:
         return full + (1 if rest > (1 if self.train else 0) else 0)
 
     def __len__(self) -> int:
-        return self._num_batches(len(self.sampler.indices()))
+        return self._num_batches(self.sampler.shard_size())
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         indices = self.sampler.indices().to(self.images.device)

@@ -7,7 +7,9 @@ checkpoint. At the end the best-validation weights are evaluated once on the tes
 
 Output folder: ``config.yaml`` (resolved recipe), ``metrics.csv`` (one row per period), ``checkpoint_last.pt``,
 ``checkpoint_best.pt`` (atomic), ``summary.json``. ``resume=True`` continues from ``checkpoint_last.pt`` exactly
-(weights, optimizer, schedule, GradScaler, RNG states, data position).
+(weights, optimizer, schedule, GradScaler, RNG states, data position): bit-identical on CPU for in-memory data.
+File datasets with random transforms in DataLoader workers replay the same sample order after a mid-epoch resume,
+but draw their augmentation anew.
 """
 
 from __future__ import annotations
@@ -421,7 +423,7 @@ class _Run:
                     **{f"{eval_name}_{k}": v for k, v in metrics.items()},
                     "time_s": round(self.wall_time_s, 2),
                 }
-                self.history.append(row)
+                self.history.append(_plain(row))
                 self._save(improved or eval_name == "test")
                 self.logger.scalars(eval_name, self.step, metrics)
                 shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
@@ -464,6 +466,7 @@ class _Run:
             "test": test,
             "config": self.config,
         }
+        summary = _plain(summary)
         if self.dist.is_main:
             with (self.output_dir / "summary.json").open("w") as f:
                 json.dump(summary, f, indent=2)
@@ -471,6 +474,17 @@ class _Run:
                 "done: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if isinstance(v, float) and k != "seed")
             )
         return summary
+
+
+def _plain(value: Any) -> Any:
+    """Python scalars/lists/dicts only (what ``weights_only`` checkpoints and JSON hold), from tensors or numpy."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
+        return _plain(value.tolist())
+    return value
 
 
 def _sr_params(model: nn.Module) -> int:
