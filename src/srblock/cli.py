@@ -223,6 +223,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         import json
+        import os
         from pathlib import Path
 
         from .engine import load_config, train
@@ -243,7 +244,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         recipe = Path(args.config)
         output = args.output or Path("runs") / recipe.parent.name / f"{recipe.stem}-seed{config['seed']}"
         summary = train(config, output, resume=args.resume)
-        if summary.get("config") is not None:
+        if summary.get("config") is not None and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 prints
             shown = {k: v for k, v in summary.items() if k not in ("config", "val", "test")}
             print(json.dumps(shown, indent=2))
             print(f"run folder: {output}")
