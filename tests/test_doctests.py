@@ -12,7 +12,10 @@ import pytest
 import srblock
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MODULES = sorted(m.name for m in pkgutil.walk_packages(srblock.__path__, prefix="srblock."))
+# __main__ runs the command line when imported; it holds no examples.
+MODULES = sorted(
+    m.name for m in pkgutil.walk_packages(srblock.__path__, prefix="srblock.") if m.name != "srblock.__main__"
+)
 
 
 @pytest.mark.parametrize("name", ["srblock", *MODULES])

@@ -102,7 +102,7 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(
 
 def test_no_sr_eval_equals_model_built_without_sr(finished_run: Run) -> None:
     out, _ = finished_run
-    ablation = evaluate_checkpoint(out / "checkpoint_best.pt", no_sr=True)
+    ablation = evaluate_checkpoint(out / "checkpoint_best.pt", no_sr=True, device="cpu")
     state = load_checkpoint(out / "checkpoint_best.pt")
     config = json.loads(json.dumps(state["config"]))
     config["model"]["sr_stage"] = None
