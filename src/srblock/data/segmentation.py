@@ -3,7 +3,7 @@
 Both datasets yield ``(image, mask)``: ``image`` a normalised float tensor ``3 x H x W``, ``mask`` an int64 tensor
 ``H x W`` of class ids with :data:`IGNORE_INDEX` (255) for void pixels. Training pipeline (PAPER.md §3, the
 framework defaults the paper used, [ours]): random rescale of a base size by 0.5-2.0, random crop (the mask padded
-with 255), horizontal flip, photometric distortion (image only), normalisation.
+with 255; crops dominated by one class re-drawn), horizontal flip, photometric distortion (image only), normalisation.
 
 >>> train_tf = SegmentationTrainTransform(base_size=(1024, 2048), crop_size=(512, 1024))
 >>> ds = cityscapes("data/cityscapes", "train", transforms=train_tf)  # doctest: +SKIP
@@ -30,6 +30,8 @@ __all__ = [
     "IMAGENET_STD",
     "SEGMENTATION_DATASETS",
     "CamVid",
+    "RandomCropPadIgnore",
+    "RandomRescale",
     "SegmentationEvalTransform",
     "SegmentationTrainTransform",
     "camvid",
