@@ -7,6 +7,7 @@ import torch
 import torchvision
 from torchvision.models.segmentation.deeplabv3 import ASPP, ASPPConv
 
+from srblock.engine import build_model, load_trained_model, save_checkpoint
 from srblock.layers import sr_param_count
 from srblock.models import create_model, find_sr_blocks, list_models, remove_sr
 from srblock.models.segmentation import load_segmentation_backbone
@@ -113,3 +114,19 @@ def test_backbone_file_missing_or_wrong_is_a_clear_error(tmp_path):
         load_segmentation_backbone(model, tmp_path / "none.pth")
     with pytest.raises(ValueError, match="missing"):
         load_segmentation_backbone(model, torchvision.models.resnet18(weights=None).state_dict())
+
+
+def test_trained_model_loads_after_the_backbone_file_is_gone(tmp_path):
+    """A checkpoint holds every weight: rebuilding it must not need the ImageNet file its recipe named."""
+    path = tmp_path / "resnet50_imagenet.pth"
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), path)
+    model_cfg = {"name": "fcn_resnet50", "num_classes": 11, "sr_stage": 3, "num_memories": 3, "hidden": 16}
+    model_cfg |= {"input_size": [3, *CROP], "backbone_weights": str(path)}
+    model = build_model({"model": model_cfg})
+    with torch.no_grad():
+        model.backbone.layer3.sr.memory.normal_()
+    save_checkpoint({"model": model.state_dict(), "config": {"model": model_cfg}}, tmp_path / "checkpoint_best.pt")
+    path.unlink()
+    loaded, config = load_trained_model(tmp_path / "checkpoint_best.pt")
+    assert config["model"]["backbone_weights"] == str(path)
+    torch.testing.assert_close(loaded.backbone.layer3.sr.memory, model.backbone.layer3.sr.memory)

@@ -42,7 +42,10 @@ def load_trained_model(
 
     state = load_checkpoint(checkpoint_path, map_location=map_location)
     config = state["config"]
-    model = build_model(config)
+    model_cfg = dict(config["model"])
+    if model_cfg.get("backbone_weights"):  # every weight comes from the checkpoint: that file need not exist any more
+        model_cfg["backbone_weights"] = None
+    model = build_model({**config, "model": model_cfg})
     model.load_state_dict(state["model"])
     if no_sr:
         remove_sr(model)
