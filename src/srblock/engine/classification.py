@@ -71,7 +71,7 @@ class ClassificationTask(Task):
 
     # -- data ---------------------------------------------------------------------------------------------------
     def build_loaders(self) -> Loaders:
-        data, train_cfg = self.config["data"], self.config["train"]
+        data = self.config["data"]
         if data["dataset"] == "imagenet":
             return self._folder_loaders()
         images, labels, test_images, test_labels = self._arrays()
@@ -95,8 +95,7 @@ class ClassificationTask(Task):
             flip=data["flip"],
         )
         world, rank = self.dist.world_size, self.dist.rank
-        batch = train_cfg["batch_size"] // world
-        eval_batch = (train_cfg["eval_batch_size"] or train_cfg["batch_size"]) // world or 1
+        batch, eval_batch = self.batch_sizes()
 
         def loader(idx: torch.Tensor, x: torch.Tensor, y: torch.Tensor, train: bool) -> InMemoryLoader:
             size = batch if train else eval_batch
@@ -136,11 +135,11 @@ class ClassificationTask(Task):
     def _folder_loaders(self) -> Loaders:
         from srblock.data.imagenet import imagenet_folder
 
-        data, train_cfg = self.config["data"], self.config["train"]
+        data = self.config["data"]
         if data["root"] is None:
             raise ValueError("ImageNet needs data.root (--data-dir) with train/ and val/ class folders")
         size = {"crop_size": data["image_size"] or 224, "resize_size": data["resize_size"]}
-        seed, world, rank = self.config["seed"], self.dist.world_size, self.dist.rank
+        seed = self.config["seed"]
         train_set = imagenet_folder(data["root"], "train", **size)
         test_set = imagenet_folder(data["root"], "val", **size)
         val_set = None
@@ -153,15 +152,8 @@ class ClassificationTask(Task):
         train_set = torch.utils.data.Subset(train_set, _take(train_idx, data["train_subset"], seed, "train_subset"))
         test_idx = _take(torch.arange(len(test_set)), data["test_subset"], seed, "test_subset")
         test_set = torch.utils.data.Subset(test_set, test_idx)
-        common = {
-            "seed": seed,
-            "rank": rank,
-            "world_size": world,
-            "workers": train_cfg["workers"],
-            "pin_memory": self.device.type == "cuda",
-        }
-        batch = train_cfg["batch_size"] // world
-        eval_batch = (train_cfg["eval_batch_size"] or train_cfg["batch_size"]) // world or 1
+        common = self.loader_options()
+        batch, eval_batch = self.batch_sizes()
         return Loaders(
             train=make_loader(train_set, batch, train=True, **common),
             val=None if val_set is None else make_loader(val_set, eval_batch, train=False, **common),

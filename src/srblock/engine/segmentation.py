@@ -364,7 +364,7 @@ class SegmentationTask(Task):
         return model
 
     def build_loaders(self) -> Loaders:
-        data, train_cfg = self.config["data"], self.config["train"]
+        data = self.config["data"]
         name, root = data["dataset"], data["root"]
         base = data["base_size"] or _NATIVE_SIZE[name]
         norm = {"mean": data["mean"], "std": data["std"]}
@@ -378,16 +378,7 @@ class SegmentationTask(Task):
             **norm,
         )
         eval_tf = SegmentationEvalTransform(data["eval_size"], **norm)
-        world, rank = self.dist.world_size, self.dist.rank
-        common = {
-            "seed": self.config["seed"],
-            "rank": rank,
-            "world_size": world,
-            "workers": train_cfg["workers"],
-            "pin_memory": self.device.type == "cuda",
-        }
-        batch = train_cfg["batch_size"] // world
-        eval_batch = (train_cfg["eval_batch_size"] or train_cfg["batch_size"]) // world or 1
+        batch, eval_batch = self.batch_sizes()
 
         def split(key: str, train: bool) -> Any:
             split_name = "train" if train else data[f"{key}_split"]
@@ -395,7 +386,7 @@ class SegmentationTask(Task):
                 return None
             dataset = segmentation_dataset(name, root, split_name, transforms=train_tf if train else eval_tf)
             dataset = _subset(dataset, data[f"{key}_subset"], f"{key}_subset")
-            return make_loader(dataset, batch if train else eval_batch, train=train, **common)
+            return make_loader(dataset, batch if train else eval_batch, train=train, **self.loader_options())
 
         return Loaders(train=split("train", True), val=split("val", False), test=split("test", False))
 

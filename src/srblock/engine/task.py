@@ -154,6 +154,22 @@ class Task:
 
             set_dropblock_progress(model, progress)
 
+    def batch_sizes(self) -> tuple[int, int]:
+        """(train, eval) batch per rank: the recipe's totals ``train.batch_size`` and ``train.eval_batch_size``
+        (default: the training batch) divided by the world size."""
+        train_cfg, world = self.config["train"], self.dist.world_size
+        return train_cfg["batch_size"] // world, (train_cfg["eval_batch_size"] or train_cfg["batch_size"]) // world or 1
+
+    def loader_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`srblock.data.loader.make_loader` that every split of this rank shares."""
+        return {
+            "seed": self.config["seed"],
+            "rank": self.dist.rank,
+            "world_size": self.dist.world_size,
+            "workers": self.config["train"]["workers"],
+            "pin_memory": self.device.type == "cuda",
+        }
+
     def batch_size(self, batch: Any) -> int:
         """Number of samples in a batch (used to weight the running means of :meth:`loss`'s logs)."""
         first = batch
