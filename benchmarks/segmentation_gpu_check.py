@@ -3,8 +3,8 @@
 Five bf16 training steps at the 512x1024 crop (SR memory 2x1024x64x128), slide inference of a 1024x2048 frame, and
 the clear error of whole-image inference on a strict SR model; prints step times and peak memory.
 
-    python tests/segmentation/gpu_check.py            # cuda, paper size
-    python tests/segmentation/gpu_check.py cpu 8      # CPU, sizes divided by 8
+    python benchmarks/segmentation_gpu_check.py            # cuda, paper size
+    python benchmarks/segmentation_gpu_check.py cpu 8      # CPU, sizes divided by 8
 """
 
 from __future__ import annotations
