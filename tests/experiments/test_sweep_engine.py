@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
 from scipy import stats
 
@@ -25,7 +24,6 @@ def _write_npz(root: Path, size: int = 8, num_classes: int = 4) -> None:
         np.savez(root / f"{name}.npz", x=x, y=y)
 
 
-@pytest.mark.slow  # four real trainings: ~15-40 s on 2 shared cores
 def test_engine_sweep_two_arms_two_seeds(tmp_path: Path):
     _write_npz(tmp_path / "data")
     recipe = {
