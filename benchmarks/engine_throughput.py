@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import json
 import platform
 import statistics
 import tempfile
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from common import make_main  # the script's folder is on sys.path
 from srblock.analysis.timing import interleaved_timings, ratios
 from srblock.engine.config import resolve_config
 from srblock.engine.distributed import DistInfo
@@ -181,14 +181,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = build_parser().parse_args(argv)
-    result = run(args)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.out}")
-    return result
+main = make_main(build_parser, run)
 
 
 if __name__ == "__main__":

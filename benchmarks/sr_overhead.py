@@ -13,15 +13,14 @@ its share of the baseline's step, a low-noise estimate of the SR row's excess ov
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from common import make_main  # the script's folder is on sys.path
 from srblock.analysis.timing import eval_step, interleaved_timings, ratios, sr_block_step, train_step
 from srblock.models import create_model
 
@@ -157,14 +156,7 @@ def print_rows(rows: list[dict[str, Any]], *, header: bool) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = build_parser().parse_args(argv)
-    result = run(args)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.out}")
-    return result
+main = make_main(build_parser, run)
 
 
 if __name__ == "__main__":
