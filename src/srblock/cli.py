@@ -300,7 +300,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-VERBS: list[VerbAdder] = [_add_sweep, _add_overhead, _add_analyze, _add_train, _add_eval, _add_demo]
+# In the order a newcomer meets them: data -> models -> engine -> analysis.
+VERBS: list[VerbAdder] = [_add_demo, _add_train, _add_eval, _add_overhead, _add_analyze, _add_sweep]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from srblock.analysis.stats import required_seeds, summarize, welch_power, welch_ttest
+from srblock.analysis.stats import paired_ttest, required_seeds, summarize, welch_power, welch_ttest
 
 
 def test_summarize_matches_numpy_and_t_interval():
@@ -48,3 +48,18 @@ def test_required_seeds_matches_textbook_two_sample_sizes(d, n):
 def test_power_grows_with_seeds_and_hits_alpha_at_zero_effect():
     assert welch_power(0.0, 1.0, 10) == pytest.approx(0.05, abs=1e-6)
     assert welch_power(0.5, 1.0, 10) < welch_power(0.5, 1.0, 40)
+
+
+def test_paired_ttest_equals_scipy_over_common_seeds():
+    a = {0: 93.9, 1: 94.6, 2: 94.2, 3: 94.8}
+    b = {0: 94.1, 1: 94.7, 2: 94.5, 4: 99.0}  # seed 3 and 4 have no partner and do not count
+    r = paired_ttest(a, b)
+    ref = stats.ttest_rel([94.1, 94.7, 94.5], [93.9, 94.6, 94.2])
+    assert r.n == 3
+    assert r.delta == pytest.approx(0.2)
+    assert r.t == pytest.approx(ref.statistic) and r.p == pytest.approx(ref.pvalue)
+
+
+def test_paired_ttest_needs_two_pairs():
+    assert math.isnan(paired_ttest({0: 1.0}, {0: 2.0}).p)
+    assert paired_ttest({0: 1.0}, {1: 2.0}).n == 0

@@ -106,6 +106,7 @@ def test_sweep_writes_csv_and_table_with_scipy_statistics(sweep_file):
     assert cells[2] == f"{np.mean(sr):.2f} ± {np.std(sr, ddof=1):.2f}"
     assert cells[4] == f"{np.mean(sr) - np.mean(base):+.2f}"
     assert cells[5] == f"{stats.ttest_ind(sr, base, equal_var=False).pvalue:.3g}"
+    assert cells[6] == f"{stats.ttest_rel(sr, base).pvalue:.3g} (2)"  # seeds 0 and 1 pair up
     assert "`base` (baseline)" in table
 
 

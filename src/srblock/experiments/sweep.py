@@ -41,7 +41,7 @@ from typing import Any
 
 import yaml
 
-from ..analysis.stats import required_seeds, summarize, welch_ttest
+from ..analysis.stats import PairedResult, paired_ttest, required_seeds, summarize, welch_ttest
 
 __all__ = [
     "Run",
@@ -378,13 +378,18 @@ def aggregate(
             rel = os.path.relpath(r["run_dir"], root)
             writer.writerow([r["arm"], r["seed"], metric, s.get(metric, ""), *(s.get(k, "") for k in keys), rel])
 
-    values = {a: [float(r["summary"][metric]) for r in rows if r["arm"] == a and metric in r["summary"]] for a in arms}
+    by_seed = {
+        a: {r["seed"]: float(r["summary"][metric]) for r in rows if r["arm"] == a and metric in r["summary"]}
+        for a in arms
+    }
+    values = {a: list(by_seed[a].values()) for a in arms}
     extras = {a: [r["summary"] for r in rows if r["arm"] == a] for a in arms}
     base_vals = values.get(baseline, [])
     all_vals = [v for vs in values.values() for v in vs]
     digits = 4 if all_vals and max(abs(v) for v in all_vals) <= 1.0 else 2  # fractions vs percent
     ref_col = reference_effect is not None
-    header = ["arm", "n", f"{metric} mean ± std", "95 % CI", f"Δ vs {baseline}", "p (Welch)", "seeds for Δ (80 %)"]
+    header = ["arm", "n", f"{metric} mean ± std", "95 % CI", f"Δ vs {baseline}", "p (Welch)", "p (paired, n)"]
+    header.append("seeds for Δ (80 %)")
     if ref_col:
         header.append(f"seeds for Δ={reference_effect:g} (80 %)")
     header += ["params", "SR params", "time/run (s)"]
@@ -404,6 +409,7 @@ def aggregate(
             f"[{_fmt(s.ci_low, digits)}, {_fmt(s.ci_high, digits)}]",
             "–" if is_base else f"{w.delta:+.{digits}f}",
             "–" if is_base else _fmt_p(w.p),
+            "–" if is_base else _paired_text(paired_ttest(by_seed[baseline], by_seed[arm])),
             need,
         ]
         if ref_col:
@@ -425,6 +431,8 @@ def aggregate(
         f"{len(rows)} finished runs under `{root}`" + (f", trained for {'; '.join(lengths)}" if lengths else "") + ".",
         f"Δ = mean(arm) − mean({baseline}); p: two-sided Welch t-test, "
         "`scipy.stats.ttest_ind(arm, baseline, equal_var=False)`; 95 % CI: t-interval of the mean.",
+        "p (paired, n): two-sided paired t-test over the n seeds both arms ran (`scipy.stats.ttest_rel`); seed k of "
+        "two arms shares the split, data order, augmentation and the initial weights of every common layer.",
         "Seeds for Δ: seeds per arm for 80 % power at α = 0.05 (two-sided Welch test) if the true difference were "
         "the observed Δ (or the reference Δ), with the two arms' pooled per-seed std.",
     ]
@@ -432,6 +440,10 @@ def aggregate(
     (root / "table.md").write_text(table)
     log(table)
     return table
+
+
+def _paired_text(result: PairedResult) -> str:
+    return "–" if result.n < 2 else f"{_fmt_p(result.p)} ({result.n})"
 
 
 def _seeds_text(n: int) -> str:
