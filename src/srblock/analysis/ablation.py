@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .usage import logits_of
+from .usage import iter_predictions, top5_hits
 
 __all__ = ["ablation", "evaluate_accuracy", "without_sr"]
 
@@ -22,7 +22,6 @@ def without_sr(model: nn.Module) -> nn.Module:
     return remove_sr(copy.deepcopy(model))
 
 
-@torch.no_grad()
 def evaluate_accuracy(
     model: nn.Module,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
@@ -31,25 +30,11 @@ def evaluate_accuracy(
     max_images: int | None = None,
 ) -> dict[str, Any]:
     """Top-1 / top-5 accuracy in % (eval mode) over ``(images, labels)`` batches."""
-    if device is None:
-        device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     correct = correct5 = total = 0
-    try:
-        for images, target in batches:
-            if max_images is not None and total >= max_images:
-                break
-            if max_images is not None and total + len(target) > max_images:
-                images, target = images[: max_images - total], target[: max_images - total]
-            logits = logits_of(model(images.to(device))).float().cpu()
-            target = torch.as_tensor(target).cpu().long()
-            correct += (logits.argmax(1) == target).sum().item()
-            top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-            correct5 += (top == target[:, None]).any(1).sum().item()
-            total += len(target)
-    finally:
-        model.train(was_training)
+    for _, target, logits in iter_predictions(model, batches, device=device, max_images=max_images):
+        correct += int((logits.argmax(1) == target).sum())
+        correct5 += top5_hits(logits, target)
+        total += len(target)
     nan = float("nan")
     return {
         "acc1": 100.0 * correct / total if total else nan,

@@ -7,7 +7,7 @@ over all classes. The weights are read with forward hooks on the block's ``softm
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,14 @@ from torch import nn
 from ..layers.sr import capture_memory_weights
 from .plots import bar_panel, grid, save_figure
 
-__all__ = ["MemoryRecord", "collect_memory_weights", "plot_usage", "summarize_usage", "weight_stats"]
+__all__ = [
+    "MemoryRecord",
+    "collect_memory_weights",
+    "iter_predictions",
+    "plot_usage",
+    "summarize_usage",
+    "weight_stats",
+]
 
 
 @dataclass
@@ -55,6 +62,40 @@ def logits_of(output: Any) -> torch.Tensor:
     return output
 
 
+def top5_hits(logits: torch.Tensor, target: torch.Tensor) -> int:
+    """How many rows of ``logits`` have ``target`` among their top 5 (top ``C`` when there are fewer classes)."""
+    return int((logits.topk(min(5, logits.shape[1]), dim=1).indices == target[:, None]).any(1).sum())
+
+
+@torch.no_grad()
+def iter_predictions(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    device: torch.device | str | None = None,
+    max_images: int | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``(images, labels, logits)`` per batch of ``model`` in eval mode, the last batch cut at ``max_images``.
+
+    Labels and float logits are on the CPU; the model's train/eval mode is restored when the iteration ends.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    seen = 0
+    try:
+        for images, target in batches:
+            if max_images is not None and seen >= max_images:
+                break
+            if max_images is not None and seen + len(target) > max_images:
+                images, target = images[: max_images - seen], target[: max_images - seen]
+            logits = logits_of(model(images.to(device, non_blocking=True))).float().cpu()
+            seen += len(target)
+            yield images, torch.as_tensor(target).cpu().long(), logits
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def collect_memory_weights(
     model: nn.Module,
@@ -79,36 +120,19 @@ def collect_memory_weights(
     >>> rec.weights["0"].shape, rec.num_images
     (torch.Size([6, 3]), 6)
     """
-    if device is None:
-        device = next(model.parameters()).device
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
     keep = set(int(c) for c in keep_classes)
     samples: dict[int, torch.Tensor] = {}
     labels, predictions, top5 = [], [], 0
-    seen = 0
-    try:
-        with capture_memory_weights(model) as captured:
-            if not captured:
-                raise ValueError(f"{type(model).__name__} has no SR block; nothing to analyse")
-            for images, target in batches:
-                if max_images is not None and seen >= max_images:
-                    break
-                if max_images is not None and seen + len(target) > max_images:
-                    images, target = images[: max_images - seen], target[: max_images - seen]
-                logits = logits_of(model(images.to(device, non_blocking=True))).float().cpu()
-                target = torch.as_tensor(target).cpu().long()
-                labels.append(target)
-                predictions.append(logits.argmax(1))
-                k = min(5, logits.shape[1])
-                top5 += (logits.topk(k, dim=1).indices == target[:, None]).any(1).sum().item()
-                for i, label in enumerate(target.tolist()):
-                    if label in keep and label not in samples:
-                        samples[label] = images[i].detach().cpu().clone()
-                seen += len(target)
-    finally:
-        model.train(was_training)
+    with capture_memory_weights(model) as captured:
+        if not captured:
+            raise ValueError(f"{type(model).__name__} has no SR block; nothing to analyse")
+        for images, target, logits in iter_predictions(model, batches, device=device, max_images=max_images):
+            labels.append(target)
+            predictions.append(logits.argmax(1))
+            top5 += top5_hits(logits, target)
+            for i, label in enumerate(target.tolist()):
+                if label in keep and label not in samples:
+                    samples[label] = images[i].detach().cpu().clone()
     weights = {name: torch.cat(chunks).float().cpu() if chunks else torch.empty(0) for name, chunks in captured.items()}
     return MemoryRecord(
         weights=weights,
