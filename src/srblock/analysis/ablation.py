@@ -10,7 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .usage import iter_predictions, top5_hits
+from ..engine.metrics import topk_correct
+from .usage import iter_predictions
 
 __all__ = ["ablation", "evaluate_accuracy", "without_sr"]
 
@@ -32,8 +33,8 @@ def evaluate_accuracy(
     """Top-1 / top-5 accuracy in % (eval mode) over ``(images, labels)`` batches."""
     correct = correct5 = total = 0
     for _, target, logits in iter_predictions(model, batches, device=device, max_images=max_images):
-        correct += int((logits.argmax(1) == target).sum())
-        correct5 += top5_hits(logits, target)
+        hits1, hits5 = topk_correct(logits, target, ks=(1, 5)).tolist()
+        correct, correct5 = correct + int(hits1), correct5 + int(hits5)
         total += len(target)
     nan = float("nan")
     return {

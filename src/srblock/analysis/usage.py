@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..engine.metrics import topk_correct
 from ..layers.sr import capture_memory_weights
 from .plots import bar_panel, grid, save_figure
 
@@ -60,11 +61,6 @@ def logits_of(output: Any) -> torch.Tensor:
     if isinstance(output, (tuple, list)):
         output = output[0]
     return output
-
-
-def top5_hits(logits: torch.Tensor, target: torch.Tensor) -> int:
-    """How many rows of ``logits`` have ``target`` among their top 5 (top ``C`` when there are fewer classes)."""
-    return int((logits.topk(min(5, logits.shape[1]), dim=1).indices == target[:, None]).any(1).sum())
 
 
 @torch.no_grad()
@@ -129,7 +125,7 @@ def collect_memory_weights(
         for images, target, logits in iter_predictions(model, batches, device=device, max_images=max_images):
             labels.append(target)
             predictions.append(logits.argmax(1))
-            top5 += top5_hits(logits, target)
+            top5 += int(topk_correct(logits, target, ks=(5,)))
             for i, label in enumerate(target.tolist()):
                 if label in keep and label not in samples:
                     samples[label] = images[i].detach().cpu().clone()
