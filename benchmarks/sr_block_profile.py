@@ -10,52 +10,30 @@ the wall time, fusing (``torch.compile``, CUDA graphs) is what would make it che
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
-import time
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from srblock import SRBlock
+from srblock.analysis.timing import eval_step, interleaved_timings
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _wall_ms(fn: Any, x: torch.Tensor, device: torch.device, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn(x)
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+AMP = {None: None, "bf16": torch.bfloat16}
 
 
 def profile_block(device: torch.device, batch: int, amp: str | None, repeats: int, compile_block: bool) -> dict:
     block = SRBlock(1024, 14, num_memories=10, hidden=16, memory_init="normal", device=device).eval()
     x = torch.randn(batch, 1024, 14, 14, device=device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp == "bf16" else contextlib.nullcontext()
-    fn = torch.compile(block) if compile_block else block
-
-    def run(inp: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad(), autocast:
-            return fn(inp)
-
-    for _ in range(5):  # warm-up (and compilation)
-        run(x)
-    wall = _wall_ms(run, x, device, repeats)
+    step = eval_step(torch.compile(block) if compile_block else block, x, amp_dtype=AMP[amp])
+    samples = interleaved_timings({"block": step}, repeats=repeats, warmup=5, device=device)  # warm-up compiles
+    wall = statistics.median(samples["block"]) * 1e3
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
-        run(x)
-        _sync(device)
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
     events = prof.key_averages()
     if device.type == "cuda":
         kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
