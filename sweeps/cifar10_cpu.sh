@@ -9,7 +9,6 @@
 set -eu
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
-for sweep in sweeps/cifar10_cpu_d2d.yaml sweeps/cifar10_cpu_3ep_d2d.yaml sweeps/cifar10_cpu_3ep_plain.yaml \
-  sweeps/cifar10_cpu_plain.yaml; do
+for sweep in cifar10_cpu_d2d cifar10_cpu_3ep_d2d cifar10_cpu_3ep_plain cifar10_cpu_plain; do
   nice -n 10 .venv/bin/srblock sweep -c "$sweep" --after-run sweeps/commit_run.sh
 done

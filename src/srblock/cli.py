@@ -38,7 +38,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         description="Run sweeps/<name>.yaml one run after another, skipping runs whose summary.json exists; "
         "write results.csv and table.md (mean ± std, Δ vs the baseline arm, Welch p) into the sweep's output.",
     )
-    p.add_argument("-c", "--config", help="sweep file (sweeps/<name>.yaml)")
+    p.add_argument("-c", "--config", help="sweep file: a built-in name (cifar10_cpu_3ep_d2d) or a YAML path")
     p.add_argument("--dry-run", action="store_true", help="list the runs and which are done; run nothing")
     p.add_argument("--report", metavar="DIR", help="only re-aggregate the finished runs under DIR")
     p.add_argument(
@@ -199,15 +199,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train and evaluate one recipe (torchrun-aware)",
-        description="Train a recipe (configs/<dataset>/<row>.yaml): 90/10 train/val split from the seed, best-val "
+        description="Train a recipe (a built-in name such as cifar10/r18_d2d_sr, or a YAML path): 90/10 train/val "
+        "split from the seed, best-val "
         "checkpoint tested once. Override any recipe key with --section.key value (or --set section.key=value); "
         "values are YAML (4, 0.1, [30, 60], null, true). Multi-GPU/CPU: torchrun --nproc_per_node=N -m srblock.cli "
         "train ...",
-        epilog="example: srblock train -c configs/cifar10/r18_d2d_sr.yaml --data-dir ../shared/data/cifar10 "
+        epilog="example: srblock train -c cifar10/r18_d2d_sr --data-dir ../shared/data/cifar10 "
         "--epochs 4 --width 0.25 --train-subset 5000 --model.num_memories 4",
     )
     p.__class__ = _DottedOverrideParser  # accept --section.key value overrides
-    p.add_argument("-c", "--config", required=True, help="recipe YAML")
+    p.add_argument("-c", "--config", required=True, help="recipe: a built-in name (cifar10/r18_d2d_sr) or a YAML path")
     p.add_argument("--output", help="run folder (default runs/<dataset>/<recipe>-seed<N>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from checkpoint_last.pt")
     p.add_argument("--seed", type=int, help="seed of init, split, order and augmentation")
@@ -284,7 +285,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="train a baseline and its SR twin on scikit-learn's digits (about a minute on a laptop CPU)",
-        description="Trains configs/digits/r18_d2d.yaml and r18_d2d_sr.yaml, prints both test accuracies, the SR "
+        description="Trains the built-in recipes digits/r18_d2d and digits/r18_d2d_sr, prints both test accuracies, "
+        "the SR "
         "parameter overhead and the ablation (SR removed), and plots the per-class memory weights.",
     )
     p.add_argument("--output", default="runs/demo", help="output folder (default runs/demo)")

@@ -1,4 +1,4 @@
-"""Every recipe in configs/ (but the _base files) parses, follows the paper's protocol and builds its model."""
+"""Every built-in recipe (but the _base files) parses, follows the paper's protocol and builds its model."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from srblock.engine import build_model, load_config
+from srblock.recipes import RECIPE_ROOT
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = RECIPE_ROOT
 RECIPES = sorted(
     p for d in ("cifar10", "cifar100", "imagenet", "digits") for p in (CONFIGS / d).glob("*.yaml") if p.name[0] != "_"
 )
@@ -40,3 +41,21 @@ def test_cifar_protocol_lives_in_the_base_files() -> None:
     c100 = load_config(CONFIGS / "cifar100" / "r18_d2d_sr.yaml")
     assert c100["schedule"] == c100["schedule"] | {"milestones": [60, 120, 160], "gamma": 0.2}
     assert (c100["model"]["sr_stage"], c100["model"]["num_memories"]) == (4, 12)
+
+
+def test_recipes_are_found_by_name_or_path(tmp_path: Path) -> None:
+    from srblock.recipes import find_recipe, list_recipes
+
+    assert (
+        find_recipe("cifar10/r18_d2d_sr")
+        == find_recipe("cifar10/r18_d2d_sr.yaml")
+        == CONFIGS / "cifar10/r18_d2d_sr.yaml"
+    )
+    own = tmp_path / "mine.yaml"
+    own.write_text("defaults: []\n")
+    assert find_recipe(own) == own
+    assert find_recipe("cifar10_cpu_3ep_d2d", sweeps=True).parent.name == "sweeps"
+    assert "cifar10_cpu_3ep_d2d" not in " ".join(list_recipes())  # sweeps are listed apart
+    assert "sweeps/cifar10_cpu_3ep_d2d" in list_recipes(sweeps=True)
+    with pytest.raises(FileNotFoundError, match="did you mean 'cifar10/r18_d2d_sr'"):
+        find_recipe("cifar10/r18_d2d_srr")

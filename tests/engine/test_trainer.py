@@ -138,7 +138,7 @@ def test_real_cifar10_smoke(shared_data: Path, tmp_path: Path) -> None:
         "model.width=0.125",
         "train.batch_size=64",
     ]
-    config = load_config("configs/cifar10/r18_d2d_sr.yaml", [f"data.root={shared_data / 'cifar10'}", *overrides])
+    config = load_config("cifar10/r18_d2d_sr", [f"data.root={shared_data / 'cifar10'}", *overrides])
     summary = train(config, tmp_path / "run", quiet=True)
     assert summary["test"]["count"] == 128 and summary["val"]["count"] == 128
     assert summary["sr_params"] > 0

@@ -159,7 +159,7 @@ def test_bad_sweep_file_names_the_problem(tmp_path):
     path.write_text(yaml.safe_dump({"output": "x", "seeds": [0], "arms": {"a": {"recipe": "r.yaml"}}, "baseline": "b"}))
     with pytest.raises(ValueError, match="baseline 'b' is not an arm"):
         load_sweep(path)
-    with pytest.raises(FileNotFoundError, match="sweep file not found"):
+    with pytest.raises(FileNotFoundError, match="neither a file nor a built-in sweep file"):
         load_sweep(tmp_path / "missing.yaml")
 
 

@@ -14,9 +14,9 @@ from srblock.engine.distributed import DistInfo
 from srblock.engine.segmentation import SegmentationTask
 from srblock.engine.trainer import evaluate_checkpoint
 from srblock.models import find_sr_blocks, list_models, register_model
+from srblock.recipes import RECIPE_ROOT
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-RECIPES = sorted((CONFIGS / "cityscapes").glob("[!_]*.yaml")) + sorted((CONFIGS / "camvid").glob("[!_]*.yaml"))
+RECIPES = sorted((RECIPE_ROOT / "cityscapes").glob("[!_]*.yaml")) + sorted((RECIPE_ROOT / "camvid").glob("[!_]*.yaml"))
 
 # A CPU-sized miniature of the CamVid recipe: 32x48 crops, evaluation at 32x48 (one window per frame).
 TINY = [
@@ -81,7 +81,7 @@ def test_recipes_parse_and_build(recipe):
 
 
 def test_cityscapes_recipe_is_the_papers():
-    config = load_config(CONFIGS / "cityscapes" / "deeplabv3_r50_sr.yaml")
+    config = load_config("cityscapes/deeplabv3_r50_sr")
     assert config["train"]["iterations"] == 80000 and config["train"]["eval_interval"] == 8000
     assert config["train"]["batch_size"] == 8 and config["train"]["sync_bn"]
     assert config["schedule"]["power"] == 0.9 and config["schedule"]["min_lr"] == 1e-4
@@ -90,13 +90,13 @@ def test_cityscapes_recipe_is_the_papers():
 
 
 def test_crop_and_model_input_size_must_agree():
-    config = load_config(CONFIGS / "camvid" / "fcn_r50_sr.yaml", ["model.input_size=[3, 64, 64]"])
+    config = load_config("camvid/fcn_r50_sr", ["model.input_size=[3, 64, 64]"])
     with pytest.raises(ValueError, match="crop_size"):
         SegmentationTask(config, DistInfo(), torch.device("cpu"))
 
 
 def test_whole_inference_with_strict_sr_is_rejected_before_training():
-    config = load_config(CONFIGS / "camvid" / "fcn_r50_sr.yaml", ["data.inference=whole"])
+    config = load_config("camvid/fcn_r50_sr", ["data.inference=whole"])
     task = SegmentationTask(config, DistInfo(), torch.device("cpu"))
     with torch.device("meta"), pytest.raises(ValueError, match=r"slide.*interpolate"):
         task.build_model()
@@ -106,7 +106,7 @@ def test_camvid_smoke_run(camvid_root, tmp_path):
     """Fast end-to-end check of the task in the engine (a tiny net with an SR block; the real ones run in the slow
     tests below): training steps, evaluation, checkpoints and a summary with mIoU."""
     config = load_config(
-        CONFIGS / "camvid" / "fcn_r50_sr.yaml",
+        "camvid/fcn_r50_sr",
         [
             f"data.root={camvid_root}",
             f"model.name={TINY_NET}",
@@ -130,7 +130,7 @@ def test_camvid_smoke_run(camvid_root, tmp_path):
 @pytest.mark.slow
 def test_camvid_training_lowers_the_loss_and_reports_miou(camvid_root, tmp_path):
     config = load_config(
-        CONFIGS / "camvid" / "deeplabv3_r50_sr.yaml",
+        "camvid/deeplabv3_r50_sr",
         [f"data.root={camvid_root}", "train.iterations=12", "train.eval_interval=4", "data.test_subset=2", *TINY],
     )
     summary = train(config, tmp_path)
@@ -150,7 +150,7 @@ def test_camvid_training_lowers_the_loss_and_reports_miou(camvid_root, tmp_path)
 def test_resume_is_exact(camvid_root, tmp_path):
     """2+2 iterations with a resume in between give the weights of 4 straight (the engine's checkpoints)."""
     config = load_config(
-        CONFIGS / "camvid" / "fcn_r50_sr.yaml",
+        "camvid/fcn_r50_sr",
         [f"data.root={camvid_root}", "train.iterations=4", "train.eval_interval=2", "data.test_split=null", *TINY],
     )
     train(config, tmp_path / "straight")

@@ -1,7 +1,7 @@
 """One training/evaluation engine for every task: recipes, the loop, DDP, checkpoints, metrics, logging.
 
 >>> from srblock.engine import load_config, train
->>> config = load_config("configs/cifar10/r18_d2d_sr.yaml", ["train.epochs=1", "data.train_subset=512"])
+>>> config = load_config("cifar10/r18_d2d_sr", ["train.epochs=1", "data.train_subset=512"])
 >>> summary = train(config, "runs/quick")  # doctest: +SKIP
 """
 

@@ -200,11 +200,15 @@ def resolve_config(config: Mapping[str, Any], overrides: Iterable[str] = ()) -> 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
     """Read a recipe (following ``defaults:``), apply ``"section.key=value"`` overrides, fill defaults, validate.
 
-    >>> cfg = load_config("configs/cifar10/r18_d2d_sr.yaml", ["train.epochs=2", "model.width=0.25"])
+    ``path`` is a YAML file or a built-in recipe name (:func:`srblock.recipes.find_recipe`).
+
+    >>> cfg = load_config("cifar10/r18_d2d_sr", ["train.epochs=2", "model.width=0.25"])
     >>> cfg["train"]["epochs"], cfg["schedule"]["milestones"]  # milestones scaled from [90, 136] of 182 epochs
     (2, [0.989, 1.4945])
     """
-    return resolve_config(_read_yaml(Path(path)), overrides)
+    from srblock.recipes import find_recipe
+
+    return resolve_config(_read_yaml(find_recipe(path)), overrides)
 
 
 def dump_config(config: Mapping[str, Any], path: str | Path) -> None:

@@ -1,6 +1,6 @@
 """``srblock demo``: a baseline and its SR twin on scikit-learn's digits, in about a minute on two CPU cores.
 
-Both recipes are ``configs/digits/`` (the paper's CIFAR protocol in miniature: seeded 90/10 split, best-validation
+Both are built-in ``digits/`` recipes (the paper's CIFAR protocol in miniature: seeded 90/10 split, best-validation
 checkpoint tested once). The demo prints both test accuracies, the SR block's parameter overhead and the accuracy
 of the trained SR model with its block removed (the paper's ablation), and saves a heat map of the mean softmax
 memory weights per class (``memory_weights.png``) and ``demo.json``.
@@ -16,13 +16,15 @@ from typing import Any
 
 import torch
 
+from srblock.recipes import RECIPE_ROOT
+
 from .build import load_trained_model
 from .config import load_config
 from .trainer import evaluate_checkpoint, seed_everything, train
 
 __all__ = ["CONFIG_DIR", "memory_weights_per_class", "run_demo"]
 
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "digits"
+CONFIG_DIR = RECIPE_ROOT / "digits"
 FAST = ["train.epochs=1", "data.train_subset=128", "data.val_subset=64", "data.test_subset=64"]
 
 
@@ -77,8 +79,8 @@ def run_demo(
     config_dir = Path(config_dir) if config_dir is not None else CONFIG_DIR
     if not (config_dir / "r18_d2d_sr.yaml").is_file():
         raise FileNotFoundError(
-            f"the demo recipes were not found in {config_dir}: run the demo from a source checkout of srblock "
-            f"(git clone, then `make demo`) or pass config_dir"
+            f"the demo recipes (r18_d2d.yaml, r18_d2d_sr.yaml) were not found in {config_dir}; pass the folder "
+            "that holds them as config_dir"
         )
     output_dir = Path(output_dir)
     overrides = [f"seed={seed}", *(FAST if fast else [])]

@@ -14,8 +14,8 @@ A sweep file (``sweeps/<name>.yaml``)::
       train.epochs: 15
       model.width: 0.25
     arms:
-      r18-d2d:    {recipe: configs/cifar10/resnet18_d2d.yaml}
-      r18-d2d-sr: {recipe: configs/cifar10/resnet18_d2d_sr.yaml, overrides: {model.num_memories: 10}}
+      r18-d2d:    {recipe: cifar10/r18_d2d}
+      r18-d2d-sr: {recipe: cifar10/r18_d2d_sr, overrides: {model.num_memories: 10}}
 
 Relative paths (``output``, ``recipe``) are resolved against the current directory (the repository root).
 Overrides apply in the order global → arm → ``seed=<seed>``. Runs go seed-major (seed 0 of every arm, then
@@ -146,9 +146,9 @@ def _keep_checkpoints(value: Any, where: str) -> bool | str:
 
 def load_sweep(path: str | Path, extra_overrides: Sequence[str] = ()) -> Sweep:
     """Parse a sweep file; ``extra_overrides`` (``key=value``) are appended to its global overrides."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"sweep file not found: {path} (expected a YAML file such as sweeps/<name>.yaml)")
+    from ..recipes import find_recipe
+
+    path = find_recipe(path, sweeps=True)
     raw = yaml.safe_load(path.read_text()) or {}
     return sweep_from_dict(raw, source=path, extra_overrides=extra_overrides)
 
