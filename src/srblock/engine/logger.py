@@ -1,4 +1,4 @@
-"""Run output on rank 0: progress (tqdm on a terminal, plain lines otherwise), ``metrics.csv``, TensorBoard."""
+"""Run output on rank 0: progress (tqdm on a terminal, plain lines otherwise), ``metrics.csv`` (atomic), TensorBoard."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from .io import atomic_open
 
 __all__ = ["RunLogger", "write_metrics_csv"]
 
@@ -23,7 +25,7 @@ def write_metrics_csv(history: Sequence[Mapping[str, Any]], path: str | Path) ->
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
-    with Path(path).open("w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)

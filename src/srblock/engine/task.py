@@ -102,13 +102,14 @@ class Task:
     # -- configuration ------------------------------------------------------------------------------------------
     @classmethod
     def validate_data(cls, data: Mapping[str, Any]) -> None:
-        """Raise ``ValueError`` for a key of ``config["data"]`` that the task does not know (catches typos)."""
-        unknown = sorted(set(data) - set(cls.data_defaults))
-        if unknown:
-            raise ValueError(
-                f"unknown key(s) {unknown} in the 'data' section of a {cls.__name__} recipe; "
-                f"known keys: {sorted(cls.data_defaults)}"
-            )
+        """Raise ``ValueError`` for a key of ``config["data"]`` that the task does not know (catches typos, with a
+        "did you mean") or a value whose type differs from its default's."""
+        from .config import check_keys, check_types
+
+        check_keys("data", data, cls.data_defaults)
+        # lists are left to the task (a crop may be written as one int); None means "off"/"default" throughout
+        scalars = {k: v for k, v in data.items() if not isinstance(cls.data_defaults[k], list)}
+        check_types("data", scalars, cls.data_defaults, allow_none=True)
 
     # -- required -----------------------------------------------------------------------------------------------
     def build_loaders(self) -> Loaders:
