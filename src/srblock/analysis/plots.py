@@ -12,6 +12,8 @@ matplotlib.use("Agg")  # headless: servers, CI, and the 2-core laptop have no di
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..engine.io import save_figure as atomic_save_figure
+
 __all__ = ["PNG_SIGNATURE", "bar_panel", "grid", "heatmap", "is_png", "plt", "save_figure", "symmetric_limit"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -62,17 +64,16 @@ def bar_panel(ax, mean: Sequence[float], std: Sequence[float], *, title: str = "
 
 
 def save_figure(fig, path: str | Path, *, dpi: int = 110, tight_layout: bool = True) -> Path:
-    """Save ``fig`` as PNG (parents created) and close it, so long analyses do not accumulate open figures.
+    """Save ``fig`` as PNG (atomically, parents created) and close it, so long analyses do not accumulate figures.
 
     Pass ``tight_layout=False`` for figures with a colour bar spanning several axes (tight_layout cannot place it).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if tight_layout:
         fig.tight_layout()
-    fig.savefig(path, dpi=dpi, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return path
+    try:
+        return atomic_save_figure(fig, path, dpi=dpi, format="png", bbox_inches="tight")
+    finally:
+        plt.close(fig)
 
 
 def is_png(path: str | Path) -> bool:

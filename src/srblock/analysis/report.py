@@ -10,7 +10,6 @@ SR block ``<b>``: ``usage_<b>.png``, ``memory_maps_<b>.png``, ``features_<b>.png
 from __future__ import annotations
 
 import copy
-import json
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..engine.io import write_json, write_text
 from .ablation import ablation
 from .features import feature_effect, plot_feature_effect
 from .maps import memory_map_stats, memory_maps, plot_memory_maps
@@ -150,7 +150,7 @@ def analyze_model(
         result["files"][block] = files
     if run_ablation:
         result["ablation"] = ablation(model, batches, device=device, max_images=max_images, acc_with_sr=record.accuracy)
-    (output_dir / "analysis.json").write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
+    write_json(output_dir / "analysis.json", result, default=_json_default)  # atomic, strict (NaN -> null)
     write_report(result, output_dir / "report.md")
     return result
 
@@ -238,9 +238,7 @@ def write_report(result: dict[str, Any], path: str | Path) -> Path:
                 f"![feature effect]({files['features']})",
                 "",
             ]
-    path = Path(path)
-    path.write_text("\n".join(lines))
-    return path
+    return write_text(path, "\n".join(lines))
 
 
 def analyze_checkpoint(
