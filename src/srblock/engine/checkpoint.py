@@ -55,12 +55,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut-off one has lost its directory
+        raise CheckpointError(
+            f"{path} is damaged (truncated, or not a file written by torch.save){_other_checkpoint(path)}"
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         # torch's message advises weights_only=False (arbitrary code execution); name only what was refused.
-        found = re.search(r"Unsupported (?:global|operand)[^.\n]*", str(err))
-        what = found.group(0).strip() if found else "objects other than tensors and plain containers"
+        found = re.search(r"[Uu]nsupported (global|GLOBAL|operand):?\s*(?:GLOBAL\s+)?([\w.]+)", str(err))
+        what = f"{found.group(1).lower()} {found.group(2)}" if found else "not only tensors and plain containers"
         raise CheckpointError(
             f"{path} is not an srblock checkpoint: it holds Python objects that a weights-only load refuses "
             f"({what}); srblock never unpickles such files{_other_checkpoint(path)}"

@@ -549,12 +549,14 @@ def _load_summaries(root: Path, plan: Plan | None) -> tuple[list[dict], list[str
 
 
 def _check_metric(metric: str, summaries: Sequence[Mapping]) -> None:
-    """``ValueError`` unless ``metric`` is a summary key (of a finished run, or one the engine writes)."""
-    known = sorted({k for s in summaries for k, v in s.items() if isinstance(v, (int, float))} | set(CSV_KEYS))
+    """``ValueError`` unless ``metric`` is a number in a finished run's summary (before any run finished: a key the
+    engine's summaries hold)."""
+    numeric = {k for s in summaries for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    known = sorted(numeric if summaries else CSV_KEYS)
     if metric not in known:
-        close = difflib.get_close_matches(metric, known, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"summary keys: {', '.join(known)}"
-        raise ValueError(f"metric {metric!r} is not a key of the runs' summary.json; {hint}")
+        close = difflib.get_close_matches(metric, known, n=2)
+        hint = f"did you mean {' or '.join(map(repr, close))}?" if close else f"numeric keys: {', '.join(known)}"
+        raise ValueError(f"metric {metric!r} is not a number in the runs' summary.json; {hint}")
 
 
 def _check_baseline(baseline: str | None, arms: Sequence[str]) -> None:
