@@ -42,6 +42,7 @@ before any run can finish) and each run trains over all ranks; only rank 0 delet
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
 import json
 import math
@@ -136,13 +137,14 @@ class Run:
 class RunState:
     """Where a run stands (see the module docstring): ``state`` and a one-line ``detail``."""
 
-    state: str  # done | stale | broken | failed | partial | todo
+    state: str  # done | unchecked | stale | broken | failed | partial | todo
     detail: str = ""
     summary: dict | None = None
 
     @property
     def finished(self) -> bool:
-        return self.state == "done"
+        """Counted in the tables: ``done``, or ``unchecked`` (a report whose arm config no longer loads)."""
+        return self.state in ("done", "unchecked")
 
     @property
     def blocked(self) -> bool:
@@ -322,12 +324,16 @@ def _engine_load(recipe: str, overrides: Sequence[str]) -> dict:
     return load_config(recipe, overrides)
 
 
+def _missing_data(config: dict) -> str:
+    root = config["data"].get("root")
+    if root is not None and not Path(root).exists():
+        return f"data.root {root} does not exist (set it with --set data.root=DIR)"
+    return ""
+
+
 def _engine_check(config: dict) -> None:
     from ..engine.build import check_buildable
 
-    root = config["data"].get("root")
-    if root is not None and not Path(root).exists():
-        raise FileNotFoundError(f"data.root {root} does not exist (set it with --set data.root=DIR)")
     check_buildable(config)
 
 
@@ -372,21 +378,27 @@ class Plan:
     runs: list[Run]
     configs: list[dict]
     states: list[RunState]
+    warnings: list[str] = field(default_factory=list)
 
     def pending(self) -> list[tuple[Run, dict]]:
         return [(r, c) for r, c, st in zip(self.runs, self.configs, self.states, strict=True) if not st.finished]
 
     def format(self) -> str:
-        return format_plan(self.runs, self.states)
+        return "\n".join([format_plan(self.runs, self.states), *(f"warning: {w}" for w in self.warnings)])
 
 
-def plan_sweep(sweep: Sweep, *, load_fn: LoadFn | None = None, check: bool = True) -> Plan:
+def plan_sweep(
+    sweep: Sweep, *, load_fn: LoadFn | None = None, check: bool = True, need_data: bool = True, strict: bool = True
+) -> Plan:
     """Load and check every run's config (all arms, before anything runs) and read each run folder's state.
 
     With the default ``load_fn`` (the engine's ``load_config``) each arm's model is also built on the meta device
     and its ``data.root`` looked up; recorded configs are resolved with ``resolve_config`` before they are compared.
     A custom ``load_fn`` is trusted as is and recorded configs are compared unresolved. Raises ``ValueError``
-    naming every arm that cannot run. ``check=False`` (for reports) skips the model build and the data look-up.
+    naming every arm that cannot run. ``check=False`` (for reports) skips the model build and the data look-up;
+    ``need_data=False`` (for ``--dry-run``) turns a missing data folder into a warning of the plan;
+    ``strict=False`` (for reports of old folders) counts the finished runs of an arm whose config no longer loads
+    as ``unchecked``, with a warning, instead of raising.
     """
     engine = load_fn is None
     load_fn = load_fn or _engine_load
@@ -394,22 +406,37 @@ def plan_sweep(sweep: Sweep, *, load_fn: LoadFn | None = None, check: bool = Tru
     runs = expand_grid(sweep)
     configs: list[dict] = []
     errors: dict[str, str] = {}
+    warnings: list[str] = []
     checked: set[str] = set()
     for run in runs:
         try:
             config = load_fn(run.recipe, run.overrides)
             if engine and check and run.arm not in checked:
+                missing = _missing_data(config)
+                if missing and need_data:
+                    raise FileNotFoundError(missing)
+                if missing:
+                    warnings.append(f"arm {run.arm!r}: {missing}; its runs would fail")
                 _engine_check(config)
         except (ValueError, FileNotFoundError, TypeError) as err:
             errors.setdefault(run.arm, " ".join(str(err).split()))
             config = {}
         checked.add(run.arm)
         configs.append(config)
-    if errors:
+    if errors and strict:
         shown = "; ".join(f"arm {arm!r}: {message}" for arm, message in errors.items())
         raise ValueError(f"sweep {sweep.name}: {len(errors)} arm(s) cannot run, nothing was started: {shown}")
-    states = [run_state(r, c, resolve) for r, c in zip(runs, configs, strict=True)]
-    return Plan(runs, configs, states)
+    states = []
+    for run, config in zip(runs, configs, strict=True):
+        if run.arm not in errors:
+            states.append(run_state(run, config, resolve))
+            continue
+        state = run_state(run)
+        if state.finished:
+            state = RunState("unchecked", f"its arm's config does not load: {errors[run.arm]}", state.summary)
+        states.append(state)
+    warnings += [f"arm {arm!r}: not checked for staleness, its config does not load ({m})" for arm, m in errors.items()]
+    return Plan(runs, configs, states, warnings)
 
 
 def _move_stale(run: Run, sweep: Sweep, log: Callable[[str], None]) -> None:
@@ -608,9 +635,10 @@ def aggregate(
             sweep = sweep_from_dict(raw, source=root / SWEEP_COPY)
         except (yaml.YAMLError, ValueError, TypeError) as err:
             raise ValueError(f"{root / SWEEP_COPY} is damaged ({' '.join(str(err).split())})") from None
-        sweep.output = root  # the folder may have moved since the sweep ran
+    if sweep is not None:
+        sweep = dataclasses.replace(sweep, output=root)  # the folder may have moved since the sweep ran
     metric = metric or (sweep.metric if sweep else "test_acc1")
-    plan = plan_sweep(sweep, load_fn=load_fn, check=False) if sweep is not None else None
+    plan = plan_sweep(sweep, load_fn=load_fn, check=False, strict=False) if sweep is not None else None
     rows, left_out = _load_summaries(root, plan)
     arms = [a.name for a in sweep.arms] if sweep else sorted({r["arm"] for r in rows})
     _check_baseline(baseline, arms)
@@ -691,6 +719,8 @@ def aggregate(
     ]
     if left_out:
         notes.append(f"Left out of this table ({len(left_out)}; rerun with --rerun-stale): " + "; ".join(left_out))
+    if plan is not None and plan.warnings:
+        notes.append("Warning: " + "; ".join(plan.warnings))
     table = "\n".join(lines + notes) + "\n"
     write_text(root / "table.md", table)
     log(table)
@@ -739,7 +769,7 @@ def sweep_command(
     sweep.baseline = baseline or sweep.baseline
     sweep.metric = metric or sweep.metric
     if dry_run:
-        plan = plan_sweep(sweep, load_fn=load_fn)
+        plan = plan_sweep(sweep, load_fn=load_fn, need_data=False)
         _check_metric(sweep.metric, [st.summary for st in plan.states if st.summary])
         print(plan.format())
         return 0
