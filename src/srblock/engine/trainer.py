@@ -36,6 +36,7 @@ from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng
 from .config import dump_config, resolve_config
 from .distributed import DistInfo, init_distributed, resolve_device
 from .logger import RunLogger, write_metrics_csv
+from .lookahead import Lookahead
 from .task import BatchLoader, Task, get_task
 
 __all__ = ["build_optimizer", "build_scheduler", "evaluate", "evaluate_checkpoint", "train", "train_steps"]
@@ -72,12 +73,15 @@ def build_scheduler(
     ``multistep`` milestones are in epochs (``steps_per_unit`` = iterations per epoch) or, for iteration-counted
     runs, in iterations (``steps_per_unit`` = 1); fractional milestones (from ``--epochs`` scaling) land on the
     nearest iteration. Stepping per iteration at epoch-aligned milestones equals torchvision's per-epoch MultiStepLR.
-    ``poly``: ``(lr - min_lr) * (1 - t/T)^power + min_lr``; ``cosine`` likewise; ``warmup_steps`` ramps linearly.
+    ``poly``: ``(lr - min_lr) * (1 - t/T)^power + min_lr``; ``cosine`` likewise; ``piecewise``: the factor is linear
+    between ``points`` ``[t/T, factor]`` (airbench's triangle: ``[[0, 0.2], [0.23, 1], [1, 0.07]]``);
+    ``warmup_steps`` ramps linearly.
     """
     base_lr = optimizer.param_groups[0]["lr"]
     floor = schedule["min_lr"] / base_lr
     name, warmup = schedule["name"], schedule["warmup_steps"]
     milestones = [round(m * steps_per_unit) for m in schedule["milestones"]]
+    knots = list(zip(*schedule["points"], strict=True)) or [(0.0, 1.0), (1.0, 1.0)]
 
     def factor(step: int) -> float:
         t = min(step, total_steps) / max(total_steps, 1)
@@ -87,6 +91,8 @@ def build_scheduler(
             value = (1 - floor) * (1 - t) ** schedule["power"] + floor
         elif name == "cosine":
             value = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+        elif name == "piecewise":
+            value = float(np.interp(t, knots[0], knots[1]))
         else:
             value = 1.0
         if step < warmup:
@@ -126,6 +132,7 @@ def train_steps(
     grad_clip: float | None = None,
     check_every_step: bool = True,
     bare_model: nn.Module | None = None,
+    lookahead: Lookahead | None = None,
 ) -> dict[str, float]:
     """Train from iteration ``start`` to ``end``; returns the period's mean of each of the task's loss logs.
 
@@ -151,6 +158,8 @@ def train_steps(
         scaler.update()
         lr = optimizer.param_groups[0]["lr"]  # the rate this step used, for the progress line
         scheduler.step()
+        if lookahead is not None:
+            lookahead.step(step + 1)
 
         n = task.batch_size(batch)
         count += n
@@ -276,6 +285,12 @@ class _Run:
             self.interval = train_cfg["eval_interval"] or self.total_steps
             steps_per_unit = 1
         self.optimizer = build_optimizer(model, config["optim"])
+        lookahead = config["optim"]["lookahead"]
+        self.lookahead = (
+            Lookahead(model, total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch, **lookahead)
+            if lookahead
+            else None
+        )
         self.scheduler = build_scheduler(
             self.optimizer, config["schedule"], steps_per_unit=steps_per_unit, total_steps=self.total_steps
         )
@@ -301,6 +316,7 @@ class _Run:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "lookahead": None if self.lookahead is None else self.lookahead.state_dict(),
             "step": self.step,
             "epoch": self.step / self.steps_per_epoch,
             "config": self.config,
@@ -326,6 +342,8 @@ class _Run:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.lookahead is not None and state.get("lookahead") is not None:
+            self.lookahead.load_state_dict(state["lookahead"])
         self.step, self.history = state["step"], list(state["history"])
         self.best_metric, self.best_step = state["best_metric"], state["best_step"]
         self.wall_time_s = state["wall_time_s"]
@@ -396,6 +414,7 @@ class _Run:
                         grad_clip=train_cfg["grad_clip"],
                         check_every_step=self.device.type == "cpu",
                         bare_model=self.model,
+                        lookahead=self.lookahead,
                     )
                 except NonFiniteLossError as err:
                     kept = (
