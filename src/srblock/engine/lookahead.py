@@ -86,17 +86,16 @@ class Lookahead:
         """Update after optimizer step number ``done`` (1-based)."""
         if done <= self.start_step:
             return
-        fast = self._fast()
         if done % self.every == 0:
             if self.slow is None:
-                self.slow = {k: v.detach().clone() for k, v in fast.items()}
+                self.slow = {k: v.detach().clone() for k, v in self._fast().items()}
                 return
             rho = self.decay**self.every * (done / self.total_steps) ** self.power
-            for key, value in fast.items():
+            for key, value in self._fast().items():
                 self.slow[key].lerp_(value, 1 - rho)
                 value.copy_(self.slow[key])
         elif self.slow is not None and (done % self.steps_per_epoch == 0 or done == self.total_steps):
-            for key, value in fast.items():
+            for key, value in self._fast().items():
                 value.copy_(self.slow[key])
 
     def state_dict(self) -> dict[str, Any]:
