@@ -13,7 +13,7 @@ from srblock.engine import load_config, train
 from srblock.engine.classification import ClassificationTask, tta_logits
 from srblock.engine.config import ENGINE_DEFAULTS, resolve_config
 from srblock.engine.distributed import DistInfo
-from srblock.engine.trainer import build_scheduler
+from srblock.engine.optim import build_scheduler
 from srblock.models.airbench import PatchWhitening
 
 from .conftest import tiny_config, write_npz

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from .lookahead import check_lookahead
+from .optim import validate_groups
 
 __all__ = ["ENGINE_DEFAULTS", "apply_overrides", "load_config", "parse_override", "resolve_config"]
 
@@ -41,6 +42,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
         "momentum": 0.0,
         "weight_decay": 0.0,
         "nesterov": False,
+        "groups": {},  # parameter groups with their own lr_mult / weight_decay / frozen (engine/optim.py)
         "lookahead": None,  # null | true | {start, every, decay, power} (airbench's; srblock.engine.lookahead)
     },
     "schedule": {
@@ -187,6 +189,7 @@ def validate_config(config: Mapping[str, Any], task_train_keys: Iterable[str] = 
         raise ValueError(f"optim.name must be one of {_OPTIMIZERS}, got {optim['name']!r}")
     if not isinstance(optim["lr"], (int, float)) or optim["lr"] <= 0:
         raise ValueError(f"optim.lr must be a positive number, got {optim['lr']!r}")
+    validate_groups(optim["groups"])
     check_lookahead(optim["lookahead"])
     if schedule["name"] not in _SCHEDULES:
         raise ValueError(f"schedule.name must be one of {_SCHEDULES}, got {schedule['name']!r}")
