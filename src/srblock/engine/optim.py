@@ -9,6 +9,7 @@ weight decay, or freeze it::
         sr_memory: {lr_mult: 10, weight_decay: 0}   # the SR memory tensors M
         sr_routing: {frozen: true}                  # squeeze conv + FCN of every SR block, fixed at their init
         norm_bias: {weight_decay: 0}                # norm-layer weights and every bias (timm's no-decay set)
+        norm: {lr_mult: 64}                         # norm-layer weights and biases only (airbench's BN-bias lr)
 
 A parameter belongs to the first group of :data:`GROUPS` that claims it; the rest form the default group, which
 comes first in the optimizer. Frozen parameters get ``requires_grad=False`` before the model is wrapped (DDP,
@@ -51,6 +52,26 @@ def _sr_params(model: nn.Module, part: str) -> Iterator[nn.Parameter]:
                 yield from (p for name, p in module.named_parameters() if name != "memory")
 
 
+_NORM_LAYERS = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.SyncBatchNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+)
+
+
+def _norm_params(model: nn.Module) -> Iterator[nn.Parameter]:
+    # the parameters of normalisation layers only: airbench scales the lr of BatchNorm biases, not of other biases
+    for module in model.modules():
+        if isinstance(module, _NORM_LAYERS):
+            yield from module.parameters(recurse=False)
+
+
 def _norm_bias_params(model: nn.Module) -> Iterator[nn.Parameter]:
     # timm's no-weight-decay convention: 1-d parameters are norm scales/shifts or biases.
     for _, param in model.named_parameters():
@@ -58,10 +79,12 @@ def _norm_bias_params(model: nn.Module) -> Iterator[nn.Parameter]:
             yield param
 
 
-#: Group name -> the parameters it claims, in priority order (an SR block's 1-d parameters stay SR ones).
+#: Group name -> the parameters it claims, in priority order (an SR block's 1-d parameters stay SR ones; with both
+#: ``norm`` and ``norm_bias`` configured, ``norm_bias`` keeps the other biases).
 GROUPS: dict[str, Callable[[nn.Module], Iterator[nn.Parameter]]] = {
     "sr_memory": lambda model: _sr_params(model, "memory"),
     "sr_routing": lambda model: _sr_params(model, "routing"),
+    "norm": _norm_params,
     "norm_bias": _norm_bias_params,
 }
 
