@@ -138,3 +138,15 @@ def test_fast_recipes_train_a_few_steps_on_a_cifar10_slice(shared_data: Path, tm
         config = load_config(name, [f"data.root={shared_data / 'cifar10'}", width, *small, "data.init_images=64"])
         summary = train(config, tmp_path / name.replace("/", "_"), quiet=True)
         assert summary["test"]["count"] == 128 and summary["sr_params"] > 0 and summary["val"] is None
+
+
+def test_a_config_saved_before_these_options_existed_still_runs(tiny_data: Path) -> None:
+    config = resolve_config(tiny_config(tiny_data))
+    for key in ("pad_mode", "tta", "init_images"):
+        del config["data"][key]
+    del config["train"]["label_smoothing"]  # e.g. the config.yaml of a run from an earlier version
+    task = ClassificationTask(config, DistInfo(), torch.device("cpu"))
+    model = task.build_model().eval()
+    with torch.no_grad():
+        metrics = task.evaluate(model, task.build_loaders().test)
+    assert metrics["count"] == 32 and task.config["data"]["tta"] is None and "tta" not in config["data"]

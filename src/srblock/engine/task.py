@@ -98,7 +98,12 @@ class Task:
     train_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: dict[str, Any], dist: DistInfo, device: torch.device) -> None:
-        self.config = config
+        # A config saved before a key existed (an older run's checkpoint) runs with that key's default.
+        self.config = {
+            **config,
+            "data": {**self.data_defaults, **config.get("data", {})},
+            "train": {**self.train_defaults, **config.get("train", {})},
+        }
         self.dist = dist
         self.device = torch.device(device)
         self.channels_last = bool(config.get("train", {}).get("channels_last", False))
