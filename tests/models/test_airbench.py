@@ -32,6 +32,8 @@ def test_stage_shapes_and_output_on_meta() -> None:
     out = model(torch.randn(2, 3, 32, 32, device="meta"))
     assert out.shape == (2, 10)
     assert shapes == {"block1": (64, 15, 15), "block2": (256, 7, 7), "block3": (256, 3, 3)}
+    out.sum().backward()
+    assert model.block3.conv2.weight.grad.shape == (256, 256, 3, 3) and model.block1.norm1.weight.grad is None
 
 
 def test_sr_after_block2_is_the_papers_m3_counterpart() -> None:
