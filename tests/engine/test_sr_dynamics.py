@@ -136,6 +136,16 @@ def test_parameter_groups_reach_the_optimizer() -> None:
     assert norm_bias and all(p.ndim == 1 for p in norm_bias)
 
 
+def test_norm_group_takes_normalisation_layers_only() -> None:
+    model = create_model("cifar_airbench", num_classes=10, width=0.25)
+    norm = group_parameters(model, {"norm": {}})["norm"]
+    assert {id(p) for p in norm} == {
+        id(p) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in (m.weight, m.bias)
+    }
+    both = group_parameters(model, {"norm": {}, "norm_bias": {}})
+    assert both["norm_bias"] == [model.whiten.bias]  # the whitening conv's bias is a bias, not a norm parameter
+
+
 @pytest.mark.parametrize(
     ("groups", "match"),
     [
