@@ -37,6 +37,8 @@ one state (:func:`run_state`):
 
 Under ``torchrun`` every rank executes the same grid (the list of pending runs is fixed when the sweep starts,
 before any run can finish) and each run trains over all ranks; only rank 0 deletes checkpoints and aggregates.
+Without torchrun, several sweep processes may work on the same grid at once (e.g. one per CPU core): a run is
+claimed through ``<run>/.sweep.lock`` and a run finished meanwhile by another process is skipped.
 """
 
 from __future__ import annotations
@@ -47,16 +49,18 @@ import difflib
 import json
 import math
 import os
+import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..analysis.stats import PairedResult, paired_ttest, required_seeds, summarize, welch_ttest
+from ..analysis.stats import PairedResult, SignResult, paired_ttest, required_seeds, sign_test, summarize, welch_ttest
 from ..engine.config import config_diff
 from ..engine.io import atomic_open, write_json, write_text
 
@@ -80,6 +84,7 @@ SUMMARY = "summary.json"
 SWEEP_COPY = "sweep.yaml"
 FAILED = "failed.json"  # the last failure of a run (--keep-going), removed when it succeeds
 STALE_DIR = ".stale"  # where --rerun-stale moves the folders of stale runs
+LOCK = ".sweep.lock"
 # summary.json keys copied into results.csv when present (classification and segmentation)
 CSV_KEYS = (
     "best_val_acc",
@@ -442,7 +447,10 @@ def plan_sweep(
 def _move_stale(run: Run, sweep: Sweep, log: Callable[[str], None]) -> None:
     target = sweep.output / STALE_DIR / run.arm / f"seed{run.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(run.output_dir, target)
+    try:
+        os.replace(run.output_dir, target)
+    except FileNotFoundError:  # another sweep process on the same grid moved it first
+        return
     log(f"    moved the stale run {run.name} to {target}")
 
 
@@ -450,6 +458,50 @@ def _record_failure(run: Run, err: BaseException) -> None:
     message = " ".join(str(err).split()) or type(err).__name__
     doc = {"arm": run.arm, "seed": run.seed, "type": type(err).__name__, "error": message, "time": time.time()}
     write_json(run.output_dir / FAILED, doc)
+
+
+@contextmanager
+def _claim(run_dir: Path, *, enabled: bool = True) -> Iterator[bool]:
+    """Hold ``run_dir/.sweep.lock`` (created exclusively) while training; yields False if another process holds it.
+
+    A lock left by a process of this machine that no longer exists (killed) is taken over.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not enabled:
+        yield True
+        return
+    lock = run_dir / LOCK
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            host, _, pid = lock.read_text().partition(":")
+            if host != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
+                yield False
+                return
+            lock.unlink(missing_ok=True)  # its process died: take over
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(owner)
+        break
+    else:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def run_sweep(
@@ -495,24 +547,33 @@ def run_sweep(
         _write_sweep_copy(sweep)
     log(f"sweep {sweep.name}: {len(plan.runs)} runs, {len(plan.runs) - len(pending)} done, {len(pending)} to run")
     executed, failed = [], []
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
     for i, (run, config) in enumerate(pending, 1):
-        log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} -> {run.output_dir}")
-        run.output_dir.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        try:
-            summary = run_fn(config, run.output_dir) or {}
-            if _rank() == 0:
-                summary = _settle(run, summary, start, sweep)
-        except Exception as err:
-            if _rank() == 0:
-                _record_failure(run, err)
-            message = f"sweep {sweep.name}: run {run.name} failed: {' '.join(str(err).split()) or type(err).__name__}"
-            if not keep_going:
-                user_error = isinstance(err, (ValueError, FileNotFoundError, FileExistsError))
-                raise RunFailedError(message, exit_code=2 if user_error else 1) from err
-            log(f"    FAILED, recorded in {run.output_dir / FAILED}; going on. {message}")
-            failed.append(run)
-            continue
+        # Several sweep processes may share a grid (e.g. one per CPU core): each run is claimed by one of them.
+        # Under torchrun every rank must run the same list, so there the list stays as fixed at the start.
+        if single and (run.output_dir / SUMMARY).is_file():
+            continue  # finished meanwhile by another process
+        with _claim(run.output_dir, enabled=single) as claimed:
+            if not claimed:
+                log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed}: being trained by another process, skipped")
+                continue
+            log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} -> {run.output_dir}")
+            start = time.perf_counter()
+            try:
+                summary = run_fn(config, run.output_dir) or {}
+                if _rank() == 0:
+                    summary = _settle(run, summary, start, sweep)
+            except Exception as err:
+                if _rank() == 0:
+                    _record_failure(run, err)
+                reason = " ".join(str(err).split()) or type(err).__name__
+                message = f"sweep {sweep.name}: run {run.name} failed: {reason}"
+                if not keep_going:
+                    user_error = isinstance(err, (ValueError, FileNotFoundError, FileExistsError))
+                    raise RunFailedError(message, exit_code=2 if user_error else 1) from err
+                log(f"    FAILED, recorded in {run.output_dir / FAILED}; going on. {message}")
+                failed.append(run)
+                continue
         if _rank() == 0:
             log(f"    done: {sweep.metric}={summary.get(sweep.metric)} in {time.perf_counter() - start:.0f}s")
             aggregate(sweep.output, sweep=sweep, log=lambda _: None, load_fn=load_fn)  # partial tables after each run
@@ -670,6 +731,7 @@ def aggregate(
     digits = 4 if all_vals and max(abs(v) for v in all_vals) <= 1.0 else 2  # fractions vs percent
     ref_col = reference_effect is not None
     header = ["arm", "n", f"{metric} mean ± std", "95 % CI", f"Δ vs {baseline}", "p (Welch)", "p (paired, n)"]
+    header.append("p (sign, wins/n)")
     header.append("seeds for Δ (80 %)")
     if ref_col:
         header.append(f"seeds for Δ={reference_effect:g} (80 %)")
@@ -691,6 +753,7 @@ def aggregate(
             "–" if is_base else f"{w.delta:+.{digits}f}",
             "–" if is_base else _fmt_p(w.p),
             "–" if is_base else _paired_text(paired_ttest(by_seed[baseline], by_seed[arm])),
+            "–" if is_base else _sign_text(sign_test(by_seed[baseline], by_seed[arm])),
             need,
         ]
         if ref_col:
@@ -714,6 +777,8 @@ def aggregate(
         "`scipy.stats.ttest_ind(arm, baseline, equal_var=False)`; 95 % CI: t-interval of the mean.",
         "p (paired, n): two-sided paired t-test over the n seeds both arms ran (`scipy.stats.ttest_rel`); seed k of "
         "two arms shares the split, data order, augmentation and the initial weights of every common layer.",
+        "p (sign, wins/n): exact two-sided sign test over the same pairs (`scipy.stats.binomtest`), wins = seeds where "
+        "the arm beat the baseline; it does not rest on the spread of the differences.",
         "Seeds for Δ: seeds per arm for 80 % power at α = 0.05 (two-sided Welch test) if the true difference were "
         "the observed Δ (or the reference Δ), with the two arms' pooled per-seed std.",
     ]
@@ -729,6 +794,10 @@ def aggregate(
 
 def _paired_text(result: PairedResult) -> str:
     return "–" if result.n < 2 else f"{_fmt_p(result.p)} ({result.n})"
+
+
+def _sign_text(result: SignResult) -> str:
+    return "–" if result.n == 0 else f"{_fmt_p(result.p)} ({result.wins}/{result.n})"
 
 
 def _seeds_text(n: int) -> str:
