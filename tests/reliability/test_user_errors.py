@@ -85,3 +85,12 @@ def test_recipe_file_values_are_parsed_alike(tmp_path: Path, tiny_root: Path) ->
     text = yaml.safe_dump(tiny_config(tiny_root)).replace("lr: 0.05", "lr: 5e-2")
     (tmp_path / "r.yaml").write_text(text)
     assert load_config(tmp_path / "r.yaml")["optim"]["lr"] == 0.05
+
+
+def test_analysis_options_are_checked_before_anything_is_written(done_run, tmp_path: Path, capsys) -> None:
+    checkpoint = done_run[0] / "checkpoint_best.pt"
+    for option, value in (("--per-class", "0"), ("--max-images", "-5")):
+        out = tmp_path / option.strip("-")
+        assert main(["analyze", "--checkpoint", str(checkpoint), option, value, "--output", str(out)]) == 2
+        assert f"{option.strip('-').replace('-', '_')} must be a positive int" in _error(capsys)
+        assert not out.exists()

@@ -82,6 +82,9 @@ def analyze_model(
 
     Returns the dict written to ``analysis.json``.
     """
+    for name, value in (("per_class", per_class), ("max_images", max_images)):
+        if (value is not None or name == "per_class") and (type(value) is not int or value <= 0):
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     chosen = resolve_classes(classes, class_names)

@@ -42,6 +42,8 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
 
 
 def _other_checkpoint(path: Path) -> str:
+    if path.name not in CHECKPOINTS:
+        return ""
     others = [path.with_name(n) for n in CHECKPOINTS if n != path.name and path.with_name(n).is_file()]
     return f"; {others[0]} is another checkpoint of the same run" if others else ""
 

@@ -171,7 +171,7 @@ def _is_better(value: float, best: float | None, higher: bool) -> bool:
 
 
 def train(
-    config: Mapping[str, Any],
+    config: Mapping[str, Any] | None,
     output_dir: str | Path,
     *,
     resume: bool = False,
