@@ -148,8 +148,9 @@ def _meta_build(model: Mapping[str, Any]) -> nn.Module:
 
 
 def check_buildable(config: Mapping[str, Any]) -> None:
-    """Build the recipe's model on the meta device (seconds' worth of checks, no memory, no weights), through its
-    task (which may add its own model checks), so every value error surfaces before a run starts.
+    """Build the recipe's model on the meta device (no memory, no weights, no data), after the task has checked the
+    recipe (a task's constructor may check the model against the data), so every value error surfaces before a run
+    starts. What a task does to the built model with real data (e.g. a data-dependent init) runs with the run.
 
     A missing ``model.backbone_weights`` file is a ``FileNotFoundError``; other problems are ``ValueError``.
     """
@@ -158,14 +159,11 @@ def check_buildable(config: Mapping[str, Any]) -> None:
 
     config = copy.deepcopy(dict(config))
     weights = config["model"].get("backbone_weights")
-    if weights:
-        if not Path(weights).is_file():
-            raise FileNotFoundError(f"model.backbone_weights: no file at {weights}")
-        config["model"]["backbone_weights"] = None  # reading it is the real run's job
-    task = get_task(config["task"])(config, DistInfo(), torch.device("cpu"))
+    if weights and not Path(weights).is_file():
+        raise FileNotFoundError(f"model.backbone_weights: no file at {weights}")
+    get_task(config["task"])(config, DistInfo(), torch.device("cpu"))
     try:
-        with torch.device("meta"):
-            task.build_model()
+        _meta_build(config["model"])
     except TypeError as err:
         raise ValueError(f"model section: {err}") from None
 
