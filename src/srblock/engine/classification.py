@@ -22,9 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srblock.data.digits import DIGITS_MEAN, DIGITS_STD
 from srblock.data.loader import InMemoryLoader, make_loader, seed_for
 from srblock.data.split import train_val_split
 from srblock.data.transforms import CIFAR_MEAN, CIFAR_STD, BatchAugment
+from srblock.models.regularizers import DropBlock, set_dropblock_progress
 
 from .metrics import topk_correct
 from .task import BatchLoader, Loaders, Task, register_task
@@ -35,6 +37,7 @@ _STATS = {
     "cifar10": (CIFAR_MEAN, CIFAR_STD),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "npz": (CIFAR_MEAN, CIFAR_STD),
+    "digits": (DIGITS_MEAN * 3, DIGITS_STD * 3),  # the grey digits are fed as three equal channels (see _arrays)
 }
 
 
@@ -68,6 +71,7 @@ class ClassificationTask(Task):
         "image_size": None,
         "resize_size": 256,
     }
+    _dropblocks: bool | None = None  # whether the model has DropBlock layers (set on the first training step)
 
     # -- data ---------------------------------------------------------------------------------------------------
     def build_loaders(self) -> Loaders:
@@ -87,7 +91,7 @@ class ClassificationTask(Task):
         val_idx = _take(val_idx, data["val_subset"], seed, "val_subset")
         test_idx = _take(torch.arange(len(test_labels)), data["test_subset"], seed, "test_subset")
 
-        default_mean, default_std = _STATS.get(data["dataset"], ((0.5,) * images.shape[1], (0.25,) * images.shape[1]))
+        default_mean, default_std = _STATS[data["dataset"]]  # _arrays() has rejected any other dataset
         augment = BatchAugment(
             data["mean"] or default_mean,
             data["std"] or default_std,
@@ -161,6 +165,13 @@ class ClassificationTask(Task):
         )
 
     # -- steps --------------------------------------------------------------------------------------------------
+    def on_train_step(self, model: nn.Module, progress: float) -> None:
+        """Ramp DropBlock's drop probability linearly from 0 over training (PAPER.md §2) when the model has one."""
+        if self._dropblocks is None:  # looked up once: the model does not change during a run
+            self._dropblocks = any(isinstance(m, DropBlock) for m in model.modules())
+        if self._dropblocks:
+            set_dropblock_progress(model, progress)
+
     def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         images, targets = batch
         logits = model(images)

@@ -141,18 +141,10 @@ class Task:
         }
 
     def on_train_step(self, model: nn.Module, progress: float) -> None:
-        """Called before every training step with ``progress = step / total_steps`` in [0, 1).
+        """Called before every training step with ``progress = step / total_steps`` in [0, 1); does nothing here.
 
-        The default ramps DropBlock's drop probability linearly from 0 (PAPER.md §2) when the model has one.
+        A task whose models change with training progress acts here (the classification task ramps DropBlock).
         """
-        if getattr(self, "_has_dropblock", None) is None:
-            from srblock.models import DropBlock
-
-            self._has_dropblock = any(isinstance(m, DropBlock) for m in model.modules())
-        if self._has_dropblock:
-            from srblock.models import set_dropblock_progress
-
-            set_dropblock_progress(model, progress)
 
     def batch_sizes(self) -> tuple[int, int]:
         """(train, eval) batch per rank: the recipe's totals ``train.batch_size`` and ``train.eval_batch_size``
