@@ -125,12 +125,9 @@ def analyze_model(
             "usage": usage,
             "memory_maps": memory_map_stats(maps[block]),
         }
-        files = {
-            "usage": plot_usage(usage, output_dir / f"usage_{slug}.png", title=f"memory weights, block {block!r}").name,
-            "memory_maps": plot_memory_maps(
-                maps[block], output_dir / f"memory_maps_{slug}.png", title=f"channel-mean memory, block {block!r}"
-            ).name,
-        }
+        files = {"usage": f"usage_{slug}.png", "memory_maps": f"memory_maps_{slug}.png"}
+        plot_usage(usage, output_dir / files["usage"], title=f"memory weights, block {block!r}")
+        plot_memory_maps(maps[block], output_dir / files["memory_maps"], title=f"channel-mean memory, block {block!r}")
         if sample_images is not None:
             effect = feature_effect(model, sample_images, block=block, device=device)
             info["features"] = {
@@ -139,13 +136,14 @@ def analyze_model(
                 "mean_relative_change_pct": sum(effect["relative_change_pct"]) / len(sample_classes),
                 "mean_abs_diff": [float(d.mean()) for d in effect["abs_diff"]],
             }
-            files["features"] = plot_feature_effect(
+            files["features"] = f"features_{slug}.png"
+            plot_feature_effect(
                 effect,
-                output_dir / f"features_{slug}.png",
+                output_dir / files["features"],
                 images=sample_images,
                 labels=[name_of(c) for c in sample_classes],
                 title=f"channel-mean features before/after SR, block {block!r}",
-            ).name
+            )
         result["blocks"][block] = info
         result["files"][block] = files
     if run_ablation:

@@ -31,11 +31,12 @@ import torch.distributed as torch_dist
 from torch import nn
 
 from srblock.data.loader import seed_for
+from srblock.layers.modes import eval_mode
 
 from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from .config import dump_config, resolve_config
 from .distributed import DistInfo, init_distributed, resolve_device
-from .logger import RunLogger, write_metrics_csv
+from .logger import ProgressLoader, RunLogger, write_metrics_csv
 from .task import BatchLoader, Task, get_task
 
 __all__ = ["build_optimizer", "build_scheduler", "evaluate", "evaluate_checkpoint", "train", "train_steps"]
@@ -168,10 +169,15 @@ def train_steps(
     return {k: float(v) / max(count, 1) for k, v in sums.items()}
 
 
-def evaluate(task: Task, model: nn.Module, loader: BatchLoader, autocast: Any) -> dict[str, Any]:
-    """The task's metrics on ``loader`` with the bare model in eval mode, no gradients, under the run's autocast."""
-    model.eval()
-    with torch.no_grad(), autocast:
+def evaluate(
+    task: Task, model: nn.Module, loader: BatchLoader, autocast: Any, *, desc: str = "eval", show_progress: bool = True
+) -> dict[str, Any]:
+    """The task's metrics on ``loader`` with the bare model in eval mode, no gradients, under the run's autocast.
+
+    The model's train/eval modes are restored afterwards. Rank 0 shows a progress bar (``desc``) on a terminal.
+    """
+    loader = ProgressLoader(loader, desc, enabled=show_progress and task.dist.is_main)
+    with eval_mode(model), torch.no_grad(), autocast:
         return task.evaluate(model, loader)
 
 
@@ -409,7 +415,7 @@ class _Run:
                     ) from None
                 self.step = end
                 _sync_buffers(self.model, self.dist)
-                metrics = evaluate(self.task, self.model, eval_loader, self.autocast)
+                metrics = self._evaluate(eval_loader, eval_name)
                 improved = _is_better(metrics.get(primary), self.best_metric, self.task.higher_is_better)
                 if improved or eval_name == "test":  # without a validation split the last weights are kept
                     self.best_metric, self.best_step = metrics.get(primary), self.step
@@ -435,6 +441,9 @@ class _Run:
             return self.history[-1] if self.history else {}
         return self._finish(eval_name)
 
+    def _evaluate(self, loader: BatchLoader, name: str) -> dict[str, Any]:
+        return evaluate(self.task, self.model, loader, self.autocast, desc=name, show_progress=self.logger.enabled)
+
     def _finish(self, eval_name: str) -> dict[str, Any]:
         """Evaluate the best-validation weights once on the test split and write ``summary.json``."""
         if self.best_state is not None:
@@ -444,9 +453,7 @@ class _Run:
         best_val = {k[len(prefix) :]: v for k, v in best_row.items() if k.startswith(prefix)} or None
         test = None
         if self.loaders.test is not None:
-            test = (
-                best_val if eval_name == "test" else evaluate(self.task, self.model, self.loaders.test, self.autocast)
-            )
+            test = best_val if eval_name == "test" else self._evaluate(self.loaders.test, "test")
         if eval_name == "test":
             best_val = None
         summary = {
@@ -522,5 +529,5 @@ def evaluate_checkpoint(
         raise ValueError(f"the recipe of {checkpoint} has no {split} split")
     amp = config["train"]["amp"]
     autocast = torch.autocast(torch_device.type, dtype=_AMP_DTYPES[amp]) if amp else contextlib.nullcontext()
-    metrics = evaluate(task, model, loader, autocast)
+    metrics = evaluate(task, model, loader, autocast, desc=split)
     return {"checkpoint": str(checkpoint), "split": split, "no_sr": no_sr, **metrics}
