@@ -3,7 +3,8 @@
 
 A 2-arm (R18, R18+SR) x 2-seed sweep on synthetic CIFAR-sized data (class k: a brighter k-th band, so a few hundred
 steps learn it). Prints one JSON object: both wall times and their ratio, each run's metric and device under both
-launchers, and the largest metric difference (GPU kernels need not be bit-identical across processes).
+launchers, and the largest metric difference (with cudnn's autotuner on, GPU runs need not be bit-identical across
+processes; ``--deterministic`` asks for deterministic kernels).
 
     python benchmarks/launcher_check.py                          # cuda when present: 2 workers, 300 iterations
     python benchmarks/launcher_check.py --device cpu --iterations 3 --width 0.0625 --train 256
@@ -42,7 +43,13 @@ def _sweep_file(folder: Path, output: Path, args: argparse.Namespace) -> Path:
         "model": {"name": "cifar_resnet18", "num_classes": 10, "width": args.width, "input_size": [3, 32, 32]},
         "optim": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
         "schedule": {"milestones": [args.iterations * 2 // 3]},
-        "train": {"iterations": args.iterations, "batch_size": 128, "log_interval": 100, "device": args.device},
+        "train": {
+            "iterations": args.iterations,
+            "batch_size": 128,
+            "log_interval": 100,
+            "device": args.device,
+            "deterministic": args.deterministic,
+        },
     }
     (folder / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     sweep = {
@@ -83,6 +90,9 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=8192, help="training images")
     parser.add_argument("--device", default="auto", help="train.device of the recipe (auto: cuda when present)")
     parser.add_argument("--threads", type=int, help="threads per local worker (default: cores / workers)")
+    parser.add_argument(
+        "--deterministic", action="store_true", help="train.deterministic: deterministic kernels, no cudnn autotuner"
+    )
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
 
