@@ -133,15 +133,28 @@ def test_submitit_local_executor_gives_the_sequential_table(tmp_path, importable
 
 
 def test_a_worker_logs_to_its_run_folder_and_a_failure_keeps_its_traceback(tmp_path):
-    run = expand_grid(load_sweep(_sweep_file(tmp_path, seeds=[1])))[1]  # sr, seed 1: fail_on_sr_seed1 fails it
-    job = functools.partial(execute_run, keep_checkpoints=False, run_fn=fail_on_sr_seed1, load_fn=_fake_load)
+    sweep = load_sweep(_sweep_file(tmp_path, seeds=[1]))
+    run = expand_grid(sweep)[1]  # sr, seed 1: fail_on_sr_seed1 fails it
+    job = functools.partial(execute_run, sweep=sweep, run_fn=fail_on_sr_seed1, load_fn=_fake_load)
     handlers = list(logging.getLogger("srblock").handlers)
     with pytest.raises(RuntimeError, match="this run diverged"):
         run_in_worker(job, run)
     log = (run.output_dir / "train.log").read_text()
     assert "sr seed=1 ->" in log and "Traceback" in log and "this run diverged" in log
-    assert not (run.output_dir / "summary.json").exists()
+    assert not (run.output_dir / "summary.json").exists() and not (run.output_dir / ".sweep.lock").exists()
     assert logging.getLogger("srblock").handlers == handlers, "the worker's log file handler is removed afterwards"
+
+
+def test_a_worker_skips_a_run_that_another_process_holds(tmp_path):
+    """The claim (<run>/.sweep.lock) is taken where the run trains, so launcher workers and other sweeps share a grid."""
+    import socket
+
+    sweep = load_sweep(_sweep_file(tmp_path, seeds=[0]))
+    run = expand_grid(sweep)[0]
+    run.output_dir.mkdir(parents=True)
+    (run.output_dir / ".sweep.lock").write_text(f"{socket.gethostname()}:{os.getppid()}")  # a live process
+    assert execute_run(run, sweep=sweep, run_fn=env_recording_train, load_fn=_fake_load) is None
+    assert not (run.output_dir / "summary.json").exists()
 
 
 def test_a_failed_run_stops_the_sweep(tmp_path):
