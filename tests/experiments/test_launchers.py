@@ -146,7 +146,7 @@ def test_a_worker_logs_to_its_run_folder_and_a_failure_keeps_its_traceback(tmp_p
 
 
 def test_a_worker_skips_a_run_that_another_process_holds(tmp_path):
-    """The claim (<run>/.sweep.lock) is taken where the run trains, so launcher workers and other sweeps share a grid."""
+    """The claim (<run>/.sweep.lock) is taken where the run trains: launcher workers and other sweeps share a grid."""
     import socket
 
     sweep = load_sweep(_sweep_file(tmp_path, seeds=[0]))
