@@ -191,7 +191,12 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--checkpoint", required=True, help="checkpoint_best.pt / checkpoint_last.pt of a run")
     p.add_argument("--data-dir", help="dataset root (overrides the recipe's data.root)")
-    p.add_argument("--split", choices=["val", "test"], default="val", help="which split to analyse (default val)")
+    p.add_argument(
+        "--split",
+        choices=["val", "test"],
+        default="test",
+        help="which split to analyse (default test: the held-out one)",
+    )
     p.add_argument("--classes", nargs="+", help="chosen classes, names or indices (default: all if <= 10, else 5)")
     p.add_argument("--per-class", type=int, default=50, metavar="N", help="images per chosen class (default 50)")
     p.add_argument("--max-images", type=int, help="use only the first N images of the split (a quick look)")

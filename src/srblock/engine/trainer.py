@@ -36,6 +36,7 @@ from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng
 from .config import dump_config, resolve_config
 from .distributed import DistInfo, init_distributed, resolve_device
 from .logger import ProgressLoader, RunLogger, write_metrics_csv
+from .lookahead import Lookahead
 from .optim import build_optimizer, build_scheduler, freeze_groups
 from .sr_dynamics import SRDynamics
 from .task import BatchLoader, Task, get_task
@@ -82,6 +83,7 @@ def train_steps(
     grad_clip: float | None = None,
     check_every_step: bool = True,
     bare_model: nn.Module | None = None,
+    lookahead: Lookahead | None = None,
 ) -> dict[str, float]:
     """Train from iteration ``start`` to ``end``; returns the period's mean of each of the task's loss logs.
 
@@ -107,6 +109,8 @@ def train_steps(
         scaler.update()
         lr = optimizer.param_groups[0]["lr"]  # the rate this step used, for the progress line
         scheduler.step()
+        if lookahead is not None:
+            lookahead.step(step + 1)
 
         n = task.batch_size(batch)
         count += n
@@ -239,6 +243,12 @@ class _Run:
             self.interval = train_cfg["eval_interval"] or self.total_steps
             steps_per_unit = 1
         self.optimizer = build_optimizer(model, config["optim"])
+        lookahead = config["optim"]["lookahead"]
+        self.lookahead = (
+            Lookahead(model, total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch, **lookahead)
+            if lookahead
+            else None
+        )
         self.scheduler = build_scheduler(
             self.optimizer, config["schedule"], steps_per_unit=steps_per_unit, total_steps=self.total_steps
         )
@@ -264,6 +274,7 @@ class _Run:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "lookahead": None if self.lookahead is None else self.lookahead.state_dict(),
             "step": self.step,
             "epoch": self.step / self.steps_per_epoch,
             "config": self.config,
@@ -289,6 +300,8 @@ class _Run:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.lookahead is not None and state.get("lookahead") is not None:
+            self.lookahead.load_state_dict(state["lookahead"])
         self.step, self.history = state["step"], list(state["history"])
         self.best_metric, self.best_step = state["best_metric"], state["best_step"]
         self.wall_time_s = state["wall_time_s"]
@@ -359,6 +372,7 @@ class _Run:
                         grad_clip=train_cfg["grad_clip"],
                         check_every_step=self.device.type == "cpu",
                         bare_model=self.model,
+                        lookahead=self.lookahead,
                     )
                 except NonFiniteLossError as err:
                     kept = (
