@@ -11,11 +11,13 @@ run (divergence, a full disk, a bug), 130 on Ctrl-C and 143 on SIGTERM (with the
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from . import __version__
@@ -42,9 +44,43 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for add in VERBS:
         add(sub)
-    for verb_parser in sub.choices.values():  # also accepted after the verb
-        verb_parser.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS, help=trace_help)
+    for verb in sub.choices.values():  # every verb, so the flags go where users type them: srblock train -q ...
+        loudness = verb.add_mutually_exclusive_group()
+        loudness.add_argument("-v", "--verbose", action="store_true", help="also show debug messages")
+        loudness.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors; no progress bars")
+        verb.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS, help=trace_help)
     return parser
+
+
+class _LevelFormatter(logging.Formatter):
+    """Info messages as plain lines (they are the command's progress); other levels name themselves."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return message if record.levelno == logging.INFO else f"{record.levelname.lower()}: {message}"
+
+
+@contextlib.contextmanager
+def cli_logging(level: int = logging.INFO) -> Iterator[None]:
+    """Show the library's messages (logger ``srblock``) at ``level`` and above on stderr while the block runs.
+
+    Log lines are printed above a progress bar instead of through it (tqdm's ``logging_redirect_tqdm``); the logger
+    is left as it was afterwards, so ``main()`` can be called from Python and tests.
+    """
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    logger = logging.getLogger("srblock")
+    handler = logging.StreamHandler()  # stderr
+    handler.setFormatter(_LevelFormatter("%(message)s"))
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        with logging_redirect_tqdm(loggers=[logger]):
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
 
 
 class Terminated(KeyboardInterrupt):
@@ -62,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
     try:
-        return int(args.func(args) or 0)
+        with cli_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO):
+            return int(args.func(args) or 0)
     except KeyboardInterrupt as err:
         if traceback:
             raise
@@ -94,8 +131,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep",
         help="run a grid of recipes x seeds (resumable) and compare arms with Welch t-tests",
-        description="Run sweeps/<name>.yaml one run after another, skipping runs whose summary.json exists; "
-        "write results.csv and table.md (mean ± std, Δ vs the baseline arm, Welch p) into the sweep's output.",
+        description="Run sweeps/<name>.yaml one run after another (or several at once with --launcher), skipping "
+        "runs whose summary.json exists; write results.csv and table.md (mean ± std, Δ vs the baseline arm, Welch p) "
+        "into the sweep's output.",
     )
     p.add_argument("-c", "--config", help="sweep file: a built-in name (cifar10_cpu_3ep_d2d) or a YAML path")
     p.add_argument("--dry-run", action="store_true", help="list the runs and which are done; run nothing")
@@ -124,6 +162,21 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         help="run again the finished runs whose config no longer matches the sweep (their folders move to "
         "<output>/.stale/); without it the sweep refuses to start while there are any",
     )
+    p.add_argument(
+        "--launcher",
+        metavar="NAME",
+        help="where runs execute: sequential (default), local:N (N worker processes, one GPU each when there are "
+        "GPUs), slurm (submitit; pip install 'srblock[slurm]'); overrides the sweep file's launcher:",
+    )
+    p.add_argument(
+        "--launcher-opt",
+        dest="launcher_options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="launcher option, e.g. partition=gpu, time=240 (minutes), gpus=1 for slurm; threads=4 for local "
+        "(repeatable)",
+    )
 
     def run(args: argparse.Namespace) -> int:
         from .experiments import sweep_command
@@ -140,6 +193,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
             after_run=args.after_run,
             keep_going=args.keep_going,
             rerun_stale=args.rerun_stale,
+            launcher=args.launcher,
+            launcher_options=args.launcher_options,
         )
 
     p.set_defaults(func=run)

@@ -46,3 +46,13 @@ def recipe_file(tiny_root: Path, tmp_path: Path) -> Path:
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` with its bytes (to prove that nothing changed)."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def error_line(capsys: pytest.CaptureFixture) -> str:
+    """The command's error: stderr's last line, ``srblock: error: ...`` (log lines may come before it, a traceback
+    never does)."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    last = err.rstrip("\n").splitlines()[-1]
+    assert last.startswith("srblock: error: "), err
+    return last

@@ -14,7 +14,7 @@ from srblock.engine import load_checkpoint, train
 from srblock.engine.checkpoint import CheckpointError
 from srblock.experiments import aggregate, expand_grid, load_sweep, run_state, run_sweep
 
-from .conftest import tiny_config
+from .conftest import error_line, tiny_config
 
 
 class _Payload:
@@ -35,8 +35,7 @@ def test_malicious_pickle_is_refused_without_running_it(tmp_path: Path, capsys) 
         load_checkpoint(evil)
     assert "weights_only=False" not in str(info.value)
     assert main(["eval", "--checkpoint", str(evil)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("srblock: error:") and "weights_only" not in err
+    assert "weights_only" not in error_line(capsys)
     assert not marker.exists()
 
 
@@ -68,8 +67,8 @@ def test_resume_from_a_damaged_checkpoint_is_a_one_line_error(run_copy: Path, ca
     last = run_copy / "checkpoint_last.pt"
     last.write_bytes(last.read_bytes()[:4096])
     assert main(["train", "--output", str(run_copy), "--resume"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "checkpoint_last.pt is damaged" in err and "checkpoint_best.pt" in err
+    err = error_line(capsys)
+    assert "checkpoint_last.pt is damaged" in err and "checkpoint_best.pt" in err
 
 
 def test_empty_summary_is_named_not_counted(tiny_root: Path, tmp_path: Path) -> None:

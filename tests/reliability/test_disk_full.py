@@ -15,7 +15,7 @@ from srblock.cli import main
 from srblock.engine import load_checkpoint, save_checkpoint, train
 from srblock.engine.io import save_figure, write_json, write_text
 
-from .conftest import snapshot, tiny_config
+from .conftest import error_line, snapshot, tiny_config
 
 
 def _disk_full(*args, **kwargs):
@@ -67,8 +67,7 @@ def test_disk_full_mid_run_keeps_the_last_checkpoint(
 
     monkeypatch.setattr(torch, "save", full_after_a_few_bytes)
     assert main(["train", "--output", str(out), "--resume"]) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("srblock: error:") and "No space left on device" in err and "\n" not in err
+    assert "No space left on device" in error_line(capsys)
     assert snapshot(out) == before  # config.yaml rewritten with the same content, checkpoints and metrics intact
     monkeypatch.undo()
     summary = train(None, out, resume=True, quiet=True)  # once there is room again, the run simply goes on

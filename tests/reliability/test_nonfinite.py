@@ -15,7 +15,7 @@ from srblock.engine.classification import ClassificationTask
 from srblock.engine.io import write_json
 from srblock.engine.trainer import DivergenceError
 
-from .conftest import snapshot, tiny_config
+from .conftest import error_line, snapshot, tiny_config
 
 
 def _strict(text: str):
@@ -42,7 +42,7 @@ def test_nan_validation_metrics_stop_the_run(
     assert snapshot(out) == before  # no summary.json, checkpoint and metrics of iteration 3 untouched
     assert load_checkpoint(out / "checkpoint_last.pt")["step"] == 3
     assert main(["train", "--output", str(out), "--resume"]) == 1  # a failed run, not a usage error
-    assert "srblock: error: non-finite val metric(s)" in capsys.readouterr().err
+    assert "srblock: error: non-finite val metric(s)" in error_line(capsys)
 
 
 def test_json_files_are_strict(done_run, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from srblock.cli import main
 from srblock.engine import train
 
-from .conftest import snapshot, tiny_config
+from .conftest import error_line, snapshot, tiny_config
 
 
 @pytest.mark.parametrize(
@@ -42,6 +42,5 @@ def test_resume_of_a_finished_run_without_checkpoint_is_refused(run_copy: Path, 
 def test_cli_refusal_is_one_line_with_exit_status_2(run_copy: Path, recipe_file: Path, capsys) -> None:
     before = snapshot(run_copy)
     assert main(["train", "-c", str(recipe_file), "--output", str(run_copy)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("srblock: error: ") and err.count("\n") == 1 and "already holds a run" in err
+    assert "already holds a run" in error_line(capsys)
     assert snapshot(run_copy) == before

@@ -14,7 +14,7 @@ import yaml
 from srblock.cli import main
 from srblock.experiments import RunFailedError, aggregate, expand_grid, load_sweep, run_sweep, sweep_command
 
-from .conftest import snapshot, tiny_config
+from .conftest import error_line, snapshot, tiny_config
 
 
 class FakeTrain:
@@ -159,8 +159,7 @@ def test_a_summary_that_does_not_parse_is_a_failure_not_a_result(sweep_file: Pat
 )
 def test_bad_options_are_refused_before_anything_is_written(sweep_file: Path, options: list, message: str, capsys):
     assert main(["sweep", "-c", str(sweep_file), *options]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("srblock: error:") and err.count("\n") == 1
+    err = error_line(capsys)
     assert re.search(message, err), err
     assert not load_sweep(sweep_file).output.exists()  # no sweep.yaml with the typo in it
 

@@ -10,13 +10,7 @@ import pytest
 from srblock.cli import main
 from srblock.engine import load_config, resolve_config
 
-from .conftest import tiny_config
-
-
-def _error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("srblock: error: ") and err.count("\n") == 1, err
-    return err
+from .conftest import error_line, tiny_config
 
 
 @pytest.mark.parametrize(
@@ -27,7 +21,7 @@ def _error(capsys) -> str:
         (["--model.sr.size_polcy", "strict"], "unknown key model.sr.size_polcy; did you mean 'size_policy'?"),
         (["--model.name", "cifar_resnet81"], "unknown model 'cifar_resnet81'; did you mean 'cifar_resnet18'"),
         (["--data.val_fractoin", "0.2"], "unknown key data.val_fractoin; did you mean 'val_fraction'?"),
-        (["--data.flip", "maybe"], "data.flip must be true or false, got 'maybe'"),
+        (["--data.download", "maybe"], "data.download must be true or false, got 'maybe'"),
         (["--optim.lr", "-1"], "optim.lr must be a positive number, got -1"),
         (["--train.batch_size", "2.5"], "train.batch_size must be an int, got 2.5"),
         (["--train.epoch", "3"], "unknown key train.epoch; did you mean 'epochs'?"),
@@ -36,18 +30,18 @@ def _error(capsys) -> str:
 def test_bad_recipe_values_are_one_line_errors(recipe_file: Path, tmp_path: Path, options, message, capsys) -> None:
     out = tmp_path / "run"
     assert main(["train", "-c", str(recipe_file), "--output", str(out), *options]) == 2
-    assert message in _error(capsys)
+    assert message in error_line(capsys)
     assert not out.exists()  # refused before anything was built or written
 
 
 def test_missing_data_and_recipe_are_one_line_errors(recipe_file: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
     assert main(["train", "-c", str(recipe_file), "--output", str(out), "--data-dir", str(tmp_path / "nope")]) == 2
-    assert "nope" in _error(capsys)
+    assert "nope" in error_line(capsys)
     assert main(["train", "-c", "cifar10/r18_d2d_sx"]) == 2
-    assert "did you mean 'cifar10/r18_d2d_sr'" in _error(capsys)
+    assert "did you mean 'cifar10/r18_d2d_sr'" in error_line(capsys)
     assert main(["train", "--output", str(out), "--resume"]) == 2
-    assert "holds no config.yaml" in _error(capsys)
+    assert "holds no config.yaml" in error_line(capsys)
 
 
 def test_traceback_flag_and_variable_show_the_trace(recipe_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,7 +64,7 @@ def test_an_unexpected_error_says_how_to_report_it(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(overhead, "overhead_report", broken)
     args = ["overhead", "--model", "cifar_resnet18", "--sr-stage", "3", "--num-memories", "2", "--hidden", "4"]
     assert main(args) == 1
-    assert "KeyError: 'oops' (unexpected: rerun with --traceback and report it)" in _error(capsys)
+    assert "KeyError: 'oops' (unexpected: rerun with --traceback and report it)" in error_line(capsys)
 
 
 def test_values_are_parsed_as_a_user_writes_them(tiny_root: Path) -> None:
@@ -92,5 +86,5 @@ def test_analysis_options_are_checked_before_anything_is_written(done_run, tmp_p
     for option, value in (("--per-class", "0"), ("--max-images", "-5")):
         out = tmp_path / option.strip("-")
         assert main(["analyze", "--checkpoint", str(checkpoint), option, value, "--output", str(out)]) == 2
-        assert f"{option.strip('-').replace('-', '_')} must be a positive int" in _error(capsys)
+        assert f"{option.strip('-').replace('-', '_')} must be a positive int" in error_line(capsys)
         assert not out.exists()

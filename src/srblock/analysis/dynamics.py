@@ -20,12 +20,15 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from .usage import MemoryRecord, collect_memory_weights
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "DYNAMICS_COLUMNS",
@@ -169,10 +172,15 @@ def load_dynamics(run_dir: str | Path) -> dict[str, dict[str, list[float]]]:
 
 
 def plot_dynamics(
-    arms: Mapping[str, Sequence[str | Path]], path: str | Path, *, block: str | None = None, title: str = ""
-) -> Path:
+    arms: Mapping[str, Sequence[str | Path]],
+    path: str | Path | None = None,
+    *,
+    block: str | None = None,
+    title: str = "",
+) -> Figure:
     """One panel per dynamics column: per arm (label → run folders, e.g. one per seed) the mean over runs against
-    the epoch with the min-max band. ``block`` picks the SR block when runs have several (default: the first)."""
+    the epoch with the min-max band. ``block`` picks the SR block when runs have several (default: the first).
+    The figure is also saved as PNG to ``path`` when given."""
     from .plots import grid, save_figure
 
     fig, axes = grid(len(DYNAMICS_COLUMNS), max_cols=4, panel=3.0)
@@ -199,4 +207,6 @@ def plot_dynamics(
     axes[0].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    return save_figure(fig, path)
+    if path is not None:
+        save_figure(fig, path)
+    return fig

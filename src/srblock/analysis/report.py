@@ -144,12 +144,9 @@ def analyze_model(
                 init_weights, record.labels, classes=chosen, per_class=per_class, class_names=class_names
             )
             info["routing_control"] = ctrl
-        files = {
-            "usage": plot_usage(usage, output_dir / f"usage_{slug}.png", title=f"memory weights, block {block!r}").name,
-            "memory_maps": plot_memory_maps(
-                maps[block], output_dir / f"memory_maps_{slug}.png", title=f"channel-mean memory, block {block!r}"
-            ).name,
-        }
+        files = {"usage": f"usage_{slug}.png", "memory_maps": f"memory_maps_{slug}.png"}
+        plot_usage(usage, output_dir / files["usage"], title=f"memory weights, block {block!r}")
+        plot_memory_maps(maps[block], output_dir / files["memory_maps"], title=f"channel-mean memory, block {block!r}")
         if sample_images is not None:
             effect = feature_effect(model, sample_images, block=block, device=device)
             info["features"] = {
@@ -158,13 +155,14 @@ def analyze_model(
                 "mean_relative_change_pct": sum(effect["relative_change_pct"]) / len(sample_classes),
                 "mean_abs_diff": [float(d.mean()) for d in effect["abs_diff"]],
             }
-            files["features"] = plot_feature_effect(
+            files["features"] = f"features_{slug}.png"
+            plot_feature_effect(
                 effect,
-                output_dir / f"features_{slug}.png",
+                output_dir / files["features"],
                 images=sample_images,
                 labels=[name_of(c) for c in sample_classes],
                 title=f"channel-mean features before/after SR, block {block!r}",
-            ).name
+            )
         result["blocks"][block] = info
         result["files"][block] = files
     if run_ablation:
@@ -338,9 +336,10 @@ def analyze_checkpoint(
     )
     if (checkpoint.parent / "metrics.csv").is_file() and load_dynamics(checkpoint.parent):
         # The learning-dynamics curves of this run (the columns the engine wrote on every validation pass).
-        result["dynamics_plot"] = plot_dynamics(
+        result["dynamics_plot"] = "dynamics.png"
+        plot_dynamics(
             {checkpoint.parent.name: [checkpoint.parent]}, out / "dynamics.png", title=f"SR dynamics, {title}"
-        ).name
+        )
         write_json(out / "analysis.json", result, default=_json_default)
         write_report(result, out / "report.md")
     return result

@@ -34,9 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srblock.data.digits import DIGITS_MEAN, DIGITS_STD
 from srblock.data.loader import InMemoryLoader, make_loader, seed_for
 from srblock.data.split import train_val_split
 from srblock.data.transforms import CIFAR_MEAN, CIFAR_STD, FLIP_MODES, PAD_MODES, BatchAugment, normalize
+from srblock.models.regularizers import DropBlock, set_dropblock_progress
 
 from .metrics import topk_correct
 from .task import BatchLoader, Loaders, Task, register_task
@@ -49,6 +51,7 @@ _STATS = {
     "cifar10": (CIFAR_MEAN, CIFAR_STD),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "npz": (CIFAR_MEAN, CIFAR_STD),
+    "digits": (DIGITS_MEAN * 3, DIGITS_STD * 3),  # the grey digits are fed as three equal channels (see _arrays)
 }
 
 
@@ -114,6 +117,7 @@ class ClassificationTask(Task):
         "tta": None,
         "init_images": 5000,
     }
+    _dropblocks: bool | None = None  # whether the model has DropBlock layers (set on the first training step)
     train_defaults: ClassVar[dict[str, Any]] = {"label_smoothing": 0.0}
 
     @classmethod
@@ -178,8 +182,7 @@ class ClassificationTask(Task):
 
     def _mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         data = self.config["data"]
-        channels = self._arrays()[0].shape[1]
-        default_mean, default_std = _STATS.get(data["dataset"], ((0.5,) * channels, (0.25,) * channels))
+        default_mean, default_std = _STATS[data["dataset"]]  # _arrays() has rejected any other dataset
         return tuple(data["mean"] or default_mean), tuple(data["std"] or default_std)
 
     def _split(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -259,6 +262,15 @@ class ClassificationTask(Task):
         )
 
     # -- steps --------------------------------------------------------------------------------------------------
+    def on_train_step(self, model: nn.Module, progress: float) -> None:
+        """Ramp DropBlock's drop probability linearly from 0 over training (PAPER.md §2) when the model has one (and
+        pass ``progress`` on to the model's own hook, see :meth:`Task.on_train_step`)."""
+        super().on_train_step(model, progress)
+        if self._dropblocks is None:  # looked up once: the model does not change during a run
+            self._dropblocks = any(isinstance(m, DropBlock) for m in model.modules())
+        if self._dropblocks:
+            set_dropblock_progress(model, progress)
+
     def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         images, targets = batch
         logits = model(images)

@@ -164,21 +164,13 @@ class Task:
     def on_train_step(self, model: nn.Module, progress: float) -> None:
         """Called before every training step with ``progress = step / total_steps`` in [0, 1).
 
-        The default ramps DropBlock's drop probability linearly from 0 (PAPER.md §2) when the model has one, and
-        passes ``progress`` to a model's own ``set_train_progress(progress)`` when it has that method (airbench
+        A task whose models change with training progress acts here (the classification task ramps DropBlock); the
+        base passes ``progress`` to a model's own ``set_train_progress(progress)`` when it has that method (airbench
         freezes its whitening bias on time).
         """
         set_progress = getattr(model, "set_train_progress", None)
         if callable(set_progress):
             set_progress(progress)
-        if getattr(self, "_has_dropblock", None) is None:
-            from srblock.models import DropBlock
-
-            self._has_dropblock = any(isinstance(m, DropBlock) for m in model.modules())
-        if self._has_dropblock:
-            from srblock.models import set_dropblock_progress
-
-            set_dropblock_progress(model, progress)
 
     def batch_sizes(self) -> tuple[int, int]:
         """(train, eval) batch per rank: the recipe's totals ``train.batch_size`` and ``train.eval_batch_size``

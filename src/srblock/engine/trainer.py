@@ -35,12 +35,13 @@ import torch.distributed as torch_dist
 from torch import nn
 
 from srblock.data.loader import seed_for
+from srblock.layers.modes import eval_mode
 
 from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from .config import RESUME_APPLIED_KEYS, config_diff, config_hash, dump_config, key_matches, load_config, resolve_config
 from .distributed import DistInfo, init_distributed, resolve_device
 from .io import json_safe, remove_stale_temps, write_json
-from .logger import RunLogger, write_metrics_csv
+from .logger import ProgressLoader, RunLogger, write_metrics_csv
 from .lookahead import Lookahead
 from .optim import build_optimizer, build_scheduler, freeze_groups
 from .sr_dynamics import SRDynamics
@@ -150,10 +151,15 @@ def train_steps(
     return {k: float(v) / max(count, 1) for k, v in sums.items()}
 
 
-def evaluate(task: Task, model: nn.Module, loader: BatchLoader, autocast: Any) -> dict[str, Any]:
-    """The task's metrics on ``loader`` with the bare model in eval mode, no gradients, under the run's autocast."""
-    model.eval()
-    with torch.no_grad(), autocast:
+def evaluate(
+    task: Task, model: nn.Module, loader: BatchLoader, autocast: Any, *, desc: str = "eval", show_progress: bool = True
+) -> dict[str, Any]:
+    """The task's metrics on ``loader`` with the bare model in eval mode, no gradients, under the run's autocast.
+
+    The model's train/eval modes are restored afterwards. Rank 0 shows a progress bar (``desc``) on a terminal.
+    """
+    loader = ProgressLoader(loader, desc, enabled=show_progress and task.dist.is_main)
+    with eval_mode(model), torch.no_grad(), autocast:
         return task.evaluate(model, loader)
 
 
@@ -471,7 +477,7 @@ class _Run:
                 self.step = end
                 _sync_buffers(self.model, self.dist)
                 with self.dynamics.track():
-                    metrics = evaluate(self.task, self.model, eval_loader, self.autocast)
+                    metrics = self._evaluate(eval_loader, eval_name)
                 bad = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
                 if bad:
                     shown = ", ".join(f"{k}={v}" for k, v in bad.items())
@@ -514,6 +520,9 @@ class _Run:
         )
         return f"the run stopped and {kept}. Lower optim.lr, set train.grad_clip, or use train.amp=bf16, not fp16."
 
+    def _evaluate(self, loader: BatchLoader, name: str) -> dict[str, Any]:
+        return evaluate(self.task, self.model, loader, self.autocast, desc=name, show_progress=self.logger.enabled)
+
     def _finish(self, eval_name: str) -> dict[str, Any]:
         """Evaluate the best-validation weights once on the test split and write ``summary.json``.
 
@@ -522,7 +531,7 @@ class _Run:
         last_test = None
         if self.loaders.test is not None and eval_name != "test":
             same = self.best_step == self.step  # the best checkpoint is the last one: one test pass serves both
-            last_test = None if same else evaluate(self.task, self.model, self.loaders.test, self.autocast)
+            last_test = None if same else self._evaluate(self.loaders.test, "test (last)")
         dynamics = self.history[-1] if self.history else {}
         dynamics = {k: v for k, v in dynamics.items() if k.rpartition(".")[0] in self.dynamics.blocks}
         if self.best_state is not None:
@@ -532,9 +541,7 @@ class _Run:
         best_val = {k[len(prefix) :]: v for k, v in best_row.items() if k.startswith(prefix)} or None
         test = None
         if self.loaders.test is not None:
-            test = (
-                best_val if eval_name == "test" else evaluate(self.task, self.model, self.loaders.test, self.autocast)
-            )
+            test = best_val if eval_name == "test" else self._evaluate(self.loaders.test, "test")
         if eval_name == "test":
             best_val = None
         last = self.task.summarize(None, test if last_test is None else last_test)
@@ -614,5 +621,5 @@ def evaluate_checkpoint(
         raise ValueError(f"the recipe of {checkpoint} has no {split} split")
     amp = config["train"]["amp"]
     autocast = torch.autocast(torch_device.type, dtype=_AMP_DTYPES[amp]) if amp else contextlib.nullcontext()
-    metrics = evaluate(task, model, loader, autocast)
+    metrics = evaluate(task, model, loader, autocast, desc=split)
     return {"checkpoint": str(checkpoint), "split": split, "no_sr": no_sr, **metrics}

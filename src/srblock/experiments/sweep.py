@@ -39,14 +39,19 @@ Under ``torchrun`` every rank executes the same grid (the list of pending runs i
 before any run can finish) and each run trains over all ranks; only rank 0 deletes checkpoints and aggregates.
 Without torchrun, several sweep processes may work on the same grid at once (e.g. one per CPU core): a run is
 claimed through ``<run>/.sweep.lock`` and a run finished meanwhile by another process is skipped.
+To run several runs at once from one command (worker processes, one GPU each, or Slurm jobs), pick a launcher
+(:mod:`srblock.experiments.launchers`: ``--launcher local:N`` / ``slurm``, or a ``launcher:`` section in the file).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import difflib
+import functools
 import json
+import logging
 import math
 import os
 import socket
@@ -63,6 +68,8 @@ import yaml
 from ..analysis.stats import PairedResult, SignResult, paired_ttest, required_seeds, sign_test, summarize, welch_ttest
 from ..engine.config import config_diff
 from ..engine.io import atomic_open, write_json, write_text
+from ..engine.logger import progress
+from .launchers import Launcher, make_launcher, parse_launcher_options
 
 __all__ = [
     "Run",
@@ -79,6 +86,8 @@ __all__ = [
 
 RunFn = Callable[[dict, Path], dict]
 LoadFn = Callable[[str, Sequence[str]], dict]
+
+_log = logging.getLogger(__name__)
 
 SUMMARY = "summary.json"
 SWEEP_COPY = "sweep.yaml"
@@ -122,6 +131,7 @@ class Sweep:
     overrides: list[str] = field(default_factory=list)
     keep_checkpoints: bool | str = False
     reference_effect: float | None = None
+    launcher: str | dict | None = None  # the file's 'launcher:' (a name, or a mapping with 'name' and options)
     source: Path | None = None
 
 
@@ -157,7 +167,7 @@ class RunState:
         return self.state in ("stale", "broken")
 
 
-class RunFailedError(Exception):
+class RunFailedError(RuntimeError):
     """A run of the sweep raised; names the arm and seed. ``exit_code`` follows the cause (2: bad input)."""
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
@@ -286,8 +296,15 @@ def sweep_from_dict(raw: Mapping, source: Path | None = None, extra_overrides: S
         overrides=_override_list(raw.get("overrides"), f"{where}: overrides") + list(extra_overrides),
         keep_checkpoints=_keep_checkpoints(raw.get("keep_checkpoints", False), where),
         reference_effect=None if ref is None else float(ref),
+        launcher=_launcher_spec(raw.get("launcher"), where),
         source=source,
     )
+
+
+def _launcher_spec(value: Any, where: str) -> str | dict | None:
+    if value is None or isinstance(value, str) or (isinstance(value, Mapping) and "name" in value):
+        return dict(value) if isinstance(value, Mapping) else value
+    raise ValueError(f"{where}: 'launcher' must be a name (local:4) or a mapping with 'name', got {value!r}")
 
 
 def expand_grid(sweep: Sweep) -> list[Run]:
@@ -504,30 +521,63 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def execute_run(run: Run, *, sweep: Sweep, run_fn: RunFn, load_fn: LoadFn) -> dict | None:
+    """One run of a sweep, wherever a launcher runs it: claim it, train, then (rank 0) parse ``summary.json``
+    (written from ``run_fn``'s return value if it did not write one), drop the checkpoints the sweep does not keep
+    and clear an earlier failure record. Returns the summary, or ``None`` when another process has finished or is
+    training this run (then nothing is done here). A failure is recorded in the run's ``failed.json`` and raised."""
+    # Several sweep processes may share a grid (e.g. one per CPU core): each run is claimed by one of them.
+    # Under torchrun every rank must run the same list, so there the list stays as fixed at the start.
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
+    if single and (run.output_dir / SUMMARY).is_file():
+        return None
+    with _claim(run.output_dir, enabled=single) as claimed:
+        if not claimed:
+            return None
+        _log.info("%s seed=%s -> %s", run.arm, run.seed, run.output_dir)
+        start = time.perf_counter()
+        try:
+            config = load_fn(run.recipe, run.overrides)
+            summary = run_fn(config, run.output_dir) or {}
+            if _rank() == 0:
+                summary = _settle(run, summary, start, sweep)
+        except Exception as err:
+            if _rank() == 0:
+                _record_failure(run, err)
+            raise
+        return {"wall_time_s": time.perf_counter() - start, **summary}
+
+
 def run_sweep(
     sweep: Sweep,
     *,
     run_fn: RunFn | None = None,
     load_fn: LoadFn | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _log.info,
     after_run: Callable[[Run, dict], None] | None = None,
     keep_going: bool = False,
     rerun_stale: bool = False,
+    launcher: Launcher | None = None,
 ) -> list[Run]:
-    """Check every arm, run every pending run of the grid, then aggregate (rank 0). Returns the runs executed now.
+    """Check every arm, run every pending run of the grid, then aggregate (rank 0). Returns the runs executed now,
+    as they finished.
 
     ``run_fn(config, output_dir) -> summary`` defaults to the engine's ``train`` (resuming from
     ``checkpoint_last.pt`` when present); ``load_fn(recipe, overrides) -> config`` to ``engine.load_config`` (see
     :func:`plan_sweep`). If ``run_fn`` does not write ``summary.json`` itself, the returned summary is written
     there; a summary is parsed before the run counts as done. ``after_run(run, summary)`` is called on rank 0
-    after each finished run (e.g. to commit it).
+    after each finished run (e.g. to commit it). ``launcher`` (:func:`srblock.experiments.launchers.make_launcher`)
+    runs the runs; default: one after another here. A launcher with worker processes needs picklable
+    (module-level) ``run_fn``/``load_fn``.
 
     Stale or broken runs stop the sweep before anything runs unless ``rerun_stale`` (their folders are moved
     aside, see the module docstring). A run that raises stops the sweep with :class:`RunFailedError` naming it;
     with ``keep_going`` the failure is recorded in the run's ``failed.json``, the sweep goes on, and the returned
     list holds only the runs that succeeded (the failed ones are logged and left for the next invocation).
     """
-    run_fn = run_fn or _engine_train
+    launcher = launcher or make_launcher()
+    if launcher.name != "sequential" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError(f"the {launcher.name} launcher starts its own processes; run it without torchrun")
     plan = plan_sweep(sweep, load_fn=load_fn)
     _check_metric(sweep.metric, [st.summary for st in plan.states if st.summary])
     blocked = [(r, st) for r, st in zip(plan.runs, plan.states, strict=True) if st.blocked]
@@ -540,46 +590,46 @@ def run_sweep(
         )
     if blocked and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("--rerun-stale moves run folders: run it once without torchrun")
-    pending = plan.pending()  # fixed now, so every torchrun rank runs the same list
+    job = functools.partial(execute_run, sweep=sweep, run_fn=run_fn or _engine_train, load_fn=load_fn or _engine_load)
+    runs = plan.runs
+    pending = [run for run, _ in plan.pending()]  # fixed now, so every torchrun rank runs the same list
     if _rank() == 0:
         for run, _ in blocked:
             _move_stale(run, sweep, log)
         _write_sweep_copy(sweep)
-    log(f"sweep {sweep.name}: {len(plan.runs)} runs, {len(plan.runs) - len(pending)} done, {len(pending)} to run")
+    log(
+        f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} to run"
+        + (f" ({launcher.name} launcher, {launcher.workers or 'any number of'} at a time)" if pending else "")
+    )
     executed, failed = [], []
-    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
-    for i, (run, config) in enumerate(pending, 1):
-        # Several sweep processes may share a grid (e.g. one per CPU core): each run is claimed by one of them.
-        # Under torchrun every rank must run the same list, so there the list stays as fixed at the start.
-        if single and (run.output_dir / SUMMARY).is_file():
-            continue  # finished meanwhile by another process
-        with _claim(run.output_dir, enabled=single) as claimed:
-            if not claimed:
-                log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed}: being trained by another process, skipped")
-                continue
-            log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} -> {run.output_dir}")
-            start = time.perf_counter()
+    bar = progress(total=len(pending), desc=f"sweep {sweep.name}", unit="run", leave=True, enabled=_rank() == 0)
+    with bar, contextlib.closing(launcher.launch(job, pending)) as outcomes:  # closing: stop workers on an error
+        for i, (run, result) in enumerate(outcomes, 1):
             try:
-                summary = run_fn(config, run.output_dir) or {}
-                if _rank() == 0:
-                    summary = _settle(run, summary, start, sweep)
+                summary = result.result()
             except Exception as err:
-                if _rank() == 0:
-                    _record_failure(run, err)
                 reason = " ".join(str(err).split()) or type(err).__name__
                 message = f"sweep {sweep.name}: run {run.name} failed: {reason}"
                 if not keep_going:
                     user_error = isinstance(err, (ValueError, FileNotFoundError, FileExistsError))
                     raise RunFailedError(message, exit_code=2 if user_error else 1) from err
-                log(f"    FAILED, recorded in {run.output_dir / FAILED}; going on. {message}")
+                log(f"[{i}/{len(pending)}] FAILED, recorded in {run.output_dir / FAILED}; going on. {message}")
                 failed.append(run)
                 continue
-        if _rank() == 0:
-            log(f"    done: {sweep.metric}={summary.get(sweep.metric)} in {time.perf_counter() - start:.0f}s")
-            aggregate(sweep.output, sweep=sweep, log=lambda _: None, load_fn=load_fn)  # partial tables after each run
-            if after_run is not None:
-                after_run(run, summary)
-        executed.append(run)
+            finally:
+                bar.update()
+            if summary is None:
+                log(
+                    f"[{i}/{len(pending)}] {run.arm} seed={run.seed}: done or being trained by another process, skipped"
+                )
+                continue
+            if _rank() == 0:
+                value, wall = summary.get(sweep.metric), summary["wall_time_s"]
+                log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} done: {sweep.metric}={value} in {wall:.0f}s")
+                aggregate(sweep.output, sweep=sweep, log=lambda _: None, load_fn=load_fn)  # partial tables
+                if after_run is not None:
+                    after_run(run, summary)
+            executed.append(run)
     if _rank() == 0:
         aggregate(sweep.output, sweep=sweep, log=log, load_fn=load_fn)
         if failed:
@@ -677,7 +727,7 @@ def aggregate(
     baseline: str | None = None,
     metric: str | None = None,
     reference_effect: float | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _log.info,
     load_fn: LoadFn | None = None,
 ) -> str:
     """Write ``results.csv`` (one row per finished run) and ``table.md`` (per arm) into ``root``; return the table.
@@ -817,6 +867,8 @@ def sweep_command(
     rerun_stale: bool = False,
     run_fn: RunFn | None = None,
     load_fn: LoadFn | None = None,
+    launcher: str | None = None,
+    launcher_options: Sequence[str] = (),
 ) -> int:
     """What ``srblock sweep`` does: run (``config``), list (``dry_run``) or re-aggregate (``report``).
 
@@ -826,10 +878,13 @@ def sweep_command(
     ``after_run`` is a shell command run after each finished run (rank 0), with the environment variables
     ``SRBLOCK_RUN_DIR``, ``SRBLOCK_RUN_ARM``, ``SRBLOCK_RUN_SEED``, ``SRBLOCK_SWEEP_NAME`` and
     ``SRBLOCK_SWEEP_OUTPUT`` set, e.g. to commit each finished run; its failure is reported, not fatal.
+    ``launcher`` (``sequential``, ``local:N``, ``slurm``) and ``launcher_options`` (``key=value``) override the
+    sweep file's ``launcher:`` (see :mod:`srblock.experiments.launchers`).
+    The plan (``dry_run``) and the table (``report``) are this command's output and go to stdout.
     """
     if report is not None:
         sweep = load_sweep(config, overrides) if config else None
-        aggregate(report, sweep=sweep, baseline=baseline, metric=metric, load_fn=load_fn)
+        aggregate(report, sweep=sweep, baseline=baseline, metric=metric, log=print, load_fn=load_fn)
         return 0
     if config is None:
         raise ValueError("srblock sweep needs -c SWEEP.yaml (to run or --dry-run) or --report DIR (to aggregate)")
@@ -842,6 +897,11 @@ def sweep_command(
         _check_metric(sweep.metric, [st.summary for st in plan.states if st.summary])
         print(plan.format())
         return 0
+    spec = sweep.launcher
+    if launcher is not None:  # replaces the file's launcher; the file's options stay when it names the same kind
+        same_kind = isinstance(spec, dict) and str(spec["name"]).partition(":")[0] == launcher.partition(":")[0]
+        spec = {**spec, "name": launcher} if same_kind else launcher
+    runner = make_launcher(spec, parse_launcher_options(launcher_options), output=sweep.output, job_name=sweep.name)
     hook = None
     if after_run:
 
@@ -856,7 +916,15 @@ def sweep_command(
             }
             rc = subprocess.run(after_run, shell=True, env=env).returncode
             if rc:
-                print(f"    after-run command exited with {rc}: {after_run}")
+                _log.warning("after-run command exited with %d: %s", rc, after_run)
 
-    run_sweep(sweep, run_fn=run_fn, load_fn=load_fn, after_run=hook, keep_going=keep_going, rerun_stale=rerun_stale)
+    run_sweep(
+        sweep,
+        run_fn=run_fn,
+        load_fn=load_fn,
+        after_run=hook,
+        launcher=runner,
+        keep_going=keep_going,
+        rerun_stale=rerun_stale,
+    )
     return 1 if any((r.output_dir / FAILED).is_file() for r in expand_grid(sweep)) else 0
