@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from srblock.engine.classification import ClassificationTask
 from srblock.engine.distributed import DistInfo
 from srblock.engine.trainer import NonFiniteLossError
 
+from ..conftest import JPEG_SLICE
 from .conftest import tiny_config
 
 SUMMARY_KEYS = {
@@ -142,6 +145,23 @@ def test_real_cifar10_smoke(shared_data: Path, tmp_path: Path) -> None:
     summary = train(config, tmp_path / "run", quiet=True)
     assert summary["test"]["count"] == 128 and summary["val"]["count"] == 128
     assert summary["sr_params"] > 0
+
+
+def test_cifar10_recipe_trains_from_a_folder_holding_only_the_jpeg_archive(
+    cifar10_jpeg_slice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from srblock.data import cifar
+
+    data = tmp_path / "data"
+    data.mkdir()
+    archive = shutil.copy(cifar10_jpeg_slice, data / "cifar10-jpeg.tar.xz")
+    monkeypatch.setitem(
+        cifar.JPEG_ARCHIVES, "cifar10", (archive.name, hashlib.sha256(archive.read_bytes()).hexdigest())
+    )
+    overrides = ["train.epochs=1", "model.width=0.125", "train.batch_size=32", "train.device=cpu"]
+    summary = train(load_config("cifar10/r18_d2d_sr", [f"data.root={data}", *overrides]), tmp_path / "run", quiet=True)
+    assert summary["steps"] == 3 and summary["test"]["count"] == 10 * JPEG_SLICE  # 72 train images, batch 32
+    assert {p.name for p in data.iterdir()} == {"cifar10-jpeg.tar.xz", "train.npz", "test.npz"}
 
 
 def test_bf16_autocast_and_channels_last_run(tiny_data: Path, tmp_path: Path) -> None:
