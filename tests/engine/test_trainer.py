@@ -173,8 +173,9 @@ def test_bf16_autocast_and_channels_last_run(tiny_data: Path, tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_torch_compile_run(tiny_data: Path, tmp_path: Path) -> None:
-    summary = train(tiny_config(tiny_data, epochs=1, compile=True), tmp_path / "run", quiet=True)
+@pytest.mark.parametrize("mode", [True, "reduce-overhead"])  # CUDA graphs fall back to plain compilation on CPU
+def test_torch_compile_run(tiny_data: Path, tmp_path: Path, mode: bool | str) -> None:
+    summary = train(tiny_config(tiny_data, epochs=1, compile=mode), tmp_path / "run", quiet=True)
     assert summary["test"]["count"] == 32
 
 

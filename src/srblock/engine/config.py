@@ -51,7 +51,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
         "eval_batch_size": None,  # default: batch_size
         "amp": None,  # null | bf16 | fp16
         "channels_last": False,
-        "compile": False,  # torch.compile the training forward
+        "compile": False,  # torch.compile the training model: true, or a mode ("reduce-overhead": + CUDA graphs)
         "sync_bn": False,  # convert BatchNorm to SyncBatchNorm (CUDA + DDP only)
         "workers": 4,  # DataLoader worker processes (file-backed datasets only)
         "device": "auto",  # auto | cpu | cuda | cuda:N
@@ -66,6 +66,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
 _SCHEDULES = ("multistep", "poly", "cosine", "constant")
 _OPTIMIZERS = ("sgd", "adamw")
 _AMP = (None, "bf16", "fp16")
+_COMPILE = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch's modes
 
 
 def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -171,6 +172,8 @@ def validate_config(config: Mapping[str, Any]) -> None:
         value = train[key]
         if value is not None and (not isinstance(value, int) or value <= 0):
             raise ValueError(f"train.{key} must be a positive int, got {value!r}")
+    if train["compile"] not in _COMPILE:
+        raise ValueError(f"train.compile must be one of {_COMPILE}, got {train['compile']!r}")
     if train["amp"] not in _AMP:
         raise ValueError(f"train.amp must be one of {_AMP}, got {train['amp']!r}")
     if not isinstance(config["seed"], int):

@@ -38,7 +38,15 @@ from .distributed import DistInfo, init_distributed, resolve_device
 from .logger import RunLogger, write_metrics_csv
 from .task import BatchLoader, Task, get_task
 
-__all__ = ["build_optimizer", "build_scheduler", "evaluate", "evaluate_checkpoint", "train", "train_steps"]
+__all__ = [
+    "build_optimizer",
+    "build_scheduler",
+    "compile_model",
+    "evaluate",
+    "evaluate_checkpoint",
+    "train",
+    "train_steps",
+]
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -62,6 +70,17 @@ def build_optimizer(model: nn.Module, optim: Mapping[str, Any]) -> torch.optim.O
             nesterov=optim["nesterov"],
         )
     return torch.optim.AdamW(params, lr=optim["lr"], weight_decay=optim["weight_decay"])
+
+
+def compile_model(model: nn.Module, setting: bool | str) -> nn.Module:
+    """``train.compile``: ``false`` keeps ``model``; ``true`` or a ``torch.compile`` mode compiles it.
+
+    The compiled forward and backward replace the eager ones from the first step on (its time, counted in the run's
+    wall time, includes the compilation); ``"reduce-overhead"`` also replays them as CUDA graphs.
+    """
+    if not setting:
+        return model
+    return torch.compile(model, mode=None if setting in (True, "default") else setting)
 
 
 def build_scheduler(
@@ -154,9 +173,10 @@ def train_steps(
 
         n = task.batch_size(batch)
         count += n
-        for key, value in logs.items():
-            weighted = value.detach().float() * n
-            sums[key] = sums[key] + weighted if key in sums else weighted
+        for key, value in logs.items():  # one in-place add per log and step; the sums stay on the device
+            if key not in sums:
+                sums[key] = torch.zeros((), device=value.device)
+            sums[key].add_(value.detach(), alpha=n)
         done = step + 1
         at_log = done % log_interval == 0 or done == end
         if (check_every_step or at_log) and not math.isfinite(float(sums.get("loss", loss))):
@@ -261,8 +281,7 @@ class _Run:
                 device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=train_cfg["find_unused_parameters"],
             )
-        if train_cfg["compile"]:
-            self.train_model = torch.compile(self.train_model)
+        self.train_model = compile_model(self.train_model, train_cfg["compile"])
 
         self.steps_per_epoch = len(self.loaders.train)
         if self.steps_per_epoch == 0:
