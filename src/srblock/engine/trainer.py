@@ -478,6 +478,7 @@ class _Run:
             "sr_params": self.sr_params,
             "wall_time_s": round(self.wall_time_s, 2),
             "torch_version": torch.__version__,
+            "gpu": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None,
             "seed": self.config["seed"],
             "world_size": self.dist.world_size,
             "device": str(self.device),
