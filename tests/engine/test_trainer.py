@@ -188,3 +188,23 @@ def test_cuda_mixed_precision_run_and_resume(tiny_data: Path, tmp_path: Path, am
     assert summary["device"].startswith("cuda") and summary["test"]["count"] == 32
     state = load_checkpoint(tmp_path / "run" / "checkpoint_last.pt")
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_train_steps_sync_only_at_the_period_end(tiny_data: Path, tmp_path: Path) -> None:
+    from srblock.engine.config import resolve_config
+    from srblock.engine.trainer import _batches, _Run, train_steps
+
+    config = resolve_config(tiny_config(tiny_data, device="cuda", log_interval=1000))
+    run = _Run(config, tmp_path, DistInfo(), torch.device("cuda"), quiet=True)
+    batches = _batches(run.loaders.train, 0, run.steps_per_epoch)
+    common = {"total_steps": 100, "autocast": run.autocast, "logger": run.logger, "log_interval": 1000}
+    args = (run.task, run.train_model, run.optimizer, run.scheduler, run.scaler, batches)
+    train_steps(*args, start=0, end=2, check_every_step=False, **common)  # lazy initialisation may sync
+    torch.cuda.set_sync_debug_mode("error")
+    try:  # 7 steps over an epoch boundary; the first sync is the finiteness check after the last one
+        with pytest.raises(RuntimeError, match="synchroniz"):
+            train_steps(*args, start=2, end=9, check_every_step=False, **common)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert run.scheduler.last_epoch == 9
