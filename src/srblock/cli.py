@@ -54,6 +54,14 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--after-run", metavar="CMD", help="shell command after each finished run (env SRBLOCK_RUN_DIR, ...)"
     )
+    p.add_argument("--merge", metavar="ARCHIVE", help="add the runs of a results archive made elsewhere, then report")
+    p.add_argument("--arms", type=lambda text: text.split(","), metavar="A,B", help="run only these arms")
+    p.add_argument(
+        "--time-budget", type=float, metavar="S", help="start no seed whose runs are not expected to end within S s"
+    )
+    p.add_argument("--run-seconds", type=float, metavar="S", help="expected run length while an arm has none yet")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="N local processes sharing the seeds")
+    p.add_argument("--claim-dir", metavar="DIR", help="claim seeds in DIR (shared by workers; --workers sets it)")
 
     def run(args: argparse.Namespace) -> int:
         from .experiments import sweep_command
@@ -61,11 +69,17 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         return sweep_command(
             args.config,
             report=args.report,
+            merge=args.merge,
             dry_run=args.dry_run,
             overrides=args.overrides,
             baseline=args.baseline,
             metric=args.metric,
             after_run=args.after_run,
+            arms=args.arms,
+            time_budget=args.time_budget,
+            run_seconds=args.run_seconds,
+            workers=args.workers,
+            claim_dir=args.claim_dir,
         )
 
     p.set_defaults(func=run)

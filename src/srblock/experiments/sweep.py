@@ -258,6 +258,7 @@ def run_sweep(
     load_fn: LoadFn | None = None,
     log: Callable[[str], None] = print,
     after_run: Callable[[Run, dict], None] | None = None,
+    gate: Callable[[Run], bool] | None = None,
 ) -> list[Run]:
     """Run every pending run of the grid, then aggregate (rank 0). Returns the runs executed now.
 
@@ -265,6 +266,8 @@ def run_sweep(
     ``checkpoint_last.pt`` when present); ``load_fn(recipe, overrides) -> config`` to ``engine.load_config``.
     If ``run_fn`` does not write ``summary.json`` itself, the returned summary is written there.
     ``after_run(run, summary)`` is called on rank 0 after each finished run (e.g. to commit it).
+    ``gate(run)`` is asked before each pending run and skips it when false (arms, time budget, workers: see
+    :class:`srblock.experiments.launch.SeedGate`; single-process only).
     """
     run_fn = run_fn or _engine_train
     load_fn = load_fn or _engine_load
@@ -275,6 +278,8 @@ def run_sweep(
     log(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} to run")
     executed = []
     for i, run in enumerate(pending, 1):
+        if gate is not None and not gate(run):
+            continue
         log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} -> {run.output_dir}")
         config = load_fn(run.recipe, run.overrides)
         run.output_dir.mkdir(parents=True, exist_ok=True)
@@ -454,26 +459,41 @@ def sweep_command(
     config: str | None = None,
     *,
     report: str | None = None,
+    merge: str | None = None,
     dry_run: bool = False,
     overrides: Sequence[str] = (),
     baseline: str | None = None,
     metric: str | None = None,
     after_run: str | None = None,
+    arms: Sequence[str] | None = None,
+    time_budget: float | None = None,
+    run_seconds: float | None = None,
+    workers: int = 1,
+    claim_dir: str | None = None,
     run_fn: RunFn | None = None,
     load_fn: LoadFn | None = None,
 ) -> int:
-    """What ``srblock sweep`` does: run (``config``), list (``dry_run``) or re-aggregate (``report``).
+    """What ``srblock sweep`` does: run (``config``), list (``dry_run``), re-aggregate (``report``) or take in the
+    runs of an archive made elsewhere (``merge``, :func:`srblock.experiments.archive.merge_runs`).
 
     ``after_run`` is a shell command run after each finished run (rank 0), with the environment variables
     ``SRBLOCK_RUN_DIR``, ``SRBLOCK_RUN_ARM``, ``SRBLOCK_RUN_SEED``, ``SRBLOCK_SWEEP_NAME`` and
     ``SRBLOCK_SWEEP_OUTPUT`` set, e.g. to commit each finished run; its failure is reported, not fatal.
+    ``arms``, ``time_budget``, ``run_seconds``, ``workers`` and ``claim_dir``: see :mod:`srblock.experiments.launch`.
     """
+    if merge is not None:
+        from .archive import merge_runs
+
+        merge_runs(merge)
+        return 0
     if report is not None:
         sweep = load_sweep(config, overrides) if config else None
         aggregate(report, sweep=sweep, baseline=baseline, metric=metric)
         return 0
     if config is None:
-        raise ValueError("srblock sweep needs -c SWEEP.yaml (to run or --dry-run) or --report DIR (to aggregate)")
+        raise ValueError(
+            "srblock sweep needs -c SWEEP.yaml (to run or --dry-run), --report DIR (to aggregate) or --merge ARCHIVE"
+        )
     sweep = load_sweep(config, overrides)
     if baseline:
         sweep.baseline = baseline
@@ -482,6 +502,17 @@ def sweep_command(
     if dry_run:
         print(format_plan(expand_grid(sweep)))
         return 0
+    from .launch import SeedGate, run_workers
+
+    if workers > 1:
+        extra = [*(["--baseline", baseline] if baseline else []), *(["--metric", metric] if metric else [])]
+        extra += ["--after-run", after_run] if after_run else []
+        code = run_workers(
+            config, workers, overrides=overrides, arms=arms, time_budget=time_budget, run_seconds=run_seconds,
+            extra_args=extra,
+        )  # fmt: skip
+        aggregate(sweep.output, sweep=sweep)
+        return code
     hook = None
     if after_run:
 
@@ -498,5 +529,8 @@ def sweep_command(
             if rc:
                 print(f"    after-run command exited with {rc}: {after_run}")
 
-    run_sweep(sweep, run_fn=run_fn, load_fn=load_fn, after_run=hook)
+    gate = None
+    if arms or time_budget is not None or claim_dir is not None:
+        gate = SeedGate(sweep, arms=arms, time_budget=time_budget, run_seconds=run_seconds, claim_dir=claim_dir)
+    run_sweep(sweep, run_fn=run_fn, load_fn=load_fn, after_run=hook, gate=gate)
     return 0
