@@ -42,8 +42,9 @@ from srblock.data.transforms import BatchAugment
 from srblock.engine.config import load_config
 from srblock.engine.distributed import DistInfo
 from srblock.engine.logger import RunLogger
+from srblock.engine.optim import build_optimizer, build_scheduler
 from srblock.engine.task import get_task
-from srblock.engine.trainer import build_optimizer, build_scheduler, compile_model, train_steps
+from srblock.engine.trainer import compile_model, train_steps
 
 COMPILE_MODES = ["none", "default", "reduce-overhead", "max-autotune-no-cudagraphs"]
 
