@@ -60,8 +60,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         "--time-budget", type=float, metavar="S", help="start no seed whose runs are not expected to end within S s"
     )
     p.add_argument("--run-seconds", type=float, metavar="S", help="expected run length while an arm has none yet")
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="N local processes sharing the seeds")
-    p.add_argument("--claim-dir", metavar="DIR", help="claim seeds in DIR (shared by workers; --workers sets it)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="N local processes sharing the runs")
 
     def run(args: argparse.Namespace) -> int:
         from .experiments import sweep_command
@@ -79,7 +78,6 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
             time_budget=args.time_budget,
             run_seconds=args.run_seconds,
             workers=args.workers,
-            claim_dir=args.claim_dir,
         )
 
     p.set_defaults(func=run)

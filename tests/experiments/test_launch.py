@@ -90,25 +90,6 @@ def test_finished_runs_of_an_arm_set_its_expected_length(sweep_file: Path) -> No
     assert (gate.expected("base"), gate.expected("sr")) == (1.5, 7.25)
 
 
-def test_workers_claim_disjoint_seeds(sweep_file: Path, tmp_path: Path) -> None:
-    sweep = load_sweep(_with_seeds(sweep_file, [0, 1, 2, 3]))
-    claims = tmp_path / "claims"
-    claims.mkdir()
-    gates = [SeedGate(sweep, claim_dir=claims) for _ in range(2)]
-    ran: dict[int, list[tuple[str, int]]] = {0: [], 1: []}
-    for run in gates[0].runs:  # seed-major; the worker whose turn it is asks first, as if it were faster
-        for w in (run.seed % 2, 1 - run.seed % 2):
-            if gates[w](run):
-                ran[w].append((run.arm, run.seed))
-                break
-    assert ran == {
-        0: [("base", 0), ("sr", 0), ("base", 2), ("sr", 2)],
-        1: [("base", 1), ("sr", 1), ("base", 3), ("sr", 3)],
-    }
-    assert sorted(p.name for p in claims.iterdir()) == [f"tiny.seed{s}" for s in range(4)]
-    assert not any(gates[1](run) for run in gates[0].runs if run.seed % 2 == 0)  # worker 0's seeds stay its own
-
-
 def _write_npz(root: Path) -> None:
     rng = np.random.default_rng(0)
     root.mkdir(parents=True)

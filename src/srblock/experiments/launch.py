@@ -2,9 +2,8 @@
 
 ``srblock sweep -c SWEEP --workers 3 --time-budget 480`` starts three processes of the same sweep on this machine
 (one GPU is shared by time-slicing, which fills the gaps a single process leaves: start-up, evaluation, Python
-overhead). They share the grid seed by seed: before the first run of a seed a worker claims the seed (an exclusive
-file in a claim folder), so no run is trained twice and a faster worker simply takes more seeds. Each worker runs
-its seed's arms one after the other, so finished runs come in pairs and the arms stay balanced.
+overhead). They share the grid through the sweep's per-run locks (:func:`srblock.experiments.sweep.run_sweep`), so
+no run is trained twice and a faster worker simply takes more runs; going seed-major, finished runs come in pairs.
 
 With a time budget a seed is started only when all its pending runs are expected to finish in time: the expected
 length of a run is the longest run of its arm in this process so far, else the longest ``wall_time_s`` among its
@@ -16,14 +15,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from .sweep import SUMMARY, Run, Sweep, expand_grid
 
@@ -38,7 +34,6 @@ class SeedGate:
         arms: run only these arms (the others stay pending); ``None``: all.
         time_budget: seconds from the gate's creation within which every started run must be expected to end.
         run_seconds: expected length of a run of an arm with no finished run to go by.
-        claim_dir: folder shared by the workers of one launch (fresh for each launch: a claim is never released).
         log: where the reason to stop is reported.
     """
 
@@ -49,7 +44,6 @@ class SeedGate:
         arms: Sequence[str] | None = None,
         time_budget: float | None = None,
         run_seconds: float | None = None,
-        claim_dir: str | Path | None = None,
         log: Callable[[str], None] = print,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -59,27 +53,28 @@ class SeedGate:
             raise ValueError(f"unknown arm(s) {unknown} for sweep {sweep.name}; its arms are {known}")
         self.sweep, self.arms, self.run_seconds, self.log, self.clock = sweep, arms, run_seconds, log, clock
         self.deadline = None if time_budget is None else clock() + time_budget
-        self.claim_dir = None if claim_dir is None else Path(claim_dir)
         self.runs = expand_grid(sweep)
         self.longest: dict[str, float] = {}  # arm -> longest run in this process
         self.recorded = _recorded_lengths(self.runs)
-        self.accepted: set[int] = set()  # seeds this process runs
-        self.current: tuple[str, float] | None = None  # (arm, start) of the run approved last
+        self.accepted: set[int] = set()  # seeds this process has started
+        self.current: tuple[Run, float, float] | None = None  # the run approved last, clock and wall time then
         self.stopped = False
 
     def __call__(self, run: Run) -> bool:
         now = self.clock()
         if self.current is not None:  # runs go one after another: the one approved last has ended
-            arm, started = self.current
-            self.longest[arm] = max(self.longest.get(arm, 0.0), now - started)
+            last, started, wall = self.current
+            summary = last.output_dir / SUMMARY
+            if summary.is_file() and summary.stat().st_mtime >= wall:  # trained here, not left to another worker
+                self.longest[last.arm] = max(self.longest.get(last.arm, 0.0), now - started)
             self.current = None
         if self.arms is not None and run.arm not in self.arms:
             return False
         if run.seed not in self.accepted:
-            if self.stopped or not self._fits(run.seed, now) or not self._claim(run.seed):
+            if self.stopped or not self._fits(run.seed, now):
                 return False
             self.accepted.add(run.seed)
-        self.current = (run.arm, now)
+        self.current = (run, now, time.time() - 0.05)  # file times are coarser than the clock
         return True
 
     def expected(self, arm: str) -> float:
@@ -102,16 +97,6 @@ class SeedGate:
             f"time budget: seed {seed} needs ~{need:.0f} s, {max(self.deadline - now, 0):.0f} s are left; stopping"
         )
         return False
-
-    def _claim(self, seed: int) -> bool:
-        if self.claim_dir is None:
-            return True
-        name = f"{self.sweep.name}.seed{seed}".replace(os.sep, "_")
-        try:
-            os.close(os.open(self.claim_dir / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            return False
-        return True
 
 
 def _recorded_lengths(runs: Sequence[Run]) -> dict[str, float]:
@@ -137,7 +122,7 @@ def run_workers(
     extra_args: Sequence[str] = (),
     log: Callable[[str], None] = print,
 ) -> int:
-    """Run the sweep ``config`` in ``workers`` local ``srblock sweep`` processes that share its seeds.
+    """Run the sweep ``config`` in ``workers`` local ``srblock sweep`` processes that share its runs.
 
     Their output is relayed line by line, prefixed with ``[w<i>]``. Returns the first non-zero exit code of a
     worker (0 when all succeeded); the caller aggregates the results once they are all done.
@@ -145,8 +130,7 @@ def run_workers(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     started = time.monotonic()
-    claim_dir = tempfile.mkdtemp(prefix="srblock-claims-")
-    command = [sys.executable, "-m", "srblock", "sweep", "-c", str(config), "--claim-dir", claim_dir]
+    command = [sys.executable, "-m", "srblock", "sweep", "-c", str(config)]
     for item in overrides:
         command += ["--set", item]
     if arms:
@@ -175,7 +159,6 @@ def run_workers(
         for proc in procs:
             if proc.poll() is None:
                 proc.terminate()
-        shutil.rmtree(claim_dir, ignore_errors=True)
     log(f"{workers} workers done in {time.monotonic() - started:.0f} s, exit codes {codes}")
     return next((code for code in codes if code), 0)
 

@@ -532,7 +532,6 @@ def sweep_command(
     time_budget: float | None = None,
     run_seconds: float | None = None,
     workers: int = 1,
-    claim_dir: str | None = None,
     run_fn: RunFn | None = None,
     load_fn: LoadFn | None = None,
 ) -> int:
@@ -542,7 +541,7 @@ def sweep_command(
     ``after_run`` is a shell command run after each finished run (rank 0), with the environment variables
     ``SRBLOCK_RUN_DIR``, ``SRBLOCK_RUN_ARM``, ``SRBLOCK_RUN_SEED``, ``SRBLOCK_SWEEP_NAME`` and
     ``SRBLOCK_SWEEP_OUTPUT`` set, e.g. to commit each finished run; its failure is reported, not fatal.
-    ``arms``, ``time_budget``, ``run_seconds``, ``workers`` and ``claim_dir``: see :mod:`srblock.experiments.launch`.
+    ``arms``, ``time_budget``, ``run_seconds`` and ``workers``: see :mod:`srblock.experiments.launch`.
     """
     if merge is not None:
         from .archive import merge_runs
@@ -593,7 +592,7 @@ def sweep_command(
                 print(f"    after-run command exited with {rc}: {after_run}")
 
     gate = None
-    if arms or time_budget is not None or claim_dir is not None:
-        gate = SeedGate(sweep, arms=arms, time_budget=time_budget, run_seconds=run_seconds, claim_dir=claim_dir)
+    if arms or time_budget is not None:
+        gate = SeedGate(sweep, arms=arms, time_budget=time_budget, run_seconds=run_seconds)
     run_sweep(sweep, run_fn=run_fn, load_fn=load_fn, after_run=hook, gate=gate)
     return 0
