@@ -59,6 +59,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--time-budget", type=float, metavar="S", help="start no seed whose runs are not expected to end within S s"
     )
+    p.add_argument("--deadline", type=float, help=argparse.SUPPRESS)  # the same end for every worker (time.time())
     p.add_argument("--run-seconds", type=float, metavar="S", help="expected run length while an arm has none yet")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="N local processes sharing the runs")
 
@@ -76,6 +77,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
             after_run=args.after_run,
             arms=args.arms,
             time_budget=args.time_budget,
+            deadline=args.deadline,
             run_seconds=args.run_seconds,
             workers=args.workers,
         )

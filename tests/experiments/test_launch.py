@@ -74,7 +74,7 @@ def test_time_budget_starts_a_seed_only_when_all_its_runs_fit(sweep_file: Path) 
     clock, said = Clock(), []
     train = TimedTrain(clock, {"base": 4.0, "sr": 5.0})
     # seed 0 is guessed at 2 x 3 s and takes 9; seed 1 then needs 4 + 5 s, and 9 + 9 > 15: it never starts
-    gate = SeedGate(sweep, time_budget=15.0, run_seconds=3.0, log=said.append, clock=clock)
+    gate = SeedGate(sweep, deadline=clock.now + 15.0, run_seconds=3.0, log=said.append, clock=clock)
     executed = run_sweep(sweep, run_fn=train, load_fn=_fake_load, log=lambda _: None, gate=gate)
     assert [(r.arm, r.seed) for r in executed] == [("base", 0), ("sr", 0)]
     assert gate.expected("base") == 4.0 and gate.expected("sr") == 5.0

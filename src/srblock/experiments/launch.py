@@ -32,7 +32,7 @@ class SeedGate:
     Args:
         sweep: the sweep being run.
         arms: run only these arms (the others stay pending); ``None``: all.
-        time_budget: seconds from the gate's creation within which every started run must be expected to end.
+        deadline: time (``time.time()``) by which every started run must be expected to have ended.
         run_seconds: expected length of a run of an arm with no finished run to go by.
         log: where the reason to stop is reported.
     """
@@ -42,17 +42,17 @@ class SeedGate:
         sweep: Sweep,
         *,
         arms: Sequence[str] | None = None,
-        time_budget: float | None = None,
+        deadline: float | None = None,
         run_seconds: float | None = None,
         log: Callable[[str], None] = print,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         known = [a.name for a in sweep.arms]
         unknown = sorted(set(arms or ()) - set(known))
         if unknown:
             raise ValueError(f"unknown arm(s) {unknown} for sweep {sweep.name}; its arms are {known}")
-        self.sweep, self.arms, self.run_seconds, self.log, self.clock = sweep, arms, run_seconds, log, clock
-        self.deadline = None if time_budget is None else clock() + time_budget
+        self.sweep, self.arms, self.deadline, self.run_seconds = sweep, arms, deadline, run_seconds
+        self.log, self.clock = log, clock
         self.runs = expand_grid(sweep)
         self.longest: dict[str, float] = {}  # arm -> longest run in this process
         self.recorded = _recorded_lengths(self.runs)
@@ -117,7 +117,7 @@ def run_workers(
     *,
     overrides: Sequence[str] = (),
     arms: Sequence[str] | None = None,
-    time_budget: float | None = None,
+    deadline: float | None = None,
     run_seconds: float | None = None,
     extra_args: Sequence[str] = (),
     log: Callable[[str], None] = print,
@@ -135,6 +135,8 @@ def run_workers(
         command += ["--set", item]
     if arms:
         command += ["--arms", ",".join(arms)]
+    if deadline is not None:  # one clock for all: a worker's start-up counts against the budget too
+        command += ["--deadline", repr(deadline)]
     if run_seconds is not None:
         command += ["--run-seconds", str(run_seconds)]
     command += list(extra_args)
@@ -142,12 +144,7 @@ def run_workers(
     procs, relays = [], []
     try:
         for i in range(workers):
-            budget = (
-                [] if time_budget is None else ["--time-budget", f"{time_budget - (time.monotonic() - started):.1f}"]
-            )
-            proc = subprocess.Popen(
-                [*command, *budget], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-            )
+            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
             relay = threading.Thread(target=_relay, args=(proc, f"[w{i}] ", log), daemon=True)
             relay.start()
             procs.append(proc)

@@ -530,6 +530,7 @@ def sweep_command(
     after_run: str | None = None,
     arms: Sequence[str] | None = None,
     time_budget: float | None = None,
+    deadline: float | None = None,
     run_seconds: float | None = None,
     workers: int = 1,
     run_fn: RunFn | None = None,
@@ -541,8 +542,11 @@ def sweep_command(
     ``after_run`` is a shell command run after each finished run (rank 0), with the environment variables
     ``SRBLOCK_RUN_DIR``, ``SRBLOCK_RUN_ARM``, ``SRBLOCK_RUN_SEED``, ``SRBLOCK_SWEEP_NAME`` and
     ``SRBLOCK_SWEEP_OUTPUT`` set, e.g. to commit each finished run; its failure is reported, not fatal.
-    ``arms``, ``time_budget``, ``run_seconds`` and ``workers``: see :mod:`srblock.experiments.launch`.
+    ``arms``, ``run_seconds`` and ``workers``: see :mod:`srblock.experiments.launch`; ``time_budget`` (seconds from
+    now) or ``deadline`` (a ``time.time()``) is when the last run must be expected to have ended.
     """
+    if time_budget is not None:
+        deadline = time.time() + time_budget if deadline is None else min(deadline, time.time() + time_budget)
     if merge is not None:
         from .archive import merge_runs
 
@@ -570,7 +574,7 @@ def sweep_command(
         extra = [*(["--baseline", baseline] if baseline else []), *(["--metric", metric] if metric else [])]
         extra += ["--after-run", after_run] if after_run else []
         code = run_workers(
-            config, workers, overrides=overrides, arms=arms, time_budget=time_budget, run_seconds=run_seconds,
+            config, workers, overrides=overrides, arms=arms, deadline=deadline, run_seconds=run_seconds,
             extra_args=extra,
         )  # fmt: skip
         aggregate(sweep.output, sweep=sweep)
@@ -592,7 +596,7 @@ def sweep_command(
                 print(f"    after-run command exited with {rc}: {after_run}")
 
     gate = None
-    if arms or time_budget is not None:
-        gate = SeedGate(sweep, arms=arms, time_budget=time_budget, run_seconds=run_seconds)
+    if arms or deadline is not None:
+        gate = SeedGate(sweep, arms=arms, deadline=deadline, run_seconds=run_seconds)
     run_sweep(sweep, run_fn=run_fn, load_fn=load_fn, after_run=hook, gate=gate)
     return 0
