@@ -22,7 +22,8 @@
 # Environment: OUT (required); TIME_BUDGET (seconds for the whole command, default 510); WORKERS (sweep processes
 # sharing the GPU, default 2); DATA_DIR (default .device/cifar10); PHASES (default below: "SWEEP[@ARM,ARM][:SECONDS]",
 # SECONDS = expected length of a run before one has finished); SWEEP_SET (extra `--set key=value` words for every
-# run, e.g. for a CPU smoke run); BENCH_SECONDS (cap of the bench stage, default 150); RESULTS (where pack looks,
+# run, e.g. for a CPU smoke run); BENCH_SECONDS (cap of the bench stage, default 150); BENCH_ARGS (extra arguments of
+# every engine_throughput part, e.g. "--batch-size 16 --steps 1 --repeats 1" on a CPU); RESULTS (where pack looks,
 # relative to the repository root, default results/cifar10-gpu-fast); STAMP (pack: runs whose summary.json is newer
 # than this file; default: a file made when the script starts).
 set -u -o pipefail
@@ -69,7 +70,7 @@ stage_check() {
 }
 
 stage_bench() {
-  timeout "$BENCH_SECONDS" python3 - "$OUT/bench.json" <<'EOF'
+  timeout "$BENCH_SECONDS" python3 - "$OUT/bench.json" ${BENCH_ARGS:-} <<'EOF'
 import json
 import sys
 import time
@@ -87,7 +88,7 @@ results, started = {}, time.perf_counter()
 for name, argv in parts.items():
     print(f"== bench {name}: {' '.join(argv)}", flush=True)
     try:
-        results[name] = engine_throughput.main(["--repeats", "8", *argv])
+        results[name] = engine_throughput.main(["--repeats", "8", *argv, *sys.argv[2:]])
     except Exception as err:  # keep the other parts
         results[name] = {"error": f"{type(err).__name__}: {err}"}
         print(f"{name} failed: {err}", flush=True)
