@@ -12,15 +12,16 @@
 #   bench  benchmarks/engine_throughput.py: the engine against a bare loop (same model, batch, data on the device,
 #          augmentation) in fp32/TF32 for the R18 and airbench recipes, and torch.compile(mode="reduce-overhead") on
 #          airbench with its compile time (the first chunk) -> $OUT/bench.json
-#   sweep  the phases of $PHASES, each `srblock sweep --workers $WORKERS --time-budget <seconds left>`: a seed starts
-#          only if its runs are expected to end in time; finished runs are skipped, so each window adds seeds
+#   sweep  the phases of $PHASES, each `srblock sweep --launcher local:$WORKERS --time-budget <seconds left>`: a run
+#          starts only if it is expected to end in time (its arm's longest finished run), going seed-major so the arms
+#          stay paired; finished runs are skipped, so each window adds seeds. A run's own log is its train.log
 #   pack   every run finished by this command (summary.json, metrics.csv, config.yaml; no checkpoints) and its
 #          sweep's sweep.yaml -> $OUT/gpu_runs.tar.gz, paths relative to the repository root
 # All output also goes to $OUT/gpu_sweep.log. Back on the developer's machine:
 #   srblock sweep --merge gpu_runs.tar.gz      (never replaces a different run; rebuilds each sweep's table.md)
 #
-# Environment: OUT (required); TIME_BUDGET (seconds for the whole command, default 510); WORKERS (sweep processes
-# sharing the GPU, default 2); DATA_DIR (default .device/cifar10); PHASES (default below: "SWEEP[@ARM,ARM][:SECONDS]",
+# Environment: OUT (required); TIME_BUDGET (seconds for the whole command, default 510); WORKERS (runs at once on the
+# one GPU, default 2); DATA_DIR (default .device/cifar10); PHASES (default below: "SWEEP[@ARM,ARM][:SECONDS]",
 # SECONDS = expected length of a run before one has finished); SWEEP_SET (extra `--set key=value` words for every
 # run, e.g. for a CPU smoke run); BENCH_SECONDS (cap of the bench stage, default 150); BENCH_ARGS (extra arguments of
 # every engine_throughput part, e.g. "--batch-size 16 --steps 1 --repeats 1" on a CPU); RESULTS (where pack looks,
@@ -115,7 +116,7 @@ stage_sweep() {
     echo "== sweep $phase: $WORKERS workers, ${budget} s"
     # the budget keeps runs from starting late; the timeout only guards against an estimate gone wrong
     timeout --signal=TERM "$((budget + OVERRUN_SECONDS))" python3 -m srblock sweep -c "$sweep" "${arms[@]}" \
-      --workers "$WORKERS" --time-budget "$budget" --run-seconds "$seconds" --set "data.root=$DATA_DIR" \
+      --launcher "local:$WORKERS" --time-budget "$budget" --run-seconds "$seconds" --set "data.root=$DATA_DIR" \
       "${SWEEP_SET_WORDS[@]}"
     echo "== sweep $phase: exit $?"
   done

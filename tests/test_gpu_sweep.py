@@ -106,7 +106,7 @@ def test_pack_takes_only_the_runs_finished_in_this_window_and_merge_adds_them_on
 
 @pytest.mark.slow
 def test_cpu_smoke_run_of_the_whole_script(tmp_path: Path) -> None:
-    """data (a tiny JPEG archive) -> two sweep phases in two workers under a time budget -> pack -> merge."""
+    """data (a tiny JPEG archive) -> two sweep phases, two runs at a time under a time budget -> pack -> merge."""
     device, home = tmp_path / "device", tmp_path / "home"
     archive = write_jpeg_tar(device / ".device" / "cifar10" / "cifar10-jpeg.tar.xz", per_class=3)
     sha = hashlib.sha256(archive.read_bytes()).hexdigest()
@@ -138,7 +138,7 @@ def test_cpu_smoke_run_of_the_whole_script(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "cifar10 in .device/cifar10: 30 train and 30 test images" in result.stdout
-    assert "[w0] " in result.stdout and "[w1] " in result.stdout
+    assert "(local launcher, 2 at a time)" in result.stdout
     assert {p.name for p in (device / ".device" / "cifar10").iterdir()} >= {"train.npz", "test.npz"}
     with tarfile.open(device / "out" / "gpu_runs.tar.gz") as tar:
         packed = {Path(n).parent.relative_to("results/cifar10-gpu-fast/smoke").as_posix() for n in tar.getnames()}

@@ -123,9 +123,11 @@ class InMemoryLoader:
         images, labels = self.images[on_device], self.labels[on_device]
         if self.train:
             # One draw per sample of the whole set, indexed by sample id: identical however the epoch is sharded.
-            generator = torch.Generator().manual_seed(seed_for(self.seed, self.sampler.epoch, "augment"))
-            params = self.augment.params(len(self.images), generator)[order]
-            images = self.augment.crop_flip(images, _to_device(params, self.images.device))
+            epoch = self.sampler.epoch
+            generator = torch.Generator().manual_seed(seed_for(self.seed, epoch, "augment"))
+            flip_generator = torch.Generator().manual_seed(seed_for(self.seed, "flip"))  # alternating flip's base
+            params = self.augment.params(len(self.images), generator, epoch=epoch, flip_generator=flip_generator)
+            images = self.augment.crop_flip(images, _to_device(params[order], self.images.device))
         images = self.augment.normalize(images)
         for start in range(0, len(order), self.batch_size):
             yield images[start : start + self.batch_size], labels[start : start + self.batch_size]

@@ -1,20 +1,20 @@
-"""Experiments: seed-repeated sweeps over recipes with significance tests (``srblock sweep``), their launchers
-(time budget, local workers) and the merge of runs trained elsewhere."""
+"""Experiments: seed-repeated sweeps over recipes with significance tests (``srblock sweep``), where their runs
+execute (launchers), a time budget, and the merge of runs trained elsewhere."""
 
 from .archive import merge_runs
-from .launch import SeedGate, run_workers
+from .budget import Skipped, TimeBudget
 from .sweep import Run, Sweep, aggregate, expand_grid, format_plan, load_sweep, run_sweep, sweep_command
 
 __all__ = [
     "Run",
-    "SeedGate",
+    "Skipped",
     "Sweep",
+    "TimeBudget",
     "aggregate",
     "expand_grid",
     "format_plan",
     "load_sweep",
     "merge_runs",
     "run_sweep",
-    "run_workers",
     "sweep_command",
 ]

@@ -26,12 +26,17 @@ Under ``torchrun`` every rank executes the same grid (the list of pending runs i
 before any run can finish) and each run trains over all ranks; only rank 0 deletes checkpoints and aggregates.
 Without torchrun, several sweep processes may work on the same grid at once (e.g. one per CPU core): a run is
 claimed through ``<run>/.sweep.lock`` and a run finished meanwhile by another process is skipped.
+To run several runs at once from one command (worker processes, one GPU each, or Slurm jobs), pick a launcher
+(:mod:`srblock.experiments.launchers`: ``--launcher local:N`` / ``slurm``, or a ``launcher:`` section in the file).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import json
+import logging
 import math
 import os
 import socket
@@ -45,7 +50,10 @@ from typing import Any
 
 import yaml
 
-from ..analysis.stats import PairedResult, paired_ttest, required_seeds, summarize, welch_ttest
+from ..analysis.stats import PairedResult, SignResult, paired_ttest, required_seeds, sign_test, summarize, welch_ttest
+from ..engine.logger import progress
+from .budget import Skipped, TimeBudget
+from .launchers import Launcher, make_launcher, parse_launcher_options
 
 __all__ = [
     "Run",
@@ -60,6 +68,8 @@ __all__ = [
 
 RunFn = Callable[[dict, Path], dict]
 LoadFn = Callable[[str, Sequence[str]], dict]
+
+_log = logging.getLogger(__name__)
 
 SUMMARY = "summary.json"
 SWEEP_COPY = "sweep.yaml"
@@ -101,6 +111,7 @@ class Sweep:
     overrides: list[str] = field(default_factory=list)
     keep_checkpoints: bool | str = False
     reference_effect: float | None = None
+    launcher: str | dict | None = None  # the file's 'launcher:' (a name, or a mapping with 'name' and options)
     source: Path | None = None
 
 
@@ -189,8 +200,15 @@ def sweep_from_dict(raw: Mapping, source: Path | None = None, extra_overrides: S
         overrides=_override_list(raw.get("overrides"), f"{where}: overrides") + list(extra_overrides),
         keep_checkpoints=_keep_checkpoints(raw.get("keep_checkpoints", False), where),
         reference_effect=None if ref is None else float(ref),
+        launcher=_launcher_spec(raw.get("launcher"), where),
         source=source,
     )
+
+
+def _launcher_spec(value: Any, where: str) -> str | dict | None:
+    if value is None or isinstance(value, str) or (isinstance(value, Mapping) and "name" in value):
+        return dict(value) if isinstance(value, Mapping) else value
+    raise ValueError(f"{where}: 'launcher' must be a name (local:4) or a mapping with 'name', got {value!r}")
 
 
 def expand_grid(sweep: Sweep) -> list[Run]:
@@ -313,57 +331,102 @@ def _finish_run(run: Run, summary: dict, sweep: Sweep, seconds: float) -> None:
         ckpt.unlink()
 
 
+def execute_run(
+    run: Run, *, sweep: Sweep, run_fn: RunFn, load_fn: LoadFn, budget: TimeBudget | None = None
+) -> dict | Skipped | None:
+    """One run of a sweep, wherever a launcher runs it: claim it, train, write ``summary.json`` if ``run_fn`` did
+    not and drop the checkpoints the sweep does not keep (rank 0). Returns the summary, ``None`` when another
+    process has finished or is training this run, or :class:`Skipped` when it would not end within ``budget``
+    (then nothing is done here)."""
+    # Several sweep processes may share a grid (e.g. one per CPU core): each run is claimed by one of them.
+    # Under torchrun every rank must run the same list, so there the list stays as fixed at the start.
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
+    if single and run.done:
+        return None
+    if budget is not None and (refused := budget.refuses(run.output_dir)):
+        return refused
+    with _claim(run.output_dir, enabled=single) as claimed:
+        if not claimed:
+            return None
+        _log.info("%s seed=%s -> %s", run.arm, run.seed, run.output_dir)
+        config = load_fn(run.recipe, run.overrides)
+        start = time.perf_counter()
+        summary = run_fn(config, run.output_dir) or {}
+        if _rank() == 0:
+            _finish_run(run, summary, sweep, time.perf_counter() - start)
+            summary = {"wall_time_s": time.perf_counter() - start, **summary}
+    return summary
+
+
 def run_sweep(
     sweep: Sweep,
     *,
     run_fn: RunFn | None = None,
     load_fn: LoadFn | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _log.info,
     after_run: Callable[[Run, dict], None] | None = None,
-    gate: Callable[[Run], bool] | None = None,
+    launcher: Launcher | None = None,
+    arms: Sequence[str] | None = None,
+    budget: TimeBudget | None = None,
 ) -> list[Run]:
-    """Run every pending run of the grid, then aggregate (rank 0). Returns the runs executed now.
+    """Run every pending run of the grid, then aggregate (rank 0). Returns the runs executed now, as they finished.
 
     ``run_fn(config, output_dir) -> summary`` defaults to the engine's ``train`` (resuming from
     ``checkpoint_last.pt`` when present); ``load_fn(recipe, overrides) -> config`` to ``engine.load_config``.
     If ``run_fn`` does not write ``summary.json`` itself, the returned summary is written there.
     ``after_run(run, summary)`` is called on rank 0 after each finished run (e.g. to commit it).
-    ``gate(run)`` is asked before each pending run and skips it when false (arms, time budget, workers: see
-    :class:`srblock.experiments.launch.SeedGate`; single-process only).
+    ``launcher`` (:func:`srblock.experiments.launchers.make_launcher`) runs the runs; default: one after another
+    here. A launcher with worker processes needs picklable (module-level) ``run_fn``/``load_fn``.
+    ``arms``: run only these arms (the table still shows every arm). ``budget``: start no run that is not expected
+    to end by its deadline (:class:`srblock.experiments.budget.TimeBudget`; not under torchrun).
     """
-    run_fn = run_fn or _engine_train
-    load_fn = load_fn or _engine_load
+    known = [a.name for a in sweep.arms]
+    unknown = sorted(set(arms or ()) - set(known))
+    if unknown:
+        raise ValueError(f"unknown arm(s) {unknown} for sweep {sweep.name}; its arms are {known}")
+    if budget is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("a time budget could stop the ranks of a torchrun sweep at different runs; run it without")
+    launcher = launcher or make_launcher()
+    if launcher.name != "sequential" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError(f"the {launcher.name} launcher starts its own processes; run it without torchrun")
+    run_fn, load_fn = run_fn or _engine_train, load_fn or _engine_load
+    job = functools.partial(execute_run, sweep=sweep, run_fn=run_fn, load_fn=load_fn, budget=budget)
     runs = expand_grid(sweep)
-    pending = [r for r in runs if not r.done]  # fixed now, so every torchrun rank runs the same list
+    pending = [r for r in runs if not r.done and (arms is None or r.arm in arms)]  # fixed now: the same on every rank
     if _rank() == 0:
         _write_sweep_copy(sweep)
-    log(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} to run")
-    executed = []
-    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
-    for i, run in enumerate(pending, 1):
-        # Several sweep processes may share a grid (e.g. one per CPU core): each run is claimed by one of them.
-        # Under torchrun every rank must run the same list, so there the list stays as fixed at the start.
-        if single and run.done:
-            continue
-        if gate is not None and not gate(run):
-            continue
-        with _claim(run.output_dir, enabled=single) as claimed:
-            if not claimed:
-                log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed}: being trained by another process, skipped")
+    log(
+        f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} to run"
+        + (f" ({launcher.name} launcher, {launcher.workers or 'any number of'} at a time)" if pending else "")
+    )
+    executed: list[Run] = []
+    not_started: list[Run] = []
+    bar = progress(total=len(pending), desc=f"sweep {sweep.name}", unit="run", leave=True, enabled=_rank() == 0)
+    with bar, contextlib.closing(launcher.launch(job, pending)) as outcomes:  # closing: stop workers on an error
+        for i, (run, result) in enumerate(outcomes, 1):
+            summary = result.result()
+            bar.update()
+            if summary is None:
+                log(
+                    f"[{i}/{len(pending)}] {run.arm} seed={run.seed}: done or being trained by another process, skipped"
+                )
                 continue
-            log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} -> {run.output_dir}")
-            config = load_fn(run.recipe, run.overrides)
-            start = time.perf_counter()
-            summary = run_fn(config, run.output_dir) or {}
+            if isinstance(summary, Skipped):
+                not_started.append(run)
+                if len(not_started) == 1:
+                    log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed}: not started, {summary.reason}")
+                continue
             if _rank() == 0:
-                _finish_run(run, summary, sweep, time.perf_counter() - start)
-        if _rank() == 0:
-            log(f"    done: {sweep.metric}={summary.get(sweep.metric)} in {time.perf_counter() - start:.0f}s")
-            aggregate(sweep.output, sweep=sweep, log=lambda _: None)  # partial tables after every run
-            if after_run is not None:
-                after_run(run, summary)
-        executed.append(run)
+                value, wall = summary.get(sweep.metric), summary["wall_time_s"]
+                log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} done: {sweep.metric}={value} in {wall:.0f}s")
+                aggregate(sweep.output, sweep=sweep, log=lambda _: None)  # partial tables after every run
+                if after_run is not None:
+                    after_run(run, summary)
+            executed.append(run)
     if _rank() == 0:
+        if not_started:
+            first = not_started[0]
+            log(f"time budget: {len(not_started)} run(s) not started, from {first.arm} seed={first.seed} on")
         aggregate(sweep.output, sweep=sweep, log=log)
     return executed
 
@@ -415,7 +478,7 @@ def aggregate(
     baseline: str | None = None,
     metric: str | None = None,
     reference_effect: float | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _log.info,
 ) -> str:
     """Write ``results.csv`` (one row per finished run) and ``table.md`` (per arm) into ``root``; return the table.
 
@@ -457,6 +520,7 @@ def aggregate(
     digits = 4 if all_vals and max(abs(v) for v in all_vals) <= 1.0 else 2  # fractions vs percent
     ref_col = reference_effect is not None
     header = ["arm", "n", f"{metric} mean ± std", "95 % CI", f"Δ vs {baseline}", "p (Welch)", "p (paired, n)"]
+    header.append("p (sign, wins/n)")
     header.append("seeds for Δ (80 %)")
     if ref_col:
         header.append(f"seeds for Δ={reference_effect:g} (80 %)")
@@ -478,6 +542,7 @@ def aggregate(
             "–" if is_base else f"{w.delta:+.{digits}f}",
             "–" if is_base else _fmt_p(w.p),
             "–" if is_base else _paired_text(paired_ttest(by_seed[baseline], by_seed[arm])),
+            "–" if is_base else _sign_text(sign_test(by_seed[baseline], by_seed[arm])),
             need,
         ]
         if ref_col:
@@ -501,6 +566,8 @@ def aggregate(
         "`scipy.stats.ttest_ind(arm, baseline, equal_var=False)`; 95 % CI: t-interval of the mean.",
         "p (paired, n): two-sided paired t-test over the n seeds both arms ran (`scipy.stats.ttest_rel`); seed k of "
         "two arms shares the split, data order, augmentation and the initial weights of every common layer.",
+        "p (sign, wins/n): exact two-sided sign test over the same pairs (`scipy.stats.binomtest`), wins = seeds where "
+        "the arm beat the baseline; it does not rest on the spread of the differences.",
         "Seeds for Δ: seeds per arm for 80 % power at α = 0.05 (two-sided Welch test) if the true difference were "
         "the observed Δ (or the reference Δ), with the two arms' pooled per-seed std.",
     ]
@@ -514,6 +581,10 @@ def _paired_text(result: PairedResult) -> str:
     return "–" if result.n < 2 else f"{_fmt_p(result.p)} ({result.n})"
 
 
+def _sign_text(result: SignResult) -> str:
+    return "–" if result.n == 0 else f"{_fmt_p(result.p)} ({result.wins}/{result.n})"
+
+
 def _seeds_text(n: int) -> str:
     return f"> {n - 1:,}" if n > 999_999 else f"{n:,}"
 
@@ -522,19 +593,19 @@ def sweep_command(
     config: str | None = None,
     *,
     report: str | None = None,
-    merge: str | None = None,
     dry_run: bool = False,
     overrides: Sequence[str] = (),
     baseline: str | None = None,
     metric: str | None = None,
     after_run: str | None = None,
-    arms: Sequence[str] | None = None,
-    time_budget: float | None = None,
-    deadline: float | None = None,
-    run_seconds: float | None = None,
-    workers: int = 1,
     run_fn: RunFn | None = None,
     load_fn: LoadFn | None = None,
+    launcher: str | None = None,
+    launcher_options: Sequence[str] = (),
+    merge: str | None = None,
+    arms: Sequence[str] | None = None,
+    time_budget: float | None = None,
+    run_seconds: float | None = None,
 ) -> int:
     """What ``srblock sweep`` does: run (``config``), list (``dry_run``), re-aggregate (``report``) or take in the
     runs of an archive made elsewhere (``merge``, :func:`srblock.experiments.archive.merge_runs`).
@@ -542,19 +613,21 @@ def sweep_command(
     ``after_run`` is a shell command run after each finished run (rank 0), with the environment variables
     ``SRBLOCK_RUN_DIR``, ``SRBLOCK_RUN_ARM``, ``SRBLOCK_RUN_SEED``, ``SRBLOCK_SWEEP_NAME`` and
     ``SRBLOCK_SWEEP_OUTPUT`` set, e.g. to commit each finished run; its failure is reported, not fatal.
-    ``arms``, ``run_seconds`` and ``workers``: see :mod:`srblock.experiments.launch`; ``time_budget`` (seconds from
-    now) or ``deadline`` (a ``time.time()``) is when the last run must be expected to have ended.
+    ``launcher`` (``sequential``, ``local:N``, ``slurm``) and ``launcher_options`` (``key=value``) override the
+    sweep file's ``launcher:`` (see :mod:`srblock.experiments.launchers`).
+    The plan (``dry_run``) and the table (``report``) are this command's output and go to stdout.
+    ``arms`` limits the runs to those arms; ``time_budget`` (seconds from now; ``run_seconds``: the expected length of
+    a run of an arm without a finished one) starts no run that would not end in time (:mod:`.budget`).
     """
-    if time_budget is not None:
-        deadline = time.time() + time_budget if deadline is None else min(deadline, time.time() + time_budget)
+    budget = None if time_budget is None else TimeBudget(time.time() + time_budget, run_seconds)
     if merge is not None:
         from .archive import merge_runs
 
-        merge_runs(merge)
+        merge_runs(merge, log=print)
         return 0
     if report is not None:
         sweep = load_sweep(config, overrides) if config else None
-        aggregate(report, sweep=sweep, baseline=baseline, metric=metric)
+        aggregate(report, sweep=sweep, baseline=baseline, metric=metric, log=print)
         return 0
     if config is None:
         raise ValueError(
@@ -568,17 +641,11 @@ def sweep_command(
     if dry_run:
         print(format_plan(expand_grid(sweep)))
         return 0
-    from .launch import SeedGate, run_workers
-
-    if workers > 1:
-        extra = [*(["--baseline", baseline] if baseline else []), *(["--metric", metric] if metric else [])]
-        extra += ["--after-run", after_run] if after_run else []
-        code = run_workers(
-            config, workers, overrides=overrides, arms=arms, deadline=deadline, run_seconds=run_seconds,
-            extra_args=extra,
-        )  # fmt: skip
-        aggregate(sweep.output, sweep=sweep)
-        return code
+    spec = sweep.launcher
+    if launcher is not None:  # replaces the file's launcher; the file's options stay when it names the same kind
+        same_kind = isinstance(spec, dict) and str(spec["name"]).partition(":")[0] == launcher.partition(":")[0]
+        spec = {**spec, "name": launcher} if same_kind else launcher
+    runner = make_launcher(spec, parse_launcher_options(launcher_options), output=sweep.output, job_name=sweep.name)
     hook = None
     if after_run:
 
@@ -593,10 +660,7 @@ def sweep_command(
             }
             rc = subprocess.run(after_run, shell=True, env=env).returncode
             if rc:
-                print(f"    after-run command exited with {rc}: {after_run}")
+                _log.warning("after-run command exited with %d: %s", rc, after_run)
 
-    gate = None
-    if arms or deadline is not None:
-        gate = SeedGate(sweep, arms=arms, deadline=deadline, run_seconds=run_seconds)
-    run_sweep(sweep, run_fn=run_fn, load_fn=load_fn, after_run=hook, gate=gate)
+    run_sweep(sweep, run_fn=run_fn, load_fn=load_fn, after_run=hook, launcher=runner, arms=arms, budget=budget)
     return 0
