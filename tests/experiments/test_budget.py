@@ -66,8 +66,9 @@ def test_budget_stops_starting_runs_and_the_arms_stay_paired(sweep_file: Path) -
 
 
 def test_only_the_chosen_arms_run_and_the_table_keeps_them_all(sweep_file: Path) -> None:
-    sweep = load_sweep(sweep_file)
-    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None, arms=["base"])
+    sweep, said = load_sweep(sweep_file), []
+    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=said.append, arms=["base"])
+    assert said[0] == "sweep tiny: 6 runs, 0 done, 3 to run of the arms base (sequential launcher, 1 at a time)"
     assert sorted(p.parent.name + "/" + p.parent.parent.name for p in sweep.output.glob("*/*/summary.json")) == [
         "seed0/base",
         "seed1/base",

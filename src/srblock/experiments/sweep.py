@@ -396,7 +396,8 @@ def run_sweep(
     if _rank() == 0:
         _write_sweep_copy(sweep)
     log(
-        f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} to run"
+        f"sweep {sweep.name}: {len(runs)} runs, {sum(r.done for r in runs)} done, {len(pending)} to run"
+        + (f" of the arms {', '.join(arms)}" if arms else "")
         + (f" ({launcher.name} launcher, {launcher.workers or 'any number of'} at a time)" if pending else "")
     )
     executed: list[Run] = []
