@@ -10,6 +10,10 @@ setting:
   LR schedule and the progress logger: everything a real run does between two evaluations;
 * bare: a loop as a researcher writes it by hand: draws on the device, forward, cross-entropy, backward, step.
 
+Both use the recipe's optimizer (``build_optimizer``); what only some recipes add on top of the step (airbench's
+Lookahead, label smoothing, the whitening freeze through ``set_train_progress``) is left out of the bare loop and,
+for Lookahead, of the engine path too, so the ratio measures the engine's own overhead.
+
 The two run interleaved in chunks of ``--steps`` iterations; the ratio is engine images/s / bare images/s (per-repeat
 paired median; target >= 0.95). ``first_chunk_s`` is each path's first chunk (compilation, cuDNN autotuning and lazy
 initialisation included); ``one_time_s``, the larger excess of a first chunk over a steady one, is what a process
