@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The fast CIFAR-10 testbed (issue 11) on a lent GPU: one command that ends within $TIME_BUDGET seconds (+45 s if a run
-# outlasts its estimate) and continues where the runs committed under results/cifar10-gpu-fast/ stop. From the repository root, on the box's own PyTorch
-# (srblock is not installed there; this script puts src/ on PYTHONPATH):
+# outlasts its estimate) and continues where the runs committed under results/cifar10-gpu-fast/ stop. From the
+# repository root, on the box's own PyTorch (srblock is not installed there; this script puts src/ on PYTHONPATH):
 #
 #   OUT=/some/folder bash benchmarks/gpu_sweep.sh            # all stages: data check bench sweep pack
 #   OUT=/some/folder bash benchmarks/gpu_sweep.sh data sweep pack
