@@ -178,6 +178,13 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         "(repeatable)",
     )
 
+    p.add_argument("--merge", metavar="ARCHIVE", help="add the runs of a results archive made elsewhere, then report")
+    p.add_argument("--arms", type=lambda text: text.split(","), metavar="A,B", help="run only these arms")
+    p.add_argument("--time-budget", type=float, metavar="S", help="start no run that is not expected to end within S s")
+    p.add_argument(
+        "--run-seconds", type=float, metavar="S", help="expected run length while an arm has no finished run"
+    )
+
     def run(args: argparse.Namespace) -> int:
         from .experiments import sweep_command
 
@@ -186,6 +193,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         return sweep_command(
             args.config,
             report=args.report,
+            merge=args.merge,
             dry_run=args.dry_run,
             overrides=args.overrides,
             baseline=args.baseline,
@@ -195,6 +203,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
             rerun_stale=args.rerun_stale,
             launcher=args.launcher,
             launcher_options=args.launcher_options,
+            arms=args.arms,
+            time_budget=args.time_budget,
+            run_seconds=args.run_seconds,
         )
 
     p.set_defaults(func=run)
