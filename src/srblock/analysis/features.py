@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..layers.sr import SRBlockNd
+from ..layers.sr import find_sr_blocks
 from .plots import heatmap, plt, save_figure
 
 __all__ = ["feature_effect", "plot_feature_effect"]
@@ -49,7 +49,7 @@ def feature_effect(
     >>> out["before"].shape, len(out["relative_change_pct"])
     (torch.Size([2, 2, 2]), 2)
     """
-    blocks = {name: m for name, m in model.named_modules() if isinstance(m, SRBlockNd)}
+    blocks = find_sr_blocks(model)
     if not blocks:
         raise ValueError(f"{type(model).__name__} has no SR block")
     if block is None:

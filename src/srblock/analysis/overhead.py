@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..layers.sr import SRBlockNd, sr_param_count
+from ..layers.sr import find_sr_blocks, sr_param_count
 from .timing import eval_step, interleaved_timings, ratios, sr_block_step, train_step
 
 __all__ = ["count_macs", "count_params", "format_overhead", "overhead_report", "sr_blocks_formula"]
@@ -48,7 +48,7 @@ def sr_blocks_formula(model: nn.Module, images: torch.Tensor) -> tuple[int, dict
     forward pass (not from the block's own attributes) makes this an independent check of how the block was sized.
     """
     shapes: dict[str, tuple[int, ...]] = {}
-    blocks = {name: m for name, m in model.named_modules() if isinstance(m, SRBlockNd)}
+    blocks = find_sr_blocks(model)
 
     def recorder(name: str):
         def hook(_module: nn.Module, inputs: tuple) -> None:
@@ -122,7 +122,7 @@ def overhead_report(
     >>> r["sr_params"], round(r["overhead_pct"], 2)
     (164688, 1.47)
     """
-    from ..models import create_model, find_sr_blocks, get_model_entry
+    from ..models import create_model, get_model_entry
 
     if num_classes is None:
         num_classes = 10 if model_name.startswith("cifar") else 1000

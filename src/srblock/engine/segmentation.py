@@ -32,7 +32,7 @@ from ..data.segmentation import (
     SegmentationTrainTransform,
     segmentation_dataset,
 )
-from ..layers.sr import SRBlockNd
+from ..layers.sr import find_sr_blocks
 from .distributed import DistInfo
 from .task import Loaders, Task, register_task
 
@@ -165,7 +165,7 @@ def _logits(output: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def _strict_sr_blocks(model: nn.Module) -> list[str]:
-    return [n for n, m in model.named_modules() if isinstance(m, SRBlockNd) and m.size_policy == "strict"]
+    return [name for name, block in find_sr_blocks(model).items() if block.size_policy == "strict"]
 
 
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:

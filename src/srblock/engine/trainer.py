@@ -31,6 +31,7 @@ import torch.distributed as torch_dist
 from torch import nn
 
 from srblock.data.loader import seed_for
+from srblock.layers import count_sr_params
 
 from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from .config import dump_config, resolve_config
@@ -243,7 +244,7 @@ class _Run:
         self.task = get_task(config["task"])(config, dist, device)
         model = self.task.build_model()
         self.params = sum(p.numel() for p in model.parameters())
-        self.sr_params = _sr_params(model)
+        self.sr_params = count_sr_params(model)
         self.loaders = self.task.build_loaders()
         if dist.rank:
             seed_everything(seed_for(config["seed"], dist.rank))  # distinct dropout masks per rank
@@ -485,12 +486,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
         return _plain(value.tolist())
     return value
-
-
-def _sr_params(model: nn.Module) -> int:
-    from srblock.layers import SRBlockNd
-
-    return sum(p.numel() for m in model.modules() if isinstance(m, SRBlockNd) for p in m.parameters())
 
 
 def evaluate_checkpoint(

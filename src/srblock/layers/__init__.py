@@ -1,4 +1,4 @@
-"""The SR block itself: torch only, one concept per file."""
+"""The SR block itself, torch only, and the small helpers every layer above needs (find the blocks, count them)."""
 
 from .sr import (
     SRBlock,
@@ -7,6 +7,8 @@ from .sr import (
     SRBlock3d,
     SRBlockNd,
     capture_memory_weights,
+    count_sr_params,
+    find_sr_blocks,
     sr_param_count,
 )
 
@@ -17,5 +19,7 @@ __all__ = [
     "SRBlock3d",
     "SRBlockNd",
     "capture_memory_weights",
+    "count_sr_params",
+    "find_sr_blocks",
     "sr_param_count",
 ]

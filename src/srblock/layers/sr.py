@@ -28,6 +28,8 @@ __all__ = [
     "SRBlock3d",
     "SRBlockNd",
     "capture_memory_weights",
+    "count_sr_params",
+    "find_sr_blocks",
     "sr_param_count",
 ]
 
@@ -280,6 +282,21 @@ class SRBlock3d(SRBlockNd):
 SRBlock = SRBlock2d
 
 
+def find_sr_blocks(model: nn.Module) -> dict[str, SRBlockNd]:
+    """Every SR block of ``model`` by qualified name, e.g. ``{"layer3.sr": SRBlock2d(...)}`` (``""``: the model).
+
+    >>> model = nn.Sequential(nn.ReLU(), SRBlock(8, 4, num_memories=3, hidden=2))
+    >>> list(find_sr_blocks(model)), count_sr_params(model) == sr_param_count(8, 4, hidden=2, num_memories=3)
+    (['1'], True)
+    """
+    return {name: m for name, m in model.named_modules() if isinstance(m, SRBlockNd)}
+
+
+def count_sr_params(model: nn.Module) -> int:
+    """Parameters of all SR blocks of ``model``: its overhead over the plain network (Eq. (1) per block)."""
+    return sum(p.numel() for block in find_sr_blocks(model).values() for p in block.parameters())
+
+
 def _appender(store: list[torch.Tensor]) -> Callable[..., None]:
     def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
         store.append(output.detach())
@@ -302,10 +319,9 @@ def capture_memory_weights(model: nn.Module) -> Iterator[dict[str, list[torch.Te
     """
     captured: dict[str, list[torch.Tensor]] = {}
     handles = []
-    for name, module in model.named_modules():
-        if isinstance(module, SRBlockNd):
-            store = captured.setdefault(name, [])
-            handles.append(module.softmax.register_forward_hook(_appender(store)))
+    for name, block in find_sr_blocks(model).items():
+        store = captured.setdefault(name, [])
+        handles.append(block.softmax.register_forward_hook(_appender(store)))
     try:
         yield captured
     finally:

@@ -1,4 +1,4 @@
-"""Surgery on any model: put an SR block after a named submodule, find the SR blocks, take them out again.
+"""Surgery on any model: put an SR block after a named submodule, take SR blocks out again.
 
 Where the block goes (the checkpoint keys of the existing modules never change, so plain weights still load):
 
@@ -23,9 +23,9 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from ..layers.sr import SRBlock1d, SRBlock2d, SRBlock3d, SRBlockNd
+from ..layers.sr import SRBlock1d, SRBlock2d, SRBlock3d, SRBlockNd, find_sr_blocks
 
-__all__ = ["count_sr_params", "find_sr_blocks", "insert_sr", "remove_sr"]
+__all__ = ["insert_sr", "remove_sr"]
 
 # The paper's CIFAR setting (P from 2, U = 8); create_model uses the same defaults.
 DEFAULT_NUM_MEMORIES = 2
@@ -152,16 +152,6 @@ def insert_sr(
     if not isinstance(target, nn.Sequential) and not hooked:
         target.register_forward_hook(functools.partial(_apply_child, child="sr"))
     return block
-
-
-def find_sr_blocks(model: nn.Module) -> dict[str, SRBlockNd]:
-    """Every SR block of ``model`` by qualified name, e.g. ``{"layer3.sr": SRBlock2d(...)}``."""
-    return {name: m for name, m in model.named_modules() if isinstance(m, SRBlockNd)}
-
-
-def count_sr_params(model: nn.Module) -> int:
-    """Parameters of all SR blocks of ``model``: its overhead over the plain network (Eq. (1) per block)."""
-    return sum(p.numel() for block in find_sr_blocks(model).values() for p in block.parameters())
 
 
 def remove_sr(model: nn.Module) -> nn.Module:
