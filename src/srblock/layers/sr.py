@@ -91,9 +91,16 @@ def _add_recalled(flat: torch.Tensor, weights: torch.Tensor, memory: torch.Tenso
     the separate ``x + recalled`` did.
     """
     device_type = flat.device.type
-    keep = torch.autocast(device_type, enabled=False) if torch.is_autocast_enabled(device_type) else nullcontext()
+    keep = torch.autocast(device_type, enabled=False) if _autocast_dtype(device_type) else nullcontext()
     with keep:
         return torch.addmm(flat, weights.to(flat.dtype), memory.to(flat.dtype))
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype autocast runs matmuls in on ``device_type``, ``None`` when it is off (or the device has none)."""
+    if not torch.amp.is_autocast_available(device_type) or not torch.is_autocast_enabled(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type)
 
 
 def _tracing(t: torch.Tensor) -> bool:
@@ -218,10 +225,8 @@ class SRBlockNd(nn.Module):
         w1, w2 = self.fc1.weight, self.fc2.weight
         if self.training or torch.is_grad_enabled() or _tracing(w1):
             return w2 @ w1
-        device_type = w1.device.type
-        amp = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
         try:
-            key = (w1._version, w2._version, w1.data_ptr(), w2.data_ptr(), amp)
+            key = (w1._version, w2._version, w1.data_ptr(), w2.data_ptr(), _autocast_dtype(w1.device.type))
         except RuntimeError:  # tensors without storage (vmap, functorch transforms): nothing to key on
             return w2 @ w1
         cached = self._routing_cache
