@@ -47,3 +47,19 @@ def test_sr_bf16_contribution_cpu(tmp_path):
         bf16_operand = rows[ratio, "bf16"]["operand_cos"]
         assert rows[ratio, "bf16+fp32_out"]["operand_cos"] == pytest.approx(bf16_operand, abs=0.05)
     assert rows[0.001, "bf16"]["operand_cos"] < 0.95 < rows[0.3, "bf16"]["operand_cos"]
+
+
+def test_sr_gpu_latency_tiny_on_cpu(tmp_path):
+    out = tmp_path / "latency.json"
+    cmd = [sys.executable, "benchmarks/sr_gpu_latency.py", "--device", "cpu", "--tiny", "--out", str(out)]
+    done = subprocess.run(cmd, cwd=REPO_ROOT, check=True, capture_output=True, text=True, timeout=600)
+    result = json.loads(out.read_text())
+    assert json.loads(done.stdout.strip().splitlines()[-2]) == result  # the one JSON line, then "wrote ..."
+    assert [(r["batch"], r["mode"], r["exec"]) for r in result["rows"]] == [
+        (1, "eval", "eager"),
+        (1, "train", "eager"),
+        (2, "eval", "eager"),
+        (2, "train", "eager"),
+    ]  # CUDA graphs need a GPU
+    assert all(r["ratio"] > 0 and r["plain_ms"] > 0 for r in result["rows"])
+    assert result["block_kernels"]["eval_b1"]["kernels"] > 0

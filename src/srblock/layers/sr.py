@@ -210,7 +210,8 @@ class SRBlockNd(nn.Module):
             nn.init.uniform_(self.memory, -self.memory_std, self.memory_std)
 
     def train(self, mode: bool = True) -> SRBlockNd:
-        self._routing_cache = None  # every train()/eval() switch recomputes the folded routing (see _routing)
+        if mode != self.training:  # a switch of mode drops the kept routing product (see _routing)
+            self._routing_cache = None
         return super().train(mode)
 
     def _routing(self) -> torch.Tensor:
