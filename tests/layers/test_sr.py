@@ -295,7 +295,17 @@ def test_torch_compile_matches_eager():
     block = make(memory_init="normal").eval()
     compiled = torch.compile(block)
     x = torch.randn(3, 6, 5, 4)
-    torch.testing.assert_close(compiled(x), block(x))
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), block(x))
+        nn.init.normal_(block.fc2.weight)  # the compiled graph forms W2 W1 itself, so it follows the change
+        torch.testing.assert_close(compiled(x), block(x))
+    block.train()
+    compiled(x).square().sum().backward()
+    compiled_grads = [p.grad.clone() for p in block.parameters()]
+    block.zero_grad()
+    block(x).square().sum().backward()
+    for got, expected in zip(compiled_grads, (p.grad for p in block.parameters()), strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------------------------
