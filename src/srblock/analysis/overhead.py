@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..layers.modes import eval_mode
 from ..layers.sr import find_sr_blocks, sr_param_count
 from .timing import eval_step, interleaved_timings, ratios, sr_block_step, train_step
 
@@ -32,15 +33,10 @@ def count_macs(model: nn.Module, images: torch.Tensor) -> int:
     activations, normalisation) is not counted, as is customary for GMACs tables. The pass counted is the second one:
     what a model computes once and keeps for later eval passes (the SR block's W2 W1) is not part of its cost.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
+        model(images)
+        with FlopCounterMode(display=False) as counter:
             model(images)
-            with FlopCounterMode(display=False) as counter:
-                model(images)
-    finally:
-        model.train(was_training)
     return counter.get_total_flops() // 2
 
 
@@ -60,13 +56,10 @@ def sr_blocks_formula(model: nn.Module, images: torch.Tensor) -> tuple[int, dict
         return hook
 
     handles = [block.register_forward_pre_hook(recorder(name)) for name, block in blocks.items()]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(images)
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     total = 0

@@ -1,5 +1,6 @@
 """The SR block itself, torch only, and the small helpers every layer above needs (find the blocks, count them)."""
 
+from .modes import eval_mode
 from .sr import (
     SRBlock,
     SRBlock1d,
@@ -20,6 +21,7 @@ __all__ = [
     "SRBlockNd",
     "capture_memory_weights",
     "count_sr_params",
+    "eval_mode",
     "find_sr_blocks",
     "sr_param_count",
 ]
