@@ -49,6 +49,7 @@ def test_sr_bf16_contribution_cpu(tmp_path):
     assert rows[0.001, "bf16"]["operand_cos"] < 0.95 < rows[0.3, "bf16"]["operand_cos"]
 
 
+@pytest.mark.slow
 def test_sr_gpu_latency_tiny_on_cpu(tmp_path):
     out = tmp_path / "latency.json"
     cmd = [sys.executable, "benchmarks/sr_gpu_latency.py", "--device", "cpu", "--tiny", "--out", str(out)]
