@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ..layers.modes import eval_mode
-from ..layers.sr import SRBlockNd
+from ..layers.sr import find_sr_blocks
 from .plots import heatmap, save_figure
 
 __all__ = ["feature_effect", "plot_feature_effect"]
@@ -51,7 +51,7 @@ def feature_effect(
     >>> out["before"].shape, len(out["relative_change_pct"])
     (torch.Size([2, 2, 2]), 2)
     """
-    blocks = {name: m for name, m in model.named_modules() if isinstance(m, SRBlockNd)}
+    blocks = find_sr_blocks(model)
     if not blocks:
         raise ValueError(f"{type(model).__name__} has no SR block")
     if block is None:

@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..layers.modes import eval_mode
-from ..layers.sr import SRBlockNd, sr_param_count
+from ..layers.sr import find_sr_blocks, sr_param_count
 from .timing import eval_step, interleaved_timings, ratios, sr_block_step, train_step
 
 __all__ = ["count_macs", "count_params", "format_overhead", "overhead_report", "sr_blocks_formula"]
@@ -30,10 +30,13 @@ def count_macs(model: nn.Module, images: torch.Tensor) -> int:
     """Multiply-accumulates of one eval-mode forward pass on ``images``, from ``torch.utils.flop_counter``.
 
     The counter counts matrix products and convolutions (2 FLOPs per MAC); element-wise work (the residual add of SR,
-    activations, normalisation) is not counted, as is customary for GMACs tables.
+    activations, normalisation) is not counted, as is customary for GMACs tables. The pass counted is the second one:
+    what a model computes once and keeps for later eval passes (the SR block's W2 W1) is not part of its cost.
     """
-    with eval_mode(model), torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with eval_mode(model), torch.no_grad():
         model(images)
+        with FlopCounterMode(display=False) as counter:
+            model(images)
     return counter.get_total_flops() // 2
 
 
@@ -44,7 +47,7 @@ def sr_blocks_formula(model: nn.Module, images: torch.Tensor) -> tuple[int, dict
     forward pass (not from the block's own attributes) makes this an independent check of how the block was sized.
     """
     shapes: dict[str, tuple[int, ...]] = {}
-    blocks = {name: m for name, m in model.named_modules() if isinstance(m, SRBlockNd)}
+    blocks = find_sr_blocks(model)
 
     def recorder(name: str):
         def hook(_module: nn.Module, inputs: tuple) -> None:
@@ -115,7 +118,7 @@ def overhead_report(
     >>> r["sr_params"], round(r["overhead_pct"], 2)
     (164688, 1.47)
     """
-    from ..models import create_model, find_sr_blocks, get_model_entry
+    from ..models import create_model, get_model_entry
 
     if num_classes is None:
         num_classes = 10 if model_name.startswith("cifar") else 1000

@@ -35,6 +35,7 @@ import torch.distributed as torch_dist
 from torch import nn
 
 from srblock.data.loader import seed_for
+from srblock.layers import count_sr_params
 from srblock.layers.modes import eval_mode
 
 from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
@@ -299,7 +300,7 @@ class _Run:
         freeze_groups(model, config["optim"]["groups"])  # before DDP/compile see which parameters train
         self.dynamics = SRDynamics(model, dist)  # reads the routing weights at init (θ₀), before any restore
         self.params = sum(p.numel() for p in model.parameters())
-        self.sr_params = _sr_params(model)
+        self.sr_params = count_sr_params(model)
         self.loaders = self.task.build_loaders()
         if dist.rank:
             seed_everything(seed_for(config["seed"], dist.rank))  # distinct dropout masks per rank
@@ -597,12 +598,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
         return _plain(value.tolist())
     return value
-
-
-def _sr_params(model: nn.Module) -> int:
-    from srblock.layers import SRBlockNd
-
-    return sum(p.numel() for m in model.modules() if isinstance(m, SRBlockNd) for p in m.parameters())
 
 
 def evaluate_checkpoint(

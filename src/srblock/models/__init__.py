@@ -4,11 +4,12 @@
 >>> model = create_model("cifar_resnet18", num_classes=10, sr_stage=3, num_memories=10, regularizer="dropout2d")
 """
 
+from ..layers import count_sr_params, find_sr_blocks  # re-exported: models is where users look for them
 from . import airbench, cifar_resnet, cifar_vgg, resnet, segmentation  # noqa: F401  (importing registers the models)
 from .attention import ATTENTIONS
 from .registry import ModelEntry, create_model, get_model_entry, list_models, register_model
 from .regularizers import REGULARIZERS, DropBlock, set_dropblock_progress
-from .surgery import count_sr_params, find_sr_blocks, insert_sr, remove_sr
+from .surgery import insert_sr, remove_sr
 from .weights import LoadReport, load_backbone_weights
 
 __all__ = [

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .surgery import find_sr_blocks
+from ..layers.sr import find_sr_blocks
 
 __all__ = ["LoadReport", "load_backbone_weights"]
 
