@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inner", type=int, default=1, help="steps per timed sample (at least)")
     p.add_argument("--min-sample-ms", type=float, default=None, help="raise --inner to this (default 25 on CUDA)")
     p.add_argument("--strict-fp32", action="store_true", help="no TF32 in convolutions or matmuls")
+    p.add_argument("--modes", nargs="+", choices=["eval", "train"], default=["eval", "train"], help="steps to time")
     p.add_argument("--out", help="write the JSON here too")
     return p
 
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for batch in args.batch_sizes:
         images = torch.randn(batch, 3, size, size, device=device)
         labels = torch.randint(0, 1000, (batch,), device=device)
-        for mode in ("eval", "train"):
+        for mode in args.modes:
             for how in execs:
                 steps = {name: STEPS[mode, how](model, images, labels) for name, model in models.items()}
                 inner = calibrate_inner(steps["resnet50"], args, device)
