@@ -15,20 +15,13 @@ __all__ = ["build_model", "load_trained_model"]
 
 
 def build_model(config: Mapping[str, Any]) -> nn.Module:
-    """``create_model(**config["model"])``: ``name`` is the registry name, ``sr`` becomes ``sr_kwargs``.
+    """The network of a recipe: :func:`srblock.models.model_from_config` of its ``model`` section.
 
     >>> model = build_model({"model": {"name": "cifar_resnet18", "num_classes": 10, "sr_stage": 3, "width": 0.25}})
     """
-    from srblock.models import create_model
+    from srblock.models import model_from_config
 
-    options = dict(config["model"])
-    if "name" not in options:
-        raise ValueError(f"the recipe's model section needs a 'name' (a registered model), got keys {sorted(options)}")
-    name = options.pop("name")
-    sr_kwargs = options.pop("sr", None) or None
-    if options.get("input_size") is not None:
-        options["input_size"] = tuple(options["input_size"])
-    return create_model(name, sr_kwargs=sr_kwargs, **options)
+    return model_from_config(config["model"])
 
 
 def load_trained_model(

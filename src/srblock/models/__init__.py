@@ -6,10 +6,10 @@
 
 from . import cifar_resnet, cifar_vgg, resnet, segmentation  # noqa: F401  (importing registers the models)
 from .attention import ATTENTIONS
-from .registry import ModelEntry, create_model, get_model_entry, list_models, register_model
+from .registry import ModelEntry, create_model, get_model_entry, list_models, model_from_config, register_model
 from .regularizers import REGULARIZERS, DropBlock, set_dropblock_progress
 from .surgery import count_sr_params, find_sr_blocks, insert_sr, remove_sr
-from .weights import LoadReport, load_backbone_weights
+from .weights import LoadReport, load_backbone_weights, load_torchvision_weights
 
 __all__ = [
     "ATTENTIONS",
@@ -24,6 +24,8 @@ __all__ = [
     "insert_sr",
     "list_models",
     "load_backbone_weights",
+    "load_torchvision_weights",
+    "model_from_config",
     "register_model",
     "remove_sr",
     "set_dropblock_progress",
