@@ -141,5 +141,5 @@ def test_url_is_downloaded_once_into_the_hub_cache(tmp_path, monkeypatch, plain_
 
 
 def test_missing_file_names_the_path(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="no checkpoint file at .*none.safetensors"):
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint file at .*none\.safetensors"):
         load_backbone_weights(create_model("resnet18"), tmp_path / "none.safetensors")

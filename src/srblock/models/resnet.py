@@ -1,9 +1,10 @@
 """ImageNet ResNets in torchvision's layout (``resnet18/34/50/101``), with the paper's options (PAPER.md §2).
 
 They are built by torchvision's own ``ResNet`` constructor, so torchvision checkpoints load unchanged: pass
-torchvision's ``weights=`` (e.g. ``"IMAGENET1K_V2"``; downloaded by torchvision only when given) or load a file or URL
-with :func:`srblock.models.load_backbone_weights`. :func:`finish_resnet` adds the regularizer and is shared with the CIFAR
-ResNets, and SE/CBAM come in through the residual block class, so every option is written once for both families.
+torchvision's ``weights=`` (e.g. ``"IMAGENET1K_V2"``; downloaded by torchvision only when given) or load a file or
+URL with :func:`srblock.models.load_backbone_weights`. :func:`finish_resnet` adds the regularizer and is shared with
+the CIFAR ResNets, and SE/CBAM come in through the residual block class, so every option is written once for both
+families.
 """
 
 from __future__ import annotations
