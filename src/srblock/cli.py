@@ -302,8 +302,30 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a trained checkpoint as weights to share (model.safetensors + config.json)",
+        description="Write the network of a checkpoint as model.safetensors (weights only: no optimizer, no RNG "
+        "state) and config.json (the recipe's model section), plus a model card, into a new folder. Load it with "
+        "srblock.models.hub.from_pretrained(DIR); upload it with huggingface_hub. Needs srblock[hub].",
+    )
+    p.add_argument("--checkpoint", required=True, help="checkpoint_best.pt / checkpoint_last.pt of a run")
+    p.add_argument("--output", required=True, metavar="DIR", help="folder to create (must not exist or be empty)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty folder")
+
+    def run(args: argparse.Namespace) -> int:
+        from .engine import export_pretrained
+
+        out = export_pretrained(args.checkpoint, args.output, overwrite=args.overwrite)
+        print(f"wrote {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 # In the order a newcomer meets them: data -> models -> engine -> analysis.
-VERBS: list[VerbAdder] = [_add_demo, _add_train, _add_eval, _add_overhead, _add_analyze, _add_sweep]
+VERBS: list[VerbAdder] = [_add_demo, _add_train, _add_eval, _add_overhead, _add_analyze, _add_sweep, _add_export]
 
 if __name__ == "__main__":
     sys.exit(main())

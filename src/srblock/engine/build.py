@@ -1,4 +1,4 @@
-"""Models from recipes, and trained models back from checkpoints."""
+"""Models from recipes, trained models back from checkpoints, and checkpoints into weights to share."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import nn
 
 from .checkpoint import load_checkpoint
 
-__all__ = ["build_model", "load_trained_model"]
+__all__ = ["build_model", "export_pretrained", "load_trained_model"]
 
 
 def build_model(config: Mapping[str, Any]) -> nn.Module:
@@ -32,14 +32,28 @@ def load_trained_model(
     ``no_sr=True`` replaces every SR block by ``nn.Identity`` after loading: the paper's ablation (PAPER.md §5).
     """
     from srblock.models import remove_sr
+    from srblock.models.registry import INIT_ONLY_KEYS
 
     state = load_checkpoint(checkpoint_path, map_location=map_location)
     config = state["config"]
-    model_cfg = dict(config["model"])
-    if model_cfg.get("backbone_weights"):  # every weight comes from the checkpoint: that file need not exist any more
-        model_cfg["backbone_weights"] = None
+    # every weight comes from the checkpoint: an ImageNet file or download named by the recipe is not needed any more
+    model_cfg = {k: v for k, v in config["model"].items() if k not in INIT_ONLY_KEYS}
     model = build_model({**config, "model": model_cfg})
     model.load_state_dict(state["model"])
     if no_sr:
         remove_sr(model)
     return model.to(map_location).eval(), config
+
+
+def export_pretrained(checkpoint_path: str | Path, output_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """Write the trained network of a checkpoint as weights to share: ``model.safetensors`` (weights only, no
+    optimizer, no RNG state, no pickled code) and ``config.json`` (the recipe's model section) in ``output_dir``.
+
+    The folder is written next to its destination and renamed into place; an existing non-empty folder is an error
+    unless ``overwrite``. Read it back with :func:`srblock.models.hub.from_pretrained`; upload it with
+    ``SRModel.from_pretrained(output_dir).push_to_hub(repo_id)``. Needs the ``hub`` extra.
+    """
+    from srblock.models.hub import save_pretrained
+
+    model, config = load_trained_model(checkpoint_path)  # a strict load: the weights fit the config they ship with
+    return save_pretrained(model, output_dir, config["model"], overwrite=overwrite)

@@ -17,7 +17,15 @@ from torch import nn
 
 from .surgery import DEFAULT_HIDDEN, DEFAULT_NUM_MEMORIES, insert_sr
 
-__all__ = ["ModelEntry", "create_model", "get_model_entry", "list_models", "model_from_config", "register_model"]
+__all__ = [
+    "INIT_ONLY_KEYS",
+    "ModelEntry",
+    "create_model",
+    "get_model_entry",
+    "list_models",
+    "model_from_config",
+    "register_model",
+]
 
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
@@ -35,6 +43,11 @@ class ModelEntry:
 
 
 _MODELS: dict[str, ModelEntry] = {}
+
+#: Keywords of :func:`create_model` that only choose a network's initial weights (torchvision's ``weights=``, an
+#: ImageNet backbone file). A trained network's own weights supersede them: rebuilding it to load those must not
+#: download or read anything.
+INIT_ONLY_KEYS = ("weights", "weights_backbone", "backbone_weights")
 
 
 def register_model(
