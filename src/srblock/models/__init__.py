@@ -6,6 +6,7 @@
 
 from . import cifar_resnet, cifar_vgg, resnet, segmentation  # noqa: F401  (importing registers the models)
 from .attention import ATTENTIONS
+from .export import export_onnx
 from .registry import ModelEntry, create_model, get_model_entry, list_models, model_from_config, register_model
 from .regularizers import REGULARIZERS, DropBlock, set_dropblock_progress
 from .surgery import count_sr_params, find_sr_blocks, insert_sr, remove_sr
@@ -19,6 +20,7 @@ __all__ = [
     "ModelEntry",
     "count_sr_params",
     "create_model",
+    "export_onnx",
     "find_sr_blocks",
     "get_model_entry",
     "insert_sr",
