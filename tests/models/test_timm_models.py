@@ -9,11 +9,11 @@ import pytest
 import timm
 import torch
 from safetensors.torch import save_file
-from timm.models import FeatureGraphNet, FeatureListNet
+from timm.models import FeatureGraphNet, FeatureListNet, create_feature_extractor
 
 import srblock.models.timm_models  # noqa: F401  (registers the srblock_* models)
 from srblock.layers import SRBlockNd
-from srblock.models import create_model, list_models
+from srblock.models import create_model, insert_sr, list_models
 
 SMALL = {"width": 0.25}
 SR = {"sr_stage": 3, "num_memories": 4, "hidden": 8, "sr_kwargs": {"memory_init": "normal", "memory_std": 1.0}}
@@ -120,3 +120,16 @@ def test_pretrained_loads_a_local_file_strictly(tmp_path) -> None:
 def test_other_input_channels_are_refused() -> None:
     with pytest.raises(ValueError, match="takes 3-channel images, got in_chans=1"):
         timm.create_model("srblock_cifar_resnet18", in_chans=1)
+
+
+def test_timm_fx_extractor_on_a_timm_model_with_an_inserted_block() -> None:
+    model = timm.create_model("convnext_atto").eval()
+    insert_sr(model, "stages.2", (3, 64, 64), num_memories=3, hidden=4, memory_init="normal")  # a hook: not Sequential
+    extractor = create_feature_extractor(model, {"stages.2": "feat"})
+    images = torch.randn(2, 3, 64, 64)
+    (expected,) = _stage_outputs(model, ["stages.2"], images)
+    with torch.no_grad():
+        torch.testing.assert_close(extractor(images)["feat"], expected)
+    assert [n.target for n in extractor.graph.nodes if n.op == "call_module" and ".sr" in str(n.target)] == [
+        "stages.2.sr"
+    ]

@@ -31,7 +31,7 @@ from timm.layers import register_notrace_module
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
 
-from ..data.transforms import CIFAR_MEAN, CIFAR_STD
+from ..data.transforms import CIFAR_MEAN, CIFAR_STD  # what the CIFAR recipes normalise with, for timm's data config
 from ..layers.sr import SRBlockNd
 from .registry import ModelEntry, create_model, get_model_entry, list_models
 from .surgery import _trace_output
