@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from .optim import validate_groups
+
 __all__ = ["ENGINE_DEFAULTS", "apply_overrides", "load_config", "parse_override", "resolve_config"]
 
 SECTIONS = ("task", "seed", "data", "model", "optim", "schedule", "train")
@@ -32,7 +34,14 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "data": {},
     "model": {},
-    "optim": {"name": "sgd", "lr": None, "momentum": 0.0, "weight_decay": 0.0, "nesterov": False},
+    "optim": {
+        "name": "sgd",
+        "lr": None,
+        "momentum": 0.0,
+        "weight_decay": 0.0,
+        "nesterov": False,
+        "groups": {},  # parameter groups with their own lr_mult / weight_decay / frozen (engine/optim.py)
+    },
     "schedule": {
         "name": "multistep",  # multistep | poly | cosine | constant
         "milestones": [],  # multistep: in epochs (epoch-counted runs) or iterations (iteration-counted runs)
@@ -157,6 +166,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
         raise ValueError(f"optim.name must be one of {_OPTIMIZERS}, got {optim['name']!r}")
     if not isinstance(optim["lr"], (int, float)) or optim["lr"] <= 0:
         raise ValueError(f"optim.lr must be a positive number, got {optim['lr']!r}")
+    validate_groups(optim["groups"])
     if schedule["name"] not in _SCHEDULES:
         raise ValueError(f"schedule.name must be one of {_SCHEDULES}, got {schedule['name']!r}")
     if list(schedule["milestones"]) != sorted(schedule["milestones"]):

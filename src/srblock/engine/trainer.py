@@ -14,7 +14,6 @@ but draw their augmentation anew.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import json
 import math
@@ -36,6 +35,8 @@ from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng
 from .config import dump_config, resolve_config
 from .distributed import DistInfo, init_distributed, resolve_device
 from .logger import RunLogger, write_metrics_csv
+from .optim import build_optimizer, build_scheduler, freeze_groups
+from .sr_dynamics import SRDynamics
 from .task import BatchLoader, Task, get_task
 
 __all__ = ["build_optimizer", "build_scheduler", "evaluate", "evaluate_checkpoint", "train", "train_steps"]
@@ -48,52 +49,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     random.seed(seed)
-
-
-def build_optimizer(model: nn.Module, optim: Mapping[str, Any]) -> torch.optim.Optimizer:
-    """SGD with momentum (the paper's) or AdamW; weight decay on every parameter, SR ones included (PAPER.md §1)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if optim["name"] == "sgd":
-        return torch.optim.SGD(
-            params,
-            lr=optim["lr"],
-            momentum=optim["momentum"],
-            weight_decay=optim["weight_decay"],
-            nesterov=optim["nesterov"],
-        )
-    return torch.optim.AdamW(params, lr=optim["lr"], weight_decay=optim["weight_decay"])
-
-
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, schedule: Mapping[str, Any], *, steps_per_unit: int, total_steps: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """The recipe's LR schedule as a per-iteration multiplier (stepped after every optimizer step).
-
-    ``multistep`` milestones are in epochs (``steps_per_unit`` = iterations per epoch) or, for iteration-counted
-    runs, in iterations (``steps_per_unit`` = 1); fractional milestones (from ``--epochs`` scaling) land on the
-    nearest iteration. Stepping per iteration at epoch-aligned milestones equals torchvision's per-epoch MultiStepLR.
-    ``poly``: ``(lr - min_lr) * (1 - t/T)^power + min_lr``; ``cosine`` likewise; ``warmup_steps`` ramps linearly.
-    """
-    base_lr = optimizer.param_groups[0]["lr"]
-    floor = schedule["min_lr"] / base_lr
-    name, warmup = schedule["name"], schedule["warmup_steps"]
-    milestones = [round(m * steps_per_unit) for m in schedule["milestones"]]
-
-    def factor(step: int) -> float:
-        t = min(step, total_steps) / max(total_steps, 1)
-        if name == "multistep":
-            value = schedule["gamma"] ** bisect.bisect_right(milestones, step)
-        elif name == "poly":
-            value = (1 - floor) * (1 - t) ** schedule["power"] + floor
-        elif name == "cosine":
-            value = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
-        else:
-            value = 1.0
-        if step < warmup:
-            value *= (step + 1) / warmup
-        return value
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _batches(loader: BatchLoader, start_step: int, steps_per_epoch: int) -> Iterator[Any]:
@@ -242,6 +197,8 @@ class _Run:
         seed_everything(config["seed"])  # the same initial weights on every rank
         self.task = get_task(config["task"])(config, dist, device)
         model = self.task.build_model()
+        freeze_groups(model, config["optim"]["groups"])  # before DDP/compile see which parameters train
+        self.dynamics = SRDynamics(model, dist)  # reads the routing weights at init (θ₀), before any restore
         self.params = sum(p.numel() for p in model.parameters())
         self.sr_params = _sr_params(model)
         self.loaders = self.task.build_loaders()
@@ -409,7 +366,8 @@ class _Run:
                     ) from None
                 self.step = end
                 _sync_buffers(self.model, self.dist)
-                metrics = evaluate(self.task, self.model, eval_loader, self.autocast)
+                with self.dynamics.track():
+                    metrics = evaluate(self.task, self.model, eval_loader, self.autocast)
                 improved = _is_better(metrics.get(primary), self.best_metric, self.task.higher_is_better)
                 if improved or eval_name == "test":  # without a validation split the last weights are kept
                     self.best_metric, self.best_step = metrics.get(primary), self.step
@@ -421,6 +379,7 @@ class _Run:
                     "lr": lr,
                     **{f"train_{k}": v for k, v in train_logs.items()},
                     **{f"{eval_name}_{k}": v for k, v in metrics.items()},
+                    **self.dynamics.columns(),
                     "time_s": round(self.wall_time_s, 2),
                 }
                 self.history.append(_plain(row))
@@ -436,7 +395,16 @@ class _Run:
         return self._finish(eval_name)
 
     def _finish(self, eval_name: str) -> dict[str, Any]:
-        """Evaluate the best-validation weights once on the test split and write ``summary.json``."""
+        """Evaluate the best-validation weights once on the test split and write ``summary.json``.
+
+        The last weights are tested too (``test_<metric>_last``), so arms can also be compared at matched epochs.
+        """
+        last_test = None
+        if self.loaders.test is not None and eval_name != "test":
+            same = self.best_step == self.step  # the best checkpoint is the last one: one test pass serves both
+            last_test = None if same else evaluate(self.task, self.model, self.loaders.test, self.autocast)
+        dynamics = self.history[-1] if self.history else {}
+        dynamics = {k: v for k, v in dynamics.items() if k.rpartition(".")[0] in self.dynamics.blocks}
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         best_row = next((r for r in self.history if r["step"] == self.best_step), {})
@@ -449,8 +417,10 @@ class _Run:
             )
         if eval_name == "test":
             best_val = None
+        last = self.task.summarize(None, test if last_test is None else last_test)
         summary = {
             **self.task.summarize(best_val, test),
+            **{f"{k}_last": v for k, v in last.items() if k.startswith("test_") and test is not None},
             "best_epoch": None if self.best_step is None else round(self.best_step / self.steps_per_epoch, 4),
             "best_step": self.best_step,
             "epochs": round(self.total_steps / self.steps_per_epoch, 4),
@@ -464,6 +434,7 @@ class _Run:
             "device": str(self.device),
             "val": best_val,
             "test": test,
+            "sr_dynamics": dynamics or None,  # the SR columns of the last evaluation (see engine/sr_dynamics.py)
             "config": self.config,
         }
         summary = _plain(summary)

@@ -24,6 +24,8 @@ one with ``checkpoint_last.pt`` but no summary is resumed.
 
 Under ``torchrun`` every rank executes the same grid (the list of pending runs is fixed when the sweep starts,
 before any run can finish) and each run trains over all ranks; only rank 0 deletes checkpoints and aggregates.
+Without torchrun, several sweep processes may work on the same grid at once (e.g. one per CPU core): a run is
+claimed through ``<run>/.sweep.lock`` and a run finished meanwhile by another process is skipped.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ import csv
 import json
 import math
 import os
+import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +63,7 @@ LoadFn = Callable[[str, Sequence[str]], dict]
 
 SUMMARY = "summary.json"
 SWEEP_COPY = "sweep.yaml"
+LOCK = ".sweep.lock"
 # summary.json keys copied into results.csv when present (classification and segmentation)
 CSV_KEYS = (
     "best_val_acc",
@@ -251,6 +256,63 @@ def _write_sweep_copy(sweep: Sweep) -> None:
     (sweep.output / SWEEP_COPY).write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
+@contextmanager
+def _claim(run_dir: Path, *, enabled: bool = True) -> Iterator[bool]:
+    """Hold ``run_dir/.sweep.lock`` (created exclusively) while training; yields False if another process holds it.
+
+    A lock left by a process of this machine that no longer exists (killed) is taken over.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not enabled:
+        yield True
+        return
+    lock = run_dir / LOCK
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            host, _, pid = lock.read_text().partition(":")
+            if host != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
+                yield False
+                return
+            lock.unlink(missing_ok=True)  # its process died: take over
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(owner)
+        break
+    else:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _finish_run(run: Run, summary: dict, sweep: Sweep, seconds: float) -> None:
+    """Write the summary if the run function did not, and drop the checkpoints the sweep does not keep."""
+    summary_path = run.output_dir / SUMMARY
+    if not summary_path.is_file():
+        summary_path.write_text(
+            json.dumps({"seed": run.seed, "wall_time_s": seconds, **summary}, indent=2, default=str)
+        )
+    for ckpt in run.output_dir.glob("checkpoint_*.pt"):
+        if sweep.keep_checkpoints is True or (sweep.keep_checkpoints == "best" and ckpt.stem.endswith("best")):
+            continue
+        ckpt.unlink()
+
+
 def run_sweep(
     sweep: Sweep,
     *,
@@ -274,23 +336,24 @@ def run_sweep(
         _write_sweep_copy(sweep)
     log(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} to run")
     executed = []
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
     for i, run in enumerate(pending, 1):
-        log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} -> {run.output_dir}")
-        config = load_fn(run.recipe, run.overrides)
-        run.output_dir.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        summary = run_fn(config, run.output_dir) or {}
+        # Several sweep processes may share a grid (e.g. one per CPU core): each run is claimed by one of them.
+        # Under torchrun every rank must run the same list, so there the list stays as fixed at the start.
+        if single and run.done:
+            continue
+        with _claim(run.output_dir, enabled=single) as claimed:
+            if not claimed:
+                log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed}: being trained by another process, skipped")
+                continue
+            log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} -> {run.output_dir}")
+            config = load_fn(run.recipe, run.overrides)
+            start = time.perf_counter()
+            summary = run_fn(config, run.output_dir) or {}
+            if _rank() == 0:
+                _finish_run(run, summary, sweep, time.perf_counter() - start)
         if _rank() == 0:
-            summary_path = run.output_dir / SUMMARY
-            if not summary_path.is_file():
-                summary = {"seed": run.seed, "wall_time_s": time.perf_counter() - start, **summary}
-                summary_path.write_text(json.dumps(summary, indent=2, default=str))
-            for ckpt in run.output_dir.glob("checkpoint_*.pt"):
-                if sweep.keep_checkpoints is True or (sweep.keep_checkpoints == "best" and ckpt.stem.endswith("best")):
-                    continue
-                ckpt.unlink()
-            value = summary.get(sweep.metric)
-            log(f"    done: {sweep.metric}={value} in {time.perf_counter() - start:.0f}s")
+            log(f"    done: {sweep.metric}={summary.get(sweep.metric)} in {time.perf_counter() - start:.0f}s")
             aggregate(sweep.output, sweep=sweep, log=lambda _: None)  # partial tables after every run
             if after_run is not None:
                 after_run(run, summary)
