@@ -67,3 +67,14 @@ def test_register_model_stage_names_drive_sr_placement() -> None:
             create_model("test_tiny_cls", num_classes=3, sr_stage=2)
     finally:
         registry._MODELS.pop("test_tiny_cls")
+
+
+def test_drop_rate_without_a_regularizer_is_an_error() -> None:
+    with pytest.raises(ValueError, match=r"drop_rate=0\.2 is the rate of a regularizer; choose one too"):
+        create_model("cifar_resnet18", drop_rate=0.2)
+
+
+def test_num_classes_defaults_to_the_dataset_the_network_is_made_for() -> None:
+    assert create_model("cifar_resnet18", width=0.25).fc.out_features == 10
+    assert create_model("resnet18").fc.out_features == 1000
+    assert create_model("cifar_vgg16_bn", width=0.25, num_classes=100).classifier[-1].out_features == 100

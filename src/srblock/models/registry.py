@@ -141,6 +141,11 @@ def create_model(
     torch.Size([10, 256, 8, 8])
     """
     entry = get_model_entry(name)
+    if drop_rate is not None and regularizer is None:  # e.g. timm's drop_rate=...: it would be silently unused
+        raise ValueError(
+            f"drop_rate={drop_rate!r} is the rate of a regularizer; choose one too: regularizer='dropout' (before "
+            "the classifier), 'dropout2d' or 'dropblock'"
+        )
     options = {"regularizer": regularizer, "drop_rate": drop_rate, "attention": attention}
     options = {k: v for k, v in options.items() if v is not None}
     if width != 1.0:
