@@ -45,7 +45,7 @@ from typing import Any
 
 import yaml
 
-from ..analysis.stats import PairedResult, paired_ttest, required_seeds, summarize, welch_ttest
+from ..analysis.stats import PairedResult, SignResult, paired_ttest, required_seeds, sign_test, summarize, welch_ttest
 
 __all__ = [
     "Run",
@@ -452,6 +452,7 @@ def aggregate(
     digits = 4 if all_vals and max(abs(v) for v in all_vals) <= 1.0 else 2  # fractions vs percent
     ref_col = reference_effect is not None
     header = ["arm", "n", f"{metric} mean ± std", "95 % CI", f"Δ vs {baseline}", "p (Welch)", "p (paired, n)"]
+    header.append("p (sign, wins/n)")
     header.append("seeds for Δ (80 %)")
     if ref_col:
         header.append(f"seeds for Δ={reference_effect:g} (80 %)")
@@ -473,6 +474,7 @@ def aggregate(
             "–" if is_base else f"{w.delta:+.{digits}f}",
             "–" if is_base else _fmt_p(w.p),
             "–" if is_base else _paired_text(paired_ttest(by_seed[baseline], by_seed[arm])),
+            "–" if is_base else _sign_text(sign_test(by_seed[baseline], by_seed[arm])),
             need,
         ]
         if ref_col:
@@ -496,6 +498,8 @@ def aggregate(
         "`scipy.stats.ttest_ind(arm, baseline, equal_var=False)`; 95 % CI: t-interval of the mean.",
         "p (paired, n): two-sided paired t-test over the n seeds both arms ran (`scipy.stats.ttest_rel`); seed k of "
         "two arms shares the split, data order, augmentation and the initial weights of every common layer.",
+        "p (sign, wins/n): exact two-sided sign test over the same pairs (`scipy.stats.binomtest`), wins = seeds where "
+        "the arm beat the baseline; it does not rest on the spread of the differences.",
         "Seeds for Δ: seeds per arm for 80 % power at α = 0.05 (two-sided Welch test) if the true difference were "
         "the observed Δ (or the reference Δ), with the two arms' pooled per-seed std.",
     ]
@@ -507,6 +511,10 @@ def aggregate(
 
 def _paired_text(result: PairedResult) -> str:
     return "–" if result.n < 2 else f"{_fmt_p(result.p)} ({result.n})"
+
+
+def _sign_text(result: SignResult) -> str:
+    return "–" if result.n == 0 else f"{_fmt_p(result.p)} ({result.wins}/{result.n})"
 
 
 def _seeds_text(n: int) -> str:
