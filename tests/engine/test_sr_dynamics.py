@@ -136,6 +136,16 @@ def test_parameter_groups_reach_the_optimizer() -> None:
     assert norm_bias and all(p.ndim == 1 for p in norm_bias)
 
 
+def test_norm_group_takes_normalisation_layers_only() -> None:
+    model = create_model("cifar_airbench", num_classes=10, width=0.25)
+    norm = group_parameters(model, {"norm": {}})["norm"]
+    assert {id(p) for p in norm} == {
+        id(p) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in (m.weight, m.bias)
+    }
+    both = group_parameters(model, {"norm": {}, "norm_bias": {}})
+    assert both["norm_bias"] == [model.whiten.bias]  # the whitening conv's bias is a bias, not a norm parameter
+
+
 @pytest.mark.parametrize(
     ("groups", "match"),
     [
@@ -148,3 +158,27 @@ def test_parameter_groups_reach_the_optimizer() -> None:
 def test_bad_parameter_groups_are_named(groups: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         resolve_config({"optim": {"lr": 0.1, "groups": groups}, "model": {"name": "x"}, "train": {"epochs": 1}})
+
+
+def test_initial_routing_rebuilds_the_engines_init(tiny_data: Path) -> None:
+    """The analysis rebuilds θ₀ from the recipe's seed; it equals what the engine's run recorded at its start."""
+    from srblock.analysis.dynamics import initial_routing
+    from srblock.engine.distributed import DistInfo
+    from srblock.engine.trainer import _Run
+
+    config = resolve_config(tiny_config(tiny_data))
+    run = _Run(config, tiny_data.parent / "unused", DistInfo(), torch.device("cpu"), quiet=True)
+    rebuilt = initial_routing(config)
+    (name,) = rebuilt
+    flat = torch.cat([t.flatten() for n, t in run.dynamics.blocks[name].named_parameters() if n != "memory"])
+    assert torch.equal(torch.cat([t.flatten() for t in rebuilt[name].values()]), run.dynamics.init[name])
+    assert torch.equal(flat, run.dynamics.init[name])
+
+
+def test_load_dynamics_reads_the_columns_of_a_run(finished_run) -> None:
+    from srblock.analysis.dynamics import load_dynamics
+
+    out, _ = finished_run
+    curves = load_dynamics(out)
+    assert list(curves) == ["layer2.sr"] and curves["layer2.sr"]["epoch"] == [1.0, 2.0]
+    assert set(curves["layer2.sr"]) == {"epoch", *COLUMNS}

@@ -30,11 +30,13 @@ import torch.distributed as torch_dist
 from torch import nn
 
 from srblock.data.loader import seed_for
+from srblock.layers.modes import eval_mode
 
 from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from .config import dump_config, resolve_config
 from .distributed import DistInfo, init_distributed, resolve_device
-from .logger import RunLogger, write_metrics_csv
+from .logger import ProgressLoader, RunLogger, write_metrics_csv
+from .lookahead import Lookahead
 from .optim import build_optimizer, build_scheduler, freeze_groups
 from .sr_dynamics import SRDynamics
 from .task import BatchLoader, Task, get_task
@@ -81,6 +83,7 @@ def train_steps(
     grad_clip: float | None = None,
     check_every_step: bool = True,
     bare_model: nn.Module | None = None,
+    lookahead: Lookahead | None = None,
 ) -> dict[str, float]:
     """Train from iteration ``start`` to ``end``; returns the period's mean of each of the task's loss logs.
 
@@ -106,6 +109,8 @@ def train_steps(
         scaler.update()
         lr = optimizer.param_groups[0]["lr"]  # the rate this step used, for the progress line
         scheduler.step()
+        if lookahead is not None:
+            lookahead.step(step + 1)
 
         n = task.batch_size(batch)
         count += n
@@ -123,10 +128,15 @@ def train_steps(
     return {k: float(v) / max(count, 1) for k, v in sums.items()}
 
 
-def evaluate(task: Task, model: nn.Module, loader: BatchLoader, autocast: Any) -> dict[str, Any]:
-    """The task's metrics on ``loader`` with the bare model in eval mode, no gradients, under the run's autocast."""
-    model.eval()
-    with torch.no_grad(), autocast:
+def evaluate(
+    task: Task, model: nn.Module, loader: BatchLoader, autocast: Any, *, desc: str = "eval", show_progress: bool = True
+) -> dict[str, Any]:
+    """The task's metrics on ``loader`` with the bare model in eval mode, no gradients, under the run's autocast.
+
+    The model's train/eval modes are restored afterwards. Rank 0 shows a progress bar (``desc``) on a terminal.
+    """
+    loader = ProgressLoader(loader, desc, enabled=show_progress and task.dist.is_main)
+    with eval_mode(model), torch.no_grad(), autocast:
         return task.evaluate(model, loader)
 
 
@@ -233,6 +243,12 @@ class _Run:
             self.interval = train_cfg["eval_interval"] or self.total_steps
             steps_per_unit = 1
         self.optimizer = build_optimizer(model, config["optim"])
+        lookahead = config["optim"]["lookahead"]
+        self.lookahead = (
+            Lookahead(model, total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch, **lookahead)
+            if lookahead
+            else None
+        )
         self.scheduler = build_scheduler(
             self.optimizer, config["schedule"], steps_per_unit=steps_per_unit, total_steps=self.total_steps
         )
@@ -258,6 +274,7 @@ class _Run:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "lookahead": None if self.lookahead is None else self.lookahead.state_dict(),
             "step": self.step,
             "epoch": self.step / self.steps_per_epoch,
             "config": self.config,
@@ -283,6 +300,8 @@ class _Run:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.lookahead is not None and state.get("lookahead") is not None:
+            self.lookahead.load_state_dict(state["lookahead"])
         self.step, self.history = state["step"], list(state["history"])
         self.best_metric, self.best_step = state["best_metric"], state["best_step"]
         self.wall_time_s = state["wall_time_s"]
@@ -353,6 +372,7 @@ class _Run:
                         grad_clip=train_cfg["grad_clip"],
                         check_every_step=self.device.type == "cpu",
                         bare_model=self.model,
+                        lookahead=self.lookahead,
                     )
                 except NonFiniteLossError as err:
                     kept = (
@@ -367,7 +387,7 @@ class _Run:
                 self.step = end
                 _sync_buffers(self.model, self.dist)
                 with self.dynamics.track():
-                    metrics = evaluate(self.task, self.model, eval_loader, self.autocast)
+                    metrics = self._evaluate(eval_loader, eval_name)
                 improved = _is_better(metrics.get(primary), self.best_metric, self.task.higher_is_better)
                 if improved or eval_name == "test":  # without a validation split the last weights are kept
                     self.best_metric, self.best_step = metrics.get(primary), self.step
@@ -394,6 +414,9 @@ class _Run:
             return self.history[-1] if self.history else {}
         return self._finish(eval_name)
 
+    def _evaluate(self, loader: BatchLoader, name: str) -> dict[str, Any]:
+        return evaluate(self.task, self.model, loader, self.autocast, desc=name, show_progress=self.logger.enabled)
+
     def _finish(self, eval_name: str) -> dict[str, Any]:
         """Evaluate the best-validation weights once on the test split and write ``summary.json``.
 
@@ -402,7 +425,7 @@ class _Run:
         last_test = None
         if self.loaders.test is not None and eval_name != "test":
             same = self.best_step == self.step  # the best checkpoint is the last one: one test pass serves both
-            last_test = None if same else evaluate(self.task, self.model, self.loaders.test, self.autocast)
+            last_test = None if same else self._evaluate(self.loaders.test, "test (last)")
         dynamics = self.history[-1] if self.history else {}
         dynamics = {k: v for k, v in dynamics.items() if k.rpartition(".")[0] in self.dynamics.blocks}
         if self.best_state is not None:
@@ -412,9 +435,7 @@ class _Run:
         best_val = {k[len(prefix) :]: v for k, v in best_row.items() if k.startswith(prefix)} or None
         test = None
         if self.loaders.test is not None:
-            test = (
-                best_val if eval_name == "test" else evaluate(self.task, self.model, self.loaders.test, self.autocast)
-            )
+            test = best_val if eval_name == "test" else self._evaluate(self.loaders.test, "test")
         if eval_name == "test":
             best_val = None
         last = self.task.summarize(None, test if last_test is None else last_test)
@@ -493,5 +514,5 @@ def evaluate_checkpoint(
         raise ValueError(f"the recipe of {checkpoint} has no {split} split")
     amp = config["train"]["amp"]
     autocast = torch.autocast(torch_device.type, dtype=_AMP_DTYPES[amp]) if amp else contextlib.nullcontext()
-    metrics = evaluate(task, model, loader, autocast)
+    metrics = evaluate(task, model, loader, autocast, desc=split)
     return {"checkpoint": str(checkpoint), "split": split, "no_sr": no_sr, **metrics}

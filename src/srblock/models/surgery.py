@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..layers.modes import eval_mode
 from ..layers.sr import SRBlock1d, SRBlock2d, SRBlock3d, SRBlockNd
 
 __all__ = ["count_sr_params", "find_sr_blocks", "insert_sr", "remove_sr"]
@@ -72,11 +73,9 @@ def _trace_output(model: nn.Module, target: nn.Module, input_size: Sequence[int]
 
     ref = _first_float_param(model)
     device, dtype = (ref.device, ref.dtype) if ref is not None else (None, None)
-    modes = {m: m.training for m in model.modules()}
     handle = target.register_forward_hook(record)
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             try:
                 state = {
                     n: torch.empty_like(t, device="meta")
@@ -94,8 +93,6 @@ def _trace_output(model: nn.Module, target: nn.Module, input_size: Sequence[int]
                     ) from err
     finally:
         handle.remove()
-        for m, mode in modes.items():
-            m.training = mode
     return seen
 
 
