@@ -146,8 +146,8 @@ def _build_pair(
     with_sr = copy.deepcopy(base)
     insert_sr(with_sr, after, shape, **block)
     if num_classes is None and isinstance(model, nn.Module):  # its output width, for the timed training step's labels
-        with torch.no_grad():
-            num_classes = int(base.eval()(torch.zeros(1, *shape, device=next(base.parameters()).device)).shape[-1])
+        with eval_mode(base), torch.no_grad():
+            num_classes = int(base(torch.zeros(1, *shape, device=next(base.parameters()).device)).shape[-1])
     return base, with_sr, {"model": name, "input_size": shape, "num_classes": num_classes or classes, "after": after}
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..layers.modes import eval_mode
+
 __all__ = ["export_onnx"]
 
 
@@ -54,9 +56,7 @@ def export_onnx(
     ref = next(iter(model.parameters()), None)
     # batch 2: torch.export specialises a dimension it sees as 0 or 1, which would fix the batch
     example = torch.randn(2, *input_size, device=ref.device if ref is not None else None)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         with torch.no_grad():
             names = _output_names(model(example))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +78,4 @@ def export_onnx(
             os.replace(tmp, path)
         finally:
             Path(tmp).unlink(missing_ok=True)
-    finally:
-        model.train(was_training)
     return path
