@@ -13,7 +13,7 @@ from timm.models import FeatureGraphNet, FeatureListNet, create_feature_extracto
 
 import srblock.models.timm_models  # noqa: F401  (registers the srblock_* models)
 from srblock.layers import SRBlockNd
-from srblock.models import create_model, insert_sr, list_models
+from srblock.models import create_model, get_model_entry, insert_sr, list_models
 
 SMALL = {"width": 0.25}
 SR = {"sr_stage": 3, "num_memories": 4, "hidden": 8, "sr_kwargs": {"memory_init": "normal", "memory_std": 1.0}}
@@ -29,10 +29,26 @@ def test_registration_waits_for_the_import() -> None:
     assert out.split() == ["False", "False"]
 
 
+SEGMENTATION = {"deeplabv3_resnet50", "fcn_resnet50"}  # dense predictors, not timm classifiers
+
+
 def test_every_classification_model_of_the_zoo_is_registered() -> None:
-    expected = [f"srblock_{n}" for n in list_models() if n.startswith(("cifar_", "resnet"))]
-    assert sorted(timm.list_models("srblock_*")) == sorted(expected)
-    assert not timm.is_model("srblock_deeplabv3_resnet50")  # a dense predictor, not a timm classifier
+    assert sorted(timm.list_models("srblock_*")) == sorted(
+        f"srblock_{n}" for n in list_models() if n not in SEGMENTATION
+    )
+    assert not timm.is_model("srblock_deeplabv3_resnet50")
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if n not in SEGMENTATION])
+def test_every_registered_model_gives_its_features(name: str) -> None:
+    """On the meta device (shapes only): each feature has the channels and stride its feature_info says."""
+    features = timm.create_model(f"srblock_{name}", features_only=True, sr_stage=3, device="meta")
+    size = features.pretrained_cfg["input_size"]
+    outs = features(torch.zeros(2, *size, device="meta"))
+    info = features.feature_info
+    assert [o.shape[1] for o in outs] == info.channels()
+    assert [size[-1] // o.shape[-1] for o in outs] == info.reduction()
+    assert info.module_name()[-len(get_model_entry(name).stages) :] == list(get_model_entry(name).stages)
 
 
 def test_keywords_pass_through_to_create_model() -> None:

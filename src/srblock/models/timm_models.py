@@ -22,10 +22,12 @@ loads the file given by ``pretrained_cfg_overlay=dict(file=...)`` strictly, e.g.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
+import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import register_notrace_module
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
@@ -40,12 +42,20 @@ __all__: list[str] = []  # timm's register_model appends each srblock_* name
 
 PREFIX = "srblock_"
 
-# What timm needs and the registry does not record, per family of builders: the taps before the stages (timm's
-# ResNets start their features with the stem's activation at stride 2) and the classifier module.
-_FAMILIES: dict[str, tuple[tuple[str, ...], str]] = {
-    "srblock.models.resnet": (("relu",), "fc"),
-    "srblock.models.cifar_resnet": (("relu",), "fc"),
-    "srblock.models.cifar_vgg": ((), "classifier.6"),
+
+class _Layout(NamedTuple):
+    """What timm needs and the registry does not record, per family of builders."""
+
+    stem: tuple[str, ...]  # feature taps before the stages (timm's ResNets start with the stem's activation)
+    first_conv: str
+    classifier: str
+
+
+_FAMILIES: dict[str, _Layout] = {
+    "srblock.models.resnet": _Layout(("relu",), "conv1", "fc"),
+    "srblock.models.cifar_resnet": _Layout(("relu",), "conv1", "fc"),
+    "srblock.models.cifar_vgg": _Layout((), "features.block1.0", "classifier.6"),
+    "srblock.models.airbench": _Layout(("act",), "whiten", "fc"),
 }
 
 
@@ -58,18 +68,22 @@ def _feature_info(model: nn.Module, taps: Sequence[str], input_size: Sequence[in
     return info
 
 
-def _build(entry: ModelEntry, taps: tuple[str, ...], classifier: str, *, num_classes: int, **kwargs: Any) -> nn.Module:
+def _build(entry: ModelEntry, layout: _Layout, *, num_classes: int, **kwargs: Any) -> nn.Module:
+    device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)  # timm's create_model(..., device=...)
     headless = num_classes == 0
-    model = create_model(entry.name, num_classes=None if headless else num_classes, **kwargs)
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        model = create_model(entry.name, num_classes=None if headless else num_classes, **kwargs)
+    if dtype is not None:
+        model.to(dtype)
     if headless:  # timm's convention: no classifier, the model returns its pooled features
-        model.set_submodule(classifier, nn.Identity())
+        model.set_submodule(layout.classifier, nn.Identity())
     model.num_classes = num_classes
     input_size = kwargs.get("input_size") or entry.input_size
-    model.feature_info = _feature_info(model, taps, input_size)
+    model.feature_info = _feature_info(model, (*layout.stem, *entry.stages), input_size)
     return model
 
 
-def _pretrained_cfg(entry: ModelEntry, taps: tuple[str, ...], classifier: str) -> dict[str, Any]:
+def _pretrained_cfg(entry: ModelEntry, layout: _Layout) -> dict[str, Any]:
     cifar = entry.input_size[-1] == 32
     return {
         "url": "",  # no published weights: pretrained=True needs pretrained_cfg_overlay=dict(file=...)
@@ -80,27 +94,29 @@ def _pretrained_cfg(entry: ModelEntry, taps: tuple[str, ...], classifier: str) -
         "interpolation": "bilinear",
         "mean": CIFAR_MEAN if cifar else IMAGENET_DEFAULT_MEAN,
         "std": CIFAR_STD if cifar else IMAGENET_DEFAULT_STD,
-        "first_conv": "conv1" if taps[:1] == ("relu",) else "features.block1.0",
-        "classifier": classifier,
+        "first_conv": layout.first_conv,
+        "classifier": layout.classifier,
         "paper_ids": "arXiv:2410.00823",
         "license": "mit",
     }
 
 
-def _entrypoint(entry: ModelEntry, taps: tuple[str, ...], classifier: str) -> Callable[..., nn.Module]:
+def _entrypoint(entry: ModelEntry, layout: _Layout) -> Callable[..., nn.Module]:
     variant = PREFIX + entry.name
 
     def build(pretrained: bool = False, **kwargs: Any) -> nn.Module:
         in_chans = kwargs.pop("in_chans", 3)
         if in_chans != 3:
             raise ValueError(f"{variant} takes 3-channel images, got in_chans={in_chans}")
+        taps = (*layout.stem, *entry.stages)
         return build_model_with_cfg(
-            functools.partial(_build, entry, taps, classifier),
+            functools.partial(_build, entry, layout),
             variant,
             pretrained,
             # timm's feature wrapper runs the model's top-level children in order; taps inside a Sequential
             # (VGG's features.blockN) need that Sequential unrolled, while a ResNet's stages are children already.
-            feature_cfg={"flatten_sequential": any("." in tap for tap in taps)},
+            # By default every tap is returned (timm's own default assumes five).
+            feature_cfg={"flatten_sequential": any("." in tap for tap in taps), "out_indices": tuple(range(len(taps)))},
             kwargs_filter=("in_chans",),
             **kwargs,
         )
@@ -112,17 +128,12 @@ def _entrypoint(entry: ModelEntry, taps: tuple[str, ...], classifier: str) -> Ca
 
 
 def _register() -> None:
-    zoo = []
-    for entry in map(get_model_entry, list_models()):
-        if entry.builder.__module__ in _FAMILIES:
-            stem, classifier = _FAMILIES[entry.builder.__module__]
-            zoo.append((entry, (*stem, *entry.stages), classifier))
+    zoo = [(e, _FAMILIES.get(e.builder.__module__)) for e in map(get_model_entry, list_models())]
+    zoo = [(e, layout) for e, layout in zoo if layout is not None]
     # timm reads the default_cfgs of an entrypoint's module when register_model sees the entrypoint
-    globals()["default_cfgs"] = generate_default_cfgs(
-        {PREFIX + layout[0].name: _pretrained_cfg(*layout) for layout in zoo}
-    )
-    for layout in zoo:
-        fn = register_model(_entrypoint(*layout))
+    globals()["default_cfgs"] = generate_default_cfgs({PREFIX + e.name: _pretrained_cfg(e, lay) for e, lay in zoo})
+    for entry, layout in zoo:
+        fn = register_model(_entrypoint(entry, layout))
         globals()[fn.__name__] = fn
 
 
