@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..engine.io import save_figure as atomic_save_figure
+
 __all__ = ["PNG_SIGNATURE", "bar_panel", "grid", "heatmap", "is_png", "save_figure", "symmetric_limit"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -67,11 +69,8 @@ def bar_panel(ax, mean: Sequence[float], std: Sequence[float], *, title: str = "
 
 
 def save_figure(fig: Figure, path: str | Path, *, dpi: int = 110) -> Path:
-    """Save ``fig`` as PNG (parents created); returns ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png", bbox_inches="tight")
-    return path
+    """Save ``fig`` as PNG (atomically, parents created); returns ``path``."""
+    return atomic_save_figure(fig, path, dpi=dpi, format="png", bbox_inches="tight")
 
 
 def is_png(path: str | Path) -> bool:
