@@ -143,3 +143,13 @@ def test_url_is_downloaded_once_into_the_hub_cache(tmp_path, monkeypatch, plain_
 def test_missing_file_names_the_path(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no checkpoint file at .*none\.safetensors"):
         load_backbone_weights(create_model("resnet18"), tmp_path / "none.safetensors")
+
+
+def test_recipe_check_sees_weights_without_downloading(downloads: FakeDownloads) -> None:
+    from srblock.engine.build import check_model_section
+
+    check_model_section({"name": "resnet18", "num_classes": 10, "sr_stage": 3, "weights": "IMAGENET1K_V1"})
+    check_model_section({"name": "fcn_resnet50", "weights_backbone": "IMAGENET1K_V2"})
+    assert downloads.asked == []
+    with pytest.raises(ValueError, match=r"model\.weights"):  # the CIFAR nets take no torchvision weights
+        check_model_section({"name": "cifar_resnet18", "weights": "IMAGENET1K_V1"})
