@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from srblock.cli import main
-from srblock.engine import load_checkpoint, load_trained_model
+from srblock.engine import export_pretrained, load_checkpoint, load_trained_model
 from srblock.models.hub import from_pretrained
 
 
@@ -37,10 +37,17 @@ def test_export_round_trip_equals_the_trained_model(finished_run: tuple[Path, di
         torch.testing.assert_close(shared(images), trained(images), rtol=0, atol=0)
 
 
-def test_export_refuses_a_non_empty_folder(finished_run, tmp_path) -> None:
+def test_export_refuses_a_non_empty_folder(finished_run, tmp_path, capsys) -> None:
     run, _ = finished_run
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared" / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match=r"not empty; .*\(--overwrite\)"):
-        main(["export", "--checkpoint", str(run / "checkpoint_best.pt"), "--output", str(tmp_path / "shared")])
-    assert (tmp_path / "shared" / "keep.txt").read_text() == "mine"
+    argv = ["export", "--checkpoint", str(run / "checkpoint_best.pt"), "--output", str(tmp_path / "shared")]
+    assert main(argv) != 0
+    assert (
+        "exists and is not empty; choose another folder or pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    )
+    assert [p.name for p in (tmp_path / "shared").iterdir()] == ["keep.txt"]
+    with pytest.raises(FileExistsError, match="exists and is not empty"):
+        export_pretrained(run / "checkpoint_best.pt", tmp_path / "shared")
+    assert main([*argv, "--overwrite"]) == 0
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["README.md", "config.json", "model.safetensors"]
