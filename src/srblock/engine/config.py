@@ -289,7 +289,9 @@ def validate_config(config: Mapping[str, Any], task_train_keys: Iterable[str] = 
     for section in ("optim", "schedule", "train"):
         extra = list(task_train_keys) if section == "train" else []
         check_keys(section, config[section], [*ENGINE_DEFAULTS[section], *extra])
-        check_types(section, config[section], ENGINE_DEFAULTS[section])
+        # train.compile takes a bool or a mode string: checked below against _COMPILE, not by its default's type
+        defaults = {**ENGINE_DEFAULTS[section], **({"compile": None} if section == "train" else {})}
+        check_types(section, config[section], defaults)
     optim, schedule, train = config["optim"], config["schedule"], config["train"]
     if optim["name"] not in _OPTIMIZERS:
         raise ValueError(f"optim.name must be one of {_OPTIMIZERS}, got {optim['name']!r}")
