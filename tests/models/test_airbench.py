@@ -86,6 +86,24 @@ def test_whitening_decorrelates_the_patches_it_was_fitted_on() -> None:
         layer.init_from_data(torch.zeros(2, 1, 8, 8))
 
 
+def test_whitening_equals_airbench94s_up_to_the_sign_of_each_eigenvector() -> None:
+    # airbench94: all 2x2 patches (every position), uncentred covariance, eigenvectors by descending eigenvalue,
+    # each divided by sqrt(eigenvalue + 5e-4), then the same filters negated
+    base = F.avg_pool2d(torch.randn(40, 3, 18, 18), 3, stride=1)
+    images = torch.einsum("ij,bjhw->bihw", torch.tensor([[1.0, 0.5, 0.2], [0.0, 0.7, 0.4], [0.0, 0.0, 0.3]]), base)
+    patches = images.unfold(2, 2, 1).unfold(3, 2, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, 12)
+    values, vectors = torch.linalg.eigh(patches.T @ patches / len(patches))
+    values, vectors = values.flip(0), vectors.flip(1)
+    assert (values[:-1] / values[1:]).min() > 1.01  # distinct: each eigenvector is defined up to its sign
+    expected = (vectors / (values + 5e-4).sqrt()).T.reshape(12, 3, 2, 2)
+    layer = PatchWhitening(3, 2)
+    layer.init_from_data(images, chunk=7)
+    ours = layer.weight[:12]
+    signs = torch.sign((ours * expected).sum((1, 2, 3))).view(12, 1, 1, 1)
+    assert torch.allclose(ours, signs * expected, rtol=1e-3, atol=1e-4)
+    assert torch.equal(layer.weight[12:], -ours) and layer.eps == 5e-4
+
+
 def test_options_are_checked() -> None:
     with pytest.raises(ValueError, match="attention"):
         create_model("cifar_airbench", num_classes=10, attention="se")
