@@ -37,7 +37,7 @@ TIME_BUDGET="${TIME_BUDGET:-510}"
 WORKERS="${WORKERS:-2}"
 DATA_DIR="${DATA_DIR:-.device/cifar10}"
 RESULTS="${RESULTS:-results/cifar10-gpu-fast}"
-PHASES="${PHASES:-cifar10_gpu_fast_airbench@airbench-d2d,airbench-d2d-sr:40 cifar10_gpu_fast_airbench:40 cifar10_gpu_fast_r18:180}"
+PHASES="${PHASES:-cifar10_gpu_fast_airbench_plain:40 cifar10_gpu_fast_airbench@airbench-d2d,airbench-d2d-sr:40 cifar10_gpu_fast_airbench:40 cifar10_gpu_fast_r18:180}"
 read -r -a SWEEP_SET_WORDS <<<"${SWEEP_SET:-}"
 PACK_SECONDS=20  # kept free for packing
 OVERRUN_SECONDS=45  # a run that outlasts its estimate is stopped this long after the sweep's budget (lost, not packed)

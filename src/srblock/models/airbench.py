@@ -13,8 +13,8 @@ At a 32² input::
 Details that make it train to 94 % in ten epochs (all from airbench94):
 
 * ``whiten`` is frozen at the patch-whitening transform of the training images (:meth:`AirbenchNet.init_from_data`,
-  which the classification task calls with the first 5,000 training images before training): the 12 eigenvectors
-  of the 2×2×3 patch covariance scaled by 1/√(λ + 5e-4), and their negatives. Its bias trains for the first
+  which the classification task calls with 5,000 training images before training, see its ``init_sample``): the 12
+  eigenvectors of the 2×2×3 patch covariance scaled by 1/√(λ + 5e-4), and their negatives. Its bias trains for the first
   ``whiten_bias_until`` (0.3) of training and is then frozen (:meth:`AirbenchNet.set_train_progress`).
 * Every 3×3 conv starts from PyTorch's default init with its first ``in_channels`` filters replaced by the identity
   (``nn.init.dirac_``): a residual path at init without residual connections.
