@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: servers, CI, and the 2-core laptop have no display
-
-import matplotlib.pyplot as plt
 import numpy as np
+
+from .._extras import requires_extra
+
+with requires_extra("analysis", "plotting (srblock.analysis)"):
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: servers, CI, and the 2-core laptop have no display
+
+    import matplotlib.pyplot as plt
 
 __all__ = ["PNG_SIGNATURE", "bar_panel", "grid", "heatmap", "is_png", "plt", "save_figure", "symmetric_limit"]
 
