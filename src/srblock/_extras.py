@@ -15,13 +15,16 @@ from contextlib import contextmanager
 
 __all__ = ["EXTRAS", "MissingExtraError", "requires_extra"]
 
-#: extra -> the top-level modules it installs (import names; pip names in ``pyproject.toml``).
+#: extra -> the top-level modules whose absence it cures (import names; pip names in ``pyproject.toml``).
 EXTRAS: dict[str, tuple[str, ...]] = {
     "analysis": ("matplotlib", "scipy"),
     "demo": ("sklearn",),
     "cbam": ("timm",),
     "onnx": ("onnx", "onnxscript", "onnxruntime"),
     "hub": ("huggingface_hub", "safetensors"),
+    "tensorboard": ("tensorboard",),
+    "slurm": ("submitit",),
+    "lightning": ("lightning", "pytorch_lightning"),  # the extra installs lightning; the older package works too
 }
 
 

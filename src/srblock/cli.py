@@ -6,8 +6,10 @@ Verbs register themselves in :data:`VERBS` through ``_add_<verb>`` functions bel
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from . import __version__
 
@@ -22,21 +24,58 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for add in VERBS:
         add(sub)
+    for verb in sub.choices.values():  # every verb, so the flags go where users type them: srblock train -q ...
+        loudness = verb.add_mutually_exclusive_group()
+        loudness.add_argument("-v", "--verbose", action="store_true", help="also show debug messages")
+        loudness.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors; no progress bars")
     return parser
+
+
+class _LevelFormatter(logging.Formatter):
+    """Info messages as plain lines (they are the command's progress); other levels name themselves."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return message if record.levelno == logging.INFO else f"{record.levelname.lower()}: {message}"
+
+
+@contextlib.contextmanager
+def cli_logging(level: int = logging.INFO) -> Iterator[None]:
+    """Show the library's messages (logger ``srblock``) at ``level`` and above on stderr while the block runs.
+
+    Log lines are printed above a progress bar instead of through it (tqdm's ``logging_redirect_tqdm``); the logger
+    is left as it was afterwards, so ``main()`` can be called from Python and tests.
+    """
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    logger = logging.getLogger("srblock")
+    handler = logging.StreamHandler()  # stderr
+    handler.setFormatter(_LevelFormatter("%(message)s"))
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        with logging_redirect_tqdm(loggers=[logger]):
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    with cli_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO):
+        return int(args.func(args) or 0)
 
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep",
         help="run a grid of recipes x seeds (resumable) and compare arms with Welch t-tests",
-        description="Run sweeps/<name>.yaml one run after another, skipping runs whose summary.json exists; "
-        "write results.csv and table.md (mean ± std, Δ vs the baseline arm, Welch p) into the sweep's output.",
+        description="Run sweeps/<name>.yaml one run after another (or several at once with --launcher), skipping "
+        "runs whose summary.json exists; write results.csv and table.md (mean ± std, Δ vs the baseline arm, Welch p) "
+        "into the sweep's output.",
     )
     p.add_argument("-c", "--config", help="sweep file: a built-in name (cifar10_cpu_3ep_d2d) or a YAML path")
     p.add_argument("--dry-run", action="store_true", help="list the runs and which are done; run nothing")
@@ -54,6 +93,21 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--after-run", metavar="CMD", help="shell command after each finished run (env SRBLOCK_RUN_DIR, ...)"
     )
+    p.add_argument(
+        "--launcher",
+        metavar="NAME",
+        help="where runs execute: sequential (default), local:N (N worker processes, one GPU each when there are "
+        "GPUs), slurm (submitit; pip install 'srblock[slurm]'); overrides the sweep file's launcher:",
+    )
+    p.add_argument(
+        "--launcher-opt",
+        dest="launcher_options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="launcher option, e.g. partition=gpu, time=240 (minutes), gpus=1 for slurm; threads=4 for local "
+        "(repeatable)",
+    )
 
     def run(args: argparse.Namespace) -> int:
         from .experiments import sweep_command
@@ -66,6 +120,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
             baseline=args.baseline,
             metric=args.metric,
             after_run=args.after_run,
+            launcher=args.launcher,
+            launcher_options=args.launcher_options,
         )
 
     p.set_defaults(func=run)
@@ -135,7 +191,12 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--checkpoint", required=True, help="checkpoint_best.pt / checkpoint_last.pt of a run")
     p.add_argument("--data-dir", help="dataset root (overrides the recipe's data.root)")
-    p.add_argument("--split", choices=["val", "test"], default="val", help="which split to analyse (default val)")
+    p.add_argument(
+        "--split",
+        choices=["val", "test"],
+        default="test",
+        help="which split to analyse (default test: the held-out one)",
+    )
     p.add_argument("--classes", nargs="+", help="chosen classes, names or indices (default: all if <= 10, else 5)")
     p.add_argument("--per-class", type=int, default=50, metavar="N", help="images per chosen class (default 50)")
     p.add_argument("--max-images", type=int, help="use only the first N images of the split (a quick look)")

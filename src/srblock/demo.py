@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from ._io import write_text_atomic
 from .engine import load_config, train
 
 __all__ = ["ARMS", "DEFAULT_OUTPUT", "FAST", "demo_output_dir", "run_demo"]
+
+_log = logging.getLogger(__name__)
 
 #: arm -> built-in recipe
 ARMS = {"baseline": "digits/r18_d2d", "sr": "digits/r18_d2d_sr"}
@@ -67,9 +70,10 @@ def demo_output_dir(output_dir: str | Path | None = None) -> Path:
 
 def _plot_class_weights(mean: torch.Tensor, path: Path) -> Path:
     """Heat map of the mean softmax weight of each memory block (x) per class (y)."""
-    from .analysis.plots import plt, save_figure
+    from .analysis.plots import Figure, save_figure
 
-    fig, ax = plt.subplots(figsize=(1.0 + 0.5 * mean.shape[1], 4.2))
+    fig = Figure(figsize=(1.0 + 0.5 * mean.shape[1], 4.2), layout="tight")
+    ax = fig.subplots()
     image = ax.imshow(mean.numpy(), cmap="viridis", vmin=0.0, aspect="auto")
     ax.set_xlabel("memory block i")
     ax.set_ylabel("digit class")
@@ -92,7 +96,7 @@ def run_demo(output_dir: str | Path | None = None, *, fast: bool = False, seed: 
     overrides = [f"seed={seed}", *(FAST if fast else [])]
     results: dict[str, Any] = {}
     for arm, recipe in ARMS.items():
-        print(f"training {arm} ({recipe}) ...", flush=True)
+        _log.info("training %s (%s) ...", arm, recipe)
         results[arm] = train(load_config(recipe, overrides), output_dir / arm, quiet=True)
     base, sr = results["baseline"], results["sr"]
 

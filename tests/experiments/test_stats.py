@@ -45,6 +45,14 @@ def test_required_seeds_matches_textbook_two_sample_sizes(d, n):
     assert required_seeds(effect=d, std=1.0) == n
 
 
+def test_required_seeds_at_thousands_of_seeds_follows_the_normal_approximation():
+    """scipy's noncentral t gives NaN at large df; the power must not, and n matches 2(z_a/2 + z_b)^2 s^2 / d^2."""
+    n = required_seeds(0.16, 3.7461)
+    normal = 2 * (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) ** 2 * 3.7461**2 / 0.16**2
+    assert abs(n - normal) < 0.01 * normal and 8_000 < n < 9_000
+    assert not math.isnan(welch_power(0.16, 3.7461, 20_000))
+
+
 def test_power_grows_with_seeds_and_hits_alpha_at_zero_effect():
     assert welch_power(0.0, 1.0, 10) == pytest.approx(0.05, abs=1e-6)
     assert welch_power(0.5, 1.0, 10) < welch_power(0.5, 1.0, 40)
@@ -63,3 +71,14 @@ def test_paired_ttest_equals_scipy_over_common_seeds():
 def test_paired_ttest_needs_two_pairs():
     assert math.isnan(paired_ttest({0: 1.0}, {0: 2.0}).p)
     assert paired_ttest({0: 1.0}, {1: 2.0}).n == 0
+
+
+def test_sign_test_counts_wins_over_common_seeds_and_drops_ties():
+    from srblock.analysis.stats import sign_test
+
+    a = {0: 1.0, 1: 1.0, 2: 1.0, 3: 1.0, 4: 1.0, 9: 5.0}
+    b = {0: 2.0, 1: 2.0, 2: 2.0, 3: 0.5, 4: 1.0, 8: 9.0}  # seed 4 ties, 8 and 9 have no partner
+    r = sign_test(a, b)
+    assert (r.n, r.wins) == (4, 3)
+    assert r.p == pytest.approx(stats.binomtest(3, 4, 0.5).pvalue)
+    assert sign_test({0: 1.0}, {1: 2.0}).n == 0 and math.isnan(sign_test({0: 1.0}, {1: 2.0}).p)

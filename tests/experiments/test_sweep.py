@@ -200,3 +200,32 @@ def test_arm_with_its_own_seeds(sweep_file):
     sweep_file.write_text(yaml.safe_dump(doc, sort_keys=False))
     runs = expand_grid(load_sweep(sweep_file))
     assert [(r.arm, r.seed) for r in runs] == [("base", 0), ("base", 1), ("sr", 1), ("sr", 2)]
+
+
+def test_concurrent_sweeps_on_one_grid_train_each_run_once(sweep_file):
+    """Two sweep processes on the same grid (e.g. one per core): a run claimed or finished by one is skipped by the
+    other; a lock left by a process that died is taken over."""
+    import os
+    import socket
+
+    sweep = load_sweep(sweep_file)
+    runs = expand_grid(sweep)
+    held = runs[0].output_dir
+    held.mkdir(parents=True)
+    (held / ".sweep.lock").write_text(f"{socket.gethostname()}:{os.getppid()}")  # a live process trains it
+    dead = runs[1].output_dir
+    dead.mkdir(parents=True)
+    (dead / ".sweep.lock").write_text(f"{socket.gethostname()}:999999999")  # no such process
+    first, second = FakeTrain(), FakeTrain()
+
+    def train_then_other_sweep(config, output_dir):
+        summary = first(config, output_dir)
+        if len(first.calls) == 1:  # the second process starts while the first is in its first run
+            run_sweep(load_sweep(sweep_file), run_fn=second, load_fn=_fake_load, log=lambda _: None)
+        return summary
+
+    run_sweep(sweep, run_fn=train_then_other_sweep, load_fn=_fake_load, log=lambda _: None)
+    trained = [d for _, d in first.calls] + [d for _, d in second.calls]
+    assert sorted(map(str, trained)) == sorted(str(r.output_dir) for r in runs[1:])  # each once, not the held one
+    assert second.calls and len(first.calls) + len(second.calls) == 3
+    assert not (dead / ".sweep.lock").exists() and (held / ".sweep.lock").exists()

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..layers.sr import SRBlockNd
-from .plots import grid, heatmap, save_figure, symmetric_limit
+from .plots import Figure, grid, heatmap, save_figure, symmetric_limit
 
 __all__ = ["memory_map_stats", "memory_maps", "plot_memory_maps"]
 
@@ -51,11 +51,14 @@ def _as_2d(m: torch.Tensor) -> torch.Tensor:
     return m
 
 
-def plot_memory_maps(maps: torch.Tensor, path: str | Path, *, title: str = "") -> Path:
-    """A grid of P heat maps on one diverging colour scale centred on 0 (so blocks are comparable)."""
+def plot_memory_maps(maps: torch.Tensor, path: str | Path | None = None, *, title: str = "") -> Figure:
+    """A grid of P heat maps on one diverging colour scale centred on 0 (so blocks are comparable).
+
+    ``maps`` is one block's entry of :func:`memory_maps`; the figure is also saved as PNG to ``path`` when given.
+    """
     arrays = [_as_2d(m).numpy() for m in maps]
     limit = symmetric_limit(*arrays)
-    fig, axes = grid(len(arrays), max_cols=5, panel=2.2)
+    fig, axes = grid(len(arrays), max_cols=5, panel=2.2, layout=None)
     image = None
     for i, (ax, data) in enumerate(zip(axes, arrays, strict=True)):
         image = heatmap(ax, data, title=f"M{i + 1}", vmin=-limit, vmax=limit, cmap="RdBu_r")
@@ -63,4 +66,6 @@ def plot_memory_maps(maps: torch.Tensor, path: str | Path, *, title: str = "") -
         fig.colorbar(image, ax=list(axes), shrink=0.8, label="channel mean")
     if title:
         fig.suptitle(title, fontsize=10)
-    return save_figure(fig, path, tight_layout=False)
+    if path is not None:
+        save_figure(fig, path)
+    return fig

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..layers.modes import eval_mode
 from ..layers.sr import SRBlockNd, sr_param_count
 from .timing import eval_step, interleaved_timings, ratios, sr_block_step, train_step
 
@@ -31,13 +32,8 @@ def count_macs(model: nn.Module, images: torch.Tensor) -> int:
     The counter counts matrix products and convolutions (2 FLOPs per MAC); element-wise work (the residual add of SR,
     activations, normalisation) is not counted, as is customary for GMACs tables.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(images)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(images)
     return counter.get_total_flops() // 2
 
 
@@ -57,13 +53,10 @@ def sr_blocks_formula(model: nn.Module, images: torch.Tensor) -> tuple[int, dict
         return hook
 
     handles = [block.register_forward_pre_hook(recorder(name)) for name, block in blocks.items()]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(images)
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     total = 0

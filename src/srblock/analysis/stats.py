@@ -25,10 +25,12 @@ with requires_extra("analysis", "the statistics of srblock.analysis.stats (t-tes
 
 __all__ = [
     "PairedResult",
+    "SignResult",
     "Summary",
     "WelchResult",
     "paired_ttest",
     "required_seeds",
+    "sign_test",
     "summarize",
     "welch_power",
     "welch_ttest",
@@ -137,6 +139,31 @@ def paired_ttest(a: Mapping[object, float], b: Mapping[object, float]) -> Paired
     return PairedResult(int(diffs.size), delta, float(diffs.std(ddof=1)), float(res.statistic), float(res.pvalue))
 
 
+@dataclass(frozen=True)
+class SignResult:
+    """Two-sided exact sign test over the common keys: ``wins`` of ``n`` non-tied pairs have ``b > a``."""
+
+    n: int
+    wins: int
+    p: float
+
+
+def sign_test(a: Mapping[object, float], b: Mapping[object, float]) -> SignResult:
+    """Exact two-sided sign test of b against a over their common keys (ties dropped), ``scipy.stats.binomtest``.
+
+    It assumes nothing about the spread of the differences, so it checks a paired t-test whose p rests on a
+    small sample standard deviation: 4 wins of 4 can never give p below 0.125.
+
+    >>> r = sign_test({0: 1.0, 1: 2.0, 2: 3.0, 3: 4.0}, {0: 0.9, 1: 1.9, 2: 2.9, 3: 3.9})
+    >>> r.wins, r.n, r.p
+    (0, 4, 0.125)
+    """
+    diffs = [b[k] - a[k] for k in set(a) & set(b) if b[k] != a[k]]
+    wins = sum(d > 0 for d in diffs)
+    p = float(_st.binomtest(wins, len(diffs), 0.5).pvalue) if diffs else float("nan")
+    return SignResult(len(diffs), wins, p)
+
+
 def welch_power(
     effect: float,
     std_a: float,
@@ -163,7 +190,11 @@ def welch_power(
     df = _welch_df(va, n_a, vb, n_b)
     ncp = abs(effect) / se
     crit = float(_st.t.ppf(1 - alpha / 2, df))
-    return float(_st.nct.sf(crit, df, ncp) + _st.nct.cdf(-crit, df, ncp))
+    power = float(_st.nct.sf(crit, df, ncp) + _st.nct.cdf(-crit, df, ncp))
+    if math.isnan(power):
+        # scipy's noncentral t returns NaN for large df (thousands of seeds), where it equals the normal law anyway.
+        power = float(_st.norm.sf(crit - ncp) + _st.norm.cdf(-crit - ncp))
+    return power
 
 
 def required_seeds(

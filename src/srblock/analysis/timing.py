@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers.modes import eval_mode
+
 __all__ = ["eval_step", "interleaved_timings", "ratios", "sr_block_step", "train_step"]
 
 
@@ -88,13 +90,11 @@ def sr_block_step(
         raise ValueError(f"mode must be 'eval' or 'train', got {mode!r}")
     seen: dict[str, torch.Tensor] = {}
     handle = block.register_forward_pre_hook(lambda _m, inputs: seen.setdefault("x", inputs[0].detach().clone()))
-    was_training = model.training
     try:
-        with torch.no_grad(), _autocast(images.device, amp_dtype):
-            model.eval()(images)
+        with eval_mode(model), torch.no_grad(), _autocast(images.device, amp_dtype):
+            model(images)
     finally:
         handle.remove()
-        model.train(was_training)
     x = seen["x"]
     if mode == "eval":
         return eval_step(block, x, amp_dtype=amp_dtype)

@@ -119,8 +119,11 @@ class InMemoryLoader:
         params = None
         if self.train:
             # One draw per sample of the whole set, indexed by sample id: identical however the epoch is sharded.
-            generator = torch.Generator().manual_seed(seed_for(self.seed, self.sampler.epoch, "augment"))
-            params = self.augment.params(len(self.images), generator).to(self.images.device)
+            epoch = self.sampler.epoch
+            generator = torch.Generator().manual_seed(seed_for(self.seed, epoch, "augment"))
+            flip_generator = torch.Generator().manual_seed(seed_for(self.seed, "flip"))  # alternating flip's base
+            params = self.augment.params(len(self.images), generator, epoch=epoch, flip_generator=flip_generator)
+            params = params.to(self.images.device)
         for b in range(self.start_batch, self._num_batches(len(indices))):
             idx = indices[b * self.batch_size : (b + 1) * self.batch_size]
             images = self.images[idx]

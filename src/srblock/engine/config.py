@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import copy
 import difflib
+import itertools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .lookahead import check_lookahead
+from .optim import validate_groups
 
 __all__ = ["ENGINE_DEFAULTS", "apply_overrides", "load_config", "parse_override", "resolve_config"]
 
@@ -32,13 +36,22 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "data": {},
     "model": {},
-    "optim": {"name": "sgd", "lr": None, "momentum": 0.0, "weight_decay": 0.0, "nesterov": False},
+    "optim": {
+        "name": "sgd",
+        "lr": None,
+        "momentum": 0.0,
+        "weight_decay": 0.0,
+        "nesterov": False,
+        "groups": {},  # parameter groups with their own lr_mult / weight_decay / frozen (engine/optim.py)
+        "lookahead": None,  # null | true | {start, every, decay, power} (airbench's; srblock.engine.lookahead)
+    },
     "schedule": {
-        "name": "multistep",  # multistep | poly | cosine | constant
+        "name": "multistep",  # multistep | poly | cosine | piecewise | constant
         "milestones": [],  # multistep: in epochs (epoch-counted runs) or iterations (iteration-counted runs)
         "gamma": 0.1,  # multistep: lr factor at each milestone
         "power": 0.9,  # poly: (1 - t/T)^power
         "min_lr": 0.0,  # poly/cosine: floor of the learning rate
+        "points": [],  # piecewise: [[fraction of training, lr factor], ...], linear in between (e.g. a triangle)
         "warmup_steps": 0,  # linear warm-up from 0 over this many iterations
         "scale_milestones": True,  # scale milestones when train.epochs/iterations is overridden
     },
@@ -63,7 +76,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     },
 }
 
-_SCHEDULES = ("multistep", "poly", "cosine", "constant")
+_SCHEDULES = ("multistep", "poly", "cosine", "piecewise", "constant")
 _OPTIMIZERS = ("sgd", "adamw")
 _AMP = (None, "bf16", "fp16")
 
@@ -147,20 +160,43 @@ def _check_keys(section: str, given: Mapping[str, Any], known: Iterable[str]) ->
             raise ValueError(f"unknown key {section}.{key}{hint}")
 
 
-def validate_config(config: Mapping[str, Any]) -> None:
-    """Raise ``ValueError`` naming the offending key for anything the engine cannot run."""
+def _check_points(points: Any) -> None:
+    """``schedule.points`` of the piecewise schedule: [fraction, factor] pairs, fractions from 0 to 1, increasing."""
+    expected = "a list of [fraction of training, lr factor] pairs with fractions increasing from 0 to 1"
+    pairs = points if isinstance(points, (list, tuple)) else None
+    if not pairs or not all(
+        isinstance(pt, (list, tuple)) and len(pt) == 2 and all(isinstance(v, (int, float)) for v in pt) for pt in pairs
+    ):
+        raise ValueError(f"schedule.points must be {expected}, got {points!r}")
+    fractions = [pt[0] for pt in pairs]
+    if fractions[0] != 0 or fractions[-1] != 1 or any(b <= a for a, b in itertools.pairwise(fractions)):
+        raise ValueError(f"schedule.points must be {expected}, got fractions {fractions}")
+    if any(pt[1] < 0 for pt in pairs):
+        raise ValueError(f"schedule.points: lr factors must be >= 0, got {[pt[1] for pt in pairs]}")
+
+
+def validate_config(config: Mapping[str, Any], task_train_keys: Iterable[str] = ()) -> None:
+    """Raise ``ValueError`` naming the offending key for anything the engine cannot run.
+
+    ``task_train_keys``: the task's own keys of the ``train`` section (:attr:`srblock.engine.task.Task.train_defaults`).
+    """
     _check_keys("<top level>", config, SECTIONS)
     for section in ("optim", "schedule", "train"):
-        _check_keys(section, config[section], ENGINE_DEFAULTS[section])
+        extra = list(task_train_keys) if section == "train" else []
+        _check_keys(section, config[section], [*ENGINE_DEFAULTS[section], *extra])
     optim, schedule, train = config["optim"], config["schedule"], config["train"]
     if optim["name"] not in _OPTIMIZERS:
         raise ValueError(f"optim.name must be one of {_OPTIMIZERS}, got {optim['name']!r}")
     if not isinstance(optim["lr"], (int, float)) or optim["lr"] <= 0:
         raise ValueError(f"optim.lr must be a positive number, got {optim['lr']!r}")
+    validate_groups(optim["groups"])
+    check_lookahead(optim["lookahead"])
     if schedule["name"] not in _SCHEDULES:
         raise ValueError(f"schedule.name must be one of {_SCHEDULES}, got {schedule['name']!r}")
     if list(schedule["milestones"]) != sorted(schedule["milestones"]):
         raise ValueError(f"schedule.milestones must be increasing, got {schedule['milestones']}")
+    if schedule["name"] == "piecewise":
+        _check_points(schedule["points"])
     epochs, iterations = train["epochs"], train["iterations"]
     if (epochs is None) == (iterations is None):
         raise ValueError(
@@ -190,8 +226,13 @@ def resolve_config(config: Mapping[str, Any], overrides: Iterable[str] = ()) -> 
     before = _deep_merge(ENGINE_DEFAULTS, config)
     after = apply_overrides(before, overrides)
     _scale_schedule(before, after, {".".join(parse_override(o)[0]) for o in overrides})
-    validate_config(after)
+    if not isinstance(after["task"], str):
+        raise ValueError(f"task must be a name, got {after['task']!r}")
     task = get_task(after["task"])
+    after["train"] = _deep_merge(task.train_defaults, after["train"])
+    validate_config(after, task.train_defaults)
+    task.validate_train(after["train"])
+    after["optim"]["lookahead"] = check_lookahead(after["optim"]["lookahead"])
     after["data"] = _deep_merge(task.data_defaults, after["data"])
     task.validate_data(after["data"])
     return after

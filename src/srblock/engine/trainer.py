@@ -14,7 +14,6 @@ but draw their augmentation anew.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import json
 import math
@@ -31,11 +30,15 @@ import torch.distributed as torch_dist
 from torch import nn
 
 from srblock.data.loader import seed_for
+from srblock.layers.modes import eval_mode
 
 from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from .config import dump_config, resolve_config
 from .distributed import DistInfo, init_distributed, resolve_device
-from .logger import RunLogger, write_metrics_csv
+from .logger import ProgressLoader, RunLogger, write_metrics_csv
+from .lookahead import Lookahead
+from .optim import build_optimizer, build_scheduler, freeze_groups
+from .sr_dynamics import SRDynamics
 from .task import BatchLoader, Task, get_task
 
 __all__ = ["build_optimizer", "build_scheduler", "evaluate", "evaluate_checkpoint", "train", "train_steps"]
@@ -48,52 +51,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     random.seed(seed)
-
-
-def build_optimizer(model: nn.Module, optim: Mapping[str, Any]) -> torch.optim.Optimizer:
-    """SGD with momentum (the paper's) or AdamW; weight decay on every parameter, SR ones included (PAPER.md §1)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if optim["name"] == "sgd":
-        return torch.optim.SGD(
-            params,
-            lr=optim["lr"],
-            momentum=optim["momentum"],
-            weight_decay=optim["weight_decay"],
-            nesterov=optim["nesterov"],
-        )
-    return torch.optim.AdamW(params, lr=optim["lr"], weight_decay=optim["weight_decay"])
-
-
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, schedule: Mapping[str, Any], *, steps_per_unit: int, total_steps: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """The recipe's LR schedule as a per-iteration multiplier (stepped after every optimizer step).
-
-    ``multistep`` milestones are in epochs (``steps_per_unit`` = iterations per epoch) or, for iteration-counted
-    runs, in iterations (``steps_per_unit`` = 1); fractional milestones (from ``--epochs`` scaling) land on the
-    nearest iteration. Stepping per iteration at epoch-aligned milestones equals torchvision's per-epoch MultiStepLR.
-    ``poly``: ``(lr - min_lr) * (1 - t/T)^power + min_lr``; ``cosine`` likewise; ``warmup_steps`` ramps linearly.
-    """
-    base_lr = optimizer.param_groups[0]["lr"]
-    floor = schedule["min_lr"] / base_lr
-    name, warmup = schedule["name"], schedule["warmup_steps"]
-    milestones = [round(m * steps_per_unit) for m in schedule["milestones"]]
-
-    def factor(step: int) -> float:
-        t = min(step, total_steps) / max(total_steps, 1)
-        if name == "multistep":
-            value = schedule["gamma"] ** bisect.bisect_right(milestones, step)
-        elif name == "poly":
-            value = (1 - floor) * (1 - t) ** schedule["power"] + floor
-        elif name == "cosine":
-            value = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
-        else:
-            value = 1.0
-        if step < warmup:
-            value *= (step + 1) / warmup
-        return value
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _batches(loader: BatchLoader, start_step: int, steps_per_epoch: int) -> Iterator[Any]:
@@ -126,6 +83,7 @@ def train_steps(
     grad_clip: float | None = None,
     check_every_step: bool = True,
     bare_model: nn.Module | None = None,
+    lookahead: Lookahead | None = None,
 ) -> dict[str, float]:
     """Train from iteration ``start`` to ``end``; returns the period's mean of each of the task's loss logs.
 
@@ -151,6 +109,8 @@ def train_steps(
         scaler.update()
         lr = optimizer.param_groups[0]["lr"]  # the rate this step used, for the progress line
         scheduler.step()
+        if lookahead is not None:
+            lookahead.step(step + 1)
 
         n = task.batch_size(batch)
         count += n
@@ -168,10 +128,15 @@ def train_steps(
     return {k: float(v) / max(count, 1) for k, v in sums.items()}
 
 
-def evaluate(task: Task, model: nn.Module, loader: BatchLoader, autocast: Any) -> dict[str, Any]:
-    """The task's metrics on ``loader`` with the bare model in eval mode, no gradients, under the run's autocast."""
-    model.eval()
-    with torch.no_grad(), autocast:
+def evaluate(
+    task: Task, model: nn.Module, loader: BatchLoader, autocast: Any, *, desc: str = "eval", show_progress: bool = True
+) -> dict[str, Any]:
+    """The task's metrics on ``loader`` with the bare model in eval mode, no gradients, under the run's autocast.
+
+    The model's train/eval modes are restored afterwards. Rank 0 shows a progress bar (``desc``) on a terminal.
+    """
+    loader = ProgressLoader(loader, desc, enabled=show_progress and task.dist.is_main)
+    with eval_mode(model), torch.no_grad(), autocast:
         return task.evaluate(model, loader)
 
 
@@ -242,6 +207,8 @@ class _Run:
         seed_everything(config["seed"])  # the same initial weights on every rank
         self.task = get_task(config["task"])(config, dist, device)
         model = self.task.build_model()
+        freeze_groups(model, config["optim"]["groups"])  # before DDP/compile see which parameters train
+        self.dynamics = SRDynamics(model, dist)  # reads the routing weights at init (θ₀), before any restore
         self.params = sum(p.numel() for p in model.parameters())
         self.sr_params = _sr_params(model)
         self.loaders = self.task.build_loaders()
@@ -276,6 +243,12 @@ class _Run:
             self.interval = train_cfg["eval_interval"] or self.total_steps
             steps_per_unit = 1
         self.optimizer = build_optimizer(model, config["optim"])
+        lookahead = config["optim"]["lookahead"]
+        self.lookahead = (
+            Lookahead(model, total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch, **lookahead)
+            if lookahead
+            else None
+        )
         self.scheduler = build_scheduler(
             self.optimizer, config["schedule"], steps_per_unit=steps_per_unit, total_steps=self.total_steps
         )
@@ -301,6 +274,7 @@ class _Run:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "lookahead": None if self.lookahead is None else self.lookahead.state_dict(),
             "step": self.step,
             "epoch": self.step / self.steps_per_epoch,
             "config": self.config,
@@ -326,6 +300,8 @@ class _Run:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.lookahead is not None and state.get("lookahead") is not None:
+            self.lookahead.load_state_dict(state["lookahead"])
         self.step, self.history = state["step"], list(state["history"])
         self.best_metric, self.best_step = state["best_metric"], state["best_step"]
         self.wall_time_s = state["wall_time_s"]
@@ -396,6 +372,7 @@ class _Run:
                         grad_clip=train_cfg["grad_clip"],
                         check_every_step=self.device.type == "cpu",
                         bare_model=self.model,
+                        lookahead=self.lookahead,
                     )
                 except NonFiniteLossError as err:
                     kept = (
@@ -409,7 +386,8 @@ class _Run:
                     ) from None
                 self.step = end
                 _sync_buffers(self.model, self.dist)
-                metrics = evaluate(self.task, self.model, eval_loader, self.autocast)
+                with self.dynamics.track():
+                    metrics = self._evaluate(eval_loader, eval_name)
                 improved = _is_better(metrics.get(primary), self.best_metric, self.task.higher_is_better)
                 if improved or eval_name == "test":  # without a validation split the last weights are kept
                     self.best_metric, self.best_step = metrics.get(primary), self.step
@@ -421,6 +399,7 @@ class _Run:
                     "lr": lr,
                     **{f"train_{k}": v for k, v in train_logs.items()},
                     **{f"{eval_name}_{k}": v for k, v in metrics.items()},
+                    **self.dynamics.columns(),
                     "time_s": round(self.wall_time_s, 2),
                 }
                 self.history.append(_plain(row))
@@ -435,8 +414,20 @@ class _Run:
             return self.history[-1] if self.history else {}
         return self._finish(eval_name)
 
+    def _evaluate(self, loader: BatchLoader, name: str) -> dict[str, Any]:
+        return evaluate(self.task, self.model, loader, self.autocast, desc=name, show_progress=self.logger.enabled)
+
     def _finish(self, eval_name: str) -> dict[str, Any]:
-        """Evaluate the best-validation weights once on the test split and write ``summary.json``."""
+        """Evaluate the best-validation weights once on the test split and write ``summary.json``.
+
+        The last weights are tested too (``test_<metric>_last``), so arms can also be compared at matched epochs.
+        """
+        last_test = None
+        if self.loaders.test is not None and eval_name != "test":
+            same = self.best_step == self.step  # the best checkpoint is the last one: one test pass serves both
+            last_test = None if same else self._evaluate(self.loaders.test, "test (last)")
+        dynamics = self.history[-1] if self.history else {}
+        dynamics = {k: v for k, v in dynamics.items() if k.rpartition(".")[0] in self.dynamics.blocks}
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         best_row = next((r for r in self.history if r["step"] == self.best_step), {})
@@ -444,13 +435,13 @@ class _Run:
         best_val = {k[len(prefix) :]: v for k, v in best_row.items() if k.startswith(prefix)} or None
         test = None
         if self.loaders.test is not None:
-            test = (
-                best_val if eval_name == "test" else evaluate(self.task, self.model, self.loaders.test, self.autocast)
-            )
+            test = best_val if eval_name == "test" else self._evaluate(self.loaders.test, "test")
         if eval_name == "test":
             best_val = None
+        last = self.task.summarize(None, test if last_test is None else last_test)
         summary = {
             **self.task.summarize(best_val, test),
+            **{f"{k}_last": v for k, v in last.items() if k.startswith("test_") and test is not None},
             "best_epoch": None if self.best_step is None else round(self.best_step / self.steps_per_epoch, 4),
             "best_step": self.best_step,
             "epochs": round(self.total_steps / self.steps_per_epoch, 4),
@@ -464,6 +455,7 @@ class _Run:
             "device": str(self.device),
             "val": best_val,
             "test": test,
+            "sr_dynamics": dynamics or None,  # the SR columns of the last evaluation (see engine/sr_dynamics.py)
             "config": self.config,
         }
         summary = _plain(summary)
@@ -522,5 +514,5 @@ def evaluate_checkpoint(
         raise ValueError(f"the recipe of {checkpoint} has no {split} split")
     amp = config["train"]["amp"]
     autocast = torch.autocast(torch_device.type, dtype=_AMP_DTYPES[amp]) if amp else contextlib.nullcontext()
-    metrics = evaluate(task, model, loader, autocast)
+    metrics = evaluate(task, model, loader, autocast, desc=split)
     return {"checkpoint": str(checkpoint), "split": split, "no_sr": no_sr, **metrics}

@@ -24,24 +24,35 @@ one with ``checkpoint_last.pt`` but no summary is resumed.
 
 Under ``torchrun`` every rank executes the same grid (the list of pending runs is fixed when the sweep starts,
 before any run can finish) and each run trains over all ranks; only rank 0 deletes checkpoints and aggregates.
+Without torchrun, several sweep processes may work on the same grid at once (e.g. one per CPU core): a run is
+claimed through ``<run>/.sweep.lock`` and a run finished meanwhile by another process is skipped.
+To run several runs at once from one command (worker processes, one GPU each, or Slurm jobs), pick a launcher
+(:mod:`srblock.experiments.launchers`: ``--launcher local:N`` / ``slurm``, or a ``launcher:`` section in the file).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import json
+import logging
 import math
 import os
+import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..analysis.stats import PairedResult, paired_ttest, required_seeds, summarize, welch_ttest
+from ..analysis.stats import PairedResult, SignResult, paired_ttest, required_seeds, sign_test, summarize, welch_ttest
+from ..engine.logger import progress
+from .launchers import Launcher, make_launcher, parse_launcher_options
 
 __all__ = [
     "Run",
@@ -57,8 +68,11 @@ __all__ = [
 RunFn = Callable[[dict, Path], dict]
 LoadFn = Callable[[str, Sequence[str]], dict]
 
+_log = logging.getLogger(__name__)
+
 SUMMARY = "summary.json"
 SWEEP_COPY = "sweep.yaml"
+LOCK = ".sweep.lock"
 # summary.json keys copied into results.csv when present (classification and segmentation)
 CSV_KEYS = (
     "best_val_acc",
@@ -96,6 +110,7 @@ class Sweep:
     overrides: list[str] = field(default_factory=list)
     keep_checkpoints: bool | str = False
     reference_effect: float | None = None
+    launcher: str | dict | None = None  # the file's 'launcher:' (a name, or a mapping with 'name' and options)
     source: Path | None = None
 
 
@@ -184,8 +199,15 @@ def sweep_from_dict(raw: Mapping, source: Path | None = None, extra_overrides: S
         overrides=_override_list(raw.get("overrides"), f"{where}: overrides") + list(extra_overrides),
         keep_checkpoints=_keep_checkpoints(raw.get("keep_checkpoints", False), where),
         reference_effect=None if ref is None else float(ref),
+        launcher=_launcher_spec(raw.get("launcher"), where),
         source=source,
     )
+
+
+def _launcher_spec(value: Any, where: str) -> str | dict | None:
+    if value is None or isinstance(value, str) or (isinstance(value, Mapping) and "name" in value):
+        return dict(value) if isinstance(value, Mapping) else value
+    raise ValueError(f"{where}: 'launcher' must be a name (local:4) or a mapping with 'name', got {value!r}")
 
 
 def expand_grid(sweep: Sweep) -> list[Run]:
@@ -251,50 +273,133 @@ def _write_sweep_copy(sweep: Sweep) -> None:
     (sweep.output / SWEEP_COPY).write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
+@contextmanager
+def _claim(run_dir: Path, *, enabled: bool = True) -> Iterator[bool]:
+    """Hold ``run_dir/.sweep.lock`` (created exclusively) while training; yields False if another process holds it.
+
+    A lock left by a process of this machine that no longer exists (killed) is taken over.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not enabled:
+        yield True
+        return
+    lock = run_dir / LOCK
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            host, _, pid = lock.read_text().partition(":")
+            if host != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
+                yield False
+                return
+            lock.unlink(missing_ok=True)  # its process died: take over
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(owner)
+        break
+    else:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _finish_run(run: Run, summary: dict, sweep: Sweep, seconds: float) -> None:
+    """Write the summary if the run function did not, and drop the checkpoints the sweep does not keep."""
+    summary_path = run.output_dir / SUMMARY
+    if not summary_path.is_file():
+        summary_path.write_text(
+            json.dumps({"seed": run.seed, "wall_time_s": seconds, **summary}, indent=2, default=str)
+        )
+    for ckpt in run.output_dir.glob("checkpoint_*.pt"):
+        if sweep.keep_checkpoints is True or (sweep.keep_checkpoints == "best" and ckpt.stem.endswith("best")):
+            continue
+        ckpt.unlink()
+
+
+def execute_run(run: Run, *, sweep: Sweep, run_fn: RunFn, load_fn: LoadFn) -> dict | None:
+    """One run of a sweep, wherever a launcher runs it: claim it, train, write ``summary.json`` if ``run_fn`` did
+    not and drop the checkpoints the sweep does not keep (rank 0). Returns the summary, or ``None`` when another
+    process has finished or is training this run (then nothing is done here)."""
+    # Several sweep processes may share a grid (e.g. one per CPU core): each run is claimed by one of them.
+    # Under torchrun every rank must run the same list, so there the list stays as fixed at the start.
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
+    if single and run.done:
+        return None
+    with _claim(run.output_dir, enabled=single) as claimed:
+        if not claimed:
+            return None
+        _log.info("%s seed=%s -> %s", run.arm, run.seed, run.output_dir)
+        config = load_fn(run.recipe, run.overrides)
+        start = time.perf_counter()
+        summary = run_fn(config, run.output_dir) or {}
+        if _rank() == 0:
+            _finish_run(run, summary, sweep, time.perf_counter() - start)
+            summary = {"wall_time_s": time.perf_counter() - start, **summary}
+    return summary
+
+
 def run_sweep(
     sweep: Sweep,
     *,
     run_fn: RunFn | None = None,
     load_fn: LoadFn | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _log.info,
     after_run: Callable[[Run, dict], None] | None = None,
+    launcher: Launcher | None = None,
 ) -> list[Run]:
-    """Run every pending run of the grid, then aggregate (rank 0). Returns the runs executed now.
+    """Run every pending run of the grid, then aggregate (rank 0). Returns the runs executed now, as they finished.
 
     ``run_fn(config, output_dir) -> summary`` defaults to the engine's ``train`` (resuming from
     ``checkpoint_last.pt`` when present); ``load_fn(recipe, overrides) -> config`` to ``engine.load_config``.
     If ``run_fn`` does not write ``summary.json`` itself, the returned summary is written there.
     ``after_run(run, summary)`` is called on rank 0 after each finished run (e.g. to commit it).
+    ``launcher`` (:func:`srblock.experiments.launchers.make_launcher`) runs the runs; default: one after another
+    here. A launcher with worker processes needs picklable (module-level) ``run_fn``/``load_fn``.
     """
-    run_fn = run_fn or _engine_train
-    load_fn = load_fn or _engine_load
+    launcher = launcher or make_launcher()
+    if launcher.name != "sequential" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError(f"the {launcher.name} launcher starts its own processes; run it without torchrun")
+    job = functools.partial(execute_run, sweep=sweep, run_fn=run_fn or _engine_train, load_fn=load_fn or _engine_load)
     runs = expand_grid(sweep)
     pending = [r for r in runs if not r.done]  # fixed now, so every torchrun rank runs the same list
     if _rank() == 0:
         _write_sweep_copy(sweep)
-    log(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} to run")
+    log(
+        f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} to run"
+        + (f" ({launcher.name} launcher, {launcher.workers or 'any number of'} at a time)" if pending else "")
+    )
     executed = []
-    for i, run in enumerate(pending, 1):
-        log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} -> {run.output_dir}")
-        config = load_fn(run.recipe, run.overrides)
-        run.output_dir.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        summary = run_fn(config, run.output_dir) or {}
-        if _rank() == 0:
-            summary_path = run.output_dir / SUMMARY
-            if not summary_path.is_file():
-                summary = {"seed": run.seed, "wall_time_s": time.perf_counter() - start, **summary}
-                summary_path.write_text(json.dumps(summary, indent=2, default=str))
-            for ckpt in run.output_dir.glob("checkpoint_*.pt"):
-                if sweep.keep_checkpoints is True or (sweep.keep_checkpoints == "best" and ckpt.stem.endswith("best")):
-                    continue
-                ckpt.unlink()
-            value = summary.get(sweep.metric)
-            log(f"    done: {sweep.metric}={value} in {time.perf_counter() - start:.0f}s")
-            aggregate(sweep.output, sweep=sweep, log=lambda _: None)  # partial tables after every run
-            if after_run is not None:
-                after_run(run, summary)
-        executed.append(run)
+    bar = progress(total=len(pending), desc=f"sweep {sweep.name}", unit="run", leave=True, enabled=_rank() == 0)
+    with bar, contextlib.closing(launcher.launch(job, pending)) as outcomes:  # closing: stop workers on an error
+        for i, (run, result) in enumerate(outcomes, 1):
+            summary = result.result()
+            bar.update()
+            if summary is None:
+                log(
+                    f"[{i}/{len(pending)}] {run.arm} seed={run.seed}: done or being trained by another process, skipped"
+                )
+                continue
+            if _rank() == 0:
+                value, wall = summary.get(sweep.metric), summary["wall_time_s"]
+                log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} done: {sweep.metric}={value} in {wall:.0f}s")
+                aggregate(sweep.output, sweep=sweep, log=lambda _: None)  # partial tables after every run
+                if after_run is not None:
+                    after_run(run, summary)
+            executed.append(run)
     if _rank() == 0:
         aggregate(sweep.output, sweep=sweep, log=log)
     return executed
@@ -347,7 +452,7 @@ def aggregate(
     baseline: str | None = None,
     metric: str | None = None,
     reference_effect: float | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _log.info,
 ) -> str:
     """Write ``results.csv`` (one row per finished run) and ``table.md`` (per arm) into ``root``; return the table.
 
@@ -389,6 +494,7 @@ def aggregate(
     digits = 4 if all_vals and max(abs(v) for v in all_vals) <= 1.0 else 2  # fractions vs percent
     ref_col = reference_effect is not None
     header = ["arm", "n", f"{metric} mean ± std", "95 % CI", f"Δ vs {baseline}", "p (Welch)", "p (paired, n)"]
+    header.append("p (sign, wins/n)")
     header.append("seeds for Δ (80 %)")
     if ref_col:
         header.append(f"seeds for Δ={reference_effect:g} (80 %)")
@@ -410,6 +516,7 @@ def aggregate(
             "–" if is_base else f"{w.delta:+.{digits}f}",
             "–" if is_base else _fmt_p(w.p),
             "–" if is_base else _paired_text(paired_ttest(by_seed[baseline], by_seed[arm])),
+            "–" if is_base else _sign_text(sign_test(by_seed[baseline], by_seed[arm])),
             need,
         ]
         if ref_col:
@@ -433,6 +540,8 @@ def aggregate(
         "`scipy.stats.ttest_ind(arm, baseline, equal_var=False)`; 95 % CI: t-interval of the mean.",
         "p (paired, n): two-sided paired t-test over the n seeds both arms ran (`scipy.stats.ttest_rel`); seed k of "
         "two arms shares the split, data order, augmentation and the initial weights of every common layer.",
+        "p (sign, wins/n): exact two-sided sign test over the same pairs (`scipy.stats.binomtest`), wins = seeds where "
+        "the arm beat the baseline; it does not rest on the spread of the differences.",
         "Seeds for Δ: seeds per arm for 80 % power at α = 0.05 (two-sided Welch test) if the true difference were "
         "the observed Δ (or the reference Δ), with the two arms' pooled per-seed std.",
     ]
@@ -444,6 +553,10 @@ def aggregate(
 
 def _paired_text(result: PairedResult) -> str:
     return "–" if result.n < 2 else f"{_fmt_p(result.p)} ({result.n})"
+
+
+def _sign_text(result: SignResult) -> str:
+    return "–" if result.n == 0 else f"{_fmt_p(result.p)} ({result.wins}/{result.n})"
 
 
 def _seeds_text(n: int) -> str:
@@ -461,16 +574,21 @@ def sweep_command(
     after_run: str | None = None,
     run_fn: RunFn | None = None,
     load_fn: LoadFn | None = None,
+    launcher: str | None = None,
+    launcher_options: Sequence[str] = (),
 ) -> int:
     """What ``srblock sweep`` does: run (``config``), list (``dry_run``) or re-aggregate (``report``).
 
     ``after_run`` is a shell command run after each finished run (rank 0), with the environment variables
     ``SRBLOCK_RUN_DIR``, ``SRBLOCK_RUN_ARM``, ``SRBLOCK_RUN_SEED``, ``SRBLOCK_SWEEP_NAME`` and
     ``SRBLOCK_SWEEP_OUTPUT`` set, e.g. to commit each finished run; its failure is reported, not fatal.
+    ``launcher`` (``sequential``, ``local:N``, ``slurm``) and ``launcher_options`` (``key=value``) override the
+    sweep file's ``launcher:`` (see :mod:`srblock.experiments.launchers`).
+    The plan (``dry_run``) and the table (``report``) are this command's output and go to stdout.
     """
     if report is not None:
         sweep = load_sweep(config, overrides) if config else None
-        aggregate(report, sweep=sweep, baseline=baseline, metric=metric)
+        aggregate(report, sweep=sweep, baseline=baseline, metric=metric, log=print)
         return 0
     if config is None:
         raise ValueError("srblock sweep needs -c SWEEP.yaml (to run or --dry-run) or --report DIR (to aggregate)")
@@ -482,6 +600,11 @@ def sweep_command(
     if dry_run:
         print(format_plan(expand_grid(sweep)))
         return 0
+    spec = sweep.launcher
+    if launcher is not None:  # replaces the file's launcher; the file's options stay when it names the same kind
+        same_kind = isinstance(spec, dict) and str(spec["name"]).partition(":")[0] == launcher.partition(":")[0]
+        spec = {**spec, "name": launcher} if same_kind else launcher
+    runner = make_launcher(spec, parse_launcher_options(launcher_options), output=sweep.output, job_name=sweep.name)
     hook = None
     if after_run:
 
@@ -496,7 +619,7 @@ def sweep_command(
             }
             rc = subprocess.run(after_run, shell=True, env=env).returncode
             if rc:
-                print(f"    after-run command exited with {rc}: {after_run}")
+                _log.warning("after-run command exited with %d: %s", rc, after_run)
 
-    run_sweep(sweep, run_fn=run_fn, load_fn=load_fn, after_run=hook)
+    run_sweep(sweep, run_fn=run_fn, load_fn=load_fn, after_run=hook, launcher=runner)
     return 0

@@ -1,5 +1,6 @@
 """The SR block itself: torch only, one concept per file."""
 
+from .modes import eval_mode
 from .sr import (
     SRBlock,
     SRBlock1d,
@@ -17,5 +18,6 @@ __all__ = [
     "SRBlock3d",
     "SRBlockNd",
     "capture_memory_weights",
+    "eval_mode",
     "sr_param_count",
 ]

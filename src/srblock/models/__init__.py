@@ -4,7 +4,7 @@
 >>> model = create_model("cifar_resnet18", num_classes=10, sr_stage=3, num_memories=10, regularizer="dropout2d")
 """
 
-from . import cifar_resnet, cifar_vgg, resnet, segmentation  # noqa: F401  (importing registers the models)
+from . import airbench, cifar_resnet, cifar_vgg, resnet, segmentation  # noqa: F401  (importing registers the models)
 from .attention import ATTENTIONS
 from .registry import ModelEntry, create_model, get_model_entry, list_models, register_model
 from .regularizers import REGULARIZERS, DropBlock, set_dropblock_progress

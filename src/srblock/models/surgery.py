@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from itertools import chain
 from typing import Any
 
@@ -23,6 +25,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..layers.modes import eval_mode
 from ..layers.sr import SRBlock1d, SRBlock2d, SRBlock3d, SRBlockNd
 
 __all__ = ["count_sr_params", "find_sr_blocks", "insert_sr", "remove_sr"]
@@ -70,11 +73,9 @@ def _trace_output(model: nn.Module, target: nn.Module, input_size: Sequence[int]
 
     ref = _first_float_param(model)
     device, dtype = (ref.device, ref.dtype) if ref is not None else (None, None)
-    modes = {m: m.training for m in model.modules()}
     handle = target.register_forward_hook(record)
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             try:
                 state = {
                     n: torch.empty_like(t, device="meta")
@@ -92,9 +93,25 @@ def _trace_output(model: nn.Module, target: nn.Module, input_size: Sequence[int]
                     ) from err
     finally:
         handle.remove()
-        for m, mode in modes.items():
-            m.training = mode
     return seen
+
+
+@contextmanager
+def _own_rng_stream(device: torch.device | None) -> Iterator[None]:
+    """Initialise the block from a stream seeded by the current global RNG state, then restore that state.
+
+    The block's init stays a function of the run's seed, while everything drawn after it (dropout masks, the next
+    layers' init) is the same as in the model without SR: seed k of a baseline and of its SR twin stay paired.
+    """
+    cuda = device is not None and torch.device(device).type == "cuda"
+    index = torch.device(device).index if cuda and torch.device(device).index is not None else 0
+    with torch.random.fork_rng(devices=[index] if cuda else []):
+        digest = hashlib.blake2b(torch.get_rng_state().numpy().tobytes(), digest_size=8).digest()
+        seed = int.from_bytes(digest, "little") >> 1
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
 
 
 def insert_sr(
@@ -144,9 +161,10 @@ def insert_sr(
     ref = _first_float_param(target)
     ref = ref if ref is not None else _first_float_param(model)
     dd = {"device": ref.device, "dtype": ref.dtype} if ref is not None else {}
-    block = _SR_BY_DIMS[len(shape) - 2](
-        shape[1], shape[2:], num_memories=num_memories, hidden=hidden, **{**dd, **sr_kwargs}
-    )
+    with _own_rng_stream(dd.get("device")):
+        block = _SR_BY_DIMS[len(shape) - 2](
+            shape[1], shape[2:], num_memories=num_memories, hidden=hidden, **{**dd, **sr_kwargs}
+        )
     target.add_module("sr", block)
     hooked = any(getattr(h, "func", None) is _apply_child for h in target._forward_hooks.values())
     if not isinstance(target, nn.Sequential) and not hooked:
