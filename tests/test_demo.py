@@ -34,12 +34,13 @@ def test_demo_fast(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     )
 
 
-def test_explicit_output_holding_files_is_refused_untouched(tmp_path: Path) -> None:
+def test_explicit_output_holding_files_is_refused_untouched(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     previous = tmp_path / "demo"
     (previous / "sr").mkdir(parents=True)
     (previous / "sr" / "config.yaml").write_text("a previous demo's run\n")
-    with pytest.raises(FileExistsError, match=r"already holds files \(sr/\).*never overwrites"):
-        main(["demo", "--fast", "--output", str(previous)])
+    assert main(["demo", "--fast", "--output", str(previous)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"srblock: error: demo output {previous} already holds files (sr/)") and "never" in error
     assert (previous / "sr" / "config.yaml").read_text() == "a previous demo's run\n"
     assert [p.name for p in previous.iterdir()] == ["sr"]
     (tmp_path / "file").write_text("x")

@@ -57,6 +57,19 @@ def test_missing_extra_names_the_extra_to_install(package: str, monkeypatch: pyt
     assert "\n" not in message and f"pip install 'srblock[{extra}]'" in message and repr(package) in message
 
 
+def test_cli_reports_a_missing_extra_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from srblock.cli import main
+
+    _hide(monkeypatch, "sklearn")
+    assert main(["demo", "--fast", "--output", "never-written"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "srblock: error: the digits dataset (scikit-learn's load_digits) needs 'sklearn', which is not installed: "
+        "pip install 'srblock[demo]'"
+    )
+
+
 def test_other_import_errors_are_not_disguised() -> None:
     with pytest.raises(ModuleNotFoundError) as caught, requires_extra("analysis", "plots"):
         raise ModuleNotFoundError("No module named 'kiwisolver'", name="kiwisolver")  # a broken matplotlib install

@@ -57,8 +57,10 @@ def test_show_prints_the_file_or_the_resolved_recipe(capsys: pytest.CaptureFixtu
     assert "arms:" in capsys.readouterr().out
     main(["recipes", "show", "cifar10/r18_d2d_sr", "--resolved"])
     assert yaml.safe_load(capsys.readouterr().out) == load_config("cifar10/r18_d2d_sr")
-    with pytest.raises(FileNotFoundError, match="did you mean 'cifar10/r18_d2d_sr'"):
-        main(["recipes", "show", "cifar10/r18_d2d_srr"])
+    assert main(["recipes", "show", "cifar10/r18_d2d_srr"]) == 2
+    assert "did you mean 'cifar10/r18_d2d_sr'" in capsys.readouterr().err
+    assert main(["recipes", "show", "cifar10_cpu_3ep_d2d", "--resolved"]) == 2
+    assert "'cifar10_cpu_3ep_d2d' is a sweep file" in capsys.readouterr().err
 
 
 def test_copy_loads_on_its_own_and_keeps_comments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -85,6 +87,7 @@ def test_copy_never_overwrites_without_force(tmp_path: Path) -> None:
     (tmp_path / "r18_d2d.yaml").write_text(mine)
     with pytest.raises(FileExistsError, match=r"r18_d2d.yaml exists with other content; .*--force"):
         copy_recipe("cifar100/r18_d2d", tmp_path)
+    assert main(["recipes", "copy", "cifar100/r18_d2d", str(tmp_path)]) == 2  # the CLI: one line, exit 2
     assert (tmp_path / "r18_d2d.yaml").read_text() == mine and base.stat().st_mtime_ns == stamp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["_base.yaml", "r18_d2d.yaml", "r18_d2d_sr.yaml"]
     written = copy_recipe("cifar100/r18_d2d", tmp_path, force=True)

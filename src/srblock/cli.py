@@ -1,6 +1,11 @@
 """The ``srblock`` command line: each verb is a thin call into the library.
 
 Verbs register themselves in :data:`VERBS` through ``_add_<verb>`` functions below, one per verb.
+
+Errors reach a person as one line, ``srblock: error: <what was expected and what came>``: exit status 2 for a
+usage error (bad recipe or option, missing data, damaged checkpoint, a folder that holds a run), 1 for a failed
+run (divergence, a full disk, a bug), 130 on Ctrl-C and 143 on SIGTERM (with the command that continues the run).
+``--traceback`` (or ``SRBLOCK_TRACEBACK=1``) shows the full Python traceback instead.
 """
 
 from __future__ import annotations
@@ -8,12 +13,27 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from . import __version__
+from ._extras import MissingExtraError
 
 VerbAdder = Callable[[argparse._SubParsersAction], None]
+
+#: exceptions that mean "the input was wrong" (exit status 2), as argparse does for bad options
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    MissingExtraError,  # an optional package to install: the message names the pip command
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="srblock", description="Squeeze-and-Remember block: train, evaluate, analyse."
     )
     parser.add_argument("--version", action="version", version=f"srblock {__version__}")
+    trace_help = "on an error, show the full Python traceback (also SRBLOCK_TRACEBACK=1)"
+    parser.add_argument("--traceback", action="store_true", help=trace_help)
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for add in VERBS:
         add(sub)
@@ -28,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         loudness = verb.add_mutually_exclusive_group()
         loudness.add_argument("-v", "--verbose", action="store_true", help="also show debug messages")
         loudness.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors; no progress bars")
+        verb.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS, help=trace_help)
     return parser
 
 
@@ -62,11 +85,48 @@ def cli_logging(level: int = logging.INFO) -> Iterator[None]:
         logger.setLevel(old_level)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's kill, ``kill PID``), raised like Ctrl-C so atomic writes clean up and we exit 143."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    with cli_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO):
-        return int(args.func(args) or 0)
+    traceback = args.traceback or os.environ.get("SRBLOCK_TRACEBACK", "").strip() not in ("", "0")
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
+    try:
+        with cli_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO):
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt as err:
+        if traceback:
+            raise
+        code, what = (143, "terminated (SIGTERM)") if isinstance(err, Terminated) else (130, "interrupted")
+        hint = getattr(args, "resume_hint", None)
+        tail = f"; continue with: {hint}" if hint else ""
+        print(f"srblock: {what}; every file written so far is complete{tail}", file=sys.stderr)
+        return code
+    except Exception as err:
+        if traceback:
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        if isinstance(getattr(err, "exit_code", None), int):  # our errors that know their class (a sweep's run)
+            code = err.exit_code
+        elif isinstance(err, USER_ERRORS):
+            code = 2
+        elif isinstance(err, (OSError, FloatingPointError)):  # a full disk, a diverged run: not a usage error
+            code = 1
+        else:
+            code, message = 1, f"{type(err).__name__}: {message} (unexpected: rerun with --traceback and report it)"
+        print(f"srblock: error: {message}", file=sys.stderr)
+        return code
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
@@ -94,6 +154,17 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         "--after-run", metavar="CMD", help="shell command after each finished run (env SRBLOCK_RUN_DIR, ...)"
     )
     p.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="a failing run is recorded (its failed.json) and the sweep goes on; exit status 1 at the end",
+    )
+    p.add_argument(
+        "--rerun-stale",
+        action="store_true",
+        help="run again the finished runs whose config no longer matches the sweep (their folders move to "
+        "<output>/.stale/); without it the sweep refuses to start while there are any",
+    )
+    p.add_argument(
         "--launcher",
         metavar="NAME",
         help="where runs execute: sequential (default), local:N (N worker processes, one GPU each when there are "
@@ -112,6 +183,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         from .experiments import sweep_command
 
+        if args.config and not args.report and not args.dry_run:
+            args.resume_hint = f"srblock sweep -c {args.config} (finished runs are skipped, the interrupted resumes)"
         return sweep_command(
             args.config,
             report=args.report,
@@ -120,6 +193,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
             baseline=args.baseline,
             metric=args.metric,
             after_run=args.after_run,
+            keep_going=args.keep_going,
+            rerun_stale=args.rerun_stale,
             launcher=args.launcher,
             launcher_options=args.launcher_options,
         )
@@ -159,7 +234,7 @@ def _add_overhead(sub: argparse._SubParsersAction) -> None:
 
         size = args.input_size
         if size is not None and len(size) not in (1, 2):
-            raise SystemExit(f"--input-size takes S or H W, got {size}")
+            raise ValueError(f"--input-size takes S or H W, got {size}")
         report = overhead_report(
             args.model,
             sr_stage=args.sr_stage,
@@ -269,9 +344,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--epochs 4 --width 0.25 --train-subset 5000 --model.num_memories 4",
     )
     p.__class__ = _DottedOverrideParser  # accept --section.key value overrides
-    p.add_argument("-c", "--config", required=True, help="recipe: a built-in name (cifar10/r18_d2d_sr) or a YAML path")
-    p.add_argument("--output", help="run folder (default runs/<dataset>/<recipe>-seed<N>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --output from checkpoint_last.pt")
+    p.add_argument(
+        "-c", "--config", help="recipe: a built-in name (cifar10/r18_d2d_sr) or a YAML path (not needed to --resume)"
+    )
+    p.add_argument("--output", help="run folder (default runs/<dataset>/<recipe>-seed<N>); never overwritten")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --output from checkpoint_last.pt, with the run's own config.yaml as the recipe "
+        "(options given now change it: LR, weight decay, epochs, ... are applied; seed, data, model are refused)",
+    )
     p.add_argument("--seed", type=int, help="seed of init, split, order and augmentation")
     p.add_argument("--data-dir", help="data root (data.root)")
     p.add_argument("--epochs", type=int, help="train.epochs; the LR milestones scale proportionally")
@@ -301,10 +383,24 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             "train.device": args.device,
             "train.amp": args.amp,
         }
-        overrides = [f"{k}={v}" for k, v in named.items() if v is not None]
-        config = load_config(args.config, [*overrides, *args.overrides, *args.dotted_overrides])
-        recipe = Path(args.config)
-        output = args.output or Path("runs") / recipe.parent.name / f"{recipe.stem}-seed{config['seed']}"
+        overrides = [*(f"{k}={v}" for k, v in named.items() if v is not None), *args.overrides, *args.dotted_overrides]
+        config = None
+        output = Path(args.output) if args.output else None
+        if output is None:
+            if not args.config:
+                raise ValueError("srblock train needs -c RECIPE, or --output RUN_FOLDER --resume to continue a run")
+            config = load_config(args.config, overrides)
+            recipe = Path(args.config)
+            output = Path("runs") / recipe.parent.name / f"{recipe.stem}-seed{config['seed']}"
+        if args.resume and (output / "config.yaml").is_file():  # the run's own recipe, plus what is given now
+            if args.config:
+                print(f"resuming {output} from its config.yaml; -c {args.config} is not used", file=sys.stderr)
+            config = load_config(output / "config.yaml", overrides)
+        elif config is None:
+            if not args.config:
+                raise FileNotFoundError(f"nothing to resume: {output} holds no config.yaml; pass -c RECIPE to start")
+            config = load_config(args.config, overrides)
+        args.resume_hint = f"srblock train --output {output} --resume"
         summary = train(config, output, resume=args.resume)
         if summary.get("config") is not None and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 prints
             shown = {k: v for k, v in summary.items() if k not in ("config", "val", "test")}
@@ -405,7 +501,7 @@ def _add_recipes(sub: argparse._SubParsersAction) -> None:
         path, is_sweep = recipes.find_recipe_or_sweep(args.name)
         if args.action == "show" and args.resolved:
             if is_sweep:
-                raise SystemExit(f"srblock recipes show --resolved: {args.name!r} is a sweep file, not a recipe")
+                raise ValueError(f"--resolved shows a recipe as the engine runs it; {args.name!r} is a sweep file")
             import yaml
 
             from .engine import load_config

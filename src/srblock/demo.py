@@ -20,7 +20,6 @@ Needs the ``demo`` extra (scikit-learn for the digits, matplotlib for the figure
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import time
 from pathlib import Path
@@ -28,8 +27,8 @@ from typing import Any
 
 import torch
 
-from ._io import write_text_atomic
 from .engine import load_config, train
+from .engine.io import write_json
 
 __all__ = ["ARMS", "DEFAULT_OUTPUT", "FAST", "demo_output_dir", "run_demo"]
 
@@ -129,9 +128,7 @@ def run_demo(output_dir: str | Path | None = None, *, fast: bool = False, seed: 
         "seed": seed,
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
-    # strict JSON: a class missing from a --fast subset has NaN weights, written as null
-    strict = json.loads(json.dumps(numbers), parse_constant=lambda _: None)
-    write_text_atomic(output_dir / "demo.json", json.dumps(strict, indent=2, allow_nan=False) + "\n")
+    write_json(output_dir / "demo.json", numbers)  # strict: a class missing from a --fast subset has null weights
 
     model, data = sr["config"]["model"], sr["config"]["data"]
     sr_label = f"+ SR (M={model['sr_stage']}, P={model['num_memories']}, U={model['hidden']})"

@@ -8,12 +8,14 @@ import pytest
 
 from srblock.engine.config import load_config, parse_override, resolve_config
 
-MINIMAL = {"model": {"name": "cifar_resnet18"}, "optim": {"lr": 0.1}, "train": {"epochs": 10}}
+MINIMAL = {"model": {"name": "cifar_resnet18", "num_classes": 10}, "optim": {"lr": 0.1}, "train": {"epochs": 10}}
 
 
 def test_defaults_inheritance_child_wins(tmp_path: Path) -> None:
     (tmp_path / "_base.yaml").write_text("optim: {lr: 0.1, momentum: 0.9}\ntrain: {epochs: 10, batch_size: 64}\n")
-    (tmp_path / "row.yaml").write_text("defaults: _base.yaml\nmodel: {name: cifar_resnet18}\ntrain: {epochs: 5}\n")
+    (tmp_path / "row.yaml").write_text(
+        "defaults: _base.yaml\nmodel: {name: cifar_resnet18, num_classes: 10}\ntrain: {epochs: 5}\n"
+    )
     config = load_config(tmp_path / "row.yaml")
     assert config["optim"]["momentum"] == 0.9 and config["train"] == config["train"] | {"epochs": 5, "batch_size": 64}
     assert config["data"]["val_fraction"] == 0.1  # the task's data defaults are filled in

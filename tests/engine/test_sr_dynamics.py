@@ -117,7 +117,7 @@ def test_parameter_groups_reach_the_optimizer() -> None:
                 "weight_decay": 1e-4,
                 "groups": {"sr_memory": {"lr_mult": 10, "weight_decay": 0}, "sr_routing": {"frozen": True}},
             },
-            "model": {"name": "x"},
+            "model": {"name": "cifar_resnet18", "num_classes": 10},  # resolve_config checks the model section
             "train": {"epochs": 1},
         }
     )["optim"]

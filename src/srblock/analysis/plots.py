@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .._extras import requires_extra
+from ..engine.io import save_figure as atomic_save_figure
 
 with requires_extra("analysis", "plotting (srblock.analysis)"):
     from matplotlib.figure import Figure
@@ -71,11 +72,8 @@ def bar_panel(ax, mean: Sequence[float], std: Sequence[float], *, title: str = "
 
 
 def save_figure(fig: Figure, path: str | Path, *, dpi: int = 110) -> Path:
-    """Save ``fig`` as PNG (parents created); returns ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png", bbox_inches="tight")
-    return path
+    """Save ``fig`` as PNG (atomically, parents created); returns ``path``."""
+    return atomic_save_figure(fig, path, dpi=dpi, format="png", bbox_inches="tight")
 
 
 def is_png(path: str | Path) -> bool:

@@ -10,7 +10,6 @@ SR block ``<b>``: ``usage_<b>.png``, ``memory_maps_<b>.png``, ``features_<b>.png
 from __future__ import annotations
 
 import copy
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..engine.io import write_json, write_text
 from .ablation import ablation
 from .dynamics import initial_routing, load_dynamics, plot_dynamics, routing_control
 from .features import feature_effect, plot_feature_effect
@@ -82,6 +82,9 @@ def analyze_model(
 
     Returns the dict written to ``analysis.json``.
     """
+    for name, value in (("per_class", per_class), ("max_images", max_images)):
+        if (value is not None or name == "per_class") and (type(value) is not int or value <= 0):
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     chosen = resolve_classes(classes, class_names)
@@ -164,7 +167,7 @@ def analyze_model(
         result["files"][block] = files
     if run_ablation:
         result["ablation"] = ablation(model, batches, device=device, max_images=max_images, acc_with_sr=record.accuracy)
-    (output_dir / "analysis.json").write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
+    write_json(output_dir / "analysis.json", result, default=_json_default)  # atomic, strict (NaN -> null)
     write_report(result, output_dir / "report.md")
     return result
 
@@ -284,9 +287,7 @@ def write_report(result: dict[str, Any], path: str | Path) -> Path:
                 f"![feature effect]({files['features']})",
                 "",
             ]
-    path = Path(path)
-    path.write_text("\n".join(lines))
-    return path
+    return write_text(path, "\n".join(lines))
 
 
 def analyze_checkpoint(
@@ -339,7 +340,7 @@ def analyze_checkpoint(
         plot_dynamics(
             {checkpoint.parent.name: [checkpoint.parent]}, out / "dynamics.png", title=f"SR dynamics, {title}"
         )
-        (out / "analysis.json").write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
+        write_json(out / "analysis.json", result, default=_json_default)
         write_report(result, out / "report.md")
     return result
 

@@ -1,8 +1,15 @@
-"""Models from recipes, and trained models back from checkpoints."""
+"""Models from recipes (checked before anything is built), and trained models back from checkpoints."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+import difflib
+import inspect
+import os
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +17,155 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint
+from .config import check_keys
 
-__all__ = ["build_model", "load_trained_model"]
+__all__ = ["build_model", "check_buildable", "check_model_section", "load_trained_model"]
+
+# create_model's parameters that a recipe does not write under their own name
+_NOT_RECIPE_KEYS = {"name", "sr_kwargs", "kwargs"}
+# SRBlockNd's parameters that insert_sr fills in itself (the rest are the recipe's model.sr keys)
+_SR_FILLED = {"self", "channels", "feat_size", "num_memories", "hidden", "device", "dtype"}
+
+
+def _keyword_params(fn: Callable[..., Any]) -> tuple[dict[str, inspect.Parameter], bool]:
+    """``({name: parameter}, takes **kwargs)`` of ``fn``."""
+    params = inspect.signature(fn).parameters
+    named = {
+        n: p for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in ("self",)
+    }
+    return named, any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # an annotation that does not evaluate: leave that function's types unchecked
+        return {}
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a recipe value (YAML: None, bool, int, float, str, list, dict) fits a type annotation."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or isinstance(hint, typing.TypeVar):
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if isinstance(hint, type) and issubclass(hint, os.PathLike):
+        return isinstance(value, (str, os.PathLike))
+    container = origin or hint
+    if container in (list, tuple, Sequence):
+        if not isinstance(value, (list, tuple)):
+            return False
+        # list[int], Sequence[int], tuple[int, ...] check every element; tuple[int, str] only the container
+        element = args[0] if len(args) == 1 or (len(args) == 2 and args[1] is Ellipsis) else Any
+        return all(_matches(v, element) for v in value)
+    if container in (dict, Mapping):
+        return isinstance(value, Mapping)
+    return True  # callables, classes, ...: a recipe cannot write them; the builder checks
+
+
+def _hint_text(hint: Any) -> str:
+    text = hint.__name__ if isinstance(hint, type) else str(hint)
+    return re.sub(r"\b(typing|collections\.abc|pathlib)\.", "", text)
+
+
+def _check_values(section: str, values: Mapping[str, Any], hints: Mapping[str, Any]) -> None:
+    for key, value in values.items():
+        if key in hints and not _matches(value, hints[key]):
+            raise ValueError(f"{section}.{key} must be {_hint_text(hints[key])}, got {value!r}")
+
+
+def check_model_section(model: Mapping[str, Any]) -> None:
+    """Check a recipe's ``model`` section against the registry before anything is built.
+
+    Every key must be a parameter of :func:`srblock.models.create_model` or of the model's registered builder
+    (``sr`` holds the SR block's own options), with a value of the annotated type; a builder that forwards
+    ``**kwargs`` further is asked once, on the meta device (no memory, no weights), about keys it does not name.
+    Raises ``ValueError`` naming the key, with a "did you mean" when one is close.
+
+    >>> check_model_section({"name": "cifar_resnet18", "num_classes": 10, "widht": 0.5})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown key model.widht; did you mean 'width'?
+    """
+    from srblock.layers import SRBlockNd
+    from srblock.models import create_model, get_model_entry
+
+    if "name" not in model:
+        raise ValueError(f"the recipe's model section needs a 'name' (a registered model), got keys {sorted(model)}")
+    if not isinstance(model["name"], str):
+        raise ValueError(f"model.name must be a registered model name, got {model['name']!r}")
+    entry = get_model_entry(model["name"])
+    top, _ = _keyword_params(create_model)
+    builder, forwards = _keyword_params(entry.builder)
+    known = {**{k: p for k, p in top.items() if k not in _NOT_RECIPE_KEYS}, **builder}
+    hints = {**_hints(entry.builder), **_hints(create_model)}
+    options = {k: v for k, v in model.items() if k not in ("name", "sr")}
+    required = [k for k, p in top.items() if p.default is p.empty and k not in _NOT_RECIPE_KEYS]
+    missing = [k for k in required if model.get(k) is None]
+    if missing:
+        raise ValueError(f"the recipe's model section needs {', '.join(f'model.{k}' for k in missing)}")
+    unknown = [k for k in options if k not in known]
+    if unknown and not forwards:
+        check_keys("model", {unknown[0]: None}, [*known, "sr"])
+    _check_values("model", {k: v for k, v in options.items() if k in known}, hints)
+    sr = model.get("sr")
+    if sr is not None:
+        if not isinstance(sr, Mapping):
+            raise ValueError(f"model.sr must be a mapping of SR block options, got {sr!r}")
+        sr_params, _ = _keyword_params(SRBlockNd.__init__)
+        sr_known = [k for k in sr_params if k not in _SR_FILLED]
+        check_keys("model.sr", sr, sr_known)
+        _check_values("model.sr", sr, _hints(SRBlockNd.__init__))
+    if unknown:  # the builder passes **kwargs on: let it say on the meta device whether it takes them
+        try:
+            _meta_build(model)
+        except TypeError as err:
+            bad = re.search(r"unexpected keyword argument '([^']+)'", str(err))
+            if bad is None:
+                raise ValueError(f"model section: {err}") from None
+            close = difflib.get_close_matches(bad.group(1), [*known, "sr"], n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"{model['name']} does not take it ({err})"
+            raise ValueError(f"unknown key model.{bad.group(1)}; {hint}") from None
+
+
+def _meta_build(model: Mapping[str, Any]) -> nn.Module:
+    options = copy.deepcopy(dict(model))
+    if options.get("backbone_weights"):
+        options["backbone_weights"] = None  # a file to read: checked for existence by check_buildable
+    with torch.device("meta"):
+        return build_model({"model": options})
+
+
+def check_buildable(config: Mapping[str, Any]) -> None:
+    """Build the recipe's model on the meta device (no memory, no weights, no data), after the task has checked the
+    recipe (a task's constructor may check the model against the data), so every value error surfaces before a run
+    starts. What a task does to the built model with real data (e.g. a data-dependent init) runs with the run.
+
+    A missing ``model.backbone_weights`` file is a ``FileNotFoundError``; other problems are ``ValueError``.
+    """
+    from .distributed import DistInfo
+    from .task import get_task
+
+    config = copy.deepcopy(dict(config))
+    weights = config["model"].get("backbone_weights")
+    if weights and not Path(weights).is_file():
+        raise FileNotFoundError(f"model.backbone_weights: no file at {weights}")
+    get_task(config["task"])(config, DistInfo(), torch.device("cpu"))
+    try:
+        _meta_build(config["model"])
+    except TypeError as err:
+        raise ValueError(f"model section: {err}") from None
 
 
 def build_model(config: Mapping[str, Any]) -> nn.Module:

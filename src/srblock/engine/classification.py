@@ -98,6 +98,7 @@ class ClassificationTask(Task):
     """Cross-entropy classification; metrics ``acc1``/``acc5`` (percent) and ``loss``."""
 
     primary_metric = "acc1"
+    data_types: ClassVar[dict[str, tuple[type, ...]]] = {"flip": (bool, str)}  # true/false or "alternate"
     data_defaults: ClassVar[dict[str, Any]] = {
         "dataset": "cifar10",
         "root": None,

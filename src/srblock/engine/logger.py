@@ -1,4 +1,4 @@
-"""Run output on rank 0: progress (tqdm on a terminal, log lines otherwise), ``metrics.csv``, TensorBoard.
+"""Run output on rank 0: progress (tqdm on a terminal, log lines otherwise), ``metrics.csv`` (atomic), TensorBoard.
 
 Messages go through :mod:`logging` (logger ``srblock.engine.logger``; the ``srblock`` command line shows ``INFO`` and
 above on stderr, ``-q`` only warnings). In a notebook or script, ``logging.basicConfig(level=logging.INFO)`` shows
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+
+from .io import atomic_open
 
 __all__ = ["ProgressLoader", "RunLogger", "progress", "write_metrics_csv"]
 
@@ -70,7 +72,7 @@ def write_metrics_csv(history: Sequence[Mapping[str, Any]], path: str | Path) ->
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
-    with Path(path).open("w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)

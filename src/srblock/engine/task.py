@@ -91,8 +91,11 @@ class Task:
     primary_metric: ClassVar[str] = "acc1"
     #: whether a larger primary metric is better.
     higher_is_better: ClassVar[bool] = True
-    #: defaults for the task's ``data`` section; ``validate_data`` rejects keys outside it.
+    #: defaults for the task's ``data`` section; ``validate_data`` rejects keys outside it, and values whose type
+    #: differs from the default's unless :attr:`data_types` lists more types for that key.
     data_defaults: ClassVar[dict[str, Any]] = {}
+    #: the accepted types of ``data`` keys that take more than their default's type (e.g. ``flip``: bool or a mode).
+    data_types: ClassVar[dict[str, tuple[type, ...]]] = {}
     #: the task's own keys of the ``train`` section (e.g. classification's ``label_smoothing``), merged under the
     #: engine's; the config accepts them in recipes of this task only.
     train_defaults: ClassVar[dict[str, Any]] = {}
@@ -111,13 +114,18 @@ class Task:
     # -- configuration ------------------------------------------------------------------------------------------
     @classmethod
     def validate_data(cls, data: Mapping[str, Any]) -> None:
-        """Raise ``ValueError`` for a key of ``config["data"]`` that the task does not know (catches typos)."""
-        unknown = sorted(set(data) - set(cls.data_defaults))
-        if unknown:
-            raise ValueError(
-                f"unknown key(s) {unknown} in the 'data' section of a {cls.__name__} recipe; "
-                f"known keys: {sorted(cls.data_defaults)}"
-            )
+        """Raise ``ValueError`` for a key of ``config["data"]`` that the task does not know (catches typos, with a
+        "did you mean") or a value whose type differs from its default's."""
+        from .config import check_keys, check_types
+
+        check_keys("data", data, cls.data_defaults)
+        # lists are left to the task (a crop may be written as one int); None means "off"/"default" throughout
+        scalars = {
+            k: v
+            for k, v in data.items()
+            if not isinstance(cls.data_defaults[k], list) and not isinstance(v, cls.data_types.get(k, ()))
+        }
+        check_types("data", scalars, cls.data_defaults, allow_none=True)
 
     @classmethod
     def validate_train(cls, train: Mapping[str, Any]) -> None:

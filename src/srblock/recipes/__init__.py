@@ -125,7 +125,7 @@ def copy_recipe(name_or_path: str | Path, dest: str | Path, *, force: bool = Fal
     Returns ``(path, status)`` pairs, status ``"written"``, ``"overwritten"`` or ``"unchanged"`` (same content).
     A name is looked up among the recipes first, then among the sweep files.
     """
-    from .._io import write_text_atomic
+    from ..engine.io import write_text
 
     files = recipe_files(find_recipe_or_sweep(name_or_path)[0])
     home = files[0].parent
@@ -149,5 +149,5 @@ def copy_recipe(name_or_path: str | Path, dest: str | Path, *, force: bool = Fal
         plan.append((target, text, status))
     for target, text, status in plan:
         if status != "unchanged":
-            write_text_atomic(target, text)
+            write_text(target, text)
     return [(target, status) for target, _, status in plan]
