@@ -38,4 +38,4 @@ test-wheel: venv
 	PYTHON=$(PYTHON) BUILDER=$(BIN)/python THREADS=$(THREADS) bash .ci/test-wheel
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache "$${TMPDIR:-/tmp}"/srblock-wheel-venv-*
