@@ -33,7 +33,7 @@ test: lint
 test-all: lint
 	OMP_NUM_THREADS=$(THREADS) $(BIN)/pytest -q
 
-# The wheel job: build the sdist and the wheel, install the wheel into a clean venv and test it outside the repository.
+# The wheel job: build the sdist and the wheel, install the wheel into a venv of its own, test it outside the repository.
 test-wheel: venv
 	PYTHON=$(PYTHON) BUILDER=$(BIN)/python THREADS=$(THREADS) bash .ci/test-wheel
 
