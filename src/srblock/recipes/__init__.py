@@ -3,7 +3,9 @@
 A recipe is named by its path below this package without ``.yaml``: ``cifar10/r18_d2d_sr``,
 ``imagenet/r50_d2d_sr_p10``; sweep files live under ``sweeps/`` (``sweeps/cifar10_cpu_3ep_d2d``). Every command
 that takes a recipe (``srblock train -c``, ``srblock sweep -c``, a sweep arm's ``recipe:``) accepts either such a
-name or a path to a YAML file of your own; a path that exists wins.
+name or a path to a YAML file of your own; a path that exists wins. ``srblock recipes list|show|copy`` is the
+command line over :func:`list_recipes`, :func:`find_recipe_or_sweep` and :func:`copy_recipe` (a copy to edit, with
+the ``_base.yaml`` it inherits, so it loads on its own).
 
 >>> find_recipe("cifar10/r18_d2d_sr").name
 'r18_d2d_sr.yaml'
