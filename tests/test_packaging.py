@@ -38,20 +38,37 @@ def _fresh_import(monkeypatch: pytest.MonkeyPatch, module: str):
     return importlib.import_module(module)
 
 
-CASES = {
-    "scipy": ("analysis", lambda mp: _fresh_import(mp, "srblock.analysis.stats")),
-    "matplotlib": ("analysis", lambda mp: _fresh_import(mp, "srblock.analysis.plots")),
-    "sklearn": ("demo", lambda mp: _fresh_import(mp, "srblock.data.digits").load_digits()),
-    "timm": ("cbam", lambda mp: _fresh_import(mp, "srblock.models.attention").make_attention("cbam", 32)),
+def _export_onnx(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from torch import nn
+
+    from srblock.models import export_onnx
+
+    export_onnx(nn.Conv2d(3, 4, 1), tmp_path / "never.onnx", (3, 8, 8))
+
+
+CASES = {  # what needs the package -> (package hidden, extra named, the call that needs it)
+    "stats": ("scipy", "analysis", lambda mp, tmp: _fresh_import(mp, "srblock.analysis.stats")),
+    "plots": ("matplotlib", "analysis", lambda mp, tmp: _fresh_import(mp, "srblock.analysis.plots")),
+    "digits": ("sklearn", "demo", lambda mp, tmp: _fresh_import(mp, "srblock.data.digits").load_digits()),
+    "cbam": ("timm", "cbam", lambda mp, tmp: _fresh_import(mp, "srblock.models.attention").make_attention("cbam", 32)),
+    "timm-models": ("timm", "cbam", lambda mp, tmp: _fresh_import(mp, "srblock.models.timm_models")),
+    "hub": ("huggingface_hub", "hub", lambda mp, tmp: _fresh_import(mp, "srblock.models.hub")),
+    "safetensors": ("safetensors", "hub", lambda mp, tmp: _fresh_import(mp, "srblock.models.hub")),
+    "onnx": ("onnxscript", "onnx", _export_onnx),
+    "slurm": (
+        "submitit",
+        "slurm",
+        lambda mp, tmp: _fresh_import(mp, "srblock.experiments.launchers").SlurmLauncher(tmp),
+    ),
 }
 
 
-@pytest.mark.parametrize("package", sorted(CASES))
-def test_missing_extra_names_the_extra_to_install(package: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    extra, use = CASES[package]
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_missing_extra_names_the_extra_to_install(case: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    package, extra, use = CASES[case]
     _hide(monkeypatch, package)
     with pytest.raises(ImportError) as caught:
-        use(monkeypatch)
+        use(monkeypatch, tmp_path)
     assert isinstance(caught.value, MissingExtraError)
     message = str(caught.value)
     assert "\n" not in message and f"pip install 'srblock[{extra}]'" in message and repr(package) in message

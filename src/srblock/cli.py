@@ -180,6 +180,13 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         "(repeatable)",
     )
 
+    p.add_argument("--merge", metavar="ARCHIVE", help="add the runs of a results archive made elsewhere, then report")
+    p.add_argument("--arms", type=lambda text: text.split(","), metavar="A,B", help="run only these arms")
+    p.add_argument("--time-budget", type=float, metavar="S", help="start no run that is not expected to end within S s")
+    p.add_argument(
+        "--run-seconds", type=float, metavar="S", help="expected run length while an arm has no finished run"
+    )
+
     def run(args: argparse.Namespace) -> int:
         from .experiments import sweep_command
 
@@ -188,6 +195,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         return sweep_command(
             args.config,
             report=args.report,
+            merge=args.merge,
             dry_run=args.dry_run,
             overrides=args.overrides,
             baseline=args.baseline,
@@ -197,6 +205,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
             rerun_stale=args.rerun_stale,
             launcher=args.launcher,
             launcher_options=args.launcher_options,
+            arms=args.arms,
+            time_budget=args.time_budget,
+            run_seconds=args.run_seconds,
         )
 
     p.set_defaults(func=run)
@@ -206,15 +217,19 @@ def _add_overhead(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "overhead",
         help="parameters, GMACs and latency of an SR block vs the same model without it",
-        description="Build a model of the zoo with and without SR and report params_base, params_sr, sr_params, "
+        description="Build a model with and without SR and report params_base, params_sr, sr_params, "
         "overhead_pct (the paper's OH column), sr_params_formula (Eq. 1), gmacs_base, gmacs_sr and the eval/train "
-        "latency ratios (SR / no SR, interleaved, median). CIFAR models at 32x32, ImageNet models at 224x224.",
+        "latency ratios (SR / no SR, interleaved, median). The model is one of the zoo (SR at --sr-stage M, "
+        "CIFAR models at 32x32, ImageNet models at 224x224) or timm:NAME / torchvision:NAME (no pretrained "
+        "weights; SR after the module --after, e.g. --model timm:convnext_tiny --after stages.2).",
     )
-    p.add_argument("--model", required=True, help="registered model name, e.g. resnet50 or cifar_resnet18")
-    p.add_argument("--sr-stage", type=int, required=True, metavar="M", help="stage after which SR sits (1-based)")
+    p.add_argument("--model", required=True, help="zoo name (resnet50, cifar_resnet18), timm:NAME or torchvision:NAME")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--sr-stage", type=int, metavar="M", help="zoo models: stage after which SR sits (1-based)")
+    where.add_argument("--after", metavar="MODULE", help="any model: the module SR follows, e.g. layer3 or stages.2")
     p.add_argument("--num-memories", type=int, required=True, metavar="P", help="memory blocks P")
     p.add_argument("--hidden", type=int, required=True, metavar="U", help="hidden neurons U of the FCN")
-    p.add_argument("--input-size", type=int, nargs="+", metavar="S", help="S or H W (default: 32 CIFAR, 224 else)")
+    p.add_argument("--input-size", type=int, nargs="+", metavar="S", help="S or H W (default: the model's native)")
     p.add_argument("--num-classes", type=int, metavar="K", help="classes (default: 10 CIFAR models, 1000 else)")
     p.add_argument("--attention", choices=["se", "cbam"], help="SE or CBAM in every residual block")
     p.add_argument("--regularizer", choices=["dropout", "dropout2d", "dropblock"], help="the paper's regularizers")
@@ -238,6 +253,7 @@ def _add_overhead(sub: argparse._SubParsersAction) -> None:
         report = overhead_report(
             args.model,
             sr_stage=args.sr_stage,
+            after=args.after,
             num_memories=args.num_memories,
             hidden=args.hidden,
             input_size=None if size is None else (size[0] if len(size) == 1 else tuple(size)),
@@ -519,8 +535,39 @@ def _add_recipes(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a trained checkpoint as weights to share (model.safetensors + config.json)",
+        description="Write the network of a checkpoint as model.safetensors (weights only: no optimizer, no RNG "
+        "state) and config.json (the recipe's model section), plus a model card, into a new folder. Load it with "
+        "srblock.models.hub.from_pretrained(DIR); upload it with huggingface_hub. Needs srblock[hub].",
+    )
+    p.add_argument("--checkpoint", required=True, help="checkpoint_best.pt / checkpoint_last.pt of a run")
+    p.add_argument("--output", required=True, metavar="DIR", help="folder to create (must not exist or be empty)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty folder")
+
+    def run(args: argparse.Namespace) -> int:
+        from .engine import export_pretrained
+
+        out = export_pretrained(args.checkpoint, args.output, overwrite=args.overwrite)
+        print(f"wrote {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 # In the order a newcomer meets them: data -> models -> engine -> analysis.
-VERBS: list[VerbAdder] = [_add_demo, _add_recipes, _add_train, _add_eval, _add_overhead, _add_analyze, _add_sweep]
+VERBS: list[VerbAdder] = [
+    _add_demo,
+    _add_recipes,
+    _add_train,
+    _add_eval,
+    _add_overhead,
+    _add_analyze,
+    _add_sweep,
+    _add_export,
+]
 
 if __name__ == "__main__":
     sys.exit(main())

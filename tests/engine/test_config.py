@@ -71,6 +71,7 @@ def test_resolving_twice_changes_nothing() -> None:
         ("train.epoch=3", "did you mean 'epochs'"),
         ("optim.lr=-1", "optim.lr must be a positive"),
         ("train.amp=fp8", "train.amp must be one of"),
+        ("train.compile=fast", "train.compile must be one of"),
         ("schedule.name=step", "schedule.name must be one of"),
         ("train.iterations=10", "exactly one of train.epochs"),
         ("data.datset=cifar10", "unknown key"),
@@ -85,3 +86,18 @@ def test_invalid_recipes_name_the_key(override: str, message: str) -> None:
 def test_missing_recipe_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"nope\.yaml' is neither a file nor a built-in recipe name"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("mode", [True, False, "reduce-overhead", "max-autotune-no-cudagraphs"])
+def test_compile_takes_a_bool_or_a_torch_compile_mode(mode) -> None:
+    from srblock.engine import resolve_config
+
+    config = {"model": {"name": "cifar_resnet18", "num_classes": 10}, "optim": {"lr": 0.1}, "train": {"epochs": 1}}
+    assert (
+        resolve_config(config, [f"train.compile={str(mode).lower() if isinstance(mode, bool) else mode}"])["train"][
+            "compile"
+        ]
+        == mode
+    )
+    with pytest.raises(ValueError, match=r"train\.compile must be one of"):
+        resolve_config(config, ["train.compile=fast"])

@@ -71,6 +71,21 @@ def test_recipes_are_found_by_name_or_path(tmp_path: Path) -> None:
         find_recipe("cifar10/r18_d2d_srr")
 
 
+SWEEPS = sorted((CONFIGS / "sweeps").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
+def test_sweep_file_arms_resolve(path: Path) -> None:
+    from srblock.experiments import expand_grid, load_sweep
+
+    sweep = load_sweep(path)
+    assert path.read_text().startswith("# "), "a sweep file starts with a comment saying what it measures"
+    for run in {r.arm: r for r in expand_grid(sweep)}.values():  # one run of each arm
+        config = load_config(run.recipe, run.overrides)
+        with torch.device("meta"):
+            build_model(config)
+
+
 def test_fast_testbed_recipes_pair_baseline_and_sr_at_the_papers_place() -> None:
     assert {f"{p.parent.name}/{p.stem}" for p in RECIPES} >= FAST
     for base in ("cifar10/airbench", "cifar10/airbench_d2d", "cifar10/r18_d2d_fast"):

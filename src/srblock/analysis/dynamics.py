@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..layers.sr import find_sr_blocks
 from .usage import MemoryRecord, collect_memory_weights
 
 if TYPE_CHECKING:
@@ -67,7 +68,6 @@ def initial_routing(config: Mapping[str, Any]) -> dict[str, dict[str, torch.Tens
     engine builds its model (``seed_everything(seed)``, then ``build_model``)."""
     from ..engine.build import build_model
     from ..engine.trainer import seed_everything
-    from ..models import find_sr_blocks
 
     seed_everything(config["seed"])
     model = build_model(config)
@@ -83,8 +83,6 @@ def routing_swapped(model: nn.Module, routing: Mapping[str, Mapping[str, torch.T
 
     The trained routing weights are restored on exit.
     """
-    from ..models import find_sr_blocks
-
     blocks = find_sr_blocks(model)
     missing = sorted(set(routing) - set(blocks))
     if missing:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..layers.modes import eval_mode
-from ..layers.sr import SRBlockNd
+from ..layers.sr import find_sr_blocks
 from .plots import Figure, heatmap, save_figure
 
 __all__ = ["feature_effect", "plot_feature_effect"]
@@ -50,7 +50,7 @@ def feature_effect(
     >>> out["before"].shape, len(out["relative_change_pct"])
     (torch.Size([2, 2, 2]), 2)
     """
-    blocks = {name: m for name, m in model.named_modules() if isinstance(m, SRBlockNd)}
+    blocks = find_sr_blocks(model)
     if not blocks:
         raise ValueError(f"{type(model).__name__} has no SR block")
     if block is None:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..layers.sr import SRBlockNd
+from ..layers.sr import find_sr_blocks
 from .plots import Figure, grid, heatmap, save_figure, symmetric_limit
 
 __all__ = ["memory_map_stats", "memory_maps", "plot_memory_maps"]
@@ -22,11 +22,7 @@ def memory_maps(model: nn.Module) -> dict[str, torch.Tensor]:
     >>> memory_maps(SRBlock(8, (4, 6), num_memories=3, hidden=2))[""].shape
     torch.Size([3, 4, 6])
     """
-    return {
-        name: module.memory.detach().float().mean(1).cpu()
-        for name, module in model.named_modules()
-        if isinstance(module, SRBlockNd)
-    }
+    return {name: block.memory.detach().float().mean(1).cpu() for name, block in find_sr_blocks(model).items()}
 
 
 def memory_map_stats(maps: torch.Tensor) -> list[dict[str, Any]]:

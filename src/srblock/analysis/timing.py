@@ -81,9 +81,9 @@ def sr_block_step(
     ``mode="eval"``: one inference forward; ``"train"``: forward, backward and an SGD step of the block's parameters.
     Timed next to the whole model, its share is a low-noise estimate of what SR adds to a step.
     """
-    from ..layers.sr import SRBlockNd
+    from ..layers.sr import find_sr_blocks
 
-    block = next((m for m in model.modules() if isinstance(m, SRBlockNd)), None)
+    block = next(iter(find_sr_blocks(model).values()), None)
     if block is None:
         raise ValueError(f"{type(model).__name__} has no SR block")
     if mode not in ("eval", "train"):

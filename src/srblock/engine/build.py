@@ -1,4 +1,5 @@
-"""Models from recipes (checked before anything is built), and trained models back from checkpoints."""
+"""Models from recipes (checked before anything is built), trained models back from checkpoints, and checkpoints
+into weights to share."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -19,7 +21,7 @@ from torch import nn
 from .checkpoint import load_checkpoint
 from .config import check_keys
 
-__all__ = ["build_model", "check_buildable", "check_model_section", "load_trained_model"]
+__all__ = ["build_model", "check_buildable", "check_model_section", "export_pretrained", "load_trained_model"]
 
 # create_model's parameters that a recipe does not write under their own name
 _NOT_RECIPE_KEYS = {"name", "sr_kwargs", "kwargs"}
@@ -140,9 +142,11 @@ def check_model_section(model: Mapping[str, Any]) -> None:
 
 
 def _meta_build(model: Mapping[str, Any]) -> nn.Module:
-    options = copy.deepcopy(dict(model))
-    if options.get("backbone_weights"):
-        options["backbone_weights"] = None  # a file to read: checked for existence by check_buildable
+    from srblock.models.registry import INIT_ONLY_KEYS
+
+    # initial weights are a file to read (checked for existence by check_buildable) or a download: the builder sees
+    # the key (so a model that takes none still refuses it) but no value
+    options = {k: None if k in INIT_ONLY_KEYS else copy.deepcopy(v) for k, v in model.items()}
     with torch.device("meta"):
         return build_model({"model": options})
 
@@ -159,7 +163,7 @@ def check_buildable(config: Mapping[str, Any]) -> None:
 
     config = copy.deepcopy(dict(config))
     weights = config["model"].get("backbone_weights")
-    if weights and not Path(weights).is_file():
+    if weights and urlparse(str(weights)).scheme not in ("http", "https", "file") and not Path(weights).is_file():
         raise FileNotFoundError(f"model.backbone_weights: no file at {weights}")
     get_task(config["task"])(config, DistInfo(), torch.device("cpu"))
     try:
@@ -169,20 +173,13 @@ def check_buildable(config: Mapping[str, Any]) -> None:
 
 
 def build_model(config: Mapping[str, Any]) -> nn.Module:
-    """``create_model(**config["model"])``: ``name`` is the registry name, ``sr`` becomes ``sr_kwargs``.
+    """The network of a recipe: :func:`srblock.models.model_from_config` of its ``model`` section.
 
     >>> model = build_model({"model": {"name": "cifar_resnet18", "num_classes": 10, "sr_stage": 3, "width": 0.25}})
     """
-    from srblock.models import create_model
+    from srblock.models import model_from_config
 
-    options = dict(config["model"])
-    if "name" not in options:
-        raise ValueError(f"the recipe's model section needs a 'name' (a registered model), got keys {sorted(options)}")
-    name = options.pop("name")
-    sr_kwargs = options.pop("sr", None) or None
-    if options.get("input_size") is not None:
-        options["input_size"] = tuple(options["input_size"])
-    return create_model(name, sr_kwargs=sr_kwargs, **options)
+    return model_from_config(config["model"])
 
 
 def load_trained_model(
@@ -193,14 +190,28 @@ def load_trained_model(
     ``no_sr=True`` replaces every SR block by ``nn.Identity`` after loading: the paper's ablation (PAPER.md §5).
     """
     from srblock.models import remove_sr
+    from srblock.models.registry import INIT_ONLY_KEYS
 
     state = load_checkpoint(checkpoint_path, map_location=map_location)
     config = state["config"]
-    model_cfg = dict(config["model"])
-    if model_cfg.get("backbone_weights"):  # every weight comes from the checkpoint: that file need not exist any more
-        model_cfg["backbone_weights"] = None
+    # every weight comes from the checkpoint: an ImageNet file or download named by the recipe is not needed any more
+    model_cfg = {k: v for k, v in config["model"].items() if k not in INIT_ONLY_KEYS}
     model = build_model({**config, "model": model_cfg})
     model.load_state_dict(state["model"])
     if no_sr:
         remove_sr(model)
     return model.to(map_location).eval(), config
+
+
+def export_pretrained(checkpoint_path: str | Path, output_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """Write the trained network of a checkpoint as weights to share: ``model.safetensors`` (weights only, no
+    optimizer, no RNG state, no pickled code) and ``config.json`` (the recipe's model section) in ``output_dir``.
+
+    The folder is written next to its destination and renamed into place; an existing non-empty folder is an error
+    unless ``overwrite``. Read it back with :func:`srblock.models.hub.from_pretrained`; upload it with
+    ``SRModel.from_pretrained(output_dir).push_to_hub(repo_id)``. Needs the ``hub`` extra.
+    """
+    from srblock.models.hub import save_pretrained
+
+    model, config = load_trained_model(checkpoint_path)  # a strict load: the weights fit the config they ship with
+    return save_pretrained(model, output_dir, config["model"], overwrite=overwrite)

@@ -81,7 +81,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
         "eval_batch_size": None,  # default: batch_size
         "amp": None,  # null | bf16 | fp16
         "channels_last": False,
-        "compile": False,  # torch.compile the training forward
+        "compile": False,  # torch.compile the training model: true, or a mode ("reduce-overhead": + CUDA graphs)
         "sync_bn": False,  # convert BatchNorm to SyncBatchNorm (CUDA + DDP only)
         "workers": 4,  # DataLoader worker processes (file-backed datasets only)
         "device": "auto",  # auto | cpu | cuda | cuda:N
@@ -129,6 +129,7 @@ RESUME_APPLIED_KEYS = (
 _SCHEDULES = ("multistep", "poly", "cosine", "piecewise", "constant")
 _OPTIMIZERS = ("sgd", "adamw")
 _AMP = (None, "bf16", "fp16")
+_COMPILE = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch's modes
 
 
 def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -288,7 +289,9 @@ def validate_config(config: Mapping[str, Any], task_train_keys: Iterable[str] = 
     for section in ("optim", "schedule", "train"):
         extra = list(task_train_keys) if section == "train" else []
         check_keys(section, config[section], [*ENGINE_DEFAULTS[section], *extra])
-        check_types(section, config[section], ENGINE_DEFAULTS[section])
+        # train.compile takes a bool or a mode string: checked below against _COMPILE, not by its default's type
+        defaults = {**ENGINE_DEFAULTS[section], **({"compile": None} if section == "train" else {})}
+        check_types(section, config[section], defaults)
     optim, schedule, train = config["optim"], config["schedule"], config["train"]
     if optim["name"] not in _OPTIMIZERS:
         raise ValueError(f"optim.name must be one of {_OPTIMIZERS}, got {optim['name']!r}")
@@ -325,6 +328,8 @@ def validate_config(config: Mapping[str, Any], task_train_keys: Iterable[str] = 
         raise ValueError(f"train.workers must be >= 0, got {train['workers']!r}")
     if train["grad_clip"] is not None and (not _number(train["grad_clip"]) or train["grad_clip"] <= 0):
         raise ValueError(f"train.grad_clip must be a positive number or null, got {train['grad_clip']!r}")
+    if train["compile"] not in _COMPILE:
+        raise ValueError(f"train.compile must be one of {_COMPILE}, got {train['compile']!r}")
     if train["amp"] not in _AMP:
         raise ValueError(f"train.amp must be one of {_AMP}, got {train['amp']!r}")
     if not isinstance(config["seed"], int) or isinstance(config["seed"], bool):

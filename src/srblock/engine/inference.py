@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers.sr import SRBlockNd
+from ..layers.sr import find_sr_blocks
 
 __all__ = ["INFERENCE_MODES", "segment", "slide_inference", "whole_inference"]
 
@@ -26,7 +26,7 @@ def _logits(output: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def _strict_sr_blocks(model: nn.Module) -> list[str]:
-    return [n for n, m in model.named_modules() if isinstance(m, SRBlockNd) and m.size_policy == "strict"]
+    return [name for name, block in find_sr_blocks(model).items() if block.size_policy == "strict"]
 
 
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:

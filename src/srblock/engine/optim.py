@@ -42,14 +42,13 @@ GROUP_DEFAULTS: dict[str, Any] = {"lr_mult": 1.0, "weight_decay": None, "frozen"
 
 
 def _sr_params(model: nn.Module, part: str) -> Iterator[nn.Parameter]:
-    from srblock.layers import SRBlockNd
+    from srblock.layers import find_sr_blocks
 
-    for module in model.modules():
-        if isinstance(module, SRBlockNd):
-            if part == "memory":
-                yield module.memory
-            else:
-                yield from (p for name, p in module.named_parameters() if name != "memory")
+    for block in find_sr_blocks(model).values():
+        if part == "memory":
+            yield block.memory
+        else:
+            yield from (p for name, p in block.named_parameters() if name != "memory")
 
 
 _NORM_LAYERS = (

@@ -46,10 +46,10 @@ class SRDynamics:
     """
 
     def __init__(self, model: nn.Module, dist: DistInfo | None = None) -> None:
-        from srblock.layers import SRBlockNd
+        from srblock.layers import find_sr_blocks
 
         self.dist = dist or DistInfo()
-        self.blocks = {name: m for name, m in model.named_modules() if isinstance(m, SRBlockNd)}
+        self.blocks = find_sr_blocks(model)
         self.init = {name: _routing_vector(block).cpu() for name, block in self.blocks.items()}
         self._sums: dict[str, torch.Tensor] = {}
 

@@ -35,6 +35,7 @@ import torch.distributed as torch_dist
 from torch import nn
 
 from srblock.data.loader import seed_for
+from srblock.layers import count_sr_params
 from srblock.layers.modes import eval_mode
 
 from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
@@ -53,6 +54,7 @@ __all__ = [
     "NonFiniteLossError",
     "build_optimizer",
     "build_scheduler",
+    "compile_model",
     "evaluate",
     "evaluate_checkpoint",
     "train",
@@ -70,6 +72,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     random.seed(seed)
+
+
+def compile_model(model: nn.Module, setting: bool | str) -> nn.Module:
+    """``train.compile``: ``false`` keeps ``model``; ``true`` or a ``torch.compile`` mode compiles it.
+
+    The compiled forward and backward replace the eager ones from the first step on (its time, counted in the run's
+    wall time, includes the compilation); ``"reduce-overhead"`` also replays them as CUDA graphs.
+    """
+    if not setting:
+        return model
+    return torch.compile(model, mode=None if setting in (True, "default") else setting)
 
 
 def _batches(loader: BatchLoader, start_step: int, steps_per_epoch: int) -> Iterator[Any]:
@@ -137,9 +150,10 @@ def train_steps(
 
         n = task.batch_size(batch)
         count += n
-        for key, value in logs.items():
-            weighted = value.detach().float() * n
-            sums[key] = sums[key] + weighted if key in sums else weighted
+        for key, value in logs.items():  # one in-place add per log and step; the sums stay on the device
+            if key not in sums:
+                sums[key] = torch.zeros((), device=value.device)
+            sums[key].add_(value.detach(), alpha=n)
         done = step + 1
         at_log = done % log_interval == 0 or done == end
         if (check_every_step or at_log) and not math.isfinite(float(sums.get("loss", loss))):
@@ -286,7 +300,7 @@ class _Run:
         freeze_groups(model, config["optim"]["groups"])  # before DDP/compile see which parameters train
         self.dynamics = SRDynamics(model, dist)  # reads the routing weights at init (θ₀), before any restore
         self.params = sum(p.numel() for p in model.parameters())
-        self.sr_params = _sr_params(model)
+        self.sr_params = count_sr_params(model)
         self.loaders = self.task.build_loaders()
         if dist.rank:
             seed_everything(seed_for(config["seed"], dist.rank))  # distinct dropout masks per rank
@@ -304,8 +318,7 @@ class _Run:
                 device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=train_cfg["find_unused_parameters"],
             )
-        if train_cfg["compile"]:
-            self.train_model = torch.compile(self.train_model)
+        self.train_model = compile_model(self.train_model, train_cfg["compile"])
 
         self.steps_per_epoch = len(self.loaders.train)
         if self.steps_per_epoch == 0:
@@ -556,6 +569,7 @@ class _Run:
             "sr_params": self.sr_params,
             "wall_time_s": round(self.wall_time_s, 2),
             "torch_version": torch.__version__,
+            "gpu": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None,
             "seed": self.config["seed"],
             "world_size": self.dist.world_size,
             "device": str(self.device),
@@ -584,12 +598,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
         return _plain(value.tolist())
     return value
-
-
-def _sr_params(model: nn.Module) -> int:
-    from srblock.layers import SRBlockNd
-
-    return sum(p.numel() for m in model.modules() if isinstance(m, SRBlockNd) for p in m.parameters())
 
 
 def evaluate_checkpoint(

@@ -69,6 +69,7 @@ from ..analysis.stats import PairedResult, SignResult, paired_ttest, required_se
 from ..engine.config import config_diff
 from ..engine.io import atomic_open, write_json, write_text
 from ..engine.logger import progress
+from .budget import Skipped, TimeBudget
 from .launchers import Launcher, make_launcher, parse_launcher_options
 
 __all__ = [
@@ -523,16 +524,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def execute_run(run: Run, *, sweep: Sweep, run_fn: RunFn, load_fn: LoadFn) -> dict | None:
+def execute_run(
+    run: Run, *, sweep: Sweep, run_fn: RunFn, load_fn: LoadFn, budget: TimeBudget | None = None
+) -> dict | Skipped | None:
     """One run of a sweep, wherever a launcher runs it: claim it, train, then (rank 0) parse ``summary.json``
     (written from ``run_fn``'s return value if it did not write one), drop the checkpoints the sweep does not keep
-    and clear an earlier failure record. Returns the summary, or ``None`` when another process has finished or is
-    training this run (then nothing is done here). A failure is recorded in the run's ``failed.json`` and raised."""
+    and clear an earlier failure record. Returns the summary, ``None`` when another process has finished or is
+    training this run, or :class:`Skipped` when it would not end within ``budget`` (then nothing is done here).
+    A failure is recorded in the run's ``failed.json`` and raised."""
     # Several sweep processes may share a grid (e.g. one per CPU core): each run is claimed by one of them.
     # Under torchrun every rank must run the same list, so there the list stays as fixed at the start.
     single = int(os.environ.get("WORLD_SIZE", "1")) == 1
     if single and (run.output_dir / SUMMARY).is_file():
         return None
+    if budget is not None and (refused := budget.refuses(run.output_dir)):
+        return refused
     with _claim(run.output_dir, enabled=single) as claimed:
         if not claimed:
             return None
@@ -560,6 +566,8 @@ def run_sweep(
     keep_going: bool = False,
     rerun_stale: bool = False,
     launcher: Launcher | None = None,
+    arms: Sequence[str] | None = None,
+    budget: TimeBudget | None = None,
 ) -> list[Run]:
     """Check every arm, run every pending run of the grid, then aggregate (rank 0). Returns the runs executed now,
     as they finished.
@@ -576,7 +584,15 @@ def run_sweep(
     aside, see the module docstring). A run that raises stops the sweep with :class:`RunFailedError` naming it;
     with ``keep_going`` the failure is recorded in the run's ``failed.json``, the sweep goes on, and the returned
     list holds only the runs that succeeded (the failed ones are logged and left for the next invocation).
+    ``arms``: run only these arms (the table still shows every arm). ``budget``: start no run that is not expected
+    to end by its deadline (:class:`srblock.experiments.budget.TimeBudget`; not under torchrun).
     """
+    known = [a.name for a in sweep.arms]
+    unknown = sorted(set(arms or ()) - set(known))
+    if unknown:
+        raise ValueError(f"unknown arm(s) {unknown} for sweep {sweep.name}; its arms are {known}")
+    if budget is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("a time budget could stop the ranks of a torchrun sweep at different runs; run it without")
     launcher = launcher or make_launcher()
     if launcher.name != "sequential" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError(f"the {launcher.name} launcher starts its own processes; run it without torchrun")
@@ -592,18 +608,24 @@ def run_sweep(
         )
     if blocked and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("--rerun-stale moves run folders: run it once without torchrun")
-    job = functools.partial(execute_run, sweep=sweep, run_fn=run_fn or _engine_train, load_fn=load_fn or _engine_load)
+    job = functools.partial(
+        execute_run, sweep=sweep, run_fn=run_fn or _engine_train, load_fn=load_fn or _engine_load, budget=budget
+    )
     runs = plan.runs
-    pending = [run for run, _ in plan.pending()]  # fixed now, so every torchrun rank runs the same list
+    # fixed now, so every torchrun rank runs the same list
+    pending = [run for run, _ in plan.pending() if arms is None or run.arm in arms]
     if _rank() == 0:
         for run, _ in blocked:
             _move_stale(run, sweep, log)
         _write_sweep_copy(sweep)
     log(
-        f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} to run"
+        f"sweep {sweep.name}: {len(runs)} runs, {sum(st.finished for st in plan.states)} done, {len(pending)} to run"
+        + (f" of the arms {', '.join(arms)}" if arms else "")
         + (f" ({launcher.name} launcher, {launcher.workers or 'any number of'} at a time)" if pending else "")
     )
-    executed, failed = [], []
+    executed: list[Run] = []
+    failed: list[Run] = []
+    not_started: list[Run] = []
     bar = progress(total=len(pending), desc=f"sweep {sweep.name}", unit="run", leave=True, enabled=_rank() == 0)
     with bar, contextlib.closing(launcher.launch(job, pending)) as outcomes:  # closing: stop workers on an error
         for i, (run, result) in enumerate(outcomes, 1):
@@ -625,6 +647,11 @@ def run_sweep(
                     f"[{i}/{len(pending)}] {run.arm} seed={run.seed}: done or being trained by another process, skipped"
                 )
                 continue
+            if isinstance(summary, Skipped):
+                not_started.append(run)
+                if len(not_started) == 1:
+                    log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed}: not started, {summary.reason}")
+                continue
             if _rank() == 0:
                 value, wall = summary.get(sweep.metric), summary["wall_time_s"]
                 log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} done: {sweep.metric}={value} in {wall:.0f}s")
@@ -633,6 +660,9 @@ def run_sweep(
                     after_run(run, summary)
             executed.append(run)
     if _rank() == 0:
+        if not_started:
+            first = not_started[0]
+            log(f"time budget: {len(not_started)} run(s) not started, from {first.arm} seed={first.seed} on")
         aggregate(sweep.output, sweep=sweep, log=log, load_fn=load_fn)
         if failed:
             log(f"{len(failed)} run(s) failed: {', '.join(r.name for r in failed)} (see their {FAILED})")
@@ -871,8 +901,13 @@ def sweep_command(
     load_fn: LoadFn | None = None,
     launcher: str | None = None,
     launcher_options: Sequence[str] = (),
+    merge: str | None = None,
+    arms: Sequence[str] | None = None,
+    time_budget: float | None = None,
+    run_seconds: float | None = None,
 ) -> int:
-    """What ``srblock sweep`` does: run (``config``), list (``dry_run``) or re-aggregate (``report``).
+    """What ``srblock sweep`` does: run (``config``), list (``dry_run``), re-aggregate (``report``) or take in the
+    runs of an archive made elsewhere (``merge``, :func:`srblock.experiments.archive.merge_runs`).
 
     ``baseline``, ``metric`` and ``overrides`` are checked (and every arm's config with them) before anything is
     written, so a typo never reaches the output's ``sweep.yaml``. Returns 1 when ``keep_going`` let runs fail.
@@ -883,13 +918,23 @@ def sweep_command(
     ``launcher`` (``sequential``, ``local:N``, ``slurm``) and ``launcher_options`` (``key=value``) override the
     sweep file's ``launcher:`` (see :mod:`srblock.experiments.launchers`).
     The plan (``dry_run``) and the table (``report``) are this command's output and go to stdout.
+    ``arms`` limits the runs to those arms; ``time_budget`` (seconds from now; ``run_seconds``: the expected length of
+    a run of an arm without a finished one) starts no run that would not end in time (:mod:`.budget`).
     """
+    budget = None if time_budget is None else TimeBudget(time.time() + time_budget, run_seconds)
+    if merge is not None:
+        from .archive import merge_runs
+
+        merge_runs(merge, log=print)
+        return 0
     if report is not None:
         sweep = load_sweep(config, overrides) if config else None
         aggregate(report, sweep=sweep, baseline=baseline, metric=metric, log=print, load_fn=load_fn)
         return 0
     if config is None:
-        raise ValueError("srblock sweep needs -c SWEEP.yaml (to run or --dry-run) or --report DIR (to aggregate)")
+        raise ValueError(
+            "srblock sweep needs -c SWEEP.yaml (to run or --dry-run), --report DIR (to aggregate) or --merge ARCHIVE"
+        )
     sweep = load_sweep(config, overrides)
     _check_baseline(baseline, [a.name for a in sweep.arms])
     sweep.baseline = baseline or sweep.baseline
@@ -928,5 +973,7 @@ def sweep_command(
         launcher=runner,
         keep_going=keep_going,
         rerun_stale=rerun_stale,
+        arms=arms,
+        budget=budget,
     )
     return 1 if any((r.output_dir / FAILED).is_file() for r in expand_grid(sweep)) else 0

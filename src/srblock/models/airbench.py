@@ -181,7 +181,7 @@ class AirbenchNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1)) * self.logit_scale
 
 
-@register_model(input_size=(3, 32, 32), stages=AIRBENCH_STAGES)
+@register_model(input_size=(3, 32, 32), stages=AIRBENCH_STAGES, num_classes=10)
 def cifar_airbench(
     *,
     num_classes: int = 10,
