@@ -41,7 +41,7 @@ __all__ = [
     "routing_swapped",
 ]
 
-DYNAMICS_COLUMNS = ("memory_ratio", "routing_change", "routing_entropy", "memory_spread")
+DYNAMICS_COLUMNS = ("memory_ratio", "routing_change", "routing_turn", "routing_entropy", "memory_spread")
 
 
 def class_separation(weights: torch.Tensor, labels: torch.Tensor) -> float:
@@ -200,7 +200,7 @@ def plot_dynamics(
         ax.set_title(column, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)
-        if column in ("memory_ratio", "routing_change"):
+        if column in ("memory_ratio", "routing_change", "routing_turn"):
             ax.set_yscale("log")
     axes[0].legend(fontsize=7)
     if title:
