@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-all lint clean
+.PHONY: venv demo test test-all test-wheel lint clean
 
 venv: $(STAMP)
 
@@ -33,5 +33,9 @@ test: lint
 test-all: lint
 	OMP_NUM_THREADS=$(THREADS) $(BIN)/pytest -q
 
+# The wheel job: build the sdist and the wheel, install the wheel into a venv of its own, test it outside the repository.
+test-wheel: venv
+	PYTHON=$(PYTHON) BUILDER=$(BIN)/python THREADS=$(THREADS) bash .ci/test-wheel
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache "$${TMPDIR:-/tmp}"/srblock-wheel-venv-*

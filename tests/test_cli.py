@@ -1,4 +1,4 @@
-"""The train/eval/demo verbs: override syntax, a tiny run and its evaluation, the demo in fast mode."""
+"""The train/eval verbs: override syntax, a tiny run and its evaluation."""
 
 from __future__ import annotations
 
@@ -70,14 +70,3 @@ def test_train_then_eval_with_and_without_sr(tmp_path: Path, capsys: pytest.Capt
     assert main(["train", "-c", str(recipe), "--output", str(tmp_path / "quiet"), "--epochs", "1", "-q"]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and json.loads(captured.out[captured.out.index("{") : captured.out.rindex("}") + 1])
-
-
-def test_demo_fast(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--fast", "--output", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out
-    assert "baseline" in printed and "+ SR (M=3, P=10, U=8)" in printed
-    numbers = json.loads((tmp_path / "demo.json").read_text())
-    assert numbers["sr_params"] == numbers["params_sr"] - numbers["params_baseline"] > 0
-    weights = np.array(numbers["memory_weights_mean"])
-    assert weights.shape == (10, 10) and np.allclose(np.nansum(weights, axis=1)[~np.isnan(weights).any(1)], 1.0)
-    assert (tmp_path / "memory_weights.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -20,7 +20,7 @@ from .layers import (
 
 __version__ = "0.1.0"
 
-# The model zoo pulls in torchvision and timm: load it on first use, so `import srblock` for the block stays light.
+# The model zoo pulls in torchvision: load it on first use, so `import srblock` for the block stays light.
 _MODELS_API = (
     "create_model",
     "insert_sr",

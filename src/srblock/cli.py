@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from . import __version__
+from ._extras import MissingExtraError
 
 VerbAdder = Callable[[argparse._SubParsersAction], None]
 
@@ -31,6 +32,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     FileExistsError,
     NotADirectoryError,
     IsADirectoryError,
+    MissingExtraError,  # an optional package to install: the message names the pip command
 )
 
 
@@ -457,17 +459,77 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="train a baseline and its SR twin on scikit-learn's digits (about a minute on a laptop CPU)",
         description="Trains the built-in recipes digits/r18_d2d and digits/r18_d2d_sr, prints both test accuracies, "
-        "the SR "
-        "parameter overhead and the ablation (SR removed), and plots the per-class memory weights.",
+        "the SR parameter overhead and the ablation (SR removed), analyses the SR model (report.md) and plots the "
+        "per-class memory weights. Never overwrites: without --output it writes runs/demo, or the next free "
+        "runs/demo-N. Needs the demo extra: pip install 'srblock[demo]'.",
     )
-    p.add_argument("--output", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--output", help="a new or empty output folder (default: runs/demo, else the next runs/demo-N)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fast", action="store_true", help="a few seconds' smoke version (numbers meaningless)")
 
     def run(args: argparse.Namespace) -> int:
-        from .engine.demo import run_demo
+        from .demo import run_demo
 
         run_demo(args.output, fast=args.fast, seed=args.seed)
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _add_recipes(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "recipes",
+        help="list, show or copy the built-in recipes and sweep files",
+        description="The built-in recipes (one per paper table row; `srblock train -c NAME`) and sweep files "
+        "(`srblock sweep -c NAME`), shipped inside the package.",
+        epilog="examples: srblock recipes list cifar10 | srblock recipes show cifar10/r18_d2d_sr --resolved | "
+        "srblock recipes copy cifar10/r18_d2d_sr my_recipes",
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    p_list = actions.add_parser("list", help="names and first comment line of the recipes and sweep files")
+    p_list.add_argument("pattern", nargs="?", default="*", help="shell pattern (cifar10/r18*) or a substring")
+    p_show = actions.add_parser("show", help="print a recipe (or sweep file) as shipped")
+    p_show.add_argument("name", help="built-in name (cifar10/r18_d2d_sr, cifar10_cpu_3ep_d2d) or a YAML path")
+    p_show.add_argument(
+        "--resolved",
+        action="store_true",
+        help="print the recipe as the engine runs it (defaults:, engine defaults and data defaults filled in)",
+    )
+    p_copy = actions.add_parser("copy", help="copy a recipe and the files it inherits into a folder, to edit")
+    p_copy.add_argument("name", help="built-in name or a YAML path")
+    p_copy.add_argument("dest", metavar="DIR", help="folder to copy into (created)")
+    p_copy.add_argument("--force", action="store_true", help="replace files in DIR that differ from the recipe's")
+
+    def run(args: argparse.Namespace) -> int:
+        from . import recipes
+
+        if args.action in (None, "list"):
+            pattern = getattr(args, "pattern", "*")
+            if not any(c in pattern for c in "*?["):
+                pattern = f"*{pattern}*"
+            for title, sweeps, command in (("recipes", False, "train"), ("sweep files", True, "sweep")):
+                names = recipes.list_recipes(pattern, sweeps=sweeps)
+                print(f"{title} (srblock {command} -c NAME): {len(names)}")
+                for name in names:
+                    shown = name.removeprefix("sweeps/")
+                    print(f"  {shown:<28} {recipes.recipe_summary(name, sweeps=sweeps)}".rstrip())
+            return 0
+        path, is_sweep = recipes.find_recipe_or_sweep(args.name)
+        if args.action == "show" and args.resolved:
+            if is_sweep:
+                raise ValueError(f"--resolved shows a recipe as the engine runs it; {args.name!r} is a sweep file")
+            import yaml
+
+            from .engine import load_config
+
+            print(yaml.safe_dump(load_config(path), sort_keys=False), end="")
+        elif args.action == "show":
+            print(path.read_text(encoding="utf-8"), end="")
+        else:
+            written = recipes.copy_recipe(path, args.dest, force=args.force)
+            for target, status in written:
+                print(f"{status:<11} {target}")
+            print(f"run the copy with: srblock {'sweep' if is_sweep else 'train'} -c {written[0][0]}")
         return 0
 
     p.set_defaults(func=run)
@@ -496,7 +558,16 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 # In the order a newcomer meets them: data -> models -> engine -> analysis.
-VERBS: list[VerbAdder] = [_add_demo, _add_train, _add_eval, _add_overhead, _add_analyze, _add_sweep, _add_export]
+VERBS: list[VerbAdder] = [
+    _add_demo,
+    _add_recipes,
+    _add_train,
+    _add_eval,
+    _add_overhead,
+    _add_analyze,
+    _add_sweep,
+    _add_export,
+]
 
 if __name__ == "__main__":
     sys.exit(main())

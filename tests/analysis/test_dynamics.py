@@ -57,3 +57,21 @@ def test_routing_swapped_restores_even_on_error_and_names_unknown_blocks():
     assert torch.equal(model[0].fc1.weight, before)
     with pytest.raises(ValueError, match="lacks"), routing_swapped(model, {"layer9.sr": {}}):
         pass
+
+
+def test_plot_dynamics_takes_runs_written_before_a_column_existed(tmp_path):
+    """A run without routing_turn (older code) and one whose first row lacks it (resumed across the change)."""
+    from srblock.analysis.dynamics import plot_dynamics
+
+    old, resumed = tmp_path / "old", tmp_path / "resumed"
+    for run in (old, resumed):
+        run.mkdir()
+    cols = "layer3.sr.memory_ratio,layer3.sr.routing_change,layer3.sr.routing_entropy,layer3.sr.memory_spread"
+    (old / "metrics.csv").write_text(f"epoch,{cols}\n1.0,0.001,0.1,0.99,0.2\n2.0,0.002,0.2,0.99,0.2\n")
+    (resumed / "metrics.csv").write_text(
+        f"epoch,{cols},layer3.sr.routing_turn\n1.0,0.001,0.1,0.99,0.2,\n2.0,0.002,0.2,0.99,0.2,0.0001\n"
+    )
+    fig = plot_dynamics({"arm": [old, resumed]}, tmp_path / "d.png")
+    turn = next(ax for ax in fig.axes if ax.get_title() == "routing_turn")
+    (line,) = turn.get_lines()
+    assert line.get_ydata()[-1] == pytest.approx(1e-4) and (tmp_path / "d.png").stat().st_size > 0

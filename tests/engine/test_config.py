@@ -84,7 +84,7 @@ def test_invalid_recipes_name_the_key(override: str, message: str) -> None:
 
 
 def test_missing_recipe_file(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="neither a file nor a built-in recipe"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.yaml' is neither a file nor a built-in recipe name"):
         load_config(tmp_path / "nope.yaml")
 
 

@@ -18,7 +18,7 @@ from srblock.models.surgery import find_sr_blocks
 
 from .conftest import tiny_config
 
-COLUMNS = ("memory_ratio", "routing_change", "routing_entropy", "memory_spread")
+COLUMNS = ("memory_ratio", "routing_change", "routing_turn", "routing_entropy", "memory_spread")
 
 
 def _rows(out: Path) -> list[dict[str, float]]:
@@ -33,6 +33,7 @@ def test_every_column_is_written_and_in_range(finished_run) -> None:
             assert f"layer2.sr.{col}" in row
         assert 0 < row["layer2.sr.memory_ratio"] < 1  # the memory trained away from zero, but stays small
         assert 0 < row["layer2.sr.routing_change"] < 1
+        assert 0 <= row["layer2.sr.routing_turn"] < row["layer2.sr.routing_change"]
         assert 0 < row["layer2.sr.routing_entropy"] <= 1
         assert row["layer2.sr.memory_spread"] >= 0
     assert summary["sr_dynamics"] == {f"layer2.sr.{c}": pytest.approx(rows[-1][f"layer2.sr.{c}"]) for c in COLUMNS}
@@ -75,6 +76,7 @@ def test_zero_memory_control_moves_routing_by_weight_decay_only(tiny_data: Path,
         velocity = mom * velocity + wd * theta
         theta -= lr * velocity
     assert row["layer2.sr.routing_change"] == pytest.approx(1 - theta, rel=1e-3)
+    assert row["layer2.sr.routing_turn"] == pytest.approx(0.0, abs=1e-6)  # a pure shrink does not turn θ
 
 
 def test_frozen_memory_run_equals_the_baseline_bit_for_bit(tiny_data: Path, tmp_path: Path) -> None:

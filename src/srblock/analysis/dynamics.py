@@ -41,7 +41,7 @@ __all__ = [
     "routing_swapped",
 ]
 
-DYNAMICS_COLUMNS = ("memory_ratio", "routing_change", "routing_entropy", "memory_spread")
+DYNAMICS_COLUMNS = ("memory_ratio", "routing_change", "routing_turn", "routing_entropy", "memory_spread")
 
 
 def class_separation(weights: torch.Tensor, labels: torch.Tensor) -> float:
@@ -189,18 +189,21 @@ def plot_dynamics(
             continue
         epochs = curves[0]["epoch"]
         for ax, column in zip(axes, DYNAMICS_COLUMNS, strict=True):
-            values = torch.tensor([c[column][: len(epochs)] for c in curves if len(c[column]) >= len(epochs)])
-            if values.numel() == 0:
+            # runs written before a column existed lack it (or its first rows: NaN after a resume)
+            rows = [c[column][: len(epochs)] for c in curves if len(c.get(column, ())) >= len(epochs)]
+            if not rows:
                 continue
-            mean = values.mean(0)
-            line = ax.plot(epochs, mean.tolist(), label=f"{label} ({len(values)})")[0]
-            low, high = values.min(0).values.tolist(), values.max(0).values.tolist()
+            values = torch.tensor(rows)
+            line = ax.plot(epochs, values.nanmean(0).tolist(), label=f"{label} ({len(values)})")[0]
+            finite = torch.where(values.isnan(), values.nanmean(0), values)
+            low, high = finite.min(0).values.tolist(), finite.max(0).values.tolist()
             ax.fill_between(epochs, low, high, alpha=0.2, color=line.get_color())
     for ax, column in zip(axes, DYNAMICS_COLUMNS, strict=True):
         ax.set_title(column, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)
-        if column in ("memory_ratio", "routing_change"):
+        positive = any((line.get_ydata() > 0).any() for line in ax.get_lines())
+        if column in ("memory_ratio", "routing_change", "routing_turn") and positive:
             ax.set_yscale("log")
     axes[0].legend(fontsize=7)
     if title:

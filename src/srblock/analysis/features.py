@@ -14,12 +14,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
 from ..layers.modes import eval_mode
 from ..layers.sr import find_sr_blocks
-from .plots import heatmap, save_figure
+from .plots import Figure, heatmap, save_figure
 
 __all__ = ["feature_effect", "plot_feature_effect"]
 

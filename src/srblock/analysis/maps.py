@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
 from ..layers.sr import find_sr_blocks
-from .plots import grid, heatmap, save_figure, symmetric_limit
+from .plots import Figure, grid, heatmap, save_figure, symmetric_limit
 
 __all__ = ["memory_map_stats", "memory_maps", "plot_memory_maps"]
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .._extras import requires_extra
 from ..layers.modes import eval_mode
 from ..layers.sr import find_sr_blocks, sr_param_count
 from .timing import eval_step, interleaved_timings, ratios, sr_block_step, train_step
@@ -135,7 +136,8 @@ def _build_pair(
     if isinstance(model, nn.Module):
         base, name, native = copy.deepcopy(model), type(model).__name__, (3, 224, 224)  # the caller's stays as it is
     elif source == "timm":
-        import timm
+        with requires_extra("cbam", f"--model {model}"):
+            import timm
 
         base = timm.create_model(arch, pretrained=False, num_classes=classes)
         name, native = model, base.pretrained_cfg.get("input_size", (3, 224, 224))

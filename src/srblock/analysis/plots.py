@@ -11,11 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
+from .._extras import requires_extra
 from ..engine.io import save_figure as atomic_save_figure
 
-__all__ = ["PNG_SIGNATURE", "bar_panel", "grid", "heatmap", "is_png", "save_figure", "symmetric_limit"]
+with requires_extra("analysis", "plotting (srblock.analysis)"):
+    from matplotlib.figure import Figure
+
+__all__ = ["PNG_SIGNATURE", "Figure", "bar_panel", "grid", "heatmap", "is_png", "save_figure", "symmetric_limit"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -211,8 +211,9 @@ def write_report(result: dict[str, Any], path: str | Path) -> Path:
         lines += [
             "## Learning dynamics",
             "",
-            "Per validation pass: memory_ratio = RMS(Σ wᵢMᵢ) / RMS(X); routing_change = ‖θ − θ₀‖ / ‖θ₀‖ of the squeeze "
-            "and FCN weights; routing_entropy = mean entropy of the weights / log P; memory_spread = RMS(Mᵢ − M̄) / "
+            "Per validation pass: memory_ratio = RMS(Σ wᵢMᵢ) / RMS(X); routing_change = ‖θ − θ₀‖ / ‖θ₀‖ and "
+            "routing_turn = 1 − cos(θ, θ₀) of the squeeze and FCN weights (weight decay shrinks θ without turning "
+            "it); routing_entropy = mean entropy of the weights / log P; memory_spread = RMS(Mᵢ − M̄) / "
             "RMS(M).",
             "",
             f"![learning dynamics]({result['dynamics_plot']})",

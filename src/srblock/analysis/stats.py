@@ -17,7 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as _st
+
+from .._extras import requires_extra
+
+with requires_extra("analysis", "the statistics of srblock.analysis.stats (t-tests, confidence intervals)"):
+    from scipy import stats as _st
 
 __all__ = [
     "PairedResult",

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
 from ..engine.logger import progress
 from ..engine.metrics import topk_correct
 from ..layers.modes import eval_mode
 from ..layers.sr import capture_memory_weights
-from .plots import bar_panel, grid, save_figure
+from .plots import Figure, bar_panel, grid, save_figure
 
 __all__ = [
     "MemoryRecord",

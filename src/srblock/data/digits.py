@@ -23,9 +23,11 @@ def load_digits(
 
     The test split is fixed (seed 0, stratified), independent of the run's seed, like CIFAR's official test set.
     """
-    from sklearn.datasets import load_digits as sk_load_digits
-
+    from .._extras import requires_extra
     from .split import train_val_split
+
+    with requires_extra("demo", "the digits dataset (scikit-learn's load_digits)"):
+        from sklearn.datasets import load_digits as sk_load_digits
 
     bunch = sk_load_digits()
     images = torch.from_numpy(bunch.images).float().mul(255.0 / 16.0).round().to(torch.uint8).unsqueeze(1)

@@ -30,18 +30,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .._extras import requires_extra
 from ..models.regularizers import set_dropblock_progress
 
 try:
     from lightning.pytorch.callbacks import Callback
-except ModuleNotFoundError:
-    try:
+except ModuleNotFoundError:  # the older standalone package works too
+    with requires_extra("lightning", "srblock.engine.lightning (DropBlockRamp)"):
         from pytorch_lightning.callbacks import Callback
-    except ModuleNotFoundError as err:
-        raise ModuleNotFoundError(
-            "srblock.engine.lightning needs Lightning, which is not installed: pip install 'srblock[lightning]'",
-            name="lightning",
-        ) from err
 
 __all__ = ["DropBlockRamp"]
 

@@ -99,7 +99,9 @@ class RunLogger:
 
                 self.writer = SummaryWriter(str(output_dir / "tensorboard"))
             except ImportError:
-                self.info("tensorboard requested but not installed (pip install tensorboard); continuing without it")
+                self.info(
+                    "tensorboard requested but not installed: pip install 'srblock[tensorboard]'; going on without"
+                )
         self._last_time = time.perf_counter()
         self._last_step = 0
 

@@ -44,6 +44,8 @@ from typing import Any, Protocol
 
 import yaml
 
+from .._extras import requires_extra
+
 __all__ = [
     "LAUNCHERS",
     "Launcher",
@@ -237,12 +239,8 @@ class SlurmLauncher:
     def __init__(
         self, folder: str | Path, *, cluster: str | None = None, poll_s: float | None = None, **parameters: Any
     ) -> None:
-        try:
+        with requires_extra("slurm", "--launcher slurm (submitit)"):
             import submitit
-        except ModuleNotFoundError as err:
-            raise ModuleNotFoundError(
-                "--launcher slurm needs submitit, which is not installed: pip install 'srblock[slurm]'", name="submitit"
-            ) from err
 
         params = {SLURM_ALIASES.get(k, k): v for k, v in parameters.items()}
         self.executor = submitit.AutoExecutor(folder=Path(folder), cluster=cluster)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from timm.layers.cbam import CbamModule
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 from torchvision.ops import SqueezeExcitation
+
+from .._extras import requires_extra
 
 __all__ = [
     "ATTENTIONS",
@@ -34,6 +35,9 @@ def make_attention(kind: str, channels: int, reduction: int = REDUCTION) -> nn.M
     if kind == "se":
         return SqueezeExcitation(channels, max(1, channels // reduction))
     if kind == "cbam":
+        with requires_extra("cbam", "CBAM attention (timm's CbamModule)"):
+            from timm.layers.cbam import CbamModule
+
         return CbamModule(channels, rd_ratio=1.0 / reduction)
     raise ValueError(f"attention must be one of {ATTENTIONS}, got {kind!r}")
 

@@ -8,7 +8,6 @@ PosixPath('model.onnx')
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .._extras import requires_extra
 from ..layers.modes import eval_mode
 
 __all__ = ["export_onnx"]
@@ -45,9 +45,9 @@ def export_onnx(
     weights are stored inside the one file; it is written to a temporary file beside ``path`` and renamed into place.
     Uses ``torch.onnx.export``'s ``torch.export``-based exporter (the ``onnx`` extra: onnx, onnxscript).
     """
-    for package in ("onnx", "onnxscript"):
-        if importlib.util.find_spec(package) is None:
-            raise ImportError(f"export_onnx needs {package}: pip install 'srblock[onnx]'")
+    with requires_extra("onnx", "export_onnx (torch.onnx's exporter)"):  # torch imports them itself: fail early
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
     if isinstance(input_size, int) or len(input_size) < 2:
         raise ValueError(
             f"input_size must be the input's shape without the batch, e.g. (3, 224, 224); got {input_size}"

@@ -27,15 +27,12 @@ from typing import Any
 import torch
 from torch import nn
 
-try:
+from .._extras import requires_extra
+from .registry import INIT_ONLY_KEYS, model_from_config
+
+with requires_extra("hub", "srblock.models.hub (Hugging Face folders)"):
     from huggingface_hub import ModelHubMixin, hf_hub_download
     from safetensors.torch import load_file, save_file
-except ImportError as err:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        f"srblock.models.hub needs huggingface_hub and safetensors: pip install 'srblock[hub]' ({err})"
-    ) from err
-
-from .registry import INIT_ONLY_KEYS, model_from_config
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "SRModel", "from_pretrained", "save_pretrained"]
 

@@ -28,15 +28,18 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import torch
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import register_notrace_module
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
 
+from .._extras import requires_extra
 from ..data.transforms import CIFAR_MEAN, CIFAR_STD  # what the CIFAR recipes normalise with, for timm's data config
 from ..layers.sr import SRBlockNd
 from .registry import ModelEntry, create_model, get_model_entry, list_models
 from .surgery import _trace_output
+
+with requires_extra("cbam", "srblock's models in timm (srblock.models.timm_models)"):
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+    from timm.layers import register_notrace_module
+    from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
 __all__: list[str] = []  # timm's register_model appends each srblock_* name
 

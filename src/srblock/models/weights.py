@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from .._extras import requires_extra
 from ..layers.sr import find_sr_blocks
 
 __all__ = ["LoadReport", "load_backbone_weights", "load_torchvision_weights", "read_state_dict"]
@@ -48,10 +49,8 @@ class LoadReport:
 
 
 def _load_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    try:
+    with requires_extra("hub", f"reading {path}"):
         from safetensors.torch import load_file
-    except ImportError as err:  # the `hub` extra brings safetensors
-        raise ImportError(f"reading {path} needs safetensors: pip install 'srblock[hub]'") from err
     return load_file(path, device="cpu")
 
 
