@@ -13,14 +13,13 @@ its share of the baseline's step, a low-noise estimate of the SR row's excess ov
 from __future__ import annotations
 
 import argparse
-import math
 import platform
 import time
 from typing import Any
 
 import torch
 
-from common import make_main  # the script's folder is on sys.path
+from common import calibrate_inner, device_name, make_main  # the script's folder is on sys.path
 from srblock.analysis.timing import eval_step, interleaved_timings, ratios, sr_block_step, train_step
 from srblock.models import create_model
 
@@ -89,7 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if "resnet50+SR" in models:
                 # The block on its own, in the same interleaved run: a low-noise measure of what SR adds.
                 steps[BLOCK_ROW] = sr_block_step(models["resnet50+SR"], images, mode, amp_dtype=amp)
-            inner = _calibrate(steps[baseline], args, device)
+            inner = calibrate_inner(steps[baseline], args, device)
             samples = interleaved_timings(steps, repeats=args.repeats, warmup=args.warmup, inner=inner, device=device)
             for name, ratio in ratios(samples, baseline).items():
                 times = sorted(samples[name])
@@ -110,7 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "sr_overhead",
         "baseline": baseline,
-        "device": _device_name(device),
+        "device": device_name(device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
@@ -127,22 +126,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 BLOCK_ROW = "SR block alone"
-
-
-def _calibrate(step, args: argparse.Namespace, device: torch.device) -> int:
-    """``--inner``, raised so one timed sample lasts ``--min-sample-ms`` (launch-bound GPU steps are ~ms)."""
-    target = args.min_sample_ms if args.min_sample_ms is not None else (25.0 if device.type == "cuda" else 0.0)
-    if target <= 0:
-        return args.inner
-    step()  # warm (allocator, cuDNN autotuning)
-    seconds = interleaved_timings({"x": step}, repeats=3, warmup=0, device=device)["x"]
-    return max(args.inner, math.ceil(target / (1e3 * min(seconds))))
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()})"
 
 
 def print_rows(rows: list[dict[str, Any]], *, header: bool) -> None:

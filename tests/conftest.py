@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
+import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -23,3 +26,39 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (set SRBLOCK_SHARED_DATA)")
     return SHARED_DATA
+
+
+JPEG_SLICE = 8  # files per class and split in the small copy of cifar10-jpeg.tar.xz
+
+
+@pytest.fixture(scope="session")
+def cifar10_jpeg_slice(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small cifar10-jpeg.tar.xz of the real one's layout: the first JPEG_SLICE files of each class of each split."""
+    source = shared_data / "cifar10" / "cifar10-jpeg.tar.xz"
+    if not source.is_file():
+        pytest.skip(f"{source} not found")
+    out = tmp_path_factory.mktemp("jpeg") / "cifar10-jpeg.tar.xz"
+    with tarfile.open(source) as src, tarfile.open(out, "w:xz") as dst:
+        for member in src:
+            if member.isfile() and int(Path(member.name).stem) < JPEG_SLICE:
+                dst.addfile(member, src.extractfile(member))
+    return out
+
+
+def write_jpeg_tar(path: Path, *, per_class: int = 4, classes: int = 10, seed: int = 0) -> Path:
+    """A tar.xz of random 32x32 JPEGs in the CIFAR-10 archive's layout (``<split>/<class>/NNNN.jpg``)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:xz") as tar:
+        for split in ("test", "train"):
+            for c in range(classes):
+                for i in range(per_class):
+                    buffer = io.BytesIO()
+                    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buffer, "JPEG")
+                    info = tarfile.TarInfo(f"{split}/class{c}/{i:04d}.jpg")
+                    info.size = buffer.tell()
+                    buffer.seek(0)
+                    tar.addfile(info, buffer)
+    return path

@@ -31,3 +31,36 @@ def test_sr_block_profile_cpu(tmp_path):
     rows = json.loads(out.read_text())
     assert [(r["amp"], r["compiled"]) for r in rows] == [(None, False), ("bf16", False)]
     assert all(r["kernels"] > 0 and r["wall_ms"] > 0 for r in rows)
+
+
+def test_sr_bf16_contribution_cpu(tmp_path):
+    out = tmp_path / "bf16.json"
+    cmd = [sys.executable, "benchmarks/sr_bf16_contribution.py", "--width", "0.125", "--batch", "4"]
+    cmd += ["--ratios", "0.001", "0.3", "--data-dir", str(tmp_path), "--out", str(out)]
+    subprocess.run(cmd, cwd=REPO_ROOT, check=True, capture_output=True, timeout=600)
+    rows = {(r["ratio"], r["mode"]): r for r in json.loads(out.read_text())["rows"]}
+    for ratio in (0.001, 0.3):
+        assert rows[ratio, "fp32"]["operand_cos"] == pytest.approx(1.0)
+        assert rows[ratio, "bf16+fp32_stage"]["operand_cos"] > 0.999  # out of autocast: nothing is rounded away
+        # an fp32 add hands on an exact tensor, but the next conv multiplies it in bf16 all the same
+        assert rows[ratio, "bf16+fp32_out"]["tensor_cos"] > 0.999
+        bf16_operand = rows[ratio, "bf16"]["operand_cos"]
+        assert rows[ratio, "bf16+fp32_out"]["operand_cos"] == pytest.approx(bf16_operand, abs=0.05)
+    assert rows[0.001, "bf16"]["operand_cos"] < 0.95 < rows[0.3, "bf16"]["operand_cos"]
+
+
+@pytest.mark.slow
+def test_sr_gpu_latency_tiny_on_cpu(tmp_path):
+    out = tmp_path / "latency.json"
+    cmd = [sys.executable, "benchmarks/sr_gpu_latency.py", "--device", "cpu", "--tiny", "--out", str(out)]
+    done = subprocess.run(cmd, cwd=REPO_ROOT, check=True, capture_output=True, text=True, timeout=600)
+    result = json.loads(out.read_text())
+    assert json.loads(done.stdout.strip().splitlines()[-2]) == result  # the one JSON line, then "wrote ..."
+    assert [(r["batch"], r["mode"], r["exec"]) for r in result["rows"]] == [
+        (1, "eval", "eager"),
+        (1, "train", "eager"),
+        (2, "eval", "eager"),
+        (2, "train", "eager"),
+    ]  # CUDA graphs need a GPU
+    assert all(r["ratio"] > 0 and r["plain_ms"] > 0 for r in result["rows"])
+    assert result["block_kernels"]["eval_b1"]["kernels"] > 0

@@ -55,7 +55,9 @@ def test_train_then_eval_with_and_without_sr(tmp_path: Path, capsys: pytest.Capt
     recipe.write_text(RECIPE.format(root=tmp_path))
     out = tmp_path / "run"
     assert main(["train", "-c", str(recipe), "--output", str(out), "--epochs", "1", "--model.num_memories", "2"]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "epoch 1 (iteration" in captured.err, "progress goes through logging to stderr"
+    printed = captured.out
     summary = json.loads(printed[printed.index("{") : printed.rindex("}") + 1])
     assert summary["epochs"] == 1.0 and "config" not in summary
     assert json.loads((out / "summary.json").read_text())["config"]["model"]["num_memories"] == 2
@@ -64,6 +66,10 @@ def test_train_then_eval_with_and_without_sr(tmp_path: Path, capsys: pytest.Capt
     printed = capsys.readouterr().out
     result = json.loads(printed[printed.index("{") :])
     assert result["no_sr"] is True and result["count"] == 16 and 0 <= result["acc1"] <= 100
+
+    assert main(["train", "-c", str(recipe), "--output", str(tmp_path / "quiet"), "--epochs", "1", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and json.loads(captured.out[captured.out.index("{") : captured.out.rindex("}") + 1])
 
 
 def test_demo_fast(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

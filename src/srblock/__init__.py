@@ -13,6 +13,8 @@ from .layers import (
     SRBlock3d,
     SRBlockNd,
     capture_memory_weights,
+    count_sr_params,
+    find_sr_blocks,
     sr_param_count,
 )
 
@@ -20,9 +22,7 @@ __version__ = "0.1.0"
 
 # The model zoo pulls in torchvision and timm: load it on first use, so `import srblock` for the block stays light.
 _MODELS_API = (
-    "count_sr_params",
     "create_model",
-    "find_sr_blocks",
     "insert_sr",
     "list_models",
     "load_backbone_weights",
@@ -51,6 +51,8 @@ __all__ = [
     "SRBlockNd",
     "__version__",
     "capture_memory_weights",
+    "count_sr_params",
+    "find_sr_blocks",
     "sr_param_count",
     *_MODELS_API,
 ]

@@ -1,17 +1,37 @@
 """The ``srblock`` command line: each verb is a thin call into the library.
 
 Verbs register themselves in :data:`VERBS` through ``_add_<verb>`` functions below, one per verb.
+
+Errors reach a person as one line, ``srblock: error: <what was expected and what came>``: exit status 2 for a
+usage error (bad recipe or option, missing data, damaged checkpoint, a folder that holds a run), 1 for a failed
+run (divergence, a full disk, a bug), 130 on Ctrl-C and 143 on SIGTERM (with the command that continues the run).
+``--traceback`` (or ``SRBLOCK_TRACEBACK=1``) shows the full Python traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from . import __version__
 
 VerbAdder = Callable[[argparse._SubParsersAction], None]
+
+#: exceptions that mean "the input was wrong" (exit status 2), as argparse does for bad options
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,24 +39,101 @@ def build_parser() -> argparse.ArgumentParser:
         prog="srblock", description="Squeeze-and-Remember block: train, evaluate, analyse."
     )
     parser.add_argument("--version", action="version", version=f"srblock {__version__}")
+    trace_help = "on an error, show the full Python traceback (also SRBLOCK_TRACEBACK=1)"
+    parser.add_argument("--traceback", action="store_true", help=trace_help)
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for add in VERBS:
         add(sub)
+    for verb in sub.choices.values():  # every verb, so the flags go where users type them: srblock train -q ...
+        loudness = verb.add_mutually_exclusive_group()
+        loudness.add_argument("-v", "--verbose", action="store_true", help="also show debug messages")
+        loudness.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors; no progress bars")
+        verb.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS, help=trace_help)
     return parser
+
+
+class _LevelFormatter(logging.Formatter):
+    """Info messages as plain lines (they are the command's progress); other levels name themselves."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return message if record.levelno == logging.INFO else f"{record.levelname.lower()}: {message}"
+
+
+@contextlib.contextmanager
+def cli_logging(level: int = logging.INFO) -> Iterator[None]:
+    """Show the library's messages (logger ``srblock``) at ``level`` and above on stderr while the block runs.
+
+    Log lines are printed above a progress bar instead of through it (tqdm's ``logging_redirect_tqdm``); the logger
+    is left as it was afterwards, so ``main()`` can be called from Python and tests.
+    """
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    logger = logging.getLogger("srblock")
+    handler = logging.StreamHandler()  # stderr
+    handler.setFormatter(_LevelFormatter("%(message)s"))
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        with logging_redirect_tqdm(loggers=[logger]):
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's kill, ``kill PID``), raised like Ctrl-C so atomic writes clean up and we exit 143."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    traceback = args.traceback or os.environ.get("SRBLOCK_TRACEBACK", "").strip() not in ("", "0")
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
+    try:
+        with cli_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO):
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt as err:
+        if traceback:
+            raise
+        code, what = (143, "terminated (SIGTERM)") if isinstance(err, Terminated) else (130, "interrupted")
+        hint = getattr(args, "resume_hint", None)
+        tail = f"; continue with: {hint}" if hint else ""
+        print(f"srblock: {what}; every file written so far is complete{tail}", file=sys.stderr)
+        return code
+    except Exception as err:
+        if traceback:
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        if isinstance(getattr(err, "exit_code", None), int):  # our errors that know their class (a sweep's run)
+            code = err.exit_code
+        elif isinstance(err, USER_ERRORS):
+            code = 2
+        elif isinstance(err, (OSError, FloatingPointError)):  # a full disk, a diverged run: not a usage error
+            code = 1
+        else:
+            code, message = 1, f"{type(err).__name__}: {message} (unexpected: rerun with --traceback and report it)"
+        print(f"srblock: error: {message}", file=sys.stderr)
+        return code
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep",
         help="run a grid of recipes x seeds (resumable) and compare arms with Welch t-tests",
-        description="Run sweeps/<name>.yaml one run after another, skipping runs whose summary.json exists; "
-        "write results.csv and table.md (mean ± std, Δ vs the baseline arm, Welch p) into the sweep's output.",
+        description="Run sweeps/<name>.yaml one run after another (or several at once with --launcher), skipping "
+        "runs whose summary.json exists; write results.csv and table.md (mean ± std, Δ vs the baseline arm, Welch p) "
+        "into the sweep's output.",
     )
     p.add_argument("-c", "--config", help="sweep file: a built-in name (cifar10_cpu_3ep_d2d) or a YAML path")
     p.add_argument("--dry-run", action="store_true", help="list the runs and which are done; run nothing")
@@ -54,18 +151,61 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--after-run", metavar="CMD", help="shell command after each finished run (env SRBLOCK_RUN_DIR, ...)"
     )
+    p.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="a failing run is recorded (its failed.json) and the sweep goes on; exit status 1 at the end",
+    )
+    p.add_argument(
+        "--rerun-stale",
+        action="store_true",
+        help="run again the finished runs whose config no longer matches the sweep (their folders move to "
+        "<output>/.stale/); without it the sweep refuses to start while there are any",
+    )
+    p.add_argument(
+        "--launcher",
+        metavar="NAME",
+        help="where runs execute: sequential (default), local:N (N worker processes, one GPU each when there are "
+        "GPUs), slurm (submitit; pip install 'srblock[slurm]'); overrides the sweep file's launcher:",
+    )
+    p.add_argument(
+        "--launcher-opt",
+        dest="launcher_options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="launcher option, e.g. partition=gpu, time=240 (minutes), gpus=1 for slurm; threads=4 for local "
+        "(repeatable)",
+    )
+
+    p.add_argument("--merge", metavar="ARCHIVE", help="add the runs of a results archive made elsewhere, then report")
+    p.add_argument("--arms", type=lambda text: text.split(","), metavar="A,B", help="run only these arms")
+    p.add_argument("--time-budget", type=float, metavar="S", help="start no run that is not expected to end within S s")
+    p.add_argument(
+        "--run-seconds", type=float, metavar="S", help="expected run length while an arm has no finished run"
+    )
 
     def run(args: argparse.Namespace) -> int:
         from .experiments import sweep_command
 
+        if args.config and not args.report and not args.dry_run:
+            args.resume_hint = f"srblock sweep -c {args.config} (finished runs are skipped, the interrupted resumes)"
         return sweep_command(
             args.config,
             report=args.report,
+            merge=args.merge,
             dry_run=args.dry_run,
             overrides=args.overrides,
             baseline=args.baseline,
             metric=args.metric,
             after_run=args.after_run,
+            keep_going=args.keep_going,
+            rerun_stale=args.rerun_stale,
+            launcher=args.launcher,
+            launcher_options=args.launcher_options,
+            arms=args.arms,
+            time_budget=args.time_budget,
+            run_seconds=args.run_seconds,
         )
 
     p.set_defaults(func=run)
@@ -75,15 +215,19 @@ def _add_overhead(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "overhead",
         help="parameters, GMACs and latency of an SR block vs the same model without it",
-        description="Build a model of the zoo with and without SR and report params_base, params_sr, sr_params, "
+        description="Build a model with and without SR and report params_base, params_sr, sr_params, "
         "overhead_pct (the paper's OH column), sr_params_formula (Eq. 1), gmacs_base, gmacs_sr and the eval/train "
-        "latency ratios (SR / no SR, interleaved, median). CIFAR models at 32x32, ImageNet models at 224x224.",
+        "latency ratios (SR / no SR, interleaved, median). The model is one of the zoo (SR at --sr-stage M, "
+        "CIFAR models at 32x32, ImageNet models at 224x224) or timm:NAME / torchvision:NAME (no pretrained "
+        "weights; SR after the module --after, e.g. --model timm:convnext_tiny --after stages.2).",
     )
-    p.add_argument("--model", required=True, help="registered model name, e.g. resnet50 or cifar_resnet18")
-    p.add_argument("--sr-stage", type=int, required=True, metavar="M", help="stage after which SR sits (1-based)")
+    p.add_argument("--model", required=True, help="zoo name (resnet50, cifar_resnet18), timm:NAME or torchvision:NAME")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--sr-stage", type=int, metavar="M", help="zoo models: stage after which SR sits (1-based)")
+    where.add_argument("--after", metavar="MODULE", help="any model: the module SR follows, e.g. layer3 or stages.2")
     p.add_argument("--num-memories", type=int, required=True, metavar="P", help="memory blocks P")
     p.add_argument("--hidden", type=int, required=True, metavar="U", help="hidden neurons U of the FCN")
-    p.add_argument("--input-size", type=int, nargs="+", metavar="S", help="S or H W (default: 32 CIFAR, 224 else)")
+    p.add_argument("--input-size", type=int, nargs="+", metavar="S", help="S or H W (default: the model's native)")
     p.add_argument("--num-classes", type=int, metavar="K", help="classes (default: 10 CIFAR models, 1000 else)")
     p.add_argument("--attention", choices=["se", "cbam"], help="SE or CBAM in every residual block")
     p.add_argument("--regularizer", choices=["dropout", "dropout2d", "dropblock"], help="the paper's regularizers")
@@ -103,10 +247,11 @@ def _add_overhead(sub: argparse._SubParsersAction) -> None:
 
         size = args.input_size
         if size is not None and len(size) not in (1, 2):
-            raise SystemExit(f"--input-size takes S or H W, got {size}")
+            raise ValueError(f"--input-size takes S or H W, got {size}")
         report = overhead_report(
             args.model,
             sr_stage=args.sr_stage,
+            after=args.after,
             num_memories=args.num_memories,
             hidden=args.hidden,
             input_size=None if size is None else (size[0] if len(size) == 1 else tuple(size)),
@@ -135,7 +280,12 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--checkpoint", required=True, help="checkpoint_best.pt / checkpoint_last.pt of a run")
     p.add_argument("--data-dir", help="dataset root (overrides the recipe's data.root)")
-    p.add_argument("--split", choices=["val", "test"], default="val", help="which split to analyse (default val)")
+    p.add_argument(
+        "--split",
+        choices=["val", "test"],
+        default="test",
+        help="which split to analyse (default test: the held-out one)",
+    )
     p.add_argument("--classes", nargs="+", help="chosen classes, names or indices (default: all if <= 10, else 5)")
     p.add_argument("--per-class", type=int, default=50, metavar="N", help="images per chosen class (default 50)")
     p.add_argument("--max-images", type=int, help="use only the first N images of the split (a quick look)")
@@ -208,9 +358,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--epochs 4 --width 0.25 --train-subset 5000 --model.num_memories 4",
     )
     p.__class__ = _DottedOverrideParser  # accept --section.key value overrides
-    p.add_argument("-c", "--config", required=True, help="recipe: a built-in name (cifar10/r18_d2d_sr) or a YAML path")
-    p.add_argument("--output", help="run folder (default runs/<dataset>/<recipe>-seed<N>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --output from checkpoint_last.pt")
+    p.add_argument(
+        "-c", "--config", help="recipe: a built-in name (cifar10/r18_d2d_sr) or a YAML path (not needed to --resume)"
+    )
+    p.add_argument("--output", help="run folder (default runs/<dataset>/<recipe>-seed<N>); never overwritten")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --output from checkpoint_last.pt, with the run's own config.yaml as the recipe "
+        "(options given now change it: LR, weight decay, epochs, ... are applied; seed, data, model are refused)",
+    )
     p.add_argument("--seed", type=int, help="seed of init, split, order and augmentation")
     p.add_argument("--data-dir", help="data root (data.root)")
     p.add_argument("--epochs", type=int, help="train.epochs; the LR milestones scale proportionally")
@@ -240,10 +397,24 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             "train.device": args.device,
             "train.amp": args.amp,
         }
-        overrides = [f"{k}={v}" for k, v in named.items() if v is not None]
-        config = load_config(args.config, [*overrides, *args.overrides, *args.dotted_overrides])
-        recipe = Path(args.config)
-        output = args.output or Path("runs") / recipe.parent.name / f"{recipe.stem}-seed{config['seed']}"
+        overrides = [*(f"{k}={v}" for k, v in named.items() if v is not None), *args.overrides, *args.dotted_overrides]
+        config = None
+        output = Path(args.output) if args.output else None
+        if output is None:
+            if not args.config:
+                raise ValueError("srblock train needs -c RECIPE, or --output RUN_FOLDER --resume to continue a run")
+            config = load_config(args.config, overrides)
+            recipe = Path(args.config)
+            output = Path("runs") / recipe.parent.name / f"{recipe.stem}-seed{config['seed']}"
+        if args.resume and (output / "config.yaml").is_file():  # the run's own recipe, plus what is given now
+            if args.config:
+                print(f"resuming {output} from its config.yaml; -c {args.config} is not used", file=sys.stderr)
+            config = load_config(output / "config.yaml", overrides)
+        elif config is None:
+            if not args.config:
+                raise FileNotFoundError(f"nothing to resume: {output} holds no config.yaml; pass -c RECIPE to start")
+            config = load_config(args.config, overrides)
+        args.resume_hint = f"srblock train --output {output} --resume"
         summary = train(config, output, resume=args.resume)
         if summary.get("config") is not None and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 prints
             shown = {k: v for k, v in summary.items() if k not in ("config", "val", "test")}
@@ -302,8 +473,30 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a trained checkpoint as weights to share (model.safetensors + config.json)",
+        description="Write the network of a checkpoint as model.safetensors (weights only: no optimizer, no RNG "
+        "state) and config.json (the recipe's model section), plus a model card, into a new folder. Load it with "
+        "srblock.models.hub.from_pretrained(DIR); upload it with huggingface_hub. Needs srblock[hub].",
+    )
+    p.add_argument("--checkpoint", required=True, help="checkpoint_best.pt / checkpoint_last.pt of a run")
+    p.add_argument("--output", required=True, metavar="DIR", help="folder to create (must not exist or be empty)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty folder")
+
+    def run(args: argparse.Namespace) -> int:
+        from .engine import export_pretrained
+
+        out = export_pretrained(args.checkpoint, args.output, overwrite=args.overwrite)
+        print(f"wrote {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 # In the order a newcomer meets them: data -> models -> engine -> analysis.
-VERBS: list[VerbAdder] = [_add_demo, _add_train, _add_eval, _add_overhead, _add_analyze, _add_sweep]
+VERBS: list[VerbAdder] = [_add_demo, _add_train, _add_eval, _add_overhead, _add_analyze, _add_sweep, _add_export]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -163,3 +163,30 @@ def test_analyze_model_handles_a_1d_block(tmp_path):
     for png in tmp_path.glob("*.png"):
         _assert_valid_png(png)
     assert len(list(tmp_path.glob("*.png"))) == 3
+
+
+def test_plots_return_figures_and_leave_the_matplotlib_backend_alone(tmp_path):
+    """In a fresh interpreter with a chosen backend: figures come back, PNGs are saved, pyplot is never imported."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import sys, matplotlib, torch
+from matplotlib.figure import Figure
+from srblock.analysis import plot_memory_maps, plot_usage
+from srblock.analysis.report import analyze_model
+from srblock.layers import SRBlock1d
+net = torch.nn.Sequential(SRBlock1d(4, 6, num_memories=2, hidden=3), torch.nn.Flatten(), torch.nn.Linear(24, 2))
+analyze_model(net, [(torch.randn(10, 4, 6), torch.arange(10) % 2)], sys.argv[1], per_class=3)
+usage = {"overall": {"count": 4, "mean": [0.5, 0.5], "std": [0.1, 0.1]}, "classes": {}}
+figures = [plot_usage(usage), plot_memory_maps(torch.randn(2, 3, 4, 4))]
+print(all(isinstance(f, Figure) for f in figures), "matplotlib.pyplot" in sys.modules, matplotlib.rcParams["backend"])
+"""
+    env = {**os.environ, "MPLBACKEND": "svg"}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False", "svg"]
+    assert len(list(tmp_path.glob("*.png"))) == 3
+    for png in tmp_path.glob("*.png"):
+        _assert_valid_png(png)

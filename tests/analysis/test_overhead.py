@@ -39,8 +39,9 @@ def test_small_cifar_model_params_match_eq1():
 
 def test_macs_count_the_memory_recall():
     block = SRBlock(16, 4, num_memories=3, hidden=2)
-    # conv 16 per position, fc1 16*2, fc2 2*3, recall 3 * 16*16 (matmul); the residual add is element-wise
-    assert count_macs(block, torch.randn(1, 16, 4, 4)) == 16 * 16 + 16 * 2 + 2 * 3 + 3 * 16 * 16
+    # squeeze 16 per position, routing (W2 W1) z 16*3 (W2 W1 is kept between eval passes), recall 3 * 16*16;
+    # the residual add is element-wise
+    assert count_macs(block, torch.randn(1, 16, 4, 4)) == 16 * 16 + 16 * 3 + 3 * 16 * 16
 
 
 def test_cli_overhead_json_parses(capsys):

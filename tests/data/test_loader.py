@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from srblock.data.loader import InMemoryLoader, ShardSampler, make_loader
-from srblock.data.transforms import BatchAugment
+from srblock.data.loader import InMemoryLoader, ShardSampler, make_loader, seed_for
+from srblock.data.transforms import BatchAugment, normalize
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 def _loader(world: int = 1, rank: int = 0, n: int = 40, batch: int = 8, train: bool = True) -> InMemoryLoader:
@@ -79,3 +82,51 @@ def test_shard_sampler_and_make_loader() -> None:
     assert sorted(first.tolist()) == list(range(20))
     loader.set_epoch(0, start_batch=3)
     assert torch.equal(torch.cat([b[0] for b in loader]), first[12:])
+
+
+def _per_batch_reference(loader: InMemoryLoader, epoch: int, start_batch: int = 0) -> list[tuple[torch.Tensor, ...]]:
+    """The batches as the loader made them before it worked a whole epoch at a time: gather, augment, normalise
+    each batch on its own (index order and draws from the same seeds)."""
+    loader.sampler.set_epoch(epoch)
+    indices = loader.sampler.indices()
+    generator = torch.Generator().manual_seed(seed_for(loader.seed, epoch, "augment"))
+    params = loader.augment.params(len(loader.images), generator)
+    batches = []
+    for b in range(start_batch, loader._num_batches(len(indices))):
+        idx = indices[b * loader.batch_size : (b + 1) * loader.batch_size]
+        images = loader.images.cpu()[idx]
+        mean, std = loader.augment.mean, loader.augment.std
+        x = loader.augment.apply(images, params[idx]) if loader.train else normalize(images, mean, std)
+        batches.append((x, loader.labels.cpu()[idx]))
+    return batches
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+@pytest.mark.parametrize(("train", "world", "start_batch"), [(True, 1, 0), (True, 2, 3), (False, 3, 1)])
+def test_device_resident_batches_equal_the_per_batch_loader(device: str, train: bool, world: int, start_batch: int):
+    for rank in range(world):
+        loader = _loader(world=world, rank=rank, n=37, batch=4, train=train)
+        loader.images, loader.labels = loader.images.to(device), loader.labels.to(device)
+        loader.set_epoch(2, start_batch)
+        got = list(loader)
+        expected = _per_batch_reference(loader, 2, start_batch)
+        assert len(got) == len(expected) == len(loader) - start_batch
+        for (x, y), (ex, ey) in zip(got, expected, strict=True):
+            assert x.device.type == device and x.dtype == torch.float32
+            assert torch.equal(x.cpu(), ex) and torch.equal(y.cpu(), ey)
+
+
+@CUDA
+def test_cuda_epoch_has_no_device_sync_per_batch() -> None:
+    loader = _loader(n=64, batch=8)
+    loader.images, loader.labels = loader.images.cuda(), loader.labels.cuda()
+    loader.set_epoch(0)
+    list(loader)  # the statistics reach the device once, on first use
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for epoch in range(2):
+            loader.set_epoch(epoch)
+            for x, _ in loader:
+                x.sum()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

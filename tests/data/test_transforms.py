@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
+import pytest
 import torch
 import torch.nn.functional as F
 
+from srblock.data.loader import InMemoryLoader
 from srblock.data.transforms import BatchAugment, normalize
 
 
@@ -51,3 +55,60 @@ def test_normalize_matches_formula() -> None:
     mean, std = (0.1, 0.2, 0.3), (0.5, 0.6, 0.7)
     expected = (x.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
     assert torch.allclose(normalize(x, mean, std), expected)
+
+
+def test_reflect_padding_crops_a_window_of_the_mirrored_border() -> None:
+    aug = _identity_norm(crop_padding=2, flip=False, pad_mode="reflect")
+    x = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
+    params = aug.params(6, torch.Generator().manual_seed(2))
+    out = aug.apply(x, params)
+    padded = F.pad(x.float(), (2, 2, 2, 2), mode="reflect")
+    for i, (dy, dx, _) in enumerate(params.tolist()):
+        assert torch.allclose(out[i], padded[i, :, dy : dy + 8, dx : dx + 8])
+    # a shift by one pixel up-left shows the mirrored row/column 1 at the border, never a zero
+    shifted = aug.apply(x, torch.tensor([[1, 1, 0]] * 6))
+    assert torch.allclose(shifted[:, :, 0, 1:], x[:, :, 1, :7].float()) and shifted.shape == (6, 3, 8, 8)
+
+
+def test_alternating_flip_flips_exactly_the_images_not_flipped_the_epoch_before() -> None:
+    aug = _identity_norm(crop_padding=2, flip="alternate")
+
+    def flips(epoch: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(100 + epoch)  # a new draw for the crops of each epoch
+        return aug.params(1000, gen, epoch=epoch, flip_generator=torch.Generator().manual_seed(7))[:, 2]
+
+    epochs = [flips(e) for e in range(4)]
+    assert 400 < int(epochs[0].sum()) < 600  # a random half in epoch 0
+    for before, after in itertools.pairwise(epochs):
+        assert torch.equal(after, 1 - before)
+    with pytest.raises(ValueError, match="flip_generator"):
+        aug.params(4, torch.Generator())
+
+
+def test_loader_with_alternating_flip_shows_each_image_mirrored_the_next_epoch() -> None:
+    images = torch.randint(0, 256, (12, 3, 4, 4), dtype=torch.uint8)
+    aug = _identity_norm(crop_padding=0, flip="alternate")
+    loader = InMemoryLoader(images, torch.arange(12), 5, train=True, augment=aug, seed=3)
+
+    def by_label(epoch: int) -> dict[int, torch.Tensor]:
+        loader.set_epoch(epoch)
+        return {int(y): x for xs, ys in loader for x, y in zip(xs, ys, strict=True)}
+
+    first, second = by_label(0), by_label(1)
+    assert sorted(first) == list(range(12))
+    for i in range(12):
+        assert torch.equal(second[i], first[i].flip(-1))
+        assert torch.allclose(first[i], images[i].float()) or torch.allclose(first[i], images[i].flip(-1).float())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"flip": "sometimes"}, "flip must be one of"),
+        ({"pad_mode": "edge"}, "pad_mode"),
+        ({"crop_padding": -1}, ">= 0"),
+    ],
+)
+def test_bad_options_are_rejected(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        _identity_norm(**kwargs)

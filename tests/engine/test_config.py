@@ -8,12 +8,14 @@ import pytest
 
 from srblock.engine.config import load_config, parse_override, resolve_config
 
-MINIMAL = {"model": {"name": "cifar_resnet18"}, "optim": {"lr": 0.1}, "train": {"epochs": 10}}
+MINIMAL = {"model": {"name": "cifar_resnet18", "num_classes": 10}, "optim": {"lr": 0.1}, "train": {"epochs": 10}}
 
 
 def test_defaults_inheritance_child_wins(tmp_path: Path) -> None:
     (tmp_path / "_base.yaml").write_text("optim: {lr: 0.1, momentum: 0.9}\ntrain: {epochs: 10, batch_size: 64}\n")
-    (tmp_path / "row.yaml").write_text("defaults: _base.yaml\nmodel: {name: cifar_resnet18}\ntrain: {epochs: 5}\n")
+    (tmp_path / "row.yaml").write_text(
+        "defaults: _base.yaml\nmodel: {name: cifar_resnet18, num_classes: 10}\ntrain: {epochs: 5}\n"
+    )
     config = load_config(tmp_path / "row.yaml")
     assert config["optim"]["momentum"] == 0.9 and config["train"] == config["train"] | {"epochs": 5, "batch_size": 64}
     assert config["data"]["val_fraction"] == 0.1  # the task's data defaults are filled in
@@ -69,6 +71,7 @@ def test_resolving_twice_changes_nothing() -> None:
         ("train.epoch=3", "did you mean 'epochs'"),
         ("optim.lr=-1", "optim.lr must be a positive"),
         ("train.amp=fp8", "train.amp must be one of"),
+        ("train.compile=fast", "train.compile must be one of"),
         ("schedule.name=step", "schedule.name must be one of"),
         ("train.iterations=10", "exactly one of train.epochs"),
         ("data.datset=cifar10", "unknown key"),
@@ -83,3 +86,18 @@ def test_invalid_recipes_name_the_key(override: str, message: str) -> None:
 def test_missing_recipe_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="neither a file nor a built-in recipe"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("mode", [True, False, "reduce-overhead", "max-autotune-no-cudagraphs"])
+def test_compile_takes_a_bool_or_a_torch_compile_mode(mode) -> None:
+    from srblock.engine import resolve_config
+
+    config = {"model": {"name": "cifar_resnet18", "num_classes": 10}, "optim": {"lr": 0.1}, "train": {"epochs": 1}}
+    assert (
+        resolve_config(config, [f"train.compile={str(mode).lower() if isinstance(mode, bool) else mode}"])["train"][
+            "compile"
+        ]
+        == mode
+    )
+    with pytest.raises(ValueError, match=r"train\.compile must be one of"):
+        resolve_config(config, ["train.compile=fast"])

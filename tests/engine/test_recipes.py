@@ -16,8 +16,18 @@ RECIPES = sorted(
 )
 
 
+FAST = {
+    "cifar10/airbench",
+    "cifar10/airbench_sr",
+    "cifar10/airbench_d2d",
+    "cifar10/airbench_d2d_sr",
+    "cifar10/r18_d2d_fast",
+    "cifar10/r18_d2d_fast_sr",
+}
+
+
 def test_every_paper_row_has_a_recipe() -> None:
-    names = {f"{p.parent.name}/{p.stem}" for p in RECIPES}
+    names = {f"{p.parent.name}/{p.stem}" for p in RECIPES} - FAST  # the GPU testbed's recipes are no table rows
     assert len([n for n in names if n.startswith("cifar10/")]) == 28  # 14 rows x (baseline, SR)
     assert len([n for n in names if n.startswith("cifar100/")]) == 40  # 20 rows x (baseline, SR)
     assert {"imagenet/r50_d2d_sr_p2", "imagenet/r50_d2d_sr_p10", "imagenet/r50_d2d_sr_p20"} <= names
@@ -59,3 +69,36 @@ def test_recipes_are_found_by_name_or_path(tmp_path: Path) -> None:
     assert "sweeps/cifar10_cpu_3ep_d2d" in list_recipes(sweeps=True)
     with pytest.raises(FileNotFoundError, match="did you mean 'cifar10/r18_d2d_sr'"):
         find_recipe("cifar10/r18_d2d_srr")
+
+
+SWEEPS = sorted((CONFIGS / "sweeps").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.stem)
+def test_sweep_file_arms_resolve(path: Path) -> None:
+    from srblock.experiments import expand_grid, load_sweep
+
+    sweep = load_sweep(path)
+    assert path.read_text().startswith("# "), "a sweep file starts with a comment saying what it measures"
+    for run in {r.arm: r for r in expand_grid(sweep)}.values():  # one run of each arm
+        config = load_config(run.recipe, run.overrides)
+        with torch.device("meta"):
+            build_model(config)
+
+
+def test_fast_testbed_recipes_pair_baseline_and_sr_at_the_papers_place() -> None:
+    assert {f"{p.parent.name}/{p.stem}" for p in RECIPES} >= FAST
+    for base in ("cifar10/airbench", "cifar10/airbench_d2d", "cifar10/r18_d2d_fast"):
+        plain, sr = load_config(base), load_config(f"{base}_sr")
+        assert {k: v for k, v in sr["model"].items() if k not in ("sr_stage", "num_memories")} == plain["model"]
+        assert {s: sr[s] for s in ("data", "optim", "schedule", "train")} == {
+            s: plain[s] for s in ("data", "optim", "schedule", "train")
+        }, "an SR arm differs from its baseline in the model only"
+        assert (sr["model"]["num_memories"], sr["model"]["hidden"]) == (10, 8)
+        # no selection on test: the whole training set, the last weights; fp32/TF32 as in the paper
+        assert plain["data"]["val_fraction"] == 0 and plain["train"]["amp"] is None
+        assert plain["train"]["eval_every"] == plain["train"]["epochs"]
+    with torch.device("meta"):
+        airbench = build_model(load_config("cifar10/airbench_sr"))
+        r18 = build_model(load_config("cifar10/r18_d2d_fast_sr"))
+    assert airbench.block2.sr.memory.shape == (10, 256, 7, 7) and r18.layer3.sr.memory.shape == (10, 256, 8, 8)

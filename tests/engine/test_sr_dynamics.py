@@ -18,7 +18,7 @@ from srblock.models.surgery import find_sr_blocks
 
 from .conftest import tiny_config
 
-COLUMNS = ("memory_ratio", "routing_change", "routing_entropy", "memory_spread")
+COLUMNS = ("memory_ratio", "routing_change", "routing_turn", "routing_entropy", "memory_spread")
 
 
 def _rows(out: Path) -> list[dict[str, float]]:
@@ -33,6 +33,7 @@ def test_every_column_is_written_and_in_range(finished_run) -> None:
             assert f"layer2.sr.{col}" in row
         assert 0 < row["layer2.sr.memory_ratio"] < 1  # the memory trained away from zero, but stays small
         assert 0 < row["layer2.sr.routing_change"] < 1
+        assert 0 <= row["layer2.sr.routing_turn"] < row["layer2.sr.routing_change"]
         assert 0 < row["layer2.sr.routing_entropy"] <= 1
         assert row["layer2.sr.memory_spread"] >= 0
     assert summary["sr_dynamics"] == {f"layer2.sr.{c}": pytest.approx(rows[-1][f"layer2.sr.{c}"]) for c in COLUMNS}
@@ -75,6 +76,7 @@ def test_zero_memory_control_moves_routing_by_weight_decay_only(tiny_data: Path,
         velocity = mom * velocity + wd * theta
         theta -= lr * velocity
     assert row["layer2.sr.routing_change"] == pytest.approx(1 - theta, rel=1e-3)
+    assert row["layer2.sr.routing_turn"] == pytest.approx(0.0, abs=1e-6)  # a pure shrink does not turn θ
 
 
 def test_frozen_memory_run_equals_the_baseline_bit_for_bit(tiny_data: Path, tmp_path: Path) -> None:
@@ -117,7 +119,7 @@ def test_parameter_groups_reach_the_optimizer() -> None:
                 "weight_decay": 1e-4,
                 "groups": {"sr_memory": {"lr_mult": 10, "weight_decay": 0}, "sr_routing": {"frozen": True}},
             },
-            "model": {"name": "x"},
+            "model": {"name": "cifar_resnet18", "num_classes": 10},  # resolve_config checks the model section
             "train": {"epochs": 1},
         }
     )["optim"]
@@ -136,6 +138,16 @@ def test_parameter_groups_reach_the_optimizer() -> None:
     assert norm_bias and all(p.ndim == 1 for p in norm_bias)
 
 
+def test_norm_group_takes_normalisation_layers_only() -> None:
+    model = create_model("cifar_airbench", num_classes=10, width=0.25)
+    norm = group_parameters(model, {"norm": {}})["norm"]
+    assert {id(p) for p in norm} == {
+        id(p) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in (m.weight, m.bias)
+    }
+    both = group_parameters(model, {"norm": {}, "norm_bias": {}})
+    assert both["norm_bias"] == [model.whiten.bias]  # the whitening conv's bias is a bias, not a norm parameter
+
+
 @pytest.mark.parametrize(
     ("groups", "match"),
     [
@@ -148,3 +160,27 @@ def test_parameter_groups_reach_the_optimizer() -> None:
 def test_bad_parameter_groups_are_named(groups: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         resolve_config({"optim": {"lr": 0.1, "groups": groups}, "model": {"name": "x"}, "train": {"epochs": 1}})
+
+
+def test_initial_routing_rebuilds_the_engines_init(tiny_data: Path) -> None:
+    """The analysis rebuilds θ₀ from the recipe's seed; it equals what the engine's run recorded at its start."""
+    from srblock.analysis.dynamics import initial_routing
+    from srblock.engine.distributed import DistInfo
+    from srblock.engine.trainer import _Run
+
+    config = resolve_config(tiny_config(tiny_data))
+    run = _Run(config, tiny_data.parent / "unused", DistInfo(), torch.device("cpu"), quiet=True)
+    rebuilt = initial_routing(config)
+    (name,) = rebuilt
+    flat = torch.cat([t.flatten() for n, t in run.dynamics.blocks[name].named_parameters() if n != "memory"])
+    assert torch.equal(torch.cat([t.flatten() for t in rebuilt[name].values()]), run.dynamics.init[name])
+    assert torch.equal(flat, run.dynamics.init[name])
+
+
+def test_load_dynamics_reads_the_columns_of_a_run(finished_run) -> None:
+    from srblock.analysis.dynamics import load_dynamics
+
+    out, _ = finished_run
+    curves = load_dynamics(out)
+    assert list(curves) == ["layer2.sr"] and curves["layer2.sr"]["epoch"] == [1.0, 2.0]
+    assert set(curves["layer2.sr"]) == {"epoch", *COLUMNS}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from srblock.engine.classification import ClassificationTask
 from srblock.engine.distributed import DistInfo
 from srblock.engine.trainer import NonFiniteLossError
 
+from ..conftest import JPEG_SLICE
 from .conftest import tiny_config
 
 SUMMARY_KEYS = {
@@ -144,6 +147,23 @@ def test_real_cifar10_smoke(shared_data: Path, tmp_path: Path) -> None:
     assert summary["sr_params"] > 0
 
 
+def test_cifar10_recipe_trains_from_a_folder_holding_only_the_jpeg_archive(
+    cifar10_jpeg_slice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from srblock.data import cifar
+
+    data = tmp_path / "data"
+    data.mkdir()
+    archive = shutil.copy(cifar10_jpeg_slice, data / "cifar10-jpeg.tar.xz")
+    monkeypatch.setitem(
+        cifar.JPEG_ARCHIVES, "cifar10", (archive.name, hashlib.sha256(archive.read_bytes()).hexdigest())
+    )
+    overrides = ["train.epochs=1", "model.width=0.125", "train.batch_size=32", "train.device=cpu"]
+    summary = train(load_config("cifar10/r18_d2d_sr", [f"data.root={data}", *overrides]), tmp_path / "run", quiet=True)
+    assert summary["steps"] == 3 and summary["test"]["count"] == 10 * JPEG_SLICE  # 72 train images, batch 32
+    assert {p.name for p in data.iterdir()} == {"cifar10-jpeg.tar.xz", "train.npz", "test.npz"}
+
+
 def test_bf16_autocast_and_channels_last_run(tiny_data: Path, tmp_path: Path) -> None:
     summary = train(tiny_config(tiny_data, epochs=1, amp="bf16", channels_last=True), tmp_path / "run", quiet=True)
     assert summary["test"]["count"] == 32 and 0.0 <= summary["test_acc1"] <= 100.0
@@ -153,8 +173,9 @@ def test_bf16_autocast_and_channels_last_run(tiny_data: Path, tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_torch_compile_run(tiny_data: Path, tmp_path: Path) -> None:
-    summary = train(tiny_config(tiny_data, epochs=1, compile=True), tmp_path / "run", quiet=True)
+@pytest.mark.parametrize("mode", [True, "reduce-overhead"])  # CUDA graphs fall back to plain compilation on CPU
+def test_torch_compile_run(tiny_data: Path, tmp_path: Path, mode: bool | str) -> None:
+    summary = train(tiny_config(tiny_data, epochs=1, compile=mode), tmp_path / "run", quiet=True)
     assert summary["test"]["count"] == 32
 
 
@@ -167,3 +188,23 @@ def test_cuda_mixed_precision_run_and_resume(tiny_data: Path, tmp_path: Path, am
     assert summary["device"].startswith("cuda") and summary["test"]["count"] == 32
     state = load_checkpoint(tmp_path / "run" / "checkpoint_last.pt")
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_train_steps_sync_only_at_the_period_end(tiny_data: Path, tmp_path: Path) -> None:
+    from srblock.engine.config import resolve_config
+    from srblock.engine.trainer import _batches, _Run, train_steps
+
+    config = resolve_config(tiny_config(tiny_data, device="cuda", log_interval=1000))
+    run = _Run(config, tmp_path, DistInfo(), torch.device("cuda"), quiet=True)
+    batches = _batches(run.loaders.train, 0, run.steps_per_epoch)
+    common = {"total_steps": 100, "autocast": run.autocast, "logger": run.logger, "log_interval": 1000}
+    args = (run.task, run.train_model, run.optimizer, run.scheduler, run.scaler, batches)
+    train_steps(*args, start=0, end=2, check_every_step=False, **common)  # lazy initialisation may sync
+    torch.cuda.set_sync_debug_mode("error")
+    try:  # 7 steps over an epoch boundary; the first sync is the finiteness check after the last one
+        with pytest.raises(RuntimeError, match="synchroniz"):
+            train_steps(*args, start=2, end=9, check_every_step=False, **common)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert run.scheduler.last_epoch == 9

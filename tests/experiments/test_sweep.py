@@ -57,7 +57,9 @@ class FakeTrain:
 @pytest.fixture
 def sweep_file(tmp_path: Path) -> Path:
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump({"seed": 0, "model": {"name": "tiny", "sr_stage": None}, "train": {"epochs": 9}}))
+    # a recipe the engine accepts (dry-run and report check every arm through it); FakeTrain never builds it
+    model = {"name": "cifar_resnet18", "num_classes": 10, "width": 0.25, "sr_stage": None}
+    recipe.write_text(yaml.safe_dump({"seed": 0, "model": model, "optim": {"lr": 0.1}, "train": {"epochs": 9}}))
     doc = {
         "name": "tiny",
         "output": str(tmp_path / "out"),

@@ -8,6 +8,7 @@ import io
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from srblock.layers import SRBlock, SRBlock1d, SRBlock2d, SRBlock3d, capture_memory_weights, sr_param_count
 
@@ -294,4 +295,231 @@ def test_torch_compile_matches_eager():
     block = make(memory_init="normal").eval()
     compiled = torch.compile(block)
     x = torch.randn(3, 6, 5, 4)
-    torch.testing.assert_close(compiled(x), block(x))
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), block(x))
+        nn.init.normal_(block.fc2.weight)  # the compiled graph forms W2 W1 itself, so it follows the change
+        torch.testing.assert_close(compiled(x), block(x))
+    block.train()
+    compiled(x).square().sum().backward()
+    compiled_grads = [p.grad.clone() for p in block.parameters()]
+    block.zero_grad()
+    block(x).square().sum().backward()
+    for got, expected in zip(compiled_grads, (p.grad for p in block.parameters()), strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The fused forward (one bmm, one mm, softmax, one addmm) against the paper's block written step by step
+# --------------------------------------------------------------------------------------------------------------
+
+
+def paper_forward(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The block as PAPER.md §1 writes it, one module per step (the implementation before the fusion)."""
+    z = block.squeeze(x).flatten(1)
+    weights = torch.softmax(block.fc2(block.act(block.fc1(z))), dim=1)
+    return x + (weights @ block.memory.flatten(1)).view_as(x)
+
+
+def _leaves(tree) -> list:
+    if isinstance(tree, (list, tuple)):
+        return [leaf for item in tree for leaf in _leaves(item)]
+    if isinstance(tree, dict):
+        return _leaves(list(tree.values()))
+    return [tree]
+
+
+class KernelCounter(TorchDispatchMode):
+    """Records the aten ops that write memory, i.e. those that launch a kernel on a GPU.
+
+    An op counts if it mutates an argument or returns a tensor whose storage none of its inputs has; views,
+    reshapes and no-op casts share their input's storage and are free.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        storages = {t.untyped_storage().data_ptr() for t in _leaves([args, kwargs]) if isinstance(t, torch.Tensor)}
+        fresh = any(t.untyped_storage().data_ptr() not in storages for t in _leaves(out) if isinstance(t, torch.Tensor))
+        if fresh or func._schema.is_mutable:
+            self.ops.append(func.overloadpacket.__name__)
+        return out
+
+
+def assert_matches(actual: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-6) -> None:
+    """Equal within ``rtol`` relative to each element and to the tensor's scale (elements near 0 have no rtol)."""
+    torch.testing.assert_close(actual, expected, rtol=rtol, atol=rtol * float(expected.detach().abs().max()))
+
+
+@pytest.mark.parametrize("act_layer", [None, nn.ReLU], ids=["paper", "relu"])
+@pytest.mark.parametrize(("cls", "channels", "feat_size", "shape"), RANKS, ids=RANK_IDS)
+def test_fused_forward_equals_paper_steps_in_fp32(cls, channels, feat_size, shape, act_layer):
+    block = make(cls, channels, feat_size, act_layer=act_layer, memory_init="normal", memory_std=1.0)
+    x = torch.randn(5, *shape)
+    for training in (True, False):
+        block.train(training)
+        out = block(x)
+        assert_matches(out, paper_forward(block, x))
+        assert not torch.allclose(out, x, atol=1e-2)  # the memory really contributes
+
+
+def test_fused_forward_equals_paper_steps_at_paper_sizes():
+    torch.manual_seed(0)
+    for channels, size, hidden, memories in [(256, 8, 8, 10), (1024, 14, 16, 10)]:
+        block = SRBlock2d(channels, size, num_memories=memories, hidden=hidden, memory_init="normal").eval()
+        x = torch.randn(3, channels, size, size).relu()  # post-ReLU stage outputs, as in the paper's placement
+        with torch.no_grad():
+            block(x)  # the second call runs on the kept routing product
+            assert_matches(block(x), paper_forward(block, x))
+
+
+@pytest.mark.parametrize("act_layer", [None, nn.ReLU], ids=["paper", "relu"])
+def test_fused_gradients_equal_paper_steps(act_layer):
+    block = make(SRBlock2d, 16, (6, 5), act_layer=act_layer, memory_init="normal", memory_std=1.0)
+    x = torch.randn(4, 16, 6, 5)
+    grad_out = torch.randn_like(x)
+    grads = {}
+    for name, forward in (("fused", block), ("paper", lambda t: paper_forward(block, t))):
+        block.zero_grad()
+        xg = x.clone().requires_grad_()
+        forward(xg).backward(grad_out)
+        grads[name] = {"x": xg.grad, **{n: p.grad.clone() for n, p in block.named_parameters()}}
+    for name, expected in grads["paper"].items():
+        assert expected.abs().sum() > 0, name
+        assert_matches(grads["fused"][name], expected, rtol=1e-5)
+
+
+def test_eval_forward_launches_at_most_four_kernels():
+    block = SRBlock2d(64, 8, num_memories=10, hidden=16, memory_init="normal").eval()
+    x = torch.randn(4, 64, 8, 8)
+    for no_autograd in (torch.no_grad, torch.inference_mode):
+        with no_autograd():
+            block(x)  # the first call after eval() multiplies W2 W1 once
+            with KernelCounter() as fused:
+                out = block(x)
+            with KernelCounter() as paper:
+                expected = paper_forward(block, x)
+        assert_matches(out, expected)
+        assert len(fused.ops) <= 4, fused.ops
+        assert fused.ops[0] == "bmm" and fused.ops[-1] == "addmm", fused.ops  # the squeeze ... the recall and add
+        assert len(paper.ops) >= 6, paper.ops  # the counter sees every step of the unfused block
+
+
+def test_training_forward_launches_at_most_five_kernels():
+    block = SRBlock2d(64, 8, num_memories=10, hidden=16, memory_init="normal")
+    x = torch.randn(4, 64, 8, 8, requires_grad=True)
+    with KernelCounter() as counter:
+        block(x)
+    assert len(counter.ops) <= 5, counter.ops
+    assert counter.ops.count("mm") == 2, counter.ops  # W2 W1 is formed in the graph, so both FCN layers learn
+
+
+def _edits() -> list:
+    def step(block):
+        opt = torch.optim.SGD(block.parameters(), lr=1.0)
+        paper_forward(block, torch.randn(2, 6, 5, 4)).square().sum().backward()
+        opt.step()
+
+    def load(block):
+        block.load_state_dict(make(memory_init="normal").state_dict())
+
+    def init_in_place(block):
+        with torch.no_grad():
+            block.fc1.weight.mul_(-3.0)
+
+    def replace(block):
+        block.fc2.weight = nn.Parameter(torch.randn_like(block.fc2.weight))
+
+    def through_data(block):  # bypasses the version counter: a switch of mode drops the kept product
+        block.fc1.weight.data.mul_(-3.0)
+        block.train().eval()
+
+    return [step, load, init_in_place, replace, through_data]
+
+
+@pytest.mark.parametrize("edit", _edits(), ids=lambda f: f.__name__)
+def test_eval_follows_every_parameter_change(edit):
+    block = make(memory_init="normal", memory_std=1.0).eval()
+    x = torch.randn(3, 6, 5, 4)
+    with torch.no_grad():
+        before = block(x)
+    edit(block)
+    with torch.no_grad():
+        after = block(x)
+        assert_matches(after, paper_forward(block, x))
+    assert not torch.allclose(after, before)
+
+
+def test_eval_follows_a_dtype_change():
+    block = make(memory_init="normal", memory_std=1.0).eval()
+    x = torch.randn(3, 6, 5, 4)
+    with torch.no_grad():
+        block(x)
+        block.double()
+        out = block(x.double())
+    assert out.dtype == torch.float64
+    assert_matches(out, paper_forward(block, x.double()))
+
+
+def test_repeated_eval_calls_keep_the_routing_product():
+    block = make(memory_init="normal").eval()
+    x = torch.randn(2, 6, 5, 4)
+    with torch.no_grad():
+        block(x)
+        block.eval()  # loops that call model.eval() before every batch (analysis.timing.eval_step does)
+        with KernelCounter() as counter:
+            block(x)
+    assert counter.ops.count("mm") == 1, counter.ops  # only a = (W2 W1) z, not W2 W1 again
+
+
+def test_eval_with_autograd_gives_the_routing_gradient():
+    block = make(memory_init="normal", memory_std=1.0).eval()
+    with torch.no_grad():
+        block(torch.randn(2, 6, 5, 4))  # a kept product must not stand in for the parameters below
+    block(torch.randn(3, 6, 5, 4)).square().sum().backward()
+    assert block.fc1.weight.grad.abs().sum() > 0 and block.fc2.weight.grad.abs().sum() > 0
+
+
+def test_trace_under_no_grad_keeps_the_parameters_live():
+    block = make(memory_init="normal", memory_std=1.0).eval()
+    x = torch.randn(3, 6, 5, 4)
+    with torch.no_grad():
+        block(x)
+        traced = torch.jit.trace(block, x)
+        nn.init.normal_(block.fc1.weight, std=3.0)
+        assert_matches(traced(x), paper_forward(block, x), rtol=1e-5)
+
+
+def test_vmap_over_stacked_blocks_under_no_grad():
+    blocks = [make(memory_init="normal", memory_std=1.0).eval() for _ in range(3)]
+    params, buffers = torch.func.stack_module_state(blocks)
+    base = copy.deepcopy(blocks[0]).to("meta")
+    x = torch.randn(2, 6, 5, 4)
+
+    def run(p, b, x):
+        return torch.func.functional_call(base, (p, b), (x,))
+
+    with torch.no_grad():
+        out = torch.vmap(run, in_dims=(0, 0, None))(params, buffers, x)
+        for i, block in enumerate(blocks):
+            assert_matches(out[i], paper_forward(block, x))
+
+
+def test_channels_last_input_keeps_its_layout():
+    block = make(SRBlock2d, 8, (5, 4), memory_init="normal", memory_std=1.0)
+    x = torch.randn(3, 8, 5, 4)
+    out = block(x.to(memory_format=torch.channels_last))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert_matches(out, block(x))
+
+
+def test_bf16_autocast_keeps_a_bf16_input_in_bf16():
+    block = make(memory_init="normal")
+    x = torch.randn(3, 6, 5, 4).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = block(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), paper_forward(block.float(), x.float()), atol=5e-2, rtol=2e-2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from torch import nn
 
 from srblock.models import create_model, list_models, register_model, registry
@@ -67,3 +68,25 @@ def test_register_model_stage_names_drive_sr_placement() -> None:
             create_model("test_tiny_cls", num_classes=3, sr_stage=2)
     finally:
         registry._MODELS.pop("test_tiny_cls")
+
+
+def test_drop_rate_without_a_regularizer_is_an_error() -> None:
+    with pytest.raises(ValueError, match=r"drop_rate=0\.2 is the rate of a regularizer; choose one too"):
+        create_model("cifar_resnet18", drop_rate=0.2)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_registered_num_classes_is_the_builders_own_default(name: str) -> None:
+    entry = registry.get_model_entry(name)
+    with torch.device("meta"):  # shapes only
+        assert _shapes(create_model(name)) == _shapes(entry.builder())
+
+
+def _shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def test_num_classes_defaults_to_the_dataset_the_network_is_made_for() -> None:
+    assert create_model("cifar_resnet18", width=0.25).fc.out_features == 10
+    assert create_model("resnet18").fc.out_features == 1000
+    assert create_model("cifar_vgg16_bn", width=0.25, num_classes=100).classifier[-1].out_features == 100

@@ -57,3 +57,19 @@ def test_dropblock_drops_in_training_only() -> None:
     torch.testing.assert_close(drop.eval()(x), x)
     set_dropblock_progress(drop, 0.0)
     torch.testing.assert_close(drop.train()(x), x)
+
+
+def test_classification_task_ramps_dropblock_and_base_task_does_not() -> None:
+    from srblock.engine.classification import ClassificationTask
+    from srblock.engine.distributed import DistInfo
+    from srblock.engine.task import Task
+
+    config = {"train": {}, "data": {}, "seed": 0}
+    model = create_model("cifar_resnet18", num_classes=10, width=0.25, regularizer="dropblock")
+    blocks = [m for m in model.modules() if isinstance(m, DropBlock)]
+    Task(config, DistInfo(), "cpu").on_train_step(model, 0.25)
+    assert [b.p for b in blocks] == [b.target_p for b in blocks], "the base Task knows nothing of DropBlock"
+    task = ClassificationTask(config, DistInfo(), "cpu")
+    for progress in (0.0, 0.25, 0.75):
+        task.on_train_step(model, progress)
+        assert [b.p for b in blocks] == pytest.approx([b.target_p * progress for b in blocks])

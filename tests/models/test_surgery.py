@@ -11,7 +11,7 @@ import torch
 import torchvision
 from torch import nn
 
-from srblock import SRBlock1d, SRBlock2d, sr_param_count
+from srblock import SRBlock1d, SRBlock2d, capture_memory_weights, sr_param_count
 from srblock.models import count_sr_params, create_model, find_sr_blocks, insert_sr, remove_sr
 
 SIZE = (3, 32, 32)  # small inputs keep the ResNet50 forwards cheap; the memory is sized for them
@@ -210,3 +210,73 @@ def test_block_follows_model_device_on_cuda() -> None:
     x = torch.randn(2, 3, 32, 32, device="cuda").to(memory_format=torch.channels_last)
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
         assert model(x).shape == (2, 10)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Token-shaped outputs (B x N x C): refused unless the layout is given, then the block runs over the N positions
+# --------------------------------------------------------------------------------------------------------------
+
+VIT_SIZE = (3, 32, 32)  # 2 x 2 patches of 16 + the class token: blocks output B x 5 x 192
+
+
+@pytest.fixture
+def vit() -> nn.Module:
+    return timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=VIT_SIZE[1:]).eval()
+
+
+@pytest.mark.parametrize("after", ["blocks.5", "norm", "patch_embed"])
+def test_token_shaped_output_is_refused_without_a_layout(vit: nn.Module, after: str) -> None:
+    with pytest.raises(ValueError, match=r"looks token-shaped.*layout='channels_last'.*192 channels") as err:
+        insert_sr(vit, after, input_size=VIT_SIZE)
+    assert "\n" not in str(err.value)
+    assert not find_sr_blocks(vit)
+    assert not vit.get_submodule(after)._forward_hooks
+
+
+def test_channels_last_layout_puts_the_block_over_the_tokens(vit: nn.Module) -> None:
+    x = torch.randn(2, *VIT_SIZE)
+    before = vit(x)
+    block = insert_sr(vit, "blocks.5", input_size=VIT_SIZE, num_memories=3, hidden=4, layout="channels_last")
+    assert isinstance(block, SRBlock1d) and block.memory.shape == (3, 192, 5)
+    assert "blocks.5.sr.memory" in vit.state_dict()
+    torch.testing.assert_close(vit(x), before)  # zero memory: unchanged
+    with torch.no_grad():
+        block.memory.normal_()
+    tokens_in = torch.randn(2, 5, 192)
+    with capture_memory_weights(vit) as captured:
+        out = vit.blocks[5](tokens_in)
+    tokens = vit.blocks[5].forward(tokens_in)  # the transformer block without the hook
+    recalled = torch.einsum("bp,pcn->bnc", captured["blocks.5.sr"][0], block.memory)
+    torch.testing.assert_close(out, tokens + recalled)
+    vit(x).sum().backward()
+    assert block.memory.grad.abs().sum() > 0
+
+
+def test_explicit_channels_first_reads_axis_1_as_channels(vit: nn.Module) -> None:
+    block = insert_sr(vit, "blocks.5", input_size=VIT_SIZE, layout="channels_first")
+    assert block.memory.shape[1:] == (5, 192)
+
+
+def test_channels_last_after_a_sequential_points_to_its_last_module(vit: nn.Module) -> None:
+    with pytest.raises(ValueError, match=r"'blocks' is an nn.Sequential.*\('blocks.11'\)"):
+        insert_sr(vit, "blocks", input_size=VIT_SIZE, layout="channels_last")
+
+
+def test_bad_layout_is_a_clear_error(vit: nn.Module) -> None:
+    with pytest.raises(ValueError, match=r"layout must be one of \('channels_first', 'channels_last'\).*'NLC'"):
+        insert_sr(vit, "blocks.5", input_size=VIT_SIZE, layout="NLC")
+
+
+def test_cnn_outputs_keep_their_default_layout(tv_resnet50: nn.Module) -> None:
+    model = copy.deepcopy(tv_resnet50)
+    assert insert_sr(model, "layer4.2", input_size=SIZE).memory.shape[1] == 2048  # a hooked bottleneck
+    assert insert_sr(model, "avgpool", input_size=SIZE).memory.shape[1:] == (2048, 1, 1)  # no layer inside
+
+
+def test_reinsert_with_another_layout_replaces_the_hook(vit: nn.Module) -> None:
+    insert_sr(vit, "blocks.5", input_size=VIT_SIZE, layout="channels_last")
+    remove_sr(vit)
+    block = insert_sr(vit, "blocks.5", input_size=VIT_SIZE, layout="channels_first", memory_init="normal")
+    assert len(vit.blocks[5]._forward_hooks) == 1
+    tokens = torch.randn(2, 5, 192)
+    torch.testing.assert_close(vit.blocks[5](tokens), block(vit.blocks[5].forward(tokens)))

@@ -29,10 +29,11 @@ def evaluate_accuracy(
     *,
     device: torch.device | str | None = None,
     max_images: int | None = None,
+    desc: str = "accuracy",
 ) -> dict[str, Any]:
-    """Top-1 / top-5 accuracy in % (eval mode) over ``(images, labels)`` batches."""
+    """Top-1 / top-5 accuracy in % (eval mode) over ``(images, labels)`` batches (a progress bar ``desc``)."""
     correct = correct5 = total = 0
-    for _, target, logits in iter_predictions(model, batches, device=device, max_images=max_images):
+    for _, target, logits in iter_predictions(model, batches, device=device, max_images=max_images, desc=desc):
         hits1, hits5 = topk_correct(logits, target, ks=(1, 5)).tolist()
         correct, correct5 = correct + int(hits1), correct5 + int(hits5)
         total += len(target)
@@ -57,7 +58,7 @@ def ablation(
     ``acc_with_sr`` skips the pass with SR when it is already known (e.g. from :func:`collect_memory_weights`).
     Returns ``{"acc_sr", "acc_no_sr", "delta_pp" (acc_no_sr - acc_sr, percentage points), "num_images"}``.
     """
-    no_sr = evaluate_accuracy(without_sr(model), batches, device=device, max_images=max_images)
+    no_sr = evaluate_accuracy(without_sr(model), batches, device=device, max_images=max_images, desc="without SR")
     if acc_with_sr is None:
         acc_with_sr = evaluate_accuracy(model, batches, device=device, max_images=max_images)["acc1"]
     return {

@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
-from ..layers.sr import SRBlockNd
-from .plots import heatmap, plt, save_figure
+from ..layers.modes import eval_mode
+from ..layers.sr import find_sr_blocks
+from .plots import heatmap, save_figure
 
 __all__ = ["feature_effect", "plot_feature_effect"]
 
@@ -49,7 +51,7 @@ def feature_effect(
     >>> out["before"].shape, len(out["relative_change_pct"])
     (torch.Size([2, 2, 2]), 2)
     """
-    blocks = {name: m for name, m in model.named_modules() if isinstance(m, SRBlockNd)}
+    blocks = find_sr_blocks(model)
     if not blocks:
         raise ValueError(f"{type(model).__name__} has no SR block")
     if block is None:
@@ -64,13 +66,11 @@ def feature_effect(
         seen["x"], seen["y"] = inputs[0].detach().float(), output.detach().float()
 
     handle = blocks[block].register_forward_hook(hook)
-    was_training = model.training
-    model.eval()
     try:
-        model(images.to(device))
+        with eval_mode(model):
+            model(images.to(device))
     finally:
         handle.remove()
-        model.train(was_training)
     x, y = seen["x"], seen["y"]
     diff = (y - x).abs()
     dims = tuple(range(1, x.dim()))
@@ -96,16 +96,20 @@ def _display_image(image: torch.Tensor) -> np.ndarray:
 
 def plot_feature_effect(
     effect: dict[str, Any],
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     images: torch.Tensor | None = None,
     labels: Sequence[str] | None = None,
     title: str = "",
-) -> Path:
-    """One row per sample: [input image,] before, after (shared colour scale per row), and |after − before|."""
+) -> Figure:
+    """One row per sample: [input image,] before, after (shared colour scale per row), and |after − before|.
+
+    ``effect`` is :func:`feature_effect`'s result; the figure is also saved as PNG to ``path`` when given.
+    """
     n = effect["before"].shape[0]
     cols = 4 if images is not None else 3
-    fig, axes = plt.subplots(n, cols, figsize=(2.4 * cols, 2.3 * n), squeeze=False)
+    fig = Figure(figsize=(2.4 * cols, 2.3 * n), layout="tight")
+    axes = fig.subplots(n, cols, squeeze=False)
     for i in range(n):
         row = axes[i]
         before, after = _as_2d(effect["before"][i]).numpy(), _as_2d(effect["after"][i]).numpy()
@@ -131,4 +135,6 @@ def plot_feature_effect(
         fig.colorbar(diff, ax=row[c + 2], fraction=0.046)
     if title:
         fig.suptitle(title, fontsize=10)
-    return save_figure(fig, path)
+    if path is not None:
+        save_figure(fig, path)
+    return fig

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
-from ..layers.sr import SRBlockNd
+from ..layers.sr import find_sr_blocks
 from .plots import grid, heatmap, save_figure, symmetric_limit
 
 __all__ = ["memory_map_stats", "memory_maps", "plot_memory_maps"]
@@ -22,11 +23,7 @@ def memory_maps(model: nn.Module) -> dict[str, torch.Tensor]:
     >>> memory_maps(SRBlock(8, (4, 6), num_memories=3, hidden=2))[""].shape
     torch.Size([3, 4, 6])
     """
-    return {
-        name: module.memory.detach().float().mean(1).cpu()
-        for name, module in model.named_modules()
-        if isinstance(module, SRBlockNd)
-    }
+    return {name: block.memory.detach().float().mean(1).cpu() for name, block in find_sr_blocks(model).items()}
 
 
 def memory_map_stats(maps: torch.Tensor) -> list[dict[str, Any]]:
@@ -51,11 +48,14 @@ def _as_2d(m: torch.Tensor) -> torch.Tensor:
     return m
 
 
-def plot_memory_maps(maps: torch.Tensor, path: str | Path, *, title: str = "") -> Path:
-    """A grid of P heat maps on one diverging colour scale centred on 0 (so blocks are comparable)."""
+def plot_memory_maps(maps: torch.Tensor, path: str | Path | None = None, *, title: str = "") -> Figure:
+    """A grid of P heat maps on one diverging colour scale centred on 0 (so blocks are comparable).
+
+    ``maps`` is one block's entry of :func:`memory_maps`; the figure is also saved as PNG to ``path`` when given.
+    """
     arrays = [_as_2d(m).numpy() for m in maps]
     limit = symmetric_limit(*arrays)
-    fig, axes = grid(len(arrays), max_cols=5, panel=2.2)
+    fig, axes = grid(len(arrays), max_cols=5, panel=2.2, layout=None)
     image = None
     for i, (ax, data) in enumerate(zip(axes, arrays, strict=True)):
         image = heatmap(ax, data, title=f"M{i + 1}", vmin=-limit, vmax=limit, cmap="RdBu_r")
@@ -63,4 +63,6 @@ def plot_memory_maps(maps: torch.Tensor, path: str | Path, *, title: str = "") -
         fig.colorbar(image, ax=list(axes), shrink=0.8, label="channel mean")
     if title:
         fig.suptitle(title, fontsize=10)
-    return save_figure(fig, path, tight_layout=False)
+    if path is not None:
+        save_figure(fig, path)
+    return fig

@@ -6,6 +6,7 @@ input size), so the numbers isolate the block.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -14,7 +15,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..layers.sr import SRBlockNd, sr_param_count
+from ..layers.modes import eval_mode
+from ..layers.sr import find_sr_blocks, sr_param_count
 from .timing import eval_step, interleaved_timings, ratios, sr_block_step, train_step
 
 __all__ = ["count_macs", "count_params", "format_overhead", "overhead_report", "sr_blocks_formula"]
@@ -29,15 +31,13 @@ def count_macs(model: nn.Module, images: torch.Tensor) -> int:
     """Multiply-accumulates of one eval-mode forward pass on ``images``, from ``torch.utils.flop_counter``.
 
     The counter counts matrix products and convolutions (2 FLOPs per MAC); element-wise work (the residual add of SR,
-    activations, normalisation) is not counted, as is customary for GMACs tables.
+    activations, normalisation) is not counted, as is customary for GMACs tables. The pass counted is the second one:
+    what a model computes once and keeps for later eval passes (the SR block's W2 W1) is not part of its cost.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with eval_mode(model), torch.no_grad():
+        model(images)
+        with FlopCounterMode(display=False) as counter:
             model(images)
-    finally:
-        model.train(was_training)
     return counter.get_total_flops() // 2
 
 
@@ -48,7 +48,7 @@ def sr_blocks_formula(model: nn.Module, images: torch.Tensor) -> tuple[int, dict
     forward pass (not from the block's own attributes) makes this an independent check of how the block was sized.
     """
     shapes: dict[str, tuple[int, ...]] = {}
-    blocks = {name: m for name, m in model.named_modules() if isinstance(m, SRBlockNd)}
+    blocks = find_sr_blocks(model)
 
     def recorder(name: str):
         def hook(_module: nn.Module, inputs: tuple) -> None:
@@ -57,13 +57,10 @@ def sr_blocks_formula(model: nn.Module, images: torch.Tensor) -> tuple[int, dict
         return hook
 
     handles = [block.register_forward_pre_hook(recorder(name)) for name, block in blocks.items()]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(images)
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     total = 0
@@ -86,10 +83,82 @@ def _input_shape(input_size: int | Sequence[int]) -> tuple[int, int, int]:
     raise ValueError(f"input_size must be S, (H, W) or (C, H, W), got {input_size!r}")
 
 
-def overhead_report(
-    model_name: str,
+def _build_pair(
+    model: str | nn.Module,
     *,
-    sr_stage: int,
+    sr_stage: int | None,
+    after: str | None,
+    input_size: int | Sequence[int] | None,
+    num_classes: int | None,
+    zoo_options: dict[str, Any],
+    block: dict[str, Any],
+) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
+    """The model without and with SR, and what the report says about them (name, input shape, classes, place).
+
+    ``zoo_options``: the zoo's ``attention``/``regularizer``/``width`` that are set; ``block``: ``num_memories``,
+    ``hidden`` and the SR block's further options.
+    """
+    from ..models import create_model, get_model_entry, insert_sr
+
+    if (sr_stage is None) == (after is None):
+        raise ValueError(
+            "give exactly one of sr_stage (a stage of a zoo model) and after (a module name), "
+            f"got sr_stage={sr_stage!r}, after={after!r}"
+        )
+    source, _, arch = model.partition(":") if isinstance(model, str) else ("", "", "")
+    if isinstance(model, str) and not arch:  # a model of the zoo: its stages, native input and classes are known
+        entry = get_model_entry(model)
+        shape = _input_shape(input_size if input_size is not None else entry.input_size)
+        num_classes = entry.num_classes if num_classes is None else num_classes
+        common = {
+            "num_classes": num_classes,
+            **zoo_options,
+            **({"input_size": shape} if input_size is not None else {}),
+        }
+        base = create_model(model, **common)
+        if sr_stage is not None:
+            num_memories, hidden, sr_kwargs = block.pop("num_memories"), block.pop("hidden"), block
+            with_sr = create_model(
+                model, sr_stage=sr_stage, num_memories=num_memories, hidden=hidden, sr_kwargs=sr_kwargs, **common
+            )
+            after = entry.stages[sr_stage - 1]
+        else:
+            with_sr = copy.deepcopy(base)
+            insert_sr(with_sr, after, shape, **block)
+        return base, with_sr, {"model": model, "input_size": shape, "num_classes": num_classes, "after": after}
+
+    if sr_stage is not None:
+        raise ValueError(f"sr_stage counts the stages of zoo models; for {model!r} name the module with after=")
+    if zoo_options:
+        raise ValueError(f"attention, regularizer and width are options of the zoo models, not of {model!r}")
+    classes = 1000 if num_classes is None else num_classes
+    if isinstance(model, nn.Module):
+        base, name, native = copy.deepcopy(model), type(model).__name__, (3, 224, 224)  # the caller's stays as it is
+    elif source == "timm":
+        import timm
+
+        base = timm.create_model(arch, pretrained=False, num_classes=classes)
+        name, native = model, base.pretrained_cfg.get("input_size", (3, 224, 224))
+    elif source == "torchvision":
+        import torchvision
+
+        base, name, native = torchvision.models.get_model(arch, weights=None, num_classes=classes), model, (3, 224, 224)
+    else:
+        raise ValueError(f"model must be a zoo name, timm:NAME, torchvision:NAME or an nn.Module, got {model!r}")
+    shape = _input_shape(input_size if input_size is not None else native)
+    with_sr = copy.deepcopy(base)
+    insert_sr(with_sr, after, shape, **block)
+    if num_classes is None and isinstance(model, nn.Module):  # its output width, for the timed training step's labels
+        with eval_mode(base), torch.no_grad():
+            num_classes = int(base(torch.zeros(1, *shape, device=next(base.parameters()).device)).shape[-1])
+    return base, with_sr, {"model": name, "input_size": shape, "num_classes": num_classes or classes, "after": after}
+
+
+def overhead_report(
+    model: str | nn.Module,
+    *,
+    sr_stage: int | None = None,
+    after: str | None = None,
     num_memories: int,
     hidden: int,
     input_size: int | Sequence[int] | None = None,
@@ -104,51 +173,58 @@ def overhead_report(
     warmup: int = 2,
     device: torch.device | str | None = None,
 ) -> dict[str, Any]:
-    """Parameter, MAC and latency overhead of an SR block at stage ``sr_stage`` of a model of the zoo.
+    """Parameter, MAC and latency overhead of an SR block in a model, against the same model without it.
 
-    Builds ``model_name`` twice with :func:`srblock.models.create_model`, with and without SR (everything else equal),
-    and returns a dict with ``params_base``, ``params_sr``, ``sr_params`` (parameters inside SR blocks),
-    ``overhead_pct`` (100·sr_params/params_base, the paper's OH column), ``sr_params_formula`` (Eq. 1 for the shapes
-    the block sees), ``gmacs_base``, ``gmacs_sr`` (one image, eval mode), ``latency_ratio_eval`` and
-    ``latency_ratio_train`` (SR / no-SR, median of ``repeats`` interleaved runs at ``batch_size``; ``None`` when
-    ``timing`` is off), plus the settings used. ``timing`` also holds the SR block's own time (``block_ms``) and its
-    share of the baseline step (``block_share_pct``), measured in the same run: on a busy machine the whole-model
-    ratio is noisy by a few percent, the block's share is not.
+    ``model`` is a name of the zoo (with the block at stage ``sr_stage`` or after the module ``after``), a timm or
+    torchvision model by name (``"timm:convnext_tiny"``, ``"torchvision:resnet50"``, built without pretrained
+    weights) or any ``nn.Module``; for the latter two the block goes after the module ``after``, inserted with
+    :func:`srblock.models.insert_sr` into a copy. Returns a dict with ``params_base``, ``params_sr``, ``sr_params``
+    (parameters inside SR blocks), ``overhead_pct`` (100·sr_params/params_base, the paper's OH column),
+    ``sr_params_formula`` (Eq. 1 for the shapes the block sees), ``gmacs_base``, ``gmacs_sr`` (one image, eval
+    mode), ``latency_ratio_eval`` and ``latency_ratio_train`` (SR / no-SR, median of ``repeats`` interleaved runs at
+    ``batch_size``; ``None`` when ``timing`` is off), plus the settings used (``after``: the module the block
+    follows). ``timing`` also holds the SR block's own time (``block_ms``) and its share of the baseline step
+    (``block_share_pct``), measured in the same run: on a busy machine the whole-model ratio is noisy by a few
+    percent, the block's share is not.
 
-    Defaults: each model's native input size from the registry (CIFAR models 32², ImageNet models 224²); 10 classes
-    for CIFAR models (``cifar_*``), 1000 otherwise.
+    Defaults: the zoo's native input size and classes (CIFAR models 32² and 10, ImageNet models 224² and 1000);
+    timm models their ``pretrained_cfg`` input size; torchvision models and modules 224², 1000 classes (a module:
+    the width of its output).
 
     >>> r = overhead_report("cifar_resnet18", sr_stage=3, num_memories=10, hidden=8, timing=False)
     >>> r["sr_params"], round(r["overhead_pct"], 2)
     (164688, 1.47)
+    >>> r = overhead_report("torchvision:resnet18", after="layer3", num_memories=2, hidden=8, input_size=64,
+    ...                     timing=False)
+    >>> r["sr_input_shapes"]
+    {'layer3.sr': [256, 4, 4]}
     """
-    from ..models import create_model, find_sr_blocks, get_model_entry
 
-    if num_classes is None:
-        num_classes = 10 if model_name.startswith("cifar") else 1000
-    # The registry knows each network's native input (CIFAR 32², ImageNet 224²), the size its memory is built for.
-    shape = _input_shape(input_size if input_size is not None else get_model_entry(model_name).input_size)
     device = torch.device(device) if device is not None else torch.device("cpu")
-    common: dict[str, Any] = {"num_classes": num_classes, "attention": attention, "regularizer": regularizer}
-    if width != 1.0:
-        common["width"] = width
-    if input_size is not None:
-        common["input_size"] = shape
-    base = create_model(model_name, sr_stage=None, **common).to(device)
-    with_sr = create_model(
-        model_name, sr_stage=sr_stage, num_memories=num_memories, hidden=hidden, sr_kwargs=sr_kwargs, **common
-    ).to(device)
+    zoo_options = {"attention": attention, "regularizer": regularizer, "width": width if width != 1.0 else None}
+    base, with_sr, info = _build_pair(
+        model,
+        sr_stage=sr_stage,
+        after=after,
+        input_size=input_size,
+        num_classes=num_classes,
+        zoo_options={k: v for k, v in zoo_options.items() if v is not None},
+        block={"num_memories": num_memories, "hidden": hidden, **(sr_kwargs or {})},
+    )
+    base, with_sr = base.to(device), with_sr.to(device)
+    shape, num_classes = info["input_size"], info["num_classes"]
     blocks = find_sr_blocks(with_sr)
     if not blocks:
-        raise ValueError(f"{model_name} with sr_stage={sr_stage} has no SR block; check the stage number")
+        raise ValueError(f"{info['model']} with sr_stage={sr_stage} has no SR block; check the stage number")
 
     one = torch.randn(1, *shape, device=device)
     sr_formula, shapes = sr_blocks_formula(with_sr, one)
     params_base, params_sr = count_params(base), count_params(with_sr)
     sr_params = sum(count_params(block) for block in blocks.values())
     report: dict[str, Any] = {
-        "model": model_name,
+        "model": info["model"],
         "sr_stage": sr_stage,
+        "after": info["after"],
         "num_memories": num_memories,
         "hidden": hidden,
         "num_classes": num_classes,
@@ -217,8 +293,11 @@ def _fmt_int(n: int) -> str:
 def format_overhead(report: dict[str, Any]) -> str:
     """The report as a plain-text table (what ``srblock overhead`` prints)."""
     shape = "x".join(str(s) for s in report["input_size"])
+    place = f"SR after {report['after']}"
+    if report.get("sr_stage") is not None:
+        place = f"SR at stage M={report['sr_stage']} ({report['after']})"
     title = (
-        f"{report['model']} @ {shape}, {report['num_classes']} classes, SR at stage M={report['sr_stage']} "
+        f"{report['model']} @ {shape}, {report['num_classes']} classes, {place} "
         f"(P={report['num_memories']}, U={report['hidden']})"
     )
     extras = [f"{k}={report[k]}" for k in ("attention", "regularizer") if report.get(k)]

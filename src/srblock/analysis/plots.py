@@ -1,28 +1,35 @@
-"""Shared matplotlib helpers: headless (Agg) figures saved as PNG, heat maps on a shared colour scale, bar charts."""
+"""Shared matplotlib helpers: figures saved as PNG, heat maps on a shared colour scale, bar charts.
+
+Figures are ``matplotlib.figure.Figure`` objects made without pyplot: they need no display (servers, CI), never
+switch the user's backend, are not kept alive by pyplot's figure registry, and a notebook shows the one a plotting
+function returns.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: servers, CI, and the 2-core laptop have no display
-
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
-__all__ = ["PNG_SIGNATURE", "bar_panel", "grid", "heatmap", "is_png", "plt", "save_figure", "symmetric_limit"]
+from ..engine.io import save_figure as atomic_save_figure
+
+__all__ = ["PNG_SIGNATURE", "bar_panel", "grid", "heatmap", "is_png", "save_figure", "symmetric_limit"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def grid(n: int, *, max_cols: int = 5, panel: float = 2.4, squeeze: bool = False):
-    """A figure with ``n`` panels on a grid of at most ``max_cols`` columns; surplus axes are hidden."""
+def grid(n: int, *, max_cols: int = 5, panel: float = 2.4, layout: str | None = "tight") -> tuple[Figure, np.ndarray]:
+    """A figure with ``n`` panels on a grid of at most ``max_cols`` columns; surplus axes are hidden.
+
+    ``layout`` is matplotlib's layout engine, applied whenever the figure is drawn (shown or saved); pass ``None``
+    for figures with a colour bar spanning several axes (the tight layout cannot place it).
+    """
     cols = max(1, min(n, max_cols))
     rows = max(1, -(-n // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(panel * cols, panel * rows), squeeze=False)
-    flat = axes.ravel()
+    fig = Figure(figsize=(panel * cols, panel * rows), layout=layout)
+    flat = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax in flat[n:]:
         ax.set_visible(False)
     return fig, flat[:n]
@@ -61,18 +68,9 @@ def bar_panel(ax, mean: Sequence[float], std: Sequence[float], *, title: str = "
         ax.set_title(title, fontsize=9)
 
 
-def save_figure(fig, path: str | Path, *, dpi: int = 110, tight_layout: bool = True) -> Path:
-    """Save ``fig`` as PNG (parents created) and close it, so long analyses do not accumulate open figures.
-
-    Pass ``tight_layout=False`` for figures with a colour bar spanning several axes (tight_layout cannot place it).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if tight_layout:
-        fig.tight_layout()
-    fig.savefig(path, dpi=dpi, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return path
+def save_figure(fig: Figure, path: str | Path, *, dpi: int = 110) -> Path:
+    """Save ``fig`` as PNG (atomically, parents created); returns ``path``."""
+    return atomic_save_figure(fig, path, dpi=dpi, format="png", bbox_inches="tight")
 
 
 def is_png(path: str | Path) -> bool:

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers.modes import eval_mode
+
 __all__ = ["eval_step", "interleaved_timings", "ratios", "sr_block_step", "train_step"]
 
 
@@ -79,22 +81,20 @@ def sr_block_step(
     ``mode="eval"``: one inference forward; ``"train"``: forward, backward and an SGD step of the block's parameters.
     Timed next to the whole model, its share is a low-noise estimate of what SR adds to a step.
     """
-    from ..layers.sr import SRBlockNd
+    from ..layers.sr import find_sr_blocks
 
-    block = next((m for m in model.modules() if isinstance(m, SRBlockNd)), None)
+    block = next(iter(find_sr_blocks(model).values()), None)
     if block is None:
         raise ValueError(f"{type(model).__name__} has no SR block")
     if mode not in ("eval", "train"):
         raise ValueError(f"mode must be 'eval' or 'train', got {mode!r}")
     seen: dict[str, torch.Tensor] = {}
     handle = block.register_forward_pre_hook(lambda _m, inputs: seen.setdefault("x", inputs[0].detach().clone()))
-    was_training = model.training
     try:
-        with torch.no_grad(), _autocast(images.device, amp_dtype):
-            model.eval()(images)
+        with eval_mode(model), torch.no_grad(), _autocast(images.device, amp_dtype):
+            model(images)
     finally:
         handle.remove()
-        model.train(was_training)
     x = seen["x"]
     if mode == "eval":
         return eval_step(block, x, amp_dtype=amp_dtype)

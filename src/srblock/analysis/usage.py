@@ -7,15 +7,18 @@ over all classes. The weights are read with forward hooks on the block's ``softm
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
+from ..engine.logger import progress
 from ..engine.metrics import topk_correct
+from ..layers.modes import eval_mode
 from ..layers.sr import capture_memory_weights
 from .plots import bar_panel, grid, save_figure
 
@@ -70,16 +73,17 @@ def iter_predictions(
     *,
     device: torch.device | str | None = None,
     max_images: int | None = None,
+    desc: str = "predict",
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """``(images, labels, logits)`` per batch of ``model`` in eval mode, the last batch cut at ``max_images``.
 
-    Labels and float logits are on the CPU; the model's train/eval mode is restored when the iteration ends.
+    Labels and float logits are on the CPU; the model's train/eval mode is restored when the iteration ends. On a
+    terminal a progress bar (``desc``) counts the batches.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     seen = 0
-    try:
+    total = len(batches) if isinstance(batches, Sized) else None
+    with eval_mode(model), progress(total=total, desc=desc, unit="batch") as bar:
         for images, target in batches:
             if max_images is not None and seen >= max_images:
                 break
@@ -87,9 +91,8 @@ def iter_predictions(
                 images, target = images[: max_images - seen], target[: max_images - seen]
             logits = logits_of(model(images.to(device, non_blocking=True))).float().cpu()
             seen += len(target)
+            bar.update()
             yield images, torch.as_tensor(target).cpu().long(), logits
-    finally:
-        model.train(was_training)
 
 
 @torch.no_grad()
@@ -122,7 +125,8 @@ def collect_memory_weights(
     with capture_memory_weights(model) as captured:
         if not captured:
             raise ValueError(f"{type(model).__name__} has no SR block; nothing to analyse")
-        for images, target, logits in iter_predictions(model, batches, device=device, max_images=max_images):
+        outputs = iter_predictions(model, batches, device=device, max_images=max_images, desc="memory weights")
+        for images, target, logits in outputs:
             labels.append(target)
             predictions.append(logits.argmax(1))
             top5 += int(topk_correct(logits, target, ks=(5,)))
@@ -185,8 +189,11 @@ def summarize_usage(
     return out
 
 
-def plot_usage(summary: Mapping[str, Any], path: str | Path, *, title: str = "") -> Path:
-    """Bar plots of mean ± std weight per memory block: one panel for all images, then one per chosen class."""
+def plot_usage(summary: Mapping[str, Any], path: str | Path | None = None, *, title: str = "") -> Figure:
+    """Bar plots of mean ± std weight per memory block: one panel for all images, then one per chosen class.
+
+    ``summary`` is :func:`summarize_usage`'s result; the figure is also saved as PNG to ``path`` when given.
+    """
     panels = [(f"all ({summary['overall']['count']} images)", summary["overall"])]
     panels += [(f"{name} ({s['count']})", s) for name, s in summary["classes"].items()]
     peak = max((m + s for _, p in panels for m, s in zip(p["mean"], p["std"], strict=True)), default=1.0)
@@ -197,4 +204,6 @@ def plot_usage(summary: Mapping[str, Any], path: str | Path, *, title: str = "")
         ax.set_xlabel("memory block", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    return save_figure(fig, path)
+    if path is not None:
+        save_figure(fig, path)
+    return fig

@@ -8,8 +8,9 @@ Both loaders follow the engine's protocol (``__iter__``, ``__len__``, ``set_epoc
   ranks see disjoint shards of equal length and every rank runs the same number of steps;
 * evaluation: ``range(n)[rank::world_size]``, no padding, so every sample is evaluated exactly once in total.
 
-:class:`InMemoryLoader` is for uint8 image tensors (CIFAR, digits): it indexes, augments (batched, see
-:mod:`srblock.data.transforms`) and normalises on the tensors' device with no worker processes.
+:class:`InMemoryLoader` is for uint8 image tensors (CIFAR, digits) held on the training device: once per epoch it
+gathers the epoch's samples, augments (see :mod:`srblock.data.transforms`) and normalises them in a few batched ops;
+each batch is then a view of that, so a step costs no kernel, no host-to-device copy and no device sync.
 :func:`make_loader` wraps any map-style dataset (ImageFolder, segmentation) in a ``DataLoader``.
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .transforms import BatchAugment, normalize
+from .transforms import BatchAugment
 
 __all__ = ["InMemoryLoader", "ShardSampler", "make_loader", "seed_for"]
 
@@ -115,20 +116,28 @@ class InMemoryLoader:
         return self._num_batches(self.sampler.shard_size())
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        indices = self.sampler.indices().to(self.images.device)
-        params = None
+        # The rest of this epoch's samples in batch order (the order and the draws on the host, from the seed).
+        order = self.sampler.indices()
+        order = order[self.start_batch * self.batch_size : self._num_batches(len(order)) * self.batch_size]
+        on_device = _to_device(order, self.images.device)
+        images, labels = self.images[on_device], self.labels[on_device]
         if self.train:
             # One draw per sample of the whole set, indexed by sample id: identical however the epoch is sharded.
-            generator = torch.Generator().manual_seed(seed_for(self.seed, self.sampler.epoch, "augment"))
-            params = self.augment.params(len(self.images), generator).to(self.images.device)
-        for b in range(self.start_batch, self._num_batches(len(indices))):
-            idx = indices[b * self.batch_size : (b + 1) * self.batch_size]
-            images = self.images[idx]
-            if params is not None:
-                images = self.augment.apply(images, params[idx])
-            else:
-                images = normalize(images, self.augment.mean, self.augment.std)
-            yield images, self.labels[idx]
+            epoch = self.sampler.epoch
+            generator = torch.Generator().manual_seed(seed_for(self.seed, epoch, "augment"))
+            flip_generator = torch.Generator().manual_seed(seed_for(self.seed, "flip"))  # alternating flip's base
+            params = self.augment.params(len(self.images), generator, epoch=epoch, flip_generator=flip_generator)
+            images = self.augment.crop_flip(images, _to_device(params[order], self.images.device))
+        images = self.augment.normalize(images)
+        for start in range(0, len(order), self.batch_size):
+            yield images[start : start + self.batch_size], labels[start : start + self.batch_size]
+
+
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device`` without stalling its queue (a plain copy to CUDA waits for the queue to drain)."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 class _DataLoaderAdapter:

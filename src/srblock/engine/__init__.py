@@ -5,7 +5,7 @@
 >>> summary = train(config, "runs/quick")  # doctest: +SKIP
 """
 
-from .build import build_model, load_trained_model
+from .build import build_model, export_pretrained, load_trained_model
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import load_config, resolve_config
 from .task import Loaders, Task, get_task, register_task
@@ -15,6 +15,7 @@ __all__ = [
     "Task",
     "build_model",
     "evaluate_checkpoint",
+    "export_pretrained",
     "get_task",
     "load_checkpoint",
     "load_config",

@@ -9,33 +9,78 @@ the official validation set (the paper's top-1) as the test split, keeping the l
     root, download: where the data is; ``download: true`` lets torchvision fetch CIFAR (needs internet).
     val_fraction: held-out share of the training set (0.1, the paper's).
     train_subset, val_subset, test_subset: use only the first N samples of a split (quick runs; a deviation).
-    crop_padding, flip: in-memory augmentation (pad-and-crop, horizontal flip).
+    crop_padding, flip: in-memory augmentation (pad-and-crop, horizontal flip); ``flip: alternate`` is airbench's
+        alternating flip (:mod:`srblock.data.transforms`). pad_mode: ``zeros`` (the paper's) or ``reflect``.
     mean, std: normalisation (default per dataset).
     image_size: digits: upsampled size (default 16); ImageNet: crop size (224). resize_size: ImageNet eval resize.
+    tta: test-time augmentation of every evaluation (validation and test): ``null`` (none, the paper's), ``flip``
+        (mean logits of the image and its mirror) or ``flip_translate`` (airbench's: half the flip pair, a quarter
+        each the flip pairs of the image shifted one pixel up-left and down-right with reflect padding). In-memory
+        datasets only.
+    init_images: a model with an ``init_from_data(images)`` method (airbench's patch whitening) gets the first
+        ``init_images`` images of the training split, normalised and not augmented, before training (5000).
+
+The task's own keys of the ``train`` section (defaults in :attr:`ClassificationTask.train_defaults`):
+    label_smoothing: of the training loss (``F.cross_entropy``'s; 0 = off, the paper's). Evaluation losses are
+        never smoothed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srblock.data.digits import DIGITS_MEAN, DIGITS_STD
 from srblock.data.loader import InMemoryLoader, make_loader, seed_for
 from srblock.data.split import train_val_split
-from srblock.data.transforms import CIFAR_MEAN, CIFAR_STD, BatchAugment
+from srblock.data.transforms import CIFAR_MEAN, CIFAR_STD, FLIP_MODES, PAD_MODES, BatchAugment, normalize
+from srblock.models.regularizers import DropBlock, set_dropblock_progress
 
 from .metrics import topk_correct
 from .task import BatchLoader, Loaders, Task, register_task
 
-__all__ = ["ClassificationTask"]
+__all__ = ["TTA_MODES", "ClassificationTask", "tta_logits"]
+
+TTA_MODES = (None, "flip", "flip_translate")
 
 _STATS = {
     "cifar10": (CIFAR_MEAN, CIFAR_STD),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "npz": (CIFAR_MEAN, CIFAR_STD),
+    "digits": (DIGITS_MEAN * 3, DIGITS_STD * 3),  # the grey digits are fed as three equal channels (see _arrays)
 }
+
+
+def tta_logits(model: nn.Module, images: torch.Tensor, mode: str | None) -> torch.Tensor:
+    """Logits of ``model`` for ``images`` (``B x C x H x W``) under test-time augmentation ``mode`` (:data:`TTA_MODES`).
+
+    ``flip``: mean of the image's and its mirror's logits. ``flip_translate`` (airbench94's, Jordan 2024): half the
+    flip pair of the image, a quarter each the flip pairs of the image shifted by one pixel towards the top-left and
+    towards the bottom-right (reflect-padded).
+    """
+    if mode not in TTA_MODES:
+        raise ValueError(f"tta must be one of {TTA_MODES}, got {mode!r}")
+    if mode is None:
+        return model(images)
+
+    def flip_pair(x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * model(x) + 0.5 * model(x.flip(3))
+
+    logits = flip_pair(images)
+    if mode == "flip":
+        return logits
+    h, w = images.shape[-2:]
+    padded = F.pad(images, (1, 1, 1, 1), mode="reflect")
+    shifted = 0.5 * flip_pair(padded[..., :h, :w]) + 0.5 * flip_pair(padded[..., 2:, 2:])
+    return 0.5 * logits + 0.5 * shifted
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _take(indices: torch.Tensor, limit: int | None, seed: int, name: str) -> torch.Tensor:
@@ -53,6 +98,7 @@ class ClassificationTask(Task):
     """Cross-entropy classification; metrics ``acc1``/``acc5`` (percent) and ``loss``."""
 
     primary_metric = "acc1"
+    data_types: ClassVar[dict[str, tuple[type, ...]]] = {"flip": (bool, str)}  # true/false or "alternate"
     data_defaults: ClassVar[dict[str, Any]] = {
         "dataset": "cifar10",
         "root": None,
@@ -67,7 +113,33 @@ class ClassificationTask(Task):
         "std": None,
         "image_size": None,
         "resize_size": 256,
+        "pad_mode": "zeros",
+        "tta": None,
+        "init_images": 5000,
     }
+    _dropblocks: bool | None = None  # whether the model has DropBlock layers (set on the first training step)
+    train_defaults: ClassVar[dict[str, Any]] = {"label_smoothing": 0.0}
+
+    @classmethod
+    def validate_data(cls, data: Mapping[str, Any]) -> None:
+        super().validate_data(data)
+        checks = {
+            "flip": (data.get("flip", True) in FLIP_MODES, f"one of {FLIP_MODES}"),
+            "pad_mode": (data.get("pad_mode", "zeros") in PAD_MODES, f"one of {PAD_MODES}"),
+            "tta": (data.get("tta") in TTA_MODES, f"one of {TTA_MODES}"),
+            "init_images": (_is_count(data.get("init_images", 0)), "an int >= 0"),
+        }
+        for key, (ok, expected) in checks.items():
+            if not ok:
+                raise ValueError(f"data.{key} must be {expected}, got {data[key]!r}")
+        if data.get("tta") and data.get("dataset") == "imagenet":
+            raise ValueError("data.tta is for in-memory datasets (CIFAR, npz, digits); set it to null for ImageNet")
+
+    @classmethod
+    def validate_train(cls, train: Mapping[str, Any]) -> None:
+        smoothing = train.get("label_smoothing", 0.0)
+        if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"train.label_smoothing must be a number in [0, 1), got {smoothing!r}")
 
     # -- data ---------------------------------------------------------------------------------------------------
     def build_loaders(self) -> Loaders:
@@ -75,24 +147,13 @@ class ClassificationTask(Task):
         if data["dataset"] == "imagenet":
             return self._folder_loaders()
         images, labels, test_images, test_labels = self._arrays()
-        num_classes = self.config["model"].get("num_classes")
-        top = int(max(labels.max(), test_labels.max()))
-        if num_classes is not None and top >= num_classes:
-            raise ValueError(
-                f"labels go up to {top} but model.num_classes is {num_classes}; set --model.num_classes {top + 1}"
-            )
         seed = self.config["seed"]
-        train_idx, val_idx = train_val_split(len(labels), data["val_fraction"], seed, labels=labels)
-        train_idx = _take(train_idx, data["train_subset"], seed, "train_subset")
-        val_idx = _take(val_idx, data["val_subset"], seed, "val_subset")
-        test_idx = _take(torch.arange(len(test_labels)), data["test_subset"], seed, "test_subset")
-
-        default_mean, default_std = _STATS.get(data["dataset"], ((0.5,) * images.shape[1], (0.25,) * images.shape[1]))
+        train_idx, val_idx, test_idx = self._split()
         augment = BatchAugment(
-            data["mean"] or default_mean,
-            data["std"] or default_std,
+            *self._mean_std(),
             crop_padding=data["crop_padding"],
             flip=data["flip"],
+            pad_mode=data["pad_mode"],
         )
         world, rank = self.dist.world_size, self.dist.rank
         batch, eval_batch = self.batch_sizes()
@@ -108,7 +169,47 @@ class ClassificationTask(Task):
             test=loader(test_idx, test_images, test_labels, False),
         )
 
+    def build_model(self) -> nn.Module:
+        """The zoo model; one with ``init_from_data`` (airbench) is initialised from the training split first."""
+        model = super().build_model()
+        count = self.config["data"]["init_images"]
+        if callable(getattr(model, "init_from_data", None)) and count:
+            if self.config["data"]["dataset"] == "imagenet":
+                raise ValueError("init_from_data needs an in-memory dataset; set data.init_images: 0 for ImageNet")
+            images = self._arrays()[0][self._split()[0][:count]].to(self.device)  # on the GPU when there is one
+            model.init_from_data(normalize(images, *self._mean_std()))
+        return model
+
+    def _mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        data = self.config["data"]
+        default_mean, default_std = _STATS[data["dataset"]]  # _arrays() has rejected any other dataset
+        return tuple(data["mean"] or default_mean), tuple(data["std"] or default_std)
+
+    def _split(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Indices of the train, validation and test samples of the in-memory dataset (seeded; see the protocol)."""
+        data, seed = self.config["data"], self.config["seed"]
+        _, labels, _, test_labels = self._arrays()
+        train_idx, val_idx = train_val_split(len(labels), data["val_fraction"], seed, labels=labels)
+        return (
+            _take(train_idx, data["train_subset"], seed, "train_subset"),
+            _take(val_idx, data["val_subset"], seed, "val_subset"),
+            _take(torch.arange(len(test_labels)), data["test_subset"], seed, "test_subset"),
+        )
+
     def _arrays(self) -> tuple[torch.Tensor, ...]:
+        """``(images, labels, test_images, test_labels)``, read once per task (the model's init uses them too)."""
+        if getattr(self, "_cached_arrays", None) is None:
+            self._cached_arrays = self._read_arrays()
+            labels, test_labels = self._cached_arrays[1], self._cached_arrays[3]
+            num_classes = self.config["model"].get("num_classes")
+            top = int(max(labels.max(), test_labels.max()))
+            if num_classes is not None and top >= num_classes:
+                raise ValueError(
+                    f"labels go up to {top} but model.num_classes is {num_classes}; set --model.num_classes {top + 1}"
+                )
+        return self._cached_arrays
+
+    def _read_arrays(self) -> tuple[torch.Tensor, ...]:
         data = self.config["data"]
         name = data["dataset"]
         if name in ("cifar10", "cifar100"):
@@ -161,10 +262,19 @@ class ClassificationTask(Task):
         )
 
     # -- steps --------------------------------------------------------------------------------------------------
+    def on_train_step(self, model: nn.Module, progress: float) -> None:
+        """Ramp DropBlock's drop probability linearly from 0 over training (PAPER.md §2) when the model has one (and
+        pass ``progress`` on to the model's own hook, see :meth:`Task.on_train_step`)."""
+        super().on_train_step(model, progress)
+        if self._dropblocks is None:  # looked up once: the model does not change during a run
+            self._dropblocks = any(isinstance(m, DropBlock) for m in model.modules())
+        if self._dropblocks:
+            set_dropblock_progress(model, progress)
+
     def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         images, targets = batch
         logits = model(images)
-        loss = F.cross_entropy(logits, targets)
+        loss = F.cross_entropy(logits, targets, label_smoothing=self.config["train"]["label_smoothing"])
         acc1 = (logits.detach().argmax(dim=1) == targets).float().mean() * 100
         return loss, {"loss": loss.detach(), "acc1": acc1}
 
@@ -174,7 +284,7 @@ class ClassificationTask(Task):
         totals = torch.zeros(4, dtype=torch.float64, device=self.device)
         for batch in loader:
             images, targets = self.to_device(batch)
-            logits = model(images).float()
+            logits = tta_logits(model, images, self.config["data"]["tta"]).float()
             totals[0] += F.cross_entropy(logits, targets, reduction="sum").double()
             totals[1:3] += topk_correct(logits, targets, (1, 5)).double()
             totals[3] += len(targets)

@@ -6,25 +6,44 @@ inherit with ``defaults: _base.yaml``); the engine's own knobs (AMP, logging, ..
 :data:`ENGINE_DEFAULTS`, and nowhere else.
 
 Overrides are ``"section.key=value"`` strings; the value is parsed as YAML (``4`` → int, ``[30, 60]`` → list,
-``null`` → None, ``true`` → bool). Changing ``train.epochs`` (or ``train.iterations``) scales the schedule's
-milestones proportionally (and ``train.eval_interval`` for iteration-counted runs) unless
-``schedule.scale_milestones`` is false or the override sets them itself, so ``--epochs 4`` is a faithful
-miniature of the full recipe.
+``null`` → None, ``true`` → bool, and ``1e-3`` → float as a user means it, where plain YAML 1.1 reads a string).
+Every section is validated before anything is built: unknown keys with a "did you mean", types against the
+defaults (the ``model`` section against :func:`srblock.models.create_model` and the model's builder).
+
+Changing ``train.epochs`` (or ``train.iterations``) scales the schedule's milestones proportionally (and
+``train.eval_interval`` for iteration-counted runs) unless ``schedule.scale_milestones`` is false or the override
+sets them itself, so ``--epochs 4`` is a faithful miniature of the full recipe.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
+import itertools
+import json
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .io import write_text
+from .lookahead import check_lookahead
 from .optim import validate_groups
 
-__all__ = ["ENGINE_DEFAULTS", "apply_overrides", "load_config", "parse_override", "resolve_config"]
+__all__ = [
+    "ENGINE_DEFAULTS",
+    "RESULT_NEUTRAL_KEYS",
+    "RESUME_APPLIED_KEYS",
+    "apply_overrides",
+    "config_diff",
+    "config_hash",
+    "load_config",
+    "parse_override",
+    "resolve_config",
+]
 
 SECTIONS = ("task", "seed", "data", "model", "optim", "schedule", "train")
 
@@ -41,13 +60,15 @@ ENGINE_DEFAULTS: dict[str, Any] = {
         "weight_decay": 0.0,
         "nesterov": False,
         "groups": {},  # parameter groups with their own lr_mult / weight_decay / frozen (engine/optim.py)
+        "lookahead": None,  # null | true | {start, every, decay, power} (airbench's; srblock.engine.lookahead)
     },
     "schedule": {
-        "name": "multistep",  # multistep | poly | cosine | constant
+        "name": "multistep",  # multistep | poly | cosine | piecewise | constant
         "milestones": [],  # multistep: in epochs (epoch-counted runs) or iterations (iteration-counted runs)
         "gamma": 0.1,  # multistep: lr factor at each milestone
         "power": 0.9,  # poly: (1 - t/T)^power
         "min_lr": 0.0,  # poly/cosine: floor of the learning rate
+        "points": [],  # piecewise: [[fraction of training, lr factor], ...], linear in between (e.g. a triangle)
         "warmup_steps": 0,  # linear warm-up from 0 over this many iterations
         "scale_milestones": True,  # scale milestones when train.epochs/iterations is overridden
     },
@@ -60,7 +81,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
         "eval_batch_size": None,  # default: batch_size
         "amp": None,  # null | bf16 | fp16
         "channels_last": False,
-        "compile": False,  # torch.compile the training forward
+        "compile": False,  # torch.compile the training model: true, or a mode ("reduce-overhead": + CUDA graphs)
         "sync_bn": False,  # convert BatchNorm to SyncBatchNorm (CUDA + DDP only)
         "workers": 4,  # DataLoader worker processes (file-backed datasets only)
         "device": "auto",  # auto | cpu | cuda | cuda:N
@@ -72,9 +93,43 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     },
 }
 
-_SCHEDULES = ("multistep", "poly", "cosine", "constant")
+#: Keys that do not change a run's result (where the data is, which device, how much is printed). A sweep ignores
+#: them when it decides whether a finished run is stale, :func:`config_hash` leaves them out, and a resumed run may
+#: change them freely.
+RESULT_NEUTRAL_KEYS = (
+    "data.root",
+    "data.download",
+    "train.device",
+    "train.workers",
+    "train.log_interval",
+    "train.tensorboard",
+)
+
+#: Keys a resumed run may change: they are applied from the resume on (the optimizer's hyperparameters overwrite the
+#: restored ones, the LR schedule is recomputed at the current iteration, the run gets longer or shorter) and
+#: recorded in ``config_changes`` of the checkpoint and ``summary.json``. Every other key (seed, task, data, model,
+#: batch size, optimizer name, AMP) is refused on resume: it would make the checkpoint describe another run.
+RESUME_APPLIED_KEYS = (
+    "optim.lr",
+    "optim.weight_decay",
+    "optim.momentum",
+    "optim.nesterov",
+    "schedule.*",
+    "train.epochs",
+    "train.iterations",
+    "train.eval_every",
+    "train.eval_interval",
+    "train.eval_batch_size",
+    "train.grad_clip",
+    "train.channels_last",
+    "train.compile",
+    "train.deterministic",
+)
+
+_SCHEDULES = ("multistep", "poly", "cosine", "piecewise", "constant")
 _OPTIMIZERS = ("sgd", "adamw")
 _AMP = (None, "bf16", "fp16")
+_COMPILE = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch's modes
 
 
 def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -87,14 +142,28 @@ def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str,
     return out
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as a user writes numbers: ``1e-3`` and ``5E4`` are floats (YAML 1.1, PyYAML's, needs ``1.0e-3``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:
         raise ValueError(f"recipe inheritance cycle: {' -> '.join(str(p) for p in (*seen, path))}")
     if not path.is_file():
         raise FileNotFoundError(f"recipe not found: {path}")
-    with path.open() as f:
-        raw = yaml.safe_load(f) or {}
+    try:
+        with path.open() as f:
+            raw = yaml.load(f, Loader=_Loader) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"recipe {path} is not valid YAML: {' '.join(str(err).split())}") from None
     if not isinstance(raw, dict):
         raise ValueError(f"recipe {path} must be a YAML mapping, got {type(raw).__name__}")
     parents = raw.pop("defaults", None) or []
@@ -112,7 +181,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key = key.strip().lstrip("-")
     if not sep or not key:
         raise ValueError(f"override must look like 'section.key=value', got {text!r}")
-    return key.split("."), yaml.safe_load(value) if value.strip() else None
+    try:
+        parsed = yaml.load(value, Loader=_Loader) if value.strip() else None
+    except yaml.YAMLError as err:
+        raise ValueError(f"override {text!r}: the value is not valid YAML ({str(err).splitlines()[0]})") from None
+    return key.split("."), parsed
 
 
 def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -147,46 +220,164 @@ def _scale_schedule(before: Mapping[str, Any], after: dict[str, Any], overridden
             after["schedule"]["warmup_steps"] = round(after["schedule"]["warmup_steps"] * ratio)
 
 
-def _check_keys(section: str, given: Mapping[str, Any], known: Iterable[str]) -> None:
+def check_keys(section: str, given: Mapping[str, Any], known: Iterable[str]) -> None:
+    """``ValueError`` for the first key of ``given`` not in ``known``, with a "did you mean" or the known keys."""
     known = list(known)
     for key in given:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
+            close = difflib.get_close_matches(str(key), known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {sorted(known)}"
             raise ValueError(f"unknown key {section}.{key}{hint}")
 
 
-def validate_config(config: Mapping[str, Any]) -> None:
-    """Raise ``ValueError`` naming the offending key for anything the engine cannot run."""
-    _check_keys("<top level>", config, SECTIONS)
+def _type_name(default: Any) -> str:
+    return {bool: "true or false", int: "an int", float: "a number", str: "a string", list: "a list"}.get(
+        type(default), type(default).__name__
+    )
+
+
+def check_types(
+    section: str, given: Mapping[str, Any], defaults: Mapping[str, Any], *, allow_none: bool = False
+) -> None:
+    """``ValueError`` when a value's type differs from its default's (an int is a valid float; keys whose default
+    is ``None`` take anything and are checked one by one; ``allow_none``: ``None`` is valid everywhere)."""
+    for key, value in given.items():
+        default = defaults.get(key)
+        if default is None or (allow_none and value is None):
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = ok and (isinstance(value, int) or isinstance(default, float))
+        elif isinstance(default, (list, tuple)):
+            ok = isinstance(value, (list, tuple))
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise ValueError(f"{section}.{key} must be {_type_name(default)}, got {value!r}")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_points(points: Any) -> None:
+    """``schedule.points`` of the piecewise schedule: [fraction, factor] pairs, fractions from 0 to 1, increasing."""
+    expected = "a list of [fraction of training, lr factor] pairs with fractions increasing from 0 to 1"
+    pairs = points if isinstance(points, (list, tuple)) else None
+    if not pairs or not all(
+        isinstance(pt, (list, tuple)) and len(pt) == 2 and all(isinstance(v, (int, float)) for v in pt) for pt in pairs
+    ):
+        raise ValueError(f"schedule.points must be {expected}, got {points!r}")
+    fractions = [pt[0] for pt in pairs]
+    if fractions[0] != 0 or fractions[-1] != 1 or any(b <= a for a, b in itertools.pairwise(fractions)):
+        raise ValueError(f"schedule.points must be {expected}, got fractions {fractions}")
+    if any(pt[1] < 0 for pt in pairs):
+        raise ValueError(f"schedule.points: lr factors must be >= 0, got {[pt[1] for pt in pairs]}")
+
+
+def validate_config(config: Mapping[str, Any], task_train_keys: Iterable[str] = ()) -> None:
+    """Raise ``ValueError`` naming the offending key for anything the engine cannot run.
+
+    ``task_train_keys``: the task's own keys of the ``train`` section (:attr:`srblock.engine.task.Task.train_defaults`).
+    """
+    check_keys("<top level>", config, SECTIONS)
+    for section in ("data", "model", "optim", "schedule", "train"):
+        if not isinstance(config[section], Mapping):
+            raise ValueError(f"the recipe's {section!r} section must be a mapping of keys, got {config[section]!r}")
     for section in ("optim", "schedule", "train"):
-        _check_keys(section, config[section], ENGINE_DEFAULTS[section])
+        extra = list(task_train_keys) if section == "train" else []
+        check_keys(section, config[section], [*ENGINE_DEFAULTS[section], *extra])
+        # train.compile takes a bool or a mode string: checked below against _COMPILE, not by its default's type
+        defaults = {**ENGINE_DEFAULTS[section], **({"compile": None} if section == "train" else {})}
+        check_types(section, config[section], defaults)
     optim, schedule, train = config["optim"], config["schedule"], config["train"]
     if optim["name"] not in _OPTIMIZERS:
         raise ValueError(f"optim.name must be one of {_OPTIMIZERS}, got {optim['name']!r}")
-    if not isinstance(optim["lr"], (int, float)) or optim["lr"] <= 0:
+    if not _number(optim["lr"]) or optim["lr"] <= 0:
         raise ValueError(f"optim.lr must be a positive number, got {optim['lr']!r}")
     validate_groups(optim["groups"])
+    check_lookahead(optim["lookahead"])
+    for key in ("momentum", "weight_decay"):
+        if optim[key] < 0:
+            raise ValueError(f"optim.{key} must be >= 0, got {optim[key]!r}")
     if schedule["name"] not in _SCHEDULES:
         raise ValueError(f"schedule.name must be one of {_SCHEDULES}, got {schedule['name']!r}")
-    if list(schedule["milestones"]) != sorted(schedule["milestones"]):
-        raise ValueError(f"schedule.milestones must be increasing, got {schedule['milestones']}")
+    if schedule["name"] == "piecewise":
+        _check_points(schedule["points"])
+    milestones = schedule["milestones"]
+    if not all(_number(m) and m >= 0 for m in milestones) or list(milestones) != sorted(milestones):
+        raise ValueError(f"schedule.milestones must be increasing non-negative numbers, got {milestones}")
+    if schedule["gamma"] <= 0 or schedule["min_lr"] < 0 or schedule["warmup_steps"] < 0:
+        raise ValueError(
+            "schedule.gamma must be > 0, schedule.min_lr and schedule.warmup_steps >= 0; got "
+            f"gamma={schedule['gamma']!r}, min_lr={schedule['min_lr']!r}, warmup_steps={schedule['warmup_steps']!r}"
+        )
     epochs, iterations = train["epochs"], train["iterations"]
     if (epochs is None) == (iterations is None):
         raise ValueError(
             f"set exactly one of train.epochs (epoch-counted) and train.iterations (iteration-counted), "
             f"got epochs={epochs!r}, iterations={iterations!r}"
         )
-    for key in ("epochs", "iterations", "batch_size", "eval_every", "log_interval"):
+    for key in ("epochs", "iterations", "batch_size", "eval_every", "eval_interval", "eval_batch_size", "log_interval"):
         value = train[key]
-        if value is not None and (not isinstance(value, int) or value <= 0):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
             raise ValueError(f"train.{key} must be a positive int, got {value!r}")
+    if train["workers"] < 0:
+        raise ValueError(f"train.workers must be >= 0, got {train['workers']!r}")
+    if train["grad_clip"] is not None and (not _number(train["grad_clip"]) or train["grad_clip"] <= 0):
+        raise ValueError(f"train.grad_clip must be a positive number or null, got {train['grad_clip']!r}")
+    if train["compile"] not in _COMPILE:
+        raise ValueError(f"train.compile must be one of {_COMPILE}, got {train['compile']!r}")
     if train["amp"] not in _AMP:
         raise ValueError(f"train.amp must be one of {_AMP}, got {train['amp']!r}")
-    if not isinstance(config["seed"], int):
+    if not isinstance(config["seed"], int) or isinstance(config["seed"], bool):
         raise ValueError(f"seed must be an int, got {config['seed']!r}")
     if not isinstance(config["task"], str):
         raise ValueError(f"task must be a name, got {config['task']!r}")
+
+
+def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def key_matches(key: str, patterns: Iterable[str]) -> bool:
+    """Whether dotted ``key`` is one of ``patterns`` (``"section.*"`` matches the whole section)."""
+    return any(key == p or (p.endswith(".*") and key.startswith(p[:-1])) or key.startswith(f"{p}.") for p in patterns)
+
+
+def config_diff(
+    old: Mapping[str, Any], new: Mapping[str, Any], *, ignore: Iterable[str] = RESULT_NEUTRAL_KEYS
+) -> dict[str, tuple[Any, Any]]:
+    """``{dotted key: (old value, new value)}`` for every leaf that differs, keys in ``ignore`` left out.
+
+    >>> config_diff({"seed": 0, "train": {"epochs": 2, "device": "cpu"}}, {"seed": 1, "train": {"epochs": 2}})
+    {'seed': (0, 1)}
+    """
+    a, b = _flatten(old), _flatten(new)
+    ignore = list(ignore)
+    return {
+        key: (a.get(key), b.get(key))
+        for key in sorted(set(a) | set(b))
+        if a.get(key) != b.get(key) and not key_matches(key, ignore)
+    }
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """Short SHA-256 of a resolved config without :data:`RESULT_NEUTRAL_KEYS`: equal for runs that train alike.
+
+    >>> config_hash({"seed": 0, "data": {"root": "/a"}}) == config_hash({"seed": 0, "data": {"root": "/b"}})
+    True
+    """
+    flat = {k: v for k, v in _flatten(config).items() if not key_matches(k, RESULT_NEUTRAL_KEYS)}
+    return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def resolve_config(config: Mapping[str, Any], overrides: Iterable[str] = ()) -> dict[str, Any]:
@@ -200,10 +391,20 @@ def resolve_config(config: Mapping[str, Any], overrides: Iterable[str] = ()) -> 
     before = _deep_merge(ENGINE_DEFAULTS, config)
     after = apply_overrides(before, overrides)
     _scale_schedule(before, after, {".".join(parse_override(o)[0]) for o in overrides})
-    validate_config(after)
+    if not isinstance(after["task"], str):
+        raise ValueError(f"task must be a name, got {after['task']!r}")
+    if not isinstance(after["train"], Mapping):
+        raise ValueError(f"the recipe's 'train' section must be a mapping of keys, got {after['train']!r}")
     task = get_task(after["task"])
+    after["train"] = _deep_merge(task.train_defaults, after["train"])
+    validate_config(after, task.train_defaults)
+    task.validate_train(after["train"])
+    after["optim"]["lookahead"] = check_lookahead(after["optim"]["lookahead"])
     after["data"] = _deep_merge(task.data_defaults, after["data"])
     task.validate_data(after["data"])
+    from .build import check_model_section
+
+    check_model_section(after["model"])
     return after
 
 
@@ -222,6 +423,5 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, An
 
 
 def dump_config(config: Mapping[str, Any], path: str | Path) -> None:
-    """Write a resolved config as YAML (the run folder's ``config.yaml``; loadable with :func:`load_config`)."""
-    with Path(path).open("w") as f:
-        yaml.safe_dump(dict(config), f, sort_keys=False)
+    """Write a resolved config as YAML, atomically (the run folder's ``config.yaml``; :func:`load_config` reads it)."""
+    write_text(path, yaml.safe_dump(dict(config), sort_keys=False))

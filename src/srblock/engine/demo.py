@@ -9,6 +9,7 @@ memory weights per class (``memory_weights.png``) and ``demo.json``.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from .trainer import evaluate_checkpoint, seed_everything, train
 __all__ = ["CONFIG_DIR", "memory_weights_per_class", "run_demo"]
 
 CONFIG_DIR = RECIPE_ROOT / "digits"
+_log = logging.getLogger(__name__)
 FAST = ["train.epochs=1", "data.train_subset=128", "data.val_subset=64", "data.test_subset=64"]
 
 
@@ -53,12 +55,10 @@ def memory_weights_per_class(checkpoint: str | Path) -> tuple[torch.Tensor, torc
 
 
 def _plot(mean: torch.Tensor, path: Path) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: the user's backend stays as it is
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(1.0 + 0.5 * mean.shape[1], 4.2))
+    fig = Figure(figsize=(1.0 + 0.5 * mean.shape[1], 4.2), layout="tight")
+    ax = fig.subplots()
     image = ax.imshow(mean.numpy(), cmap="viridis", vmin=0.0, aspect="auto")
     ax.set_xlabel("memory block i")
     ax.set_ylabel("digit class")
@@ -66,9 +66,7 @@ def _plot(mean: torch.Tensor, path: Path) -> None:
     ax.set_yticks(range(mean.shape[0]))
     ax.set_title("mean softmax weight w_i per class (test set)")
     fig.colorbar(image, ax=ax, fraction=0.05)
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def run_demo(
@@ -90,7 +88,7 @@ def run_demo(
         if (run_dir / "config.yaml").is_file():  # a previous demo run: start over
             shutil.rmtree(run_dir)
         config = load_config(config_dir / recipe, overrides)
-        print(f"training {arm} ({recipe}) ...", flush=True)
+        _log.info("training %s (%s) ...", arm, recipe)
         results[arm] = train(config, run_dir, quiet=True)
     ablation = evaluate_checkpoint(output_dir / "sr" / "checkpoint_best.pt", no_sr=True)
     mean, std = memory_weights_per_class(output_dir / "sr" / "checkpoint_best.pt")

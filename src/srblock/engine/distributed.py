@@ -46,14 +46,6 @@ class DistInfo:
         if self.distributed:
             torch_dist.barrier()
 
-    def broadcast_object(self, obj: object) -> object:
-        """Rank 0's ``obj`` on every rank."""
-        if not self.distributed:
-            return obj
-        holder = [obj]
-        torch_dist.broadcast_object_list(holder, src=0)
-        return holder[0]
-
 
 def resolve_device(name: str | None, local_rank: int = 0) -> torch.device:
     """``"auto"`` → this rank's CUDA device when there is one, else CPU; anything else is taken as given."""

@@ -1,16 +1,65 @@
-"""Run output on rank 0: progress (tqdm on a terminal, plain lines otherwise), ``metrics.csv``, TensorBoard."""
+"""Run output on rank 0: progress (tqdm on a terminal, log lines otherwise), ``metrics.csv`` (atomic), TensorBoard.
+
+Messages go through :mod:`logging` (logger ``srblock.engine.logger``; the ``srblock`` command line shows ``INFO`` and
+above on stderr, ``-q`` only warnings). In a notebook or script, ``logging.basicConfig(level=logging.INFO)`` shows
+them. Progress bars (:func:`progress`) are drawn only on a terminal, and not when the ``srblock`` logger is set above
+``INFO`` (``srblock -q``, or ``logging.getLogger("srblock").setLevel(logging.WARNING)``).
+"""
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunLogger", "write_metrics_csv"]
+from tqdm import tqdm
+
+from .io import atomic_open
+
+__all__ = ["ProgressLoader", "RunLogger", "progress", "write_metrics_csv"]
+
+_log = logging.getLogger(__name__)
+
+
+def progress(iterable: Iterable | None = None, *, enabled: bool = True, **kwargs: Any) -> tqdm:
+    """A tqdm bar with rate and ETA on stderr; hidden when ``enabled`` is false, off a terminal, or when quiet.
+
+    Quiet means the ``srblock`` logger's own level is above ``INFO`` (``srblock -q``). ``kwargs`` go to ``tqdm``
+    (``total``, ``desc``, ``unit``, ``initial``, ``leave`` ...); bars are not left behind unless ``leave=True``.
+    """
+    quiet = logging.getLogger("srblock").level > logging.INFO
+    kwargs.setdefault("leave", False)
+    # disable=None: tqdm hides the bar when stderr is not a terminal (log files, CI, worker processes)
+    return tqdm(iterable, disable=True if quiet or not enabled else None, dynamic_ncols=True, **kwargs)
+
+
+class ProgressLoader:
+    """A batch loader (``set_epoch``, ``len``, iteration) that shows a :func:`progress` bar while it is iterated.
+
+    Every other attribute is the wrapped loader's, so a task's ``evaluate`` sees the loader it expects.
+    """
+
+    def __init__(self, loader: Any, desc: str, *, enabled: bool = True) -> None:
+        self.loader, self.desc, self.enabled = loader, desc, enabled
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Any]:
+        bar = progress(self.loader, total=len(self.loader), desc=self.desc, unit="batch", enabled=self.enabled)
+        with bar:
+            yield from bar
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.loader.set_epoch(epoch, start_batch)
 
 
 def _scalars(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -23,7 +72,7 @@ def write_metrics_csv(history: Sequence[Mapping[str, Any]], path: str | Path) ->
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
-    with Path(path).open("w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
@@ -36,7 +85,7 @@ def _fmt(value: Any) -> str:
 
 
 class RunLogger:
-    """Prints (rank 0 only) and, when asked and installed, mirrors scalars to TensorBoard."""
+    """Logs (rank 0 only) and, when asked and installed, mirrors scalars to TensorBoard."""
 
     def __init__(self, enabled: bool, output_dir: Path, *, tensorboard: bool = False, total_steps: int = 0) -> None:
         self.enabled = enabled
@@ -56,18 +105,13 @@ class RunLogger:
 
     def info(self, message: str) -> None:
         if self.enabled:
-            if self.bar is not None:
-                self.bar.write(message)
-            else:
-                print(message, flush=True)
+            _log.info(message)
 
     def start(self, step: int) -> None:
         """Begin (or resume) progress reporting at ``step``."""
         self.restart_clock(step)
-        if self.tty:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=self.total_steps, initial=step, unit="it", dynamic_ncols=True, leave=False)
+        bar = progress(total=self.total_steps, initial=step, unit="it", desc="train", enabled=self.tty)
+        self.bar = None if bar.disable else bar
 
     def restart_clock(self, step: int) -> None:
         """Measure throughput from here (called after each evaluation, so it counts training only)."""
@@ -86,7 +130,7 @@ class RunLogger:
             self.bar.set_postfix({k: _fmt(v) for k, v in values.items()}, refresh=False)
         else:
             shown = " ".join(f"{k} {_fmt(v)}" for k, v in values.items())
-            print(f"step {step}/{self.total_steps} {shown} {rate:.1f} samples/s", flush=True)
+            _log.info(f"step {step}/{self.total_steps} {shown} {rate:.1f} samples/s")
         self.scalars("train", step, values)
 
     def scalars(self, prefix: str, step: int, values: Mapping[str, Any]) -> None:

@@ -9,6 +9,7 @@ weight decay, or freeze it::
         sr_memory: {lr_mult: 10, weight_decay: 0}   # the SR memory tensors M
         sr_routing: {frozen: true}                  # squeeze conv + FCN of every SR block, fixed at their init
         norm_bias: {weight_decay: 0}                # norm-layer weights and every bias (timm's no-decay set)
+        norm: {lr_mult: 64}                         # norm-layer weights and biases only (airbench's BN-bias lr)
 
 A parameter belongs to the first group of :data:`GROUPS` that claims it; the rest form the default group, which
 comes first in the optimizer. Frozen parameters get ``requires_grad=False`` before the model is wrapped (DDP,
@@ -22,6 +23,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -40,14 +42,33 @@ GROUP_DEFAULTS: dict[str, Any] = {"lr_mult": 1.0, "weight_decay": None, "frozen"
 
 
 def _sr_params(model: nn.Module, part: str) -> Iterator[nn.Parameter]:
-    from srblock.layers import SRBlockNd
+    from srblock.layers import find_sr_blocks
 
+    for block in find_sr_blocks(model).values():
+        if part == "memory":
+            yield block.memory
+        else:
+            yield from (p for name, p in block.named_parameters() if name != "memory")
+
+
+_NORM_LAYERS = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.SyncBatchNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+)
+
+
+def _norm_params(model: nn.Module) -> Iterator[nn.Parameter]:
+    # the parameters of normalisation layers only: airbench scales the lr of BatchNorm biases, not of other biases
     for module in model.modules():
-        if isinstance(module, SRBlockNd):
-            if part == "memory":
-                yield module.memory
-            else:
-                yield from (p for name, p in module.named_parameters() if name != "memory")
+        if isinstance(module, _NORM_LAYERS):
+            yield from module.parameters(recurse=False)
 
 
 def _norm_bias_params(model: nn.Module) -> Iterator[nn.Parameter]:
@@ -57,10 +78,12 @@ def _norm_bias_params(model: nn.Module) -> Iterator[nn.Parameter]:
             yield param
 
 
-#: Group name -> the parameters it claims, in priority order (an SR block's 1-d parameters stay SR ones).
+#: Group name -> the parameters it claims, in priority order (an SR block's 1-d parameters stay SR ones; with both
+#: ``norm`` and ``norm_bias`` configured, ``norm_bias`` keeps the other biases).
 GROUPS: dict[str, Callable[[nn.Module], Iterator[nn.Parameter]]] = {
     "sr_memory": lambda model: _sr_params(model, "memory"),
     "sr_routing": lambda model: _sr_params(model, "routing"),
+    "norm": _norm_params,
     "norm_bias": _norm_bias_params,
 }
 
@@ -143,13 +166,16 @@ def build_scheduler(
     ``multistep`` milestones are in epochs (``steps_per_unit`` = iterations per epoch) or, for iteration-counted
     runs, in iterations (``steps_per_unit`` = 1); fractional milestones (from ``--epochs`` scaling) land on the
     nearest iteration. Stepping per iteration at epoch-aligned milestones equals torchvision's per-epoch MultiStepLR.
-    ``poly``: ``(lr - min_lr) * (1 - t/T)^power + min_lr``; ``cosine`` likewise; ``warmup_steps`` ramps linearly.
-    The multiplier applies to every parameter group alike (``min_lr`` is relative to the recipe's ``optim.lr``).
+    ``poly``: ``(lr - min_lr) * (1 - t/T)^power + min_lr``; ``cosine`` likewise; ``piecewise``: the factor is linear
+    between ``points`` ``[t/T, factor]`` (airbench's triangle: ``[[0, 0.2], [0.23, 1], [1, 0.07]]``);
+    ``warmup_steps`` ramps linearly. The multiplier applies to every parameter group alike (``min_lr`` is relative
+    to the recipe's ``optim.lr``).
     """
     base_lr = optimizer.defaults["lr"]
     floor = schedule["min_lr"] / base_lr
     name, warmup = schedule["name"], schedule["warmup_steps"]
     milestones = [round(m * steps_per_unit) for m in schedule["milestones"]]
+    knots = list(zip(*schedule["points"], strict=True)) or [(0.0, 1.0), (1.0, 1.0)]
 
     def factor(step: int) -> float:
         t = min(step, total_steps) / max(total_steps, 1)
@@ -159,6 +185,8 @@ def build_scheduler(
             value = (1 - floor) * (1 - t) ** schedule["power"] + floor
         elif name == "cosine":
             value = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+        elif name == "piecewise":
+            value = float(np.interp(t, knots[0], knots[1]))
         else:
             value = 1.0
         if step < warmup:

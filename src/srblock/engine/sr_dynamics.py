@@ -5,6 +5,8 @@ For every SR block, named by its module path (``layer3.sr``), :class:`SRDynamics
 
 * ``<name>.memory_ratio``: RMS(Σ wᵢMᵢ) / RMS(X) over the pass — how much the recalled memory changes the features;
 * ``<name>.routing_change``: ‖θ − θ₀‖ / ‖θ₀‖ over the squeeze and FCN weights (θ₀: their values at init);
+* ``<name>.routing_turn``: 1 − cos(θ, θ₀) — how far the routing turned. Weight decay only shrinks θ (a pure
+  shrink leaves this at 0 however large ``routing_change`` gets), so this is the part gradients made;
 * ``<name>.routing_entropy``: mean entropy of the softmax weights over the pass divided by log P
   (1 = uniform routing, 0 = one memory per input);
 * ``<name>.memory_spread``: RMS of (Mᵢ − mean over i of Mᵢ) / RMS(M) — 0 while the P memories are identical. With
@@ -46,10 +48,10 @@ class SRDynamics:
     """
 
     def __init__(self, model: nn.Module, dist: DistInfo | None = None) -> None:
-        from srblock.layers import SRBlockNd
+        from srblock.layers import find_sr_blocks
 
         self.dist = dist or DistInfo()
-        self.blocks = {name: m for name, m in model.named_modules() if isinstance(m, SRBlockNd)}
+        self.blocks = find_sr_blocks(model)
         self.init = {name: _routing_vector(block).cpu() for name, block in self.blocks.items()}
         self._sums: dict[str, torch.Tensor] = {}
 
@@ -110,6 +112,8 @@ class SRDynamics:
             theta0 = self.init[name]
             delta = _routing_vector(block).cpu() - theta0
             out[f"{name}.routing_change"] = float(delta.norm() / theta0.norm())
+            theta = theta0 + delta
+            out[f"{name}.routing_turn"] = float(1 - torch.dot(theta, theta0) / (theta.norm() * theta0.norm()))
             memory = block.memory.detach().float()
             spread = (memory - memory.mean(0, keepdim=True)).pow(2).mean().sqrt()
             rms = memory.pow(2).mean().sqrt()

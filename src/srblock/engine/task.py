@@ -22,7 +22,8 @@ so a task module only has to exist and call :func:`register_task` at import time
 
 The config a task sees (``self.config``) is the resolved recipe (see :mod:`srblock.engine.config`): sections
 ``data``, ``model``, ``optim``, ``schedule``, ``train`` and ``seed``. ``data`` is the task's own section:
-``data_defaults`` are merged under it and the task validates it (``validate_data``). The engine reads
+``data_defaults`` are merged under it and the task validates it (``validate_data``); a task may add keys of its own
+to ``train`` the same way (``train_defaults``, ``validate_train``). The engine reads
 ``train.epochs`` (epoch-counted runs, classification: evaluate every ``train.eval_every`` epochs) or
 ``train.iterations`` (iteration-counted runs, segmentation: evaluate every ``train.eval_interval`` steps); the LR
 schedule is stepped once per iteration either way (``multistep`` milestones are in epochs or iterations
@@ -90,11 +91,22 @@ class Task:
     primary_metric: ClassVar[str] = "acc1"
     #: whether a larger primary metric is better.
     higher_is_better: ClassVar[bool] = True
-    #: defaults for the task's ``data`` section; ``validate_data`` rejects keys outside it.
+    #: defaults for the task's ``data`` section; ``validate_data`` rejects keys outside it, and values whose type
+    #: differs from the default's unless :attr:`data_types` lists more types for that key.
     data_defaults: ClassVar[dict[str, Any]] = {}
+    #: the accepted types of ``data`` keys that take more than their default's type (e.g. ``flip``: bool or a mode).
+    data_types: ClassVar[dict[str, tuple[type, ...]]] = {}
+    #: the task's own keys of the ``train`` section (e.g. classification's ``label_smoothing``), merged under the
+    #: engine's; the config accepts them in recipes of this task only.
+    train_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: dict[str, Any], dist: DistInfo, device: torch.device) -> None:
-        self.config = config
+        # A config saved before a key existed (an older run's checkpoint) runs with that key's default.
+        self.config = {
+            **config,
+            "data": {**self.data_defaults, **config.get("data", {})},
+            "train": {**self.train_defaults, **config.get("train", {})},
+        }
         self.dist = dist
         self.device = torch.device(device)
         self.channels_last = bool(config.get("train", {}).get("channels_last", False))
@@ -102,13 +114,22 @@ class Task:
     # -- configuration ------------------------------------------------------------------------------------------
     @classmethod
     def validate_data(cls, data: Mapping[str, Any]) -> None:
-        """Raise ``ValueError`` for a key of ``config["data"]`` that the task does not know (catches typos)."""
-        unknown = sorted(set(data) - set(cls.data_defaults))
-        if unknown:
-            raise ValueError(
-                f"unknown key(s) {unknown} in the 'data' section of a {cls.__name__} recipe; "
-                f"known keys: {sorted(cls.data_defaults)}"
-            )
+        """Raise ``ValueError`` for a key of ``config["data"]`` that the task does not know (catches typos, with a
+        "did you mean") or a value whose type differs from its default's."""
+        from .config import check_keys, check_types
+
+        check_keys("data", data, cls.data_defaults)
+        # lists are left to the task (a crop may be written as one int); None means "off"/"default" throughout
+        scalars = {
+            k: v
+            for k, v in data.items()
+            if not isinstance(cls.data_defaults[k], list) and not isinstance(v, cls.data_types.get(k, ()))
+        }
+        check_types("data", scalars, cls.data_defaults, allow_none=True)
+
+    @classmethod
+    def validate_train(cls, train: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` for a bad value of one of the task's own ``train`` keys (:attr:`train_defaults`)."""
 
     # -- required -----------------------------------------------------------------------------------------------
     def build_loaders(self) -> Loaders:
@@ -143,16 +164,13 @@ class Task:
     def on_train_step(self, model: nn.Module, progress: float) -> None:
         """Called before every training step with ``progress = step / total_steps`` in [0, 1).
 
-        The default ramps DropBlock's drop probability linearly from 0 (PAPER.md §2) when the model has one.
+        A task whose models change with training progress acts here (the classification task ramps DropBlock); the
+        base passes ``progress`` to a model's own ``set_train_progress(progress)`` when it has that method (airbench
+        freezes its whitening bias on time).
         """
-        if getattr(self, "_has_dropblock", None) is None:
-            from srblock.models import DropBlock
-
-            self._has_dropblock = any(isinstance(m, DropBlock) for m in model.modules())
-        if self._has_dropblock:
-            from srblock.models import set_dropblock_progress
-
-            set_dropblock_progress(model, progress)
+        set_progress = getattr(model, "set_train_progress", None)
+        if callable(set_progress):
+            set_progress(progress)
 
     def batch_sizes(self) -> tuple[int, int]:
         """(train, eval) batch per rank: the recipe's totals ``train.batch_size`` and ``train.eval_batch_size``

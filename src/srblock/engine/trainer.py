@@ -6,16 +6,21 @@ Read top to bottom: :func:`train` sets up the process (device, torchrun, seeds),
 checkpoint. At the end the best-validation weights are evaluated once on the test split (PAPER.md §3).
 
 Output folder: ``config.yaml`` (resolved recipe), ``metrics.csv`` (one row per period), ``checkpoint_last.pt``,
-``checkpoint_best.pt`` (atomic), ``summary.json``. ``resume=True`` continues from ``checkpoint_last.pt`` exactly
-(weights, optimizer, schedule, GradScaler, RNG states, data position): bit-identical on CPU for in-memory data.
-File datasets with random transforms in DataLoader workers replay the same sample order after a mid-epoch resume,
-but draw their augmentation anew.
+``checkpoint_best.pt``, ``summary.json``; every file is written atomically (:mod:`srblock.engine.io`). A folder
+that holds any of them is never trained into again, except to resume. ``resume=True`` continues from
+``checkpoint_last.pt`` exactly (weights, optimizer, schedule, GradScaler, RNG states, data position): bit-identical
+on CPU for in-memory data. File datasets with random transforms in DataLoader workers replay the same sample order
+after a mid-epoch resume, but draw their augmentation anew. A resume may change only the keys of
+:data:`srblock.engine.config.RESUME_APPLIED_KEYS` (applied from then on and recorded in ``config_changes``) and the
+result-neutral ones; any other change is refused before anything is written.
+
+A non-finite training loss or evaluation metric is divergence: the run stops with :class:`DivergenceError` before
+writing another checkpoint.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import random
@@ -30,16 +35,34 @@ import torch.distributed as torch_dist
 from torch import nn
 
 from srblock.data.loader import seed_for
+from srblock.layers import count_sr_params
+from srblock.layers.modes import eval_mode
 
 from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
-from .config import dump_config, resolve_config
+from .config import RESUME_APPLIED_KEYS, config_diff, config_hash, dump_config, key_matches, load_config, resolve_config
 from .distributed import DistInfo, init_distributed, resolve_device
-from .logger import RunLogger, write_metrics_csv
+from .io import json_safe, remove_stale_temps, write_json
+from .logger import ProgressLoader, RunLogger, write_metrics_csv
+from .lookahead import Lookahead
 from .optim import build_optimizer, build_scheduler, freeze_groups
 from .sr_dynamics import SRDynamics
 from .task import BatchLoader, Task, get_task
 
-__all__ = ["build_optimizer", "build_scheduler", "evaluate", "evaluate_checkpoint", "train", "train_steps"]
+__all__ = [
+    "RUN_FILES",
+    "DivergenceError",
+    "NonFiniteLossError",
+    "build_optimizer",
+    "build_scheduler",
+    "compile_model",
+    "evaluate",
+    "evaluate_checkpoint",
+    "train",
+    "train_steps",
+]
+
+#: The files of a run folder: a folder holding any of them is a run, never trained into except to resume.
+RUN_FILES = ("config.yaml", "summary.json", "metrics.csv", "checkpoint_last.pt", "checkpoint_best.pt")
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -51,6 +74,17 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
+def compile_model(model: nn.Module, setting: bool | str) -> nn.Module:
+    """``train.compile``: ``false`` keeps ``model``; ``true`` or a ``torch.compile`` mode compiles it.
+
+    The compiled forward and backward replace the eager ones from the first step on (its time, counted in the run's
+    wall time, includes the compilation); ``"reduce-overhead"`` also replays them as CUDA graphs.
+    """
+    if not setting:
+        return model
+    return torch.compile(model, mode=None if setting in (True, "default") else setting)
+
+
 def _batches(loader: BatchLoader, start_step: int, steps_per_epoch: int) -> Iterator[Any]:
     """An endless stream of training batches starting at ``start_step`` (a new epoch each ``steps_per_epoch``)."""
     epoch, position = divmod(start_step, steps_per_epoch)
@@ -60,7 +94,11 @@ def _batches(loader: BatchLoader, start_step: int, steps_per_epoch: int) -> Iter
         epoch, position = epoch + 1, 0
 
 
-class NonFiniteLossError(FloatingPointError):
+class DivergenceError(FloatingPointError):
+    """The run diverged (a NaN or infinite loss or evaluation metric); it stopped before writing another checkpoint."""
+
+
+class NonFiniteLossError(DivergenceError):
     """The training loss became NaN or infinite; the run stopped before writing another checkpoint."""
 
 
@@ -81,6 +119,7 @@ def train_steps(
     grad_clip: float | None = None,
     check_every_step: bool = True,
     bare_model: nn.Module | None = None,
+    lookahead: Lookahead | None = None,
 ) -> dict[str, float]:
     """Train from iteration ``start`` to ``end``; returns the period's mean of each of the task's loss logs.
 
@@ -106,12 +145,15 @@ def train_steps(
         scaler.update()
         lr = optimizer.param_groups[0]["lr"]  # the rate this step used, for the progress line
         scheduler.step()
+        if lookahead is not None:
+            lookahead.step(step + 1)
 
         n = task.batch_size(batch)
         count += n
-        for key, value in logs.items():
-            weighted = value.detach().float() * n
-            sums[key] = sums[key] + weighted if key in sums else weighted
+        for key, value in logs.items():  # one in-place add per log and step; the sums stay on the device
+            if key not in sums:
+                sums[key] = torch.zeros((), device=value.device)
+            sums[key].add_(value.detach(), alpha=n)
         done = step + 1
         at_log = done % log_interval == 0 or done == end
         if (check_every_step or at_log) and not math.isfinite(float(sums.get("loss", loss))):
@@ -123,10 +165,15 @@ def train_steps(
     return {k: float(v) / max(count, 1) for k, v in sums.items()}
 
 
-def evaluate(task: Task, model: nn.Module, loader: BatchLoader, autocast: Any) -> dict[str, Any]:
-    """The task's metrics on ``loader`` with the bare model in eval mode, no gradients, under the run's autocast."""
-    model.eval()
-    with torch.no_grad(), autocast:
+def evaluate(
+    task: Task, model: nn.Module, loader: BatchLoader, autocast: Any, *, desc: str = "eval", show_progress: bool = True
+) -> dict[str, Any]:
+    """The task's metrics on ``loader`` with the bare model in eval mode, no gradients, under the run's autocast.
+
+    The model's train/eval modes are restored afterwards. Rank 0 shows a progress bar (``desc``) on a terminal.
+    """
+    loader = ProgressLoader(loader, desc, enabled=show_progress and task.dist.is_main)
+    with eval_mode(model), torch.no_grad(), autocast:
         return task.evaluate(model, loader)
 
 
@@ -144,7 +191,7 @@ def _is_better(value: float, best: float | None, higher: bool) -> bool:
 
 
 def train(
-    config: Mapping[str, Any],
+    config: Mapping[str, Any] | None,
     output_dir: str | Path,
     *,
     resume: bool = False,
@@ -154,17 +201,26 @@ def train(
     """Train and evaluate one recipe; returns the summary (also written to ``output_dir/summary.json``).
 
     Args:
-        config: a recipe (from :func:`srblock.engine.load_config`, or a dict; defaults are filled in).
-        output_dir: the run folder (created). A folder holding a run needs ``resume=True``.
-        resume: continue from ``output_dir/checkpoint_last.pt`` when it exists (start fresh when it does not).
+        config: a recipe (from :func:`srblock.engine.load_config`, or a dict; defaults are filled in). ``None`` with
+            ``resume=True``: the run folder's own ``config.yaml``.
+        output_dir: the run folder (created). A folder holding any of :data:`RUN_FILES` is refused
+            (``FileExistsError``) unless ``resume=True``.
+        resume: continue from ``output_dir/checkpoint_last.pt`` (a folder without any run file starts fresh). Keys
+            changed against the run's config must be in :data:`~srblock.engine.config.RESUME_APPLIED_KEYS` (they
+            are applied and recorded) or result-neutral; any other change is a ``ValueError`` naming every key.
         stop_after: stop after this many evaluation periods of this call, without the final test (for time-limited
             jobs and tests; ``resume=True`` continues). The returned dict is then the last metrics row.
         quiet: print nothing (the files are written as usual).
 
     Under ``torchrun`` every rank calls this; rank 0 writes the files; all ranks return the same summary.
     """
-    config = resolve_config(config)
     output_dir = Path(output_dir)
+    if config is None:
+        if not (resume and (output_dir / "config.yaml").is_file()):
+            raise ValueError(f"train needs a config, or resume=True on a run folder with config.yaml ({output_dir})")
+        config = load_config(output_dir / "config.yaml")
+    config = resolve_config(config)
+    check_output_dir(output_dir, config, resume=resume)  # on every rank, before anything is built or written
     train_cfg = config["train"]
     device = resolve_device(train_cfg["device"], int(os.environ.get("LOCAL_RANK", "0")))
     dist, created = init_distributed(device)
@@ -173,6 +229,50 @@ def train(
     finally:
         if created:
             torch_dist.destroy_process_group()
+
+
+def _present(output_dir: Path) -> list[str]:
+    return [name for name in RUN_FILES if (output_dir / name).is_file()]
+
+
+def check_output_dir(output_dir: str | Path, config: Mapping[str, Any], *, resume: bool) -> None:
+    """Refuse what would overwrite or misdescribe a run in ``output_dir``, before anything is built or written.
+
+    Without ``resume``: a folder holding any of :data:`RUN_FILES` is a ``FileExistsError``. With ``resume``: a
+    folder whose run finished without ``checkpoint_last.pt`` cannot continue (``FileExistsError``), and a recipe
+    that changes keys a resume may not change (against the folder's ``config.yaml``) is a ``ValueError``.
+    """
+    output_dir = Path(output_dir)
+    present = _present(output_dir)
+    if not present:
+        return
+    if not resume:
+        raise FileExistsError(
+            f"{output_dir} already holds a run ({', '.join(present)}); continue it with --resume (resume=True) "
+            "or choose another output folder: srblock never trains into a run folder"
+        )
+    if "checkpoint_last.pt" not in present:
+        if present != ["config.yaml"]:  # only config.yaml: killed before the first checkpoint, nothing to lose
+            raise FileExistsError(
+                f"{output_dir} holds {', '.join(present)} but no checkpoint_last.pt to resume from (a finished run "
+                "whose checkpoints were removed?); choose another output folder"
+            )
+        return
+    stored = output_dir / "config.yaml"
+    if stored.is_file():
+        _refuse_changes(load_config(stored), config, output_dir)
+
+
+def _refuse_changes(old: Mapping[str, Any], new: Mapping[str, Any], output_dir: Path) -> dict[str, tuple[Any, Any]]:
+    """The changed keys between ``old`` and ``new``; ``ValueError`` naming all of them if any may not change."""
+    changes = config_diff(old, new)
+    refused = [f"{k} ({a!r} -> {b!r})" for k, (a, b) in changes.items() if not key_matches(k, RESUME_APPLIED_KEYS)]
+    if refused:
+        raise ValueError(
+            f"cannot resume {output_dir} with a changed {', '.join(refused)}: the checkpoint belongs to another "
+            "run; resume without these changes (the run's config.yaml is its recipe) or train into a new folder"
+        )
+    return changes
 
 
 class _Run:
@@ -200,7 +300,7 @@ class _Run:
         freeze_groups(model, config["optim"]["groups"])  # before DDP/compile see which parameters train
         self.dynamics = SRDynamics(model, dist)  # reads the routing weights at init (θ₀), before any restore
         self.params = sum(p.numel() for p in model.parameters())
-        self.sr_params = _sr_params(model)
+        self.sr_params = count_sr_params(model)
         self.loaders = self.task.build_loaders()
         if dist.rank:
             seed_everything(seed_for(config["seed"], dist.rank))  # distinct dropout masks per rank
@@ -218,8 +318,7 @@ class _Run:
                 device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=train_cfg["find_unused_parameters"],
             )
-        if train_cfg["compile"]:
-            self.train_model = torch.compile(self.train_model)
+        self.train_model = compile_model(self.train_model, train_cfg["compile"])
 
         self.steps_per_epoch = len(self.loaders.train)
         if self.steps_per_epoch == 0:
@@ -233,6 +332,12 @@ class _Run:
             self.interval = train_cfg["eval_interval"] or self.total_steps
             steps_per_unit = 1
         self.optimizer = build_optimizer(model, config["optim"])
+        lookahead = config["optim"]["lookahead"]
+        self.lookahead = (
+            Lookahead(model, total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch, **lookahead)
+            if lookahead
+            else None
+        )
         self.scheduler = build_scheduler(
             self.optimizer, config["schedule"], steps_per_unit=steps_per_unit, total_steps=self.total_steps
         )
@@ -249,6 +354,8 @@ class _Run:
         self.best_step: int | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, Any]] = []
+        self.config_changes: list[dict[str, Any]] = []  # keys changed on resume: [{"step", "changes"}]
+        self.saved_step: int | None = None  # iteration of checkpoint_last.pt
         self.wall_time_s = 0.0
 
     # -- checkpoints --------------------------------------------------------------------------------------------
@@ -258,65 +365,86 @@ class _Run:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "lookahead": None if self.lookahead is None else self.lookahead.state_dict(),
             "step": self.step,
             "epoch": self.step / self.steps_per_epoch,
             "config": self.config,
             "best_metric": self.best_metric,
             "best_step": self.best_step,
             "history": self.history,
+            "config_changes": self.config_changes,
             "wall_time_s": self.wall_time_s,
             "rng": get_rng_state(),
         }
 
     def _restore(self, path: Path) -> None:
         state = load_checkpoint(path, map_location=self.device)
-        if state["config"] != self.config:
-            changed = sorted(
-                f"{section}.{key}"
-                for section in self.config
-                if isinstance(self.config[section], dict)
-                for key in set(self.config[section]) | set(state["config"].get(section, {}))
-                if self.config[section].get(key) != state["config"].get(section, {}).get(key)
-            )
-            self.logger.info(f"resuming with a changed recipe ({', '.join(changed) or 'top-level keys'})")
+        changes = _refuse_changes(state["config"], self.config, self.output_dir)
+        # the optimizer as the (possibly changed) recipe builds it: applied over the restored state below
+        fresh = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.lookahead is not None and state.get("lookahead") is not None:
+            self.lookahead.load_state_dict(state["lookahead"])
         self.step, self.history = state["step"], list(state["history"])
+        self.saved_step = self.step
         self.best_metric, self.best_step = state["best_metric"], state["best_step"]
+        self.config_changes = list(state.get("config_changes", []))
         self.wall_time_s = state["wall_time_s"]
         set_rng_state(state["rng"])
         if self.dist.rank:
             seed_everything(seed_for(self.config["seed"], self.dist.rank, self.step))
+        if changes:
+            self._apply_changes(changes, fresh)
         best_path = self.output_dir / "checkpoint_best.pt"
         if best_path.is_file():
             self.best_state = load_checkpoint(best_path)["model"]
         self.logger.info(f"resumed from {path} at iteration {self.step}/{self.total_steps}")
 
+    def _apply_changes(self, changes: Mapping[str, tuple[Any, Any]], fresh: list[dict[str, Any]]) -> None:
+        """Make the keys changed on resume real: optimizer hyperparameters, the LR schedule at this iteration."""
+        if self.total_steps < self.step:
+            raise ValueError(
+                f"cannot resume {self.output_dir} with {self.total_steps} iterations: it has trained {self.step} "
+                f"already ({self.step / self.steps_per_epoch:g} epochs)"
+            )
+        for group, new in zip(self.optimizer.param_groups, fresh, strict=True):
+            group.update(new)
+        self.scheduler.base_lrs = [g["initial_lr"] for g in fresh]
+        for group, base, factor in zip(
+            self.optimizer.param_groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas, strict=True
+        ):
+            group["lr"] = base * factor(self.scheduler.last_epoch)
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+        self.config_changes.append({"step": self.step, "changes": {k: [a, b] for k, (a, b) in changes.items()}})
+        shown = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items())
+        self.logger.info(f"resuming with changed settings (applied from iteration {self.step} on): {shown}")
+
     def _save(self, improved: bool) -> None:
-        if not self.dist.is_main:
-            return
-        state = self._state()
-        if improved:  # best first: a crash in between leaves a stale 'last', which resumes into the same result
-            save_checkpoint(state, self.output_dir / "checkpoint_best.pt")
-        save_checkpoint(state, self.output_dir / "checkpoint_last.pt")
-        write_metrics_csv(self.history, self.output_dir / "metrics.csv")
+        if self.dist.is_main:
+            state = self._state()
+            if improved:  # best first: a crash in between leaves a stale 'last', which resumes into the same result
+                save_checkpoint(state, self.output_dir / "checkpoint_best.pt")
+            save_checkpoint(state, self.output_dir / "checkpoint_last.pt")
+            write_metrics_csv(self.history, self.output_dir / "metrics.csv")
+        self.saved_step = self.step
 
     # -- the loop -----------------------------------------------------------------------------------------------
     def fit(self, *, resume: bool, stop_after: int | None) -> dict[str, Any]:
         last = self.output_dir / "checkpoint_last.pt"
+        resuming = resume and last.is_file()
+        self.dist.barrier()  # every rank has checked the folder (train) before rank 0 writes into it
         if self.dist.is_main:
-            if last.exists() and not resume:
-                raise FileExistsError(
-                    f"{self.output_dir} already holds a run (checkpoint_last.pt); pass resume=True (--resume) to "
-                    f"continue it, or choose another output folder"
-                )
             self.output_dir.mkdir(parents=True, exist_ok=True)
+            for tmp in remove_stale_temps(self.output_dir):
+                self.logger.info(f"removed {tmp.name}, left by an interrupted write")
+        if resuming:
+            self._restore(last)
+        if self.dist.is_main:  # after a successful restore only: config.yaml always describes the checkpoint
             dump_config(self.config, self.output_dir / "config.yaml")
         self.dist.barrier()
-        if resume and last.exists():
-            self._restore(last)
         self.logger.info(
             f"{self.config['task']}: {self.config['model'].get('name')} with {self.params:,} parameters "
             f"({self.sr_params:,} in SR blocks), {self.total_steps} iterations "
@@ -353,21 +481,24 @@ class _Run:
                         grad_clip=train_cfg["grad_clip"],
                         check_every_step=self.device.type == "cpu",
                         bare_model=self.model,
+                        lookahead=self.lookahead,
                     )
                 except NonFiniteLossError as err:
-                    kept = (
-                        f"{self.output_dir / 'checkpoint_last.pt'} (iteration {self.step}) is unchanged"
-                        if last.exists()
-                        else f"no checkpoint had been written to {self.output_dir} yet"
-                    )
                     raise NonFiniteLossError(
-                        f"{err} (epoch {self.step // self.steps_per_epoch}); the run stopped and {kept}. Lower "
-                        f"optim.lr, set train.grad_clip, or use train.amp=bf16 instead of fp16."
+                        f"{err} (epoch {self.step // self.steps_per_epoch}); {self._stopped(last)}"
                     ) from None
                 self.step = end
                 _sync_buffers(self.model, self.dist)
                 with self.dynamics.track():
-                    metrics = evaluate(self.task, self.model, eval_loader, self.autocast)
+                    metrics = self._evaluate(eval_loader, eval_name)
+                bad = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
+                if bad:
+                    shown = ", ".join(f"{k}={v}" for k, v in bad.items())
+                    raise DivergenceError(
+                        f"non-finite {eval_name} metric(s) {shown} at iteration {self.step} (epoch "
+                        f"{self.step / self.steps_per_epoch:g}): the model diverged (or the {eval_name} split is "
+                        f"empty); {self._stopped(last)}"
+                    )
                 improved = _is_better(metrics.get(primary), self.best_metric, self.task.higher_is_better)
                 if improved or eval_name == "test":  # without a validation split the last weights are kept
                     self.best_metric, self.best_step = metrics.get(primary), self.step
@@ -394,6 +525,17 @@ class _Run:
             return self.history[-1] if self.history else {}
         return self._finish(eval_name)
 
+    def _stopped(self, last: Path) -> str:
+        kept = (
+            f"{last} (iteration {self.saved_step}) is unchanged"
+            if self.saved_step is not None
+            else f"no checkpoint had been written to {self.output_dir} yet"
+        )
+        return f"the run stopped and {kept}. Lower optim.lr, set train.grad_clip, or use train.amp=bf16, not fp16."
+
+    def _evaluate(self, loader: BatchLoader, name: str) -> dict[str, Any]:
+        return evaluate(self.task, self.model, loader, self.autocast, desc=name, show_progress=self.logger.enabled)
+
     def _finish(self, eval_name: str) -> dict[str, Any]:
         """Evaluate the best-validation weights once on the test split and write ``summary.json``.
 
@@ -402,7 +544,7 @@ class _Run:
         last_test = None
         if self.loaders.test is not None and eval_name != "test":
             same = self.best_step == self.step  # the best checkpoint is the last one: one test pass serves both
-            last_test = None if same else evaluate(self.task, self.model, self.loaders.test, self.autocast)
+            last_test = None if same else self._evaluate(self.loaders.test, "test (last)")
         dynamics = self.history[-1] if self.history else {}
         dynamics = {k: v for k, v in dynamics.items() if k.rpartition(".")[0] in self.dynamics.blocks}
         if self.best_state is not None:
@@ -412,9 +554,7 @@ class _Run:
         best_val = {k[len(prefix) :]: v for k, v in best_row.items() if k.startswith(prefix)} or None
         test = None
         if self.loaders.test is not None:
-            test = (
-                best_val if eval_name == "test" else evaluate(self.task, self.model, self.loaders.test, self.autocast)
-            )
+            test = best_val if eval_name == "test" else self._evaluate(self.loaders.test, "test")
         if eval_name == "test":
             best_val = None
         last = self.task.summarize(None, test if last_test is None else last_test)
@@ -429,18 +569,20 @@ class _Run:
             "sr_params": self.sr_params,
             "wall_time_s": round(self.wall_time_s, 2),
             "torch_version": torch.__version__,
+            "gpu": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None,
             "seed": self.config["seed"],
             "world_size": self.dist.world_size,
             "device": str(self.device),
             "val": best_val,
             "test": test,
             "sr_dynamics": dynamics or None,  # the SR columns of the last evaluation (see engine/sr_dynamics.py)
+            "config_hash": config_hash(self.config),
+            "config_changes": self.config_changes,
             "config": self.config,
         }
-        summary = _plain(summary)
+        summary = json_safe(_plain(summary))  # what summary.json holds: strict JSON, NaN -> null
         if self.dist.is_main:
-            with (self.output_dir / "summary.json").open("w") as f:
-                json.dump(summary, f, indent=2)
+            write_json(self.output_dir / "summary.json", summary)
             self.logger.info(
                 "done: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if isinstance(v, float) and k != "seed")
             )
@@ -456,12 +598,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
         return _plain(value.tolist())
     return value
-
-
-def _sr_params(model: nn.Module) -> int:
-    from srblock.layers import SRBlockNd
-
-    return sum(p.numel() for m in model.modules() if isinstance(m, SRBlockNd) for p in m.parameters())
 
 
 def evaluate_checkpoint(
@@ -493,5 +629,5 @@ def evaluate_checkpoint(
         raise ValueError(f"the recipe of {checkpoint} has no {split} split")
     amp = config["train"]["amp"]
     autocast = torch.autocast(torch_device.type, dtype=_AMP_DTYPES[amp]) if amp else contextlib.nullcontext()
-    metrics = evaluate(task, model, loader, autocast)
+    metrics = evaluate(task, model, loader, autocast, desc=split)
     return {"checkpoint": str(checkpoint), "split": split, "no_sr": no_sr, **metrics}

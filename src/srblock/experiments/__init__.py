@@ -1,5 +1,37 @@
-"""Experiments: seed-repeated sweeps over recipes with significance tests (``srblock sweep``)."""
+"""Experiments: seed-repeated sweeps over recipes with significance tests (``srblock sweep``), where their runs
+execute (launchers), a time budget, and the merge of runs trained elsewhere."""
 
-from .sweep import Run, Sweep, aggregate, expand_grid, format_plan, load_sweep, run_sweep, sweep_command
+from .archive import merge_runs
+from .budget import Skipped, TimeBudget
+from .sweep import (
+    Run,
+    RunFailedError,
+    RunState,
+    Sweep,
+    aggregate,
+    expand_grid,
+    format_plan,
+    load_sweep,
+    plan_sweep,
+    run_state,
+    run_sweep,
+    sweep_command,
+)
 
-__all__ = ["Run", "Sweep", "aggregate", "expand_grid", "format_plan", "load_sweep", "run_sweep", "sweep_command"]
+__all__ = [
+    "Run",
+    "RunFailedError",
+    "RunState",
+    "Skipped",
+    "Sweep",
+    "TimeBudget",
+    "aggregate",
+    "expand_grid",
+    "format_plan",
+    "load_sweep",
+    "merge_runs",
+    "plan_sweep",
+    "run_state",
+    "run_sweep",
+    "sweep_command",
+]

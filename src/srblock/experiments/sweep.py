@@ -19,19 +19,39 @@ A sweep file (``sweeps/<name>.yaml``)::
 
 Relative paths (``output``, ``recipe``) are resolved against the current directory (the repository root).
 Overrides apply in the order global → arm → ``seed=<seed>``. Runs go seed-major (seed 0 of every arm, then
-seed 1, ...) so an interrupted sweep leaves the arms balanced. A run whose ``summary.json`` exists is skipped;
-one with ``checkpoint_last.pt`` but no summary is resumed.
+seed 1, ...) so an interrupted sweep leaves the arms balanced.
+
+Every run's config is loaded and checked (its model built on the meta device, its data folder looked up) before
+the first run starts, also for ``--dry-run``; one bad arm stops the sweep there, named. Each run folder is then in
+one state (:func:`run_state`):
+
+- ``done``: ``summary.json`` parses and its recorded config equals the run's config (both resolved, so keys added
+  to the engine later with defaults do not count; result-neutral keys such as ``data.root`` are ignored).
+- ``stale``: finished (or half-finished) with another config. Never counted in a table; a sweep refuses to start
+  while there are stale runs unless ``rerun_stale`` (``--rerun-stale``), which moves their folders to
+  ``<output>/.stale/<arm>/seed<N>-<time>/`` (nothing is deleted) and runs them again.
+- ``broken``: ``summary.json`` does not parse (from an older srblock; results are written atomically now):
+  treated like ``stale``.
+- ``failed``: the last attempt raised (recorded in ``failed.json`` with ``--keep-going``); retried.
+- ``partial``: ``checkpoint_last.pt`` without a summary: resumed.  ``todo``: nothing there yet.
 
 Under ``torchrun`` every rank executes the same grid (the list of pending runs is fixed when the sweep starts,
 before any run can finish) and each run trains over all ranks; only rank 0 deletes checkpoints and aggregates.
 Without torchrun, several sweep processes may work on the same grid at once (e.g. one per CPU core): a run is
 claimed through ``<run>/.sweep.lock`` and a run finished meanwhile by another process is skipped.
+To run several runs at once from one command (worker processes, one GPU each, or Slurm jobs), pick a launcher
+(:mod:`srblock.experiments.launchers`: ``--launcher local:N`` / ``slurm``, or a ``launcher:`` section in the file).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
+import difflib
+import functools
 import json
+import logging
 import math
 import os
 import socket
@@ -46,6 +66,11 @@ from typing import Any
 import yaml
 
 from ..analysis.stats import PairedResult, SignResult, paired_ttest, required_seeds, sign_test, summarize, welch_ttest
+from ..engine.config import config_diff
+from ..engine.io import atomic_open, write_json, write_text
+from ..engine.logger import progress
+from .budget import Skipped, TimeBudget
+from .launchers import Launcher, make_launcher, parse_launcher_options
 
 __all__ = [
     "Run",
@@ -54,6 +79,8 @@ __all__ = [
     "expand_grid",
     "format_plan",
     "load_sweep",
+    "plan_sweep",
+    "run_state",
     "run_sweep",
     "sweep_command",
 ]
@@ -61,16 +88,22 @@ __all__ = [
 RunFn = Callable[[dict, Path], dict]
 LoadFn = Callable[[str, Sequence[str]], dict]
 
+_log = logging.getLogger(__name__)
+
 SUMMARY = "summary.json"
 SWEEP_COPY = "sweep.yaml"
+FAILED = "failed.json"  # the last failure of a run (--keep-going), removed when it succeeds
+STALE_DIR = ".stale"  # where --rerun-stale moves the folders of stale runs
 LOCK = ".sweep.lock"
 # summary.json keys copied into results.csv when present (classification and segmentation)
 CSV_KEYS = (
     "best_val_acc",
     "test_acc1",
     "test_acc5",
+    "test_acc1_last",
     "best_val_miou",
     "test_miou",
+    "test_miou_last",
     "best_epoch",
     "epochs",
     "steps",
@@ -101,6 +134,7 @@ class Sweep:
     overrides: list[str] = field(default_factory=list)
     keep_checkpoints: bool | str = False
     reference_effect: float | None = None
+    launcher: str | dict | None = None  # the file's 'launcher:' (a name, or a mapping with 'name' and options)
     source: Path | None = None
 
 
@@ -113,8 +147,84 @@ class Run:
     output_dir: Path
 
     @property
-    def done(self) -> bool:
-        return (self.output_dir / SUMMARY).is_file()
+    def name(self) -> str:
+        return f"{self.arm}/seed{self.seed}"
+
+
+@dataclass
+class RunState:
+    """Where a run stands (see the module docstring): ``state`` and a one-line ``detail``."""
+
+    state: str  # done | unchecked | stale | broken | failed | partial | todo
+    detail: str = ""
+    summary: dict | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Counted in the tables: ``done``, or ``unchecked`` (a report whose arm config no longer loads)."""
+        return self.state in ("done", "unchecked")
+
+    @property
+    def blocked(self) -> bool:
+        """A finished result that does not belong to the sweep: needs --rerun-stale to run again."""
+        return self.state in ("stale", "broken")
+
+
+class RunFailedError(RuntimeError):
+    """A run of the sweep raised; names the arm and seed. ``exit_code`` follows the cause (2: bad input)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def read_summary(path: Path) -> dict:
+    """A run's ``summary.json``; ``ValueError`` naming the file when it does not parse to a JSON object."""
+    try:
+        summary = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is damaged (not valid JSON: {err})") from None
+    if not isinstance(summary, dict):
+        raise ValueError(f"{path} is damaged (a JSON {type(summary).__name__}, not an object)")
+    return summary
+
+
+def _changes(recorded: Mapping, expected: Mapping, resolve: Callable[[dict], dict]) -> str:
+    """'' when ``recorded`` (a run's config) trains like ``expected``, else which keys differ."""
+    try:
+        recorded = resolve(dict(recorded))
+    except (ValueError, FileNotFoundError) as err:
+        return f"its config is no longer valid ({err})"
+    diff = config_diff(recorded, expected)
+    return ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diff.items())
+
+
+def run_state(run: Run, expected: Mapping | None = None, resolve: Callable[[dict], dict] = dict) -> RunState:
+    """The state of ``run``'s folder; ``expected``: its config now (``None``: staleness is not checked), compared
+    with the recorded one after ``resolve`` (the engine's ``resolve_config``)."""
+    folder = run.output_dir
+    if (folder / SUMMARY).is_file():
+        try:
+            summary = read_summary(folder / SUMMARY)
+        except ValueError as err:
+            return RunState("broken", str(err))
+        recorded = summary.get("config")
+        changed = _changes(recorded, expected, resolve) if expected is not None and recorded is not None else ""
+        return RunState("stale", f"changed: {changed}", summary) if changed else RunState("done", "", summary)
+    if (folder / "checkpoint_last.pt").is_file() and expected is not None and (folder / "config.yaml").is_file():
+        recorded = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+        changed = _changes(recorded, expected, resolve)
+        if changed:
+            return RunState("stale", f"half-finished with another config: {changed}")
+    if (folder / FAILED).is_file():
+        try:
+            error = json.loads((folder / FAILED).read_text()).get("error", "")
+        except (json.JSONDecodeError, AttributeError):
+            error = f"see {folder / FAILED}"
+        return RunState("failed", f"last attempt: {error}")
+    if (folder / "checkpoint_last.pt").is_file():
+        return RunState("partial", "resumes from checkpoint_last.pt")
+    return RunState("todo")
 
 
 def _override_list(value: Any, where: str) -> list[str]:
@@ -189,8 +299,15 @@ def sweep_from_dict(raw: Mapping, source: Path | None = None, extra_overrides: S
         overrides=_override_list(raw.get("overrides"), f"{where}: overrides") + list(extra_overrides),
         keep_checkpoints=_keep_checkpoints(raw.get("keep_checkpoints", False), where),
         reference_effect=None if ref is None else float(ref),
+        launcher=_launcher_spec(raw.get("launcher"), where),
         source=source,
     )
+
+
+def _launcher_spec(value: Any, where: str) -> str | dict | None:
+    if value is None or isinstance(value, str) or (isinstance(value, Mapping) and "name" in value):
+        return dict(value) if isinstance(value, Mapping) else value
+    raise ValueError(f"{where}: 'launcher' must be a name (local:4) or a mapping with 'name', got {value!r}")
 
 
 def expand_grid(sweep: Sweep) -> list[Run]:
@@ -210,14 +327,19 @@ def expand_grid(sweep: Sweep) -> list[Run]:
     ]
 
 
-def format_plan(runs: Sequence[Run]) -> str:
-    """One line per run: state (done/todo), arm, seed, folder, overrides."""
+def format_plan(runs: Sequence[Run], states: Sequence[RunState] | None = None) -> str:
+    """One line per run: state, arm, seed, folder, overrides (and why a run is stale, broken or failed)."""
+    states = list(states) if states is not None else [run_state(r) for r in runs]
     lines = []
-    for r in runs:
-        state = "done" if r.done else "todo"
-        lines.append(f"[{state}] {r.arm:<20} seed={r.seed:<3} {r.output_dir}  {' '.join(r.overrides)}")
-    n_done = sum(r.done for r in runs)
-    lines.append(f"{len(runs)} runs: {n_done} done, {len(runs) - n_done} to run")
+    for r, st in zip(runs, states, strict=True):
+        line = f"[{st.state}] {r.arm:<20} seed={r.seed:<3} {r.output_dir}  {' '.join(r.overrides)}"
+        lines.append(line + (f"\n    {st.detail}" if st.state in ("stale", "broken", "failed") else ""))
+    counts = {name: sum(st.state == name for st in states) for name in ("done", "stale", "broken", "failed")}
+    n_done = counts["done"]
+    tail = "".join(f", {counts[k]} {k}" for k in ("stale", "broken", "failed") if counts[k])
+    lines.append(f"{len(runs)} runs: {n_done} done, {len(runs) - n_done} to run{tail}")
+    if counts["stale"] or counts["broken"]:
+        lines.append("stale/broken runs are left out of every table; rerun them with --rerun-stale")
     return "\n".join(lines)
 
 
@@ -227,10 +349,29 @@ def _engine_load(recipe: str, overrides: Sequence[str]) -> dict:
     return load_config(recipe, overrides)
 
 
+def _missing_data(config: dict) -> str:
+    root = config["data"].get("root")
+    if root is not None and not Path(root).exists():
+        return f"data.root {root} does not exist (set it with --set data.root=DIR)"
+    return ""
+
+
+def _engine_check(config: dict) -> None:
+    from ..engine.build import check_buildable
+
+    check_buildable(config)
+
+
+def _engine_resolve(config: dict) -> dict:
+    from ..engine import resolve_config
+
+    return resolve_config(config)
+
+
 def _engine_train(config: dict, output_dir: Path) -> dict:
     from ..engine import train
 
-    return train(config, output_dir, resume=(output_dir / "checkpoint_last.pt").is_file())
+    return train(config, output_dir, resume=True)  # a folder without run files starts fresh
 
 
 def _rank() -> int:
@@ -252,8 +393,91 @@ def _write_sweep_copy(sweep: Sweep) -> None:
             for a in sweep.arms
         },
     }
-    sweep.output.mkdir(parents=True, exist_ok=True)
-    (sweep.output / SWEEP_COPY).write_text(yaml.safe_dump(doc, sort_keys=False))
+    write_text(sweep.output / SWEEP_COPY, yaml.safe_dump(doc, sort_keys=False))
+
+
+@dataclass
+class Plan:
+    """Every run of a sweep with its checked config and its state (:func:`plan_sweep`)."""
+
+    runs: list[Run]
+    configs: list[dict]
+    states: list[RunState]
+    warnings: list[str] = field(default_factory=list)
+
+    def pending(self) -> list[tuple[Run, dict]]:
+        return [(r, c) for r, c, st in zip(self.runs, self.configs, self.states, strict=True) if not st.finished]
+
+    def format(self) -> str:
+        return "\n".join([format_plan(self.runs, self.states), *(f"warning: {w}" for w in self.warnings)])
+
+
+def plan_sweep(
+    sweep: Sweep, *, load_fn: LoadFn | None = None, check: bool = True, need_data: bool = True, strict: bool = True
+) -> Plan:
+    """Load and check every run's config (all arms, before anything runs) and read each run folder's state.
+
+    With the default ``load_fn`` (the engine's ``load_config``) each arm's model is also built on the meta device
+    and its ``data.root`` looked up; recorded configs are resolved with ``resolve_config`` before they are compared.
+    A custom ``load_fn`` is trusted as is and recorded configs are compared unresolved. Raises ``ValueError``
+    naming every arm that cannot run. ``check=False`` (for reports) skips the model build and the data look-up;
+    ``need_data=False`` (for ``--dry-run``) turns a missing data folder into a warning of the plan;
+    ``strict=False`` (for reports of old folders) counts the finished runs of an arm whose config no longer loads
+    as ``unchecked``, with a warning, instead of raising.
+    """
+    engine = load_fn is None
+    load_fn = load_fn or _engine_load
+    resolve = _engine_resolve if engine else dict
+    runs = expand_grid(sweep)
+    configs: list[dict] = []
+    errors: dict[str, str] = {}
+    warnings: list[str] = []
+    checked: set[str] = set()
+    for run in runs:
+        try:
+            config = load_fn(run.recipe, run.overrides)
+            if engine and check and run.arm not in checked:
+                missing = _missing_data(config)
+                if missing and need_data:
+                    raise FileNotFoundError(missing)
+                if missing:
+                    warnings.append(f"arm {run.arm!r}: {missing}; its runs would fail")
+                _engine_check(config)
+        except (ValueError, FileNotFoundError, TypeError) as err:
+            errors.setdefault(run.arm, " ".join(str(err).split()))
+            config = {}
+        checked.add(run.arm)
+        configs.append(config)
+    if errors and strict:
+        shown = "; ".join(f"arm {arm!r}: {message}" for arm, message in errors.items())
+        raise ValueError(f"sweep {sweep.name}: {len(errors)} arm(s) cannot run, nothing was started: {shown}")
+    states = []
+    for run, config in zip(runs, configs, strict=True):
+        if run.arm not in errors:
+            states.append(run_state(run, config, resolve))
+            continue
+        state = run_state(run)
+        if state.finished:
+            state = RunState("unchecked", f"its arm's config does not load: {errors[run.arm]}", state.summary)
+        states.append(state)
+    warnings += [f"arm {arm!r}: not checked for staleness, its config does not load ({m})" for arm, m in errors.items()]
+    return Plan(runs, configs, states, warnings)
+
+
+def _move_stale(run: Run, sweep: Sweep, log: Callable[[str], None]) -> None:
+    target = sweep.output / STALE_DIR / run.arm / f"seed{run.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(run.output_dir, target)
+    except FileNotFoundError:  # another sweep process on the same grid moved it first
+        return
+    log(f"    moved the stale run {run.name} to {target}")
+
+
+def _record_failure(run: Run, err: BaseException) -> None:
+    message = " ".join(str(err).split()) or type(err).__name__
+    doc = {"arm": run.arm, "seed": run.seed, "type": type(err).__name__, "error": message, "time": time.time()}
+    write_json(run.output_dir / FAILED, doc)
 
 
 @contextmanager
@@ -300,17 +524,36 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _finish_run(run: Run, summary: dict, sweep: Sweep, seconds: float) -> None:
-    """Write the summary if the run function did not, and drop the checkpoints the sweep does not keep."""
-    summary_path = run.output_dir / SUMMARY
-    if not summary_path.is_file():
-        summary_path.write_text(
-            json.dumps({"seed": run.seed, "wall_time_s": seconds, **summary}, indent=2, default=str)
-        )
-    for ckpt in run.output_dir.glob("checkpoint_*.pt"):
-        if sweep.keep_checkpoints is True or (sweep.keep_checkpoints == "best" and ckpt.stem.endswith("best")):
-            continue
-        ckpt.unlink()
+def execute_run(
+    run: Run, *, sweep: Sweep, run_fn: RunFn, load_fn: LoadFn, budget: TimeBudget | None = None
+) -> dict | Skipped | None:
+    """One run of a sweep, wherever a launcher runs it: claim it, train, then (rank 0) parse ``summary.json``
+    (written from ``run_fn``'s return value if it did not write one), drop the checkpoints the sweep does not keep
+    and clear an earlier failure record. Returns the summary, ``None`` when another process has finished or is
+    training this run, or :class:`Skipped` when it would not end within ``budget`` (then nothing is done here).
+    A failure is recorded in the run's ``failed.json`` and raised."""
+    # Several sweep processes may share a grid (e.g. one per CPU core): each run is claimed by one of them.
+    # Under torchrun every rank must run the same list, so there the list stays as fixed at the start.
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
+    if single and (run.output_dir / SUMMARY).is_file():
+        return None
+    if budget is not None and (refused := budget.refuses(run.output_dir)):
+        return refused
+    with _claim(run.output_dir, enabled=single) as claimed:
+        if not claimed:
+            return None
+        _log.info("%s seed=%s -> %s", run.arm, run.seed, run.output_dir)
+        start = time.perf_counter()
+        try:
+            config = load_fn(run.recipe, run.overrides)
+            summary = run_fn(config, run.output_dir) or {}
+            if _rank() == 0:
+                summary = _settle(run, summary, start, sweep)
+        except Exception as err:
+            if _rank() == 0:
+                _record_failure(run, err)
+            raise
+        return {"wall_time_s": time.perf_counter() - start, **summary}
 
 
 def run_sweep(
@@ -318,71 +561,177 @@ def run_sweep(
     *,
     run_fn: RunFn | None = None,
     load_fn: LoadFn | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _log.info,
     after_run: Callable[[Run, dict], None] | None = None,
+    keep_going: bool = False,
+    rerun_stale: bool = False,
+    launcher: Launcher | None = None,
+    arms: Sequence[str] | None = None,
+    budget: TimeBudget | None = None,
 ) -> list[Run]:
-    """Run every pending run of the grid, then aggregate (rank 0). Returns the runs executed now.
+    """Check every arm, run every pending run of the grid, then aggregate (rank 0). Returns the runs executed now,
+    as they finished.
 
     ``run_fn(config, output_dir) -> summary`` defaults to the engine's ``train`` (resuming from
-    ``checkpoint_last.pt`` when present); ``load_fn(recipe, overrides) -> config`` to ``engine.load_config``.
-    If ``run_fn`` does not write ``summary.json`` itself, the returned summary is written there.
-    ``after_run(run, summary)`` is called on rank 0 after each finished run (e.g. to commit it).
+    ``checkpoint_last.pt`` when present); ``load_fn(recipe, overrides) -> config`` to ``engine.load_config`` (see
+    :func:`plan_sweep`). If ``run_fn`` does not write ``summary.json`` itself, the returned summary is written
+    there; a summary is parsed before the run counts as done. ``after_run(run, summary)`` is called on rank 0
+    after each finished run (e.g. to commit it). ``launcher`` (:func:`srblock.experiments.launchers.make_launcher`)
+    runs the runs; default: one after another here. A launcher with worker processes needs picklable
+    (module-level) ``run_fn``/``load_fn``.
+
+    Stale or broken runs stop the sweep before anything runs unless ``rerun_stale`` (their folders are moved
+    aside, see the module docstring). A run that raises stops the sweep with :class:`RunFailedError` naming it;
+    with ``keep_going`` the failure is recorded in the run's ``failed.json``, the sweep goes on, and the returned
+    list holds only the runs that succeeded (the failed ones are logged and left for the next invocation).
+    ``arms``: run only these arms (the table still shows every arm). ``budget``: start no run that is not expected
+    to end by its deadline (:class:`srblock.experiments.budget.TimeBudget`; not under torchrun).
     """
-    run_fn = run_fn or _engine_train
-    load_fn = load_fn or _engine_load
-    runs = expand_grid(sweep)
-    pending = [r for r in runs if not r.done]  # fixed now, so every torchrun rank runs the same list
+    known = [a.name for a in sweep.arms]
+    unknown = sorted(set(arms or ()) - set(known))
+    if unknown:
+        raise ValueError(f"unknown arm(s) {unknown} for sweep {sweep.name}; its arms are {known}")
+    if budget is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("a time budget could stop the ranks of a torchrun sweep at different runs; run it without")
+    launcher = launcher or make_launcher()
+    if launcher.name != "sequential" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError(f"the {launcher.name} launcher starts its own processes; run it without torchrun")
+    plan = plan_sweep(sweep, load_fn=load_fn)
+    _check_metric(sweep.metric, [st.summary for st in plan.states if st.summary])
+    blocked = [(r, st) for r, st in zip(plan.runs, plan.states, strict=True) if st.blocked]
+    if blocked and not rerun_stale:
+        shown = "; ".join(f"{r.name}: {st.detail}" for r, st in blocked)
+        raise ValueError(
+            f"sweep {sweep.name}: {len(blocked)} finished run(s) do not match the sweep's settings (stale) or are "
+            f"damaged, nothing was started: {shown}. Rerun them with --rerun-stale (their folders move to "
+            f"{sweep.output / STALE_DIR}) or restore the settings they ran with"
+        )
+    if blocked and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("--rerun-stale moves run folders: run it once without torchrun")
+    job = functools.partial(
+        execute_run, sweep=sweep, run_fn=run_fn or _engine_train, load_fn=load_fn or _engine_load, budget=budget
+    )
+    runs = plan.runs
+    # fixed now, so every torchrun rank runs the same list
+    pending = [run for run, _ in plan.pending() if arms is None or run.arm in arms]
     if _rank() == 0:
+        for run, _ in blocked:
+            _move_stale(run, sweep, log)
         _write_sweep_copy(sweep)
-    log(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(pending)} done, {len(pending)} to run")
-    executed = []
-    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
-    for i, run in enumerate(pending, 1):
-        # Several sweep processes may share a grid (e.g. one per CPU core): each run is claimed by one of them.
-        # Under torchrun every rank must run the same list, so there the list stays as fixed at the start.
-        if single and run.done:
-            continue
-        with _claim(run.output_dir, enabled=single) as claimed:
-            if not claimed:
-                log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed}: being trained by another process, skipped")
+    log(
+        f"sweep {sweep.name}: {len(runs)} runs, {sum(st.finished for st in plan.states)} done, {len(pending)} to run"
+        + (f" of the arms {', '.join(arms)}" if arms else "")
+        + (f" ({launcher.name} launcher, {launcher.workers or 'any number of'} at a time)" if pending else "")
+    )
+    executed: list[Run] = []
+    failed: list[Run] = []
+    not_started: list[Run] = []
+    bar = progress(total=len(pending), desc=f"sweep {sweep.name}", unit="run", leave=True, enabled=_rank() == 0)
+    with bar, contextlib.closing(launcher.launch(job, pending)) as outcomes:  # closing: stop workers on an error
+        for i, (run, result) in enumerate(outcomes, 1):
+            try:
+                summary = result.result()
+            except Exception as err:
+                reason = " ".join(str(err).split()) or type(err).__name__
+                message = f"sweep {sweep.name}: run {run.name} failed: {reason}"
+                if not keep_going:
+                    user_error = isinstance(err, (ValueError, FileNotFoundError, FileExistsError))
+                    raise RunFailedError(message, exit_code=2 if user_error else 1) from err
+                log(f"[{i}/{len(pending)}] FAILED, recorded in {run.output_dir / FAILED}; going on. {message}")
+                failed.append(run)
                 continue
-            log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} -> {run.output_dir}")
-            config = load_fn(run.recipe, run.overrides)
-            start = time.perf_counter()
-            summary = run_fn(config, run.output_dir) or {}
+            finally:
+                bar.update()
+            if summary is None:
+                log(
+                    f"[{i}/{len(pending)}] {run.arm} seed={run.seed}: done or being trained by another process, skipped"
+                )
+                continue
+            if isinstance(summary, Skipped):
+                not_started.append(run)
+                if len(not_started) == 1:
+                    log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed}: not started, {summary.reason}")
+                continue
             if _rank() == 0:
-                _finish_run(run, summary, sweep, time.perf_counter() - start)
-        if _rank() == 0:
-            log(f"    done: {sweep.metric}={summary.get(sweep.metric)} in {time.perf_counter() - start:.0f}s")
-            aggregate(sweep.output, sweep=sweep, log=lambda _: None)  # partial tables after every run
-            if after_run is not None:
-                after_run(run, summary)
-        executed.append(run)
+                value, wall = summary.get(sweep.metric), summary["wall_time_s"]
+                log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} done: {sweep.metric}={value} in {wall:.0f}s")
+                aggregate(sweep.output, sweep=sweep, log=lambda _: None, load_fn=load_fn)  # partial tables
+                if after_run is not None:
+                    after_run(run, summary)
+            executed.append(run)
     if _rank() == 0:
-        aggregate(sweep.output, sweep=sweep, log=log)
+        if not_started:
+            first = not_started[0]
+            log(f"time budget: {len(not_started)} run(s) not started, from {first.arm} seed={first.seed} on")
+        aggregate(sweep.output, sweep=sweep, log=log, load_fn=load_fn)
+        if failed:
+            log(f"{len(failed)} run(s) failed: {', '.join(r.name for r in failed)} (see their {FAILED})")
     return executed
+
+
+def _settle(run: Run, summary: dict, start: float, sweep: Sweep) -> dict:
+    """After ``run_fn``: a parsed ``summary.json`` (written from ``summary`` if the run function did not), then the
+    checkpoints the sweep does not keep are removed and a failure record of an earlier attempt is cleared."""
+    summary_path = run.output_dir / SUMMARY
+    if not summary_path.is_file():
+        write_json(summary_path, {"seed": run.seed, "wall_time_s": time.perf_counter() - start, **summary}, default=str)
+    summary = read_summary(summary_path)
+    for ckpt in run.output_dir.glob("checkpoint_*.pt"):
+        if sweep.keep_checkpoints is True or (sweep.keep_checkpoints == "best" and ckpt.stem.endswith("best")):
+            continue
+        ckpt.unlink()
+    (run.output_dir / FAILED).unlink(missing_ok=True)
+    return summary
 
 
 # --------------------------------------------------------------------------------------------------- aggregation
 
 
-def _load_summaries(root: Path, sweep: Sweep | None) -> list[dict]:
-    """Rows ``{arm, seed, run_dir, summary}`` for every finished run under ``root`` (arms in sweep order)."""
-    if sweep is not None:
-        arm_names = [a.name for a in sweep.arms]
+def _load_summaries(root: Path, plan: Plan | None) -> tuple[list[dict], list[str]]:
+    """Rows ``{arm, seed, run_dir, summary}`` of every finished run under ``root`` (arms in sweep order), and one
+    line for each run left out (stale, broken). With a ``plan`` only its ``done`` runs count; without one every
+    ``<arm>/seed<N>/summary.json`` that parses does (staleness cannot be judged without the sweep)."""
+    rows, left_out = [], []
+    if plan is not None:
+        arm_names = list(dict.fromkeys(r.arm for r in plan.runs))
+        for run, st in zip(plan.runs, plan.states, strict=True):
+            if st.finished:
+                rows.append({"arm": run.arm, "seed": run.seed, "run_dir": run.output_dir, "summary": st.summary})
+            elif st.blocked:
+                left_out.append(f"`{run.name}` ({st.state}: {st.detail})")
     else:
-        arm_names = sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob(f"*/{SUMMARY}")))
-    rows = []
-    for arm in arm_names:
-        for path in sorted((root / arm).glob(f"*/{SUMMARY}")):
-            summary = json.loads(path.read_text())
-            seed = summary.get("seed")
-            if seed is None:
-                name = path.parent.name
-                seed = int(name.removeprefix("seed")) if name.removeprefix("seed").isdigit() else name
-            rows.append({"arm": arm, "seed": seed, "run_dir": path.parent, "summary": summary})
+        dirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        arm_names = sorted(p.name for p in dirs if any(p.glob(f"*/{SUMMARY}")))
+        for arm in arm_names:
+            for path in sorted((root / arm).glob(f"*/{SUMMARY}")):
+                try:
+                    summary = read_summary(path)
+                except ValueError as err:
+                    left_out.append(f"`{arm}/{path.parent.name}` (broken: {err})")
+                    continue
+                seed = summary.get("seed")
+                if seed is None:
+                    name = path.parent.name
+                    seed = int(name.removeprefix("seed")) if name.removeprefix("seed").isdigit() else name
+                rows.append({"arm": arm, "seed": seed, "run_dir": path.parent, "summary": summary})
     rows.sort(key=lambda r: (arm_names.index(r["arm"]), str(r["seed"]).zfill(6)))
-    return rows
+    return rows, left_out
+
+
+def _check_metric(metric: str, summaries: Sequence[Mapping]) -> None:
+    """``ValueError`` unless ``metric`` is a number in a finished run's summary (before any run finished: a key the
+    engine's summaries hold)."""
+    numeric = {k for s in summaries for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    known = sorted(numeric if summaries else CSV_KEYS)
+    if metric not in known:
+        close = difflib.get_close_matches(metric, known, n=2)
+        hint = f"did you mean {' or '.join(map(repr, close))}?" if close else f"numeric keys: {', '.join(known)}"
+        raise ValueError(f"metric {metric!r} is not a number in the runs' summary.json; {hint}")
+
+
+def _check_baseline(baseline: str | None, arms: Sequence[str]) -> None:
+    if baseline is not None and arms and baseline not in arms:
+        raise ValueError(f"baseline {baseline!r} is not an arm; arms are {list(arms)}")
 
 
 def _fmt(x: float, digits: int = 2) -> str:
@@ -410,30 +759,42 @@ def aggregate(
     baseline: str | None = None,
     metric: str | None = None,
     reference_effect: float | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _log.info,
+    load_fn: LoadFn | None = None,
 ) -> str:
     """Write ``results.csv`` (one row per finished run) and ``table.md`` (per arm) into ``root``; return the table.
 
     Without ``sweep``, ``root/sweep.yaml`` (written by :func:`run_sweep`) supplies arms, baseline and metric when
     present; otherwise every sub-folder with finished runs is an arm. ``baseline``/``metric``/``reference_effect``
-    override the sweep's values.
+    override the sweep's values (checked: an unknown arm or summary key is a ``ValueError``). With a sweep, stale
+    and broken runs (:func:`run_state`, configs from ``load_fn``) are listed under the table, never in it.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"no sweep output folder at {root} (expected <output>/<arm>/seed<N>/summary.json)")
     if sweep is None and (root / SWEEP_COPY).is_file():
-        sweep = sweep_from_dict(yaml.safe_load((root / SWEEP_COPY).read_text()), source=root / SWEEP_COPY)
+        try:
+            raw = yaml.safe_load((root / SWEEP_COPY).read_text())
+            sweep = sweep_from_dict(raw, source=root / SWEEP_COPY)
+        except (yaml.YAMLError, ValueError, TypeError) as err:
+            raise ValueError(f"{root / SWEEP_COPY} is damaged ({' '.join(str(err).split())})") from None
+    if sweep is not None:
+        sweep = dataclasses.replace(sweep, output=root)  # the folder may have moved since the sweep ran
     metric = metric or (sweep.metric if sweep else "test_acc1")
-    rows = _load_summaries(root, sweep)
+    plan = plan_sweep(sweep, load_fn=load_fn, check=False, strict=False) if sweep is not None else None
+    rows, left_out = _load_summaries(root, plan)
     arms = [a.name for a in sweep.arms] if sweep else sorted({r["arm"] for r in rows})
+    _check_baseline(baseline, arms)
     baseline = baseline or (sweep.baseline if sweep else (arms[0] if arms else None))
+    if rows:
+        _check_metric(metric, [r["summary"] for r in rows])
     if reference_effect is None and sweep is not None:
         reference_effect = sweep.reference_effect
 
     keys = [k for k in CSV_KEYS if any(k in r["summary"] for r in rows)]
     if metric not in keys:
         keys.insert(0, metric)
-    with open(root / "results.csv", "w", newline="") as f:
+    with atomic_open(root / "results.csv", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["arm", "seed", "metric", "value", *keys, "run_dir"])
         for r in rows:
@@ -503,8 +864,12 @@ def aggregate(
         "Seeds for Δ: seeds per arm for 80 % power at α = 0.05 (two-sided Welch test) if the true difference were "
         "the observed Δ (or the reference Δ), with the two arms' pooled per-seed std.",
     ]
+    if left_out:
+        notes.append(f"Left out of this table ({len(left_out)}; rerun with --rerun-stale): " + "; ".join(left_out))
+    if plan is not None and plan.warnings:
+        notes.append("Warning: " + "; ".join(plan.warnings))
     table = "\n".join(lines + notes) + "\n"
-    (root / "table.md").write_text(table)
+    write_text(root / "table.md", table)
     log(table)
     return table
 
@@ -530,29 +895,60 @@ def sweep_command(
     baseline: str | None = None,
     metric: str | None = None,
     after_run: str | None = None,
+    keep_going: bool = False,
+    rerun_stale: bool = False,
     run_fn: RunFn | None = None,
     load_fn: LoadFn | None = None,
+    launcher: str | None = None,
+    launcher_options: Sequence[str] = (),
+    merge: str | None = None,
+    arms: Sequence[str] | None = None,
+    time_budget: float | None = None,
+    run_seconds: float | None = None,
 ) -> int:
-    """What ``srblock sweep`` does: run (``config``), list (``dry_run``) or re-aggregate (``report``).
+    """What ``srblock sweep`` does: run (``config``), list (``dry_run``), re-aggregate (``report``) or take in the
+    runs of an archive made elsewhere (``merge``, :func:`srblock.experiments.archive.merge_runs`).
+
+    ``baseline``, ``metric`` and ``overrides`` are checked (and every arm's config with them) before anything is
+    written, so a typo never reaches the output's ``sweep.yaml``. Returns 1 when ``keep_going`` let runs fail.
 
     ``after_run`` is a shell command run after each finished run (rank 0), with the environment variables
     ``SRBLOCK_RUN_DIR``, ``SRBLOCK_RUN_ARM``, ``SRBLOCK_RUN_SEED``, ``SRBLOCK_SWEEP_NAME`` and
     ``SRBLOCK_SWEEP_OUTPUT`` set, e.g. to commit each finished run; its failure is reported, not fatal.
+    ``launcher`` (``sequential``, ``local:N``, ``slurm``) and ``launcher_options`` (``key=value``) override the
+    sweep file's ``launcher:`` (see :mod:`srblock.experiments.launchers`).
+    The plan (``dry_run``) and the table (``report``) are this command's output and go to stdout.
+    ``arms`` limits the runs to those arms; ``time_budget`` (seconds from now; ``run_seconds``: the expected length of
+    a run of an arm without a finished one) starts no run that would not end in time (:mod:`.budget`).
     """
+    budget = None if time_budget is None else TimeBudget(time.time() + time_budget, run_seconds)
+    if merge is not None:
+        from .archive import merge_runs
+
+        merge_runs(merge, log=print)
+        return 0
     if report is not None:
         sweep = load_sweep(config, overrides) if config else None
-        aggregate(report, sweep=sweep, baseline=baseline, metric=metric)
+        aggregate(report, sweep=sweep, baseline=baseline, metric=metric, log=print, load_fn=load_fn)
         return 0
     if config is None:
-        raise ValueError("srblock sweep needs -c SWEEP.yaml (to run or --dry-run) or --report DIR (to aggregate)")
+        raise ValueError(
+            "srblock sweep needs -c SWEEP.yaml (to run or --dry-run), --report DIR (to aggregate) or --merge ARCHIVE"
+        )
     sweep = load_sweep(config, overrides)
-    if baseline:
-        sweep.baseline = baseline
-    if metric:
-        sweep.metric = metric
+    _check_baseline(baseline, [a.name for a in sweep.arms])
+    sweep.baseline = baseline or sweep.baseline
+    sweep.metric = metric or sweep.metric
     if dry_run:
-        print(format_plan(expand_grid(sweep)))
+        plan = plan_sweep(sweep, load_fn=load_fn, need_data=False)
+        _check_metric(sweep.metric, [st.summary for st in plan.states if st.summary])
+        print(plan.format())
         return 0
+    spec = sweep.launcher
+    if launcher is not None:  # replaces the file's launcher; the file's options stay when it names the same kind
+        same_kind = isinstance(spec, dict) and str(spec["name"]).partition(":")[0] == launcher.partition(":")[0]
+        spec = {**spec, "name": launcher} if same_kind else launcher
+    runner = make_launcher(spec, parse_launcher_options(launcher_options), output=sweep.output, job_name=sweep.name)
     hook = None
     if after_run:
 
@@ -567,7 +963,17 @@ def sweep_command(
             }
             rc = subprocess.run(after_run, shell=True, env=env).returncode
             if rc:
-                print(f"    after-run command exited with {rc}: {after_run}")
+                _log.warning("after-run command exited with %d: %s", rc, after_run)
 
-    run_sweep(sweep, run_fn=run_fn, load_fn=load_fn, after_run=hook)
-    return 0
+    run_sweep(
+        sweep,
+        run_fn=run_fn,
+        load_fn=load_fn,
+        after_run=hook,
+        launcher=runner,
+        keep_going=keep_going,
+        rerun_stale=rerun_stale,
+        arms=arms,
+        budget=budget,
+    )
+    return 1 if any((r.output_dir / FAILED).is_file() for r in expand_grid(sweep)) else 0

@@ -1,5 +1,6 @@
-"""The SR block itself: torch only, one concept per file."""
+"""The SR block itself, torch only, and the small helpers every layer above needs (find the blocks, count them)."""
 
+from .modes import eval_mode
 from .sr import (
     SRBlock,
     SRBlock1d,
@@ -7,6 +8,8 @@ from .sr import (
     SRBlock3d,
     SRBlockNd,
     capture_memory_weights,
+    count_sr_params,
+    find_sr_blocks,
     sr_param_count,
 )
 
@@ -17,5 +20,8 @@ __all__ = [
     "SRBlock3d",
     "SRBlockNd",
     "capture_memory_weights",
+    "count_sr_params",
+    "eval_mode",
+    "find_sr_blocks",
     "sr_param_count",
 ]

@@ -8,6 +8,22 @@ flattened map into softmax weights over P learned memory tensors (each C x *S), 
 
     a = W2 (W1 flatten(conv1x1(X)))    w = softmax(a)    X_hat = X + sum_i w_i M_i
 
+How it runs: the 1x1 conv is one batched matmul on the flattened map; without an activation between them the two FCN
+layers are one P x S matrix W2 W1 (kept in eval mode without autograd until fc1/fc2 change); the recall and the
+residual add are one ``addmm``. That is 4 kernels per eval forward (5 in training) instead of 6-14, with the
+parameters, state dict and fp32 results (within 1e-6 relative) of the step-by-step block. Inputs of another size
+(``size_policy="interpolate"``) or memory layout (channels_last) take the step-by-step path. The block traces with
+torch.fx, torch.jit.trace, torch.export and ONNX; its input checks stay active in eager mode and in fx graphs.
+
+Mixed precision: the block computes in its input's dtype, so under bf16 autocast ``X + recalled`` is a bf16 add that
+rounds away whatever part of the recall lies below bf16's resolution of X. An fp32 add would not keep it: the next
+convolution multiplies bf16 operands all the same. On a CIFAR ResNet18 with SR at M=3 (benchmarks/
+sr_bf16_contribution.py) the contribution reaching layer4 keeps a cosine of 0.61 / 0.76 / 0.91 / 0.99 to its fp32
+value at memory_ratio = RMS(sum_i w_i M_i) / RMS(X) of 1e-4 / 1e-3 / 3e-3 / 1e-2 (>= 0.998 from 3e-2), and below
+~3e-3 it is lost in bf16 noise by the logits. Zero-initialised memory starts in that regime: run SR in fp32 (as the
+paper did) or TF32 (emulated: cosine 0.96 at 1e-3, >= 0.995 from 3e-3), or keep the stage after the block out of
+autocast, at least until the memory_ratio the training logs report passes ~1e-2.
+
 This file imports nothing but torch, so it can be copied into any project on its own.
 """
 
@@ -15,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +44,8 @@ __all__ = [
     "SRBlock3d",
     "SRBlockNd",
     "capture_memory_weights",
+    "count_sr_params",
+    "find_sr_blocks",
     "sr_param_count",
 ]
 
@@ -59,6 +77,66 @@ def sr_param_count(
     """
     positions = math.prod(_to_size(feat_size, spatial_dims))
     return channels + positions * hidden + hidden * num_memories + num_memories * channels * positions
+
+
+@torch.fx.wrap  # a leaf of torch.fx graphs: the checks run when the traced graph runs, as in eager mode
+def _check_input(x: torch.Tensor, name: str, channels: int, feat_size: tuple[int, ...], strict: bool) -> torch.Tensor:
+    spatial_dims = len(feat_size)
+    if x.dim() != spatial_dims + 2:
+        raise ValueError(
+            f"{name} expects a {spatial_dims + 2}-d input (B, C, {spatial_dims} spatial axes), "
+            f"got shape {tuple(x.shape)}"
+        )
+    if x.shape[1] != channels:
+        raise ValueError(f"{name} was built for {channels} channels, got {x.shape[1]}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} expects a floating-point input, got dtype {x.dtype}")
+    if strict and tuple(x.shape[2:]) != feat_size:
+        raise ValueError(
+            f"{name} was built for spatial size {feat_size}, got {tuple(x.shape[2:])}; "
+            "build it for this size or use size_policy='interpolate'"
+        )
+    return x
+
+
+@torch.fx.wrap  # keeps its autocast handling in torch.fx graphs
+def _add_recalled(flat: torch.Tensor, weights: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+    """``flat + weights @ memory`` (B x C*S) as one addmm, in the input's dtype.
+
+    Autocast would run an addmm in its low precision even for an fp32 input; the block keeps its input's dtype, as
+    the separate ``x + recalled`` did.
+    """
+    device_type = flat.device.type
+    keep = torch.autocast(device_type, enabled=False) if _autocast_dtype(device_type) else nullcontext()
+    with keep:
+        return torch.addmm(flat, weights.to(flat.dtype), memory.to(flat.dtype))
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype autocast runs matmuls in on ``device_type``, ``None`` when it is off (or the device has none)."""
+    if not torch.amp.is_autocast_available(device_type) or not torch.is_autocast_enabled(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type)
+
+
+def _tracing(t: torch.Tensor) -> bool:
+    """Whether ``t`` is seen by a tracer, a compiler or a CUDA-graph capture (no eager-only shortcuts then)."""
+    return (
+        isinstance(t, torch.fx.Proxy)
+        or torch.jit.is_tracing()
+        or torch.compiler.is_compiling()
+        or (t.is_cuda and torch.cuda.is_current_stream_capturing())
+    )
+
+
+def _fusable(x: torch.Tensor, feat_size: tuple[int, ...], interpolate: bool) -> bool:
+    """Whether the fused path (flattened views of x, one addmm) applies: a contiguous input of the trained size.
+
+    Under torch.fx the size is unknown, so an ``interpolate`` block traces the general path.
+    """
+    if isinstance(x, torch.fx.Proxy):
+        return not interpolate
+    return x.is_contiguous() and (not interpolate or tuple(x.shape[2:]) == feat_size)
 
 
 class SRBlockNd(nn.Module):
@@ -104,6 +182,7 @@ class SRBlockNd(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        self._routing_cache: tuple | None = None
         for name, value in (("channels", channels), ("num_memories", num_memories), ("hidden", hidden)):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -146,33 +225,56 @@ class SRBlockNd(nn.Module):
         else:
             nn.init.uniform_(self.memory, -self.memory_std, self.memory_std)
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        if x.dim() != self.spatial_dims + 2:
-            raise ValueError(
-                f"{type(self).__name__} expects a {self.spatial_dims + 2}-d input (B, C, {self.spatial_dims} spatial "
-                f"axes), got shape {tuple(x.shape)}"
-            )
-        if x.shape[1] != self.channels:
-            raise ValueError(f"{type(self).__name__} was built for {self.channels} channels, got {x.shape[1]}")
-        if not x.is_floating_point():
-            raise ValueError(f"{type(self).__name__} expects a floating-point input, got dtype {x.dtype}")
-        if self.size_policy == "strict" and tuple(x.shape[2:]) != self.feat_size:
-            raise ValueError(
-                f"{type(self).__name__} was built for spatial size {self.feat_size}, got {tuple(x.shape[2:])}; "
-                "build it for this size or use size_policy='interpolate'"
-            )
+    def train(self, mode: bool = True) -> SRBlockNd:
+        if mode != self.training:  # a switch of mode drops the kept routing product (see _routing)
+            self._routing_cache = None
+        return super().train(mode)
+
+    def _routing(self) -> torch.Tensor:
+        """``W2 W1`` (P x S): without an activation between them the two FCN layers are one linear map.
+
+        In eval mode without autograd the product is kept until ``fc1``/``fc2`` change: an optimizer step, a
+        ``load_state_dict``, an in-place edit under ``torch.no_grad()``, ``.to()``, a new parameter all invalidate it
+        (parameter identity, storage and version counter are the key). An edit through ``.data`` bypasses the version
+        counter; a switch between train and eval mode drops the kept product too. Tracers, compilers and CUDA-graph
+        captures always get the product computed in their graph. (Forming it costs ~3 us on a CPU, but one kernel
+        launch per forward on a GPU.)
+        """
+        w1, w2 = self.fc1.weight, self.fc2.weight
+        if self.training or torch.is_grad_enabled() or _tracing(w1):
+            return w2 @ w1
+        try:
+            key = (w1._version, w2._version, w1.data_ptr(), w2.data_ptr(), _autocast_dtype(w1.device.type))
+        except RuntimeError:  # tensors without storage (vmap, functorch transforms): nothing to key on
+            return w2 @ w1
+        cached = self._routing_cache
+        if cached is None or cached[0] is not w1 or cached[1] is not w2 or cached[2] != key:
+            cached = self._routing_cache = (w1, w2, key, w2 @ w1)
+        return cached[3]
+
+    def _memory_weights(self, z: torch.Tensor) -> torch.Tensor:
+        """Softmax weights (B x P) of the squeezed map ``z`` (B x S): ``softmax(W2 act(W1 z))``."""
+        if isinstance(self.act, nn.Identity):
+            return self.softmax(F.linear(z, self._routing()))
+        return self.softmax(self.fc2(self.act(self.fc1(z))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
-        size = tuple(x.shape[2:])
-        resized = size != self.feat_size
-        z = self.squeeze(x)  # B x 1 x *S
-        if resized:
-            z = _POOL[self.spatial_dims](z, self.feat_size)
-        weights = self.softmax(self.fc2(self.act(self.fc1(z.flatten(1)))))  # B x P
-        recalled = (weights @ self.memory.flatten(1)).view(x.shape[0], self.channels, *self.feat_size)
-        if resized:
-            recalled = F.interpolate(recalled, size=size, mode=_INTERP_MODE[self.spatial_dims], align_corners=False)
+        x = _check_input(x, type(self).__name__, self.channels, self.feat_size, self.size_policy == "strict")
+        if not _fusable(x, self.feat_size, self.size_policy == "interpolate"):
+            return self._forward_general(x)
+        batch = x.shape[0]
+        flat = x.reshape(batch, -1)  # B x C*S, a view of a contiguous input
+        squeeze = self.squeeze.weight.view(1, 1, self.channels).expand(batch, 1, self.channels)
+        z = torch.bmm(squeeze, flat.view(batch, self.channels, -1)).flatten(1)  # B x S: the 1x1 conv as one bmm
+        weights = self._memory_weights(z)  # B x P
+        # X + sum_i w_i M_i as one addmm on the flattened map
+        return _add_recalled(flat, weights, self.memory.flatten(1)).view_as(x)
+
+    def _forward_general(self, x: torch.Tensor) -> torch.Tensor:
+        """Any size (``interpolate``) or memory layout: squeeze, pool to the trained size, recall, resize, add."""
+        z = _POOL[self.spatial_dims](self.squeeze(x), self.feat_size).flatten(1)  # B x S (trained size)
+        recalled = (self._memory_weights(z) @ self.memory.flatten(1)).view(-1, self.channels, *self.feat_size)
+        recalled = F.interpolate(recalled, size=x.shape[2:], mode=_INTERP_MODE[self.spatial_dims], align_corners=False)
         return x + recalled.to(x.dtype)
 
     def extra_repr(self) -> str:
@@ -203,6 +305,21 @@ class SRBlock3d(SRBlockNd):
 SRBlock = SRBlock2d
 
 
+def find_sr_blocks(model: nn.Module) -> dict[str, SRBlockNd]:
+    """Every SR block of ``model`` by qualified name, e.g. ``{"layer3.sr": SRBlock2d(...)}`` (``""``: the model).
+
+    >>> model = nn.Sequential(nn.ReLU(), SRBlock(8, 4, num_memories=3, hidden=2))
+    >>> list(find_sr_blocks(model)), count_sr_params(model) == sr_param_count(8, 4, hidden=2, num_memories=3)
+    (['1'], True)
+    """
+    return {name: m for name, m in model.named_modules() if isinstance(m, SRBlockNd)}
+
+
+def count_sr_params(model: nn.Module) -> int:
+    """Parameters of all SR blocks of ``model``: its overhead over the plain network (Eq. (1) per block)."""
+    return sum(p.numel() for block in find_sr_blocks(model).values() for p in block.parameters())
+
+
 def _appender(store: list[torch.Tensor]) -> Callable[..., None]:
     def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
         store.append(output.detach())
@@ -225,10 +342,9 @@ def capture_memory_weights(model: nn.Module) -> Iterator[dict[str, list[torch.Te
     """
     captured: dict[str, list[torch.Tensor]] = {}
     handles = []
-    for name, module in model.named_modules():
-        if isinstance(module, SRBlockNd):
-            store = captured.setdefault(name, [])
-            handles.append(module.softmax.register_forward_hook(_appender(store)))
+    for name, block in find_sr_blocks(model).items():
+        store = captured.setdefault(name, [])
+        handles.append(block.softmax.register_forward_hook(_appender(store)))
     try:
         yield captured
     finally:

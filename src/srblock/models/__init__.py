@@ -4,12 +4,14 @@
 >>> model = create_model("cifar_resnet18", num_classes=10, sr_stage=3, num_memories=10, regularizer="dropout2d")
 """
 
-from . import cifar_resnet, cifar_vgg, resnet, segmentation  # noqa: F401  (importing registers the models)
+from ..layers import count_sr_params, find_sr_blocks  # re-exported: models is where users look for them
+from . import airbench, cifar_resnet, cifar_vgg, resnet, segmentation  # noqa: F401  (importing registers the models)
 from .attention import ATTENTIONS
-from .registry import ModelEntry, create_model, get_model_entry, list_models, register_model
+from .export import export_onnx
+from .registry import ModelEntry, create_model, get_model_entry, list_models, model_from_config, register_model
 from .regularizers import REGULARIZERS, DropBlock, set_dropblock_progress
-from .surgery import count_sr_params, find_sr_blocks, insert_sr, remove_sr
-from .weights import LoadReport, load_backbone_weights
+from .surgery import insert_sr, remove_sr
+from .weights import LoadReport, load_backbone_weights, load_torchvision_weights
 
 __all__ = [
     "ATTENTIONS",
@@ -19,11 +21,14 @@ __all__ = [
     "ModelEntry",
     "count_sr_params",
     "create_model",
+    "export_onnx",
     "find_sr_blocks",
     "get_model_entry",
     "insert_sr",
     "list_models",
     "load_backbone_weights",
+    "load_torchvision_weights",
+    "model_from_config",
     "register_model",
     "remove_sr",
     "set_dropblock_progress",

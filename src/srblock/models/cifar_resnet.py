@@ -88,19 +88,19 @@ def cifar_resnet(
     return finish_resnet(model, regularizer=regularizer, drop_rate=drop_rate, dropblock_size=dropblock_size)
 
 
-@register_model(input_size=CIFAR_SIZE, stages=RESNET_STAGES)
+@register_model(input_size=CIFAR_SIZE, stages=RESNET_STAGES, num_classes=10)
 def cifar_resnet18(**kwargs: Any) -> CifarResNet:
     """ResNet18, CIFAR stem (32² input)."""
     return cifar_resnet(BasicBlock, [2, 2, 2, 2], **kwargs)
 
 
-@register_model(input_size=CIFAR_SIZE, stages=RESNET_STAGES)
+@register_model(input_size=CIFAR_SIZE, stages=RESNET_STAGES, num_classes=10)
 def cifar_resnet34(**kwargs: Any) -> CifarResNet:
     """ResNet34, CIFAR stem (32² input)."""
     return cifar_resnet(BasicBlock, [3, 4, 6, 3], **kwargs)
 
 
-@register_model(input_size=CIFAR_SIZE, stages=RESNET_STAGES)
+@register_model(input_size=CIFAR_SIZE, stages=RESNET_STAGES, num_classes=10)
 def cifar_resnet50(**kwargs: Any) -> CifarResNet:
     """ResNet50, CIFAR stem (32² input), standard stage widths up to 2048 (PAPER.md §2)."""
     return cifar_resnet(Bottleneck, [3, 4, 6, 3], **kwargs)

@@ -106,13 +106,13 @@ def cifar_vgg(
     )
 
 
-@register_model(input_size=(3, 32, 32), stages=VGG_STAGES)
+@register_model(input_size=(3, 32, 32), stages=VGG_STAGES, num_classes=10)
 def cifar_vgg16_bn(**kwargs: Any) -> CifarVGG:
     """VGG16 with batch norm, CIFAR (32² input, 512-wide classifier)."""
     return cifar_vgg(VGG_BLOCKS["vgg16"], **kwargs)
 
 
-@register_model(input_size=(3, 32, 32), stages=VGG_STAGES)
+@register_model(input_size=(3, 32, 32), stages=VGG_STAGES, num_classes=10)
 def cifar_vgg19_bn(**kwargs: Any) -> CifarVGG:
     """VGG19 with batch norm, CIFAR (32² input, 512-wide classifier)."""
     return cifar_vgg(VGG_BLOCKS["vgg19"], **kwargs)

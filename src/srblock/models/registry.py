@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -17,23 +17,37 @@ from torch import nn
 
 from .surgery import DEFAULT_HIDDEN, DEFAULT_NUM_MEMORIES, insert_sr
 
-__all__ = ["ModelEntry", "create_model", "get_model_entry", "list_models", "register_model"]
+__all__ = [
+    "INIT_ONLY_KEYS",
+    "ModelEntry",
+    "create_model",
+    "get_model_entry",
+    "list_models",
+    "model_from_config",
+    "register_model",
+]
 
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered network: its builder, the input size it is made for (C, H, W) and its stage module names."""
+    """A registered network: its builder, the input (C, H, W) and classes it is made for, its stage module names."""
 
     name: str
     builder: Callable[..., nn.Module]
     input_size: tuple[int, ...]
     stages: tuple[str, ...]
     description: str = ""
+    num_classes: int = 1000
 
 
 _MODELS: dict[str, ModelEntry] = {}
+
+#: Keywords of :func:`create_model` that only choose a network's initial weights (torchvision's ``weights=``, an
+#: ImageNet backbone file). A trained network's own weights supersede them: rebuilding it to load those must not
+#: download or read anything.
+INIT_ONLY_KEYS = ("weights", "weights_backbone", "backbone_weights")
 
 
 def register_model(
@@ -42,6 +56,7 @@ def register_model(
     name: str | None = None,
     input_size: Sequence[int] = (3, 224, 224),
     stages: Sequence[str] = (),
+    num_classes: int = 1000,
 ) -> Builder | Callable[[Builder], Builder]:
     """Register a model builder under ``name`` (default: the function's name); usable bare or with arguments.
 
@@ -49,7 +64,8 @@ def register_model(
     of :func:`create_model` (``regularizer``, ``drop_rate``, ``attention``, ``width``) plus any extra keywords; a
     builder raises ``ValueError`` for options it does not support. ``stages`` are the qualified names of the
     submodules whose outputs are stages 1..N (the SR block's integration points M); ``input_size`` is the native
-    input (C, H, W) at which the SR block's memory is sized.
+    input (C, H, W) at which the SR block's memory is sized; ``num_classes`` the classes of the dataset the network
+    is made for (:func:`create_model`'s default, e.g. 10 for the CIFAR nets).
 
     >>> @register_model(name="tiny_doc_net", input_size=(3, 8, 8), stages=("body",))
     ... def tiny(num_classes: int) -> nn.Module:
@@ -64,7 +80,7 @@ def register_model(
         if key in _MODELS:
             raise ValueError(f"a model named {key!r} is already registered (by {_MODELS[key].builder.__module__})")
         doc = (builder.__doc__ or "").strip().splitlines()
-        _MODELS[key] = ModelEntry(key, builder, tuple(input_size), tuple(stages), doc[0] if doc else "")
+        _MODELS[key] = ModelEntry(key, builder, tuple(input_size), tuple(stages), doc[0] if doc else "", num_classes)
         return builder
 
     return decorator(fn) if fn is not None else decorator
@@ -87,7 +103,7 @@ def get_model_entry(name: str) -> ModelEntry:
 def create_model(
     name: str,
     *,
-    num_classes: int,
+    num_classes: int | None = None,
     sr_stage: int | None = None,
     num_memories: int = DEFAULT_NUM_MEMORIES,
     hidden: int = DEFAULT_HIDDEN,
@@ -103,7 +119,8 @@ def create_model(
 
     Args:
         name: a name of :func:`list_models`, e.g. ``"cifar_resnet18"`` or ``"resnet50"``.
-        num_classes: outputs of the classifier.
+        num_classes: outputs of the classifier (default: the classes the network is made for, see
+            :func:`register_model`: 10 for the CIFAR nets, 1000 for the ImageNet ResNets).
         sr_stage: M, the stage whose output gets the SR block (``None``: no SR block). The block is sized for that
             stage's output at the native input size (CIFAR 32², ImageNet 224²) or at ``input_size``.
         num_memories: P, number of memory tensors. hidden: U, hidden width of the block's FCN.
@@ -113,7 +130,10 @@ def create_model(
         attention: ``None``, ``"se"`` or ``"cbam"`` inside every residual block (ResNets only).
         input_size: (C, H, W) to size the SR block for, instead of the model's native input size.
         width: multiplies the channel widths of the CIFAR nets (e.g. 0.25 for quick CPU runs; 1 is the paper's).
-        **kwargs: passed to the builder (e.g. ``zero_init_residual`` for the ResNets).
+        **kwargs: passed to the builder, e.g. ``zero_init_residual`` for the ResNets, or torchvision's ``weights=``
+            (an enum member such as ``ResNet50_Weights.IMAGENET1K_V2`` or its name, ``"DEFAULT"``) for the
+            torchvision-layout ImageNet ResNets and segmentation models: loaded before the SR block goes in, so
+            the block starts as the identity on top of the pretrained network.
 
     >>> from srblock.models import create_model
     >>> model = create_model("cifar_resnet18", num_classes=10, sr_stage=3, num_memories=10)
@@ -121,6 +141,11 @@ def create_model(
     torch.Size([10, 256, 8, 8])
     """
     entry = get_model_entry(name)
+    if drop_rate is not None and regularizer is None:  # e.g. timm's drop_rate=...: it would be silently unused
+        raise ValueError(
+            f"drop_rate={drop_rate!r} is the rate of a regularizer; choose one too: regularizer='dropout' (before "
+            "the classifier), 'dropout2d' or 'dropblock'"
+        )
     options = {"regularizer": regularizer, "drop_rate": drop_rate, "attention": attention}
     options = {k: v for k, v in options.items() if v is not None}
     if width != 1.0:
@@ -129,6 +154,7 @@ def create_model(
         valid = list(range(1, len(entry.stages) + 1))
         if isinstance(sr_stage, bool) or sr_stage not in valid:
             raise ValueError(f"sr_stage must be one of {valid} (the stages of {name}) or None, got {sr_stage!r}")
+    num_classes = entry.num_classes if num_classes is None else num_classes
     model = entry.builder(num_classes=num_classes, **options, **kwargs)
     if sr_stage is not None:
         insert_sr(
@@ -140,3 +166,21 @@ def create_model(
             **(sr_kwargs or {}),
         )
     return model
+
+
+def model_from_config(section: Mapping[str, Any]) -> nn.Module:
+    """Build the network a recipe's ``model`` section describes: ``name`` is the registry name, ``sr`` the block's
+    further options (``sr_kwargs``), every other key a keyword of :func:`create_model`.
+
+    >>> model = model_from_config({"name": "cifar_resnet18", "num_classes": 10, "sr_stage": 3, "width": 0.25})
+    >>> model.layer3.sr.memory.shape
+    torch.Size([2, 64, 8, 8])
+    """
+    options = dict(section)
+    if "name" not in options:
+        raise ValueError(f"a model section needs a 'name' (a registered model), got keys {sorted(options)}")
+    name = options.pop("name")
+    sr_kwargs = options.pop("sr", None) or None
+    if options.get("input_size") is not None:
+        options["input_size"] = tuple(options["input_size"])
+    return create_model(name, sr_kwargs=sr_kwargs, **options)

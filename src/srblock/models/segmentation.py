@@ -17,8 +17,9 @@ torch.Size([2, 1024, 4, 8])
 >>> model.eval()(torch.randn(1, 3, 32, 64))["out"].shape
 torch.Size([1, 19, 32, 64])
 
-ImageNet-pretrained backbone weights (a torchvision ``resnet50`` state dict saved to a file) load with
-:func:`load_segmentation_backbone`; nothing is ever downloaded here.
+ImageNet-pretrained backbone weights load from a file or URL with :func:`load_segmentation_backbone`
+(``backbone_weights=``), or from torchvision with ``weights_backbone=`` / ``weights=`` (torchvision's names), which
+download only when asked.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -35,7 +37,7 @@ from torchvision.models.segmentation.deeplabv3 import ASPP, DeepLabHead, DeepLab
 from torchvision.models.segmentation.fcn import FCN, FCNHead
 
 from .registry import register_model
-from .weights import LoadReport, load_backbone_weights
+from .weights import LoadReport, load_backbone_weights, load_torchvision_weights, read_state_dict
 
 __all__ = [
     "ASPP_RATES",
@@ -67,8 +69,27 @@ def _set_dropout(head: nn.Module, p: float) -> None:
             m.p = p
 
 
-def _finish(model: nn.Module, aux_weight: float, backbone_weights: str | Path | None) -> nn.Module:
+def _finish(
+    model: nn.Module,
+    arch: str,
+    aux_weight: float,
+    backbone_weights: str | Path | None,
+    weights: Any,
+    weights_backbone: Any,
+    progress: bool,
+) -> nn.Module:
     model.aux_weight = float(aux_weight)  # read by the segmentation task's loss
+    if weights is not None and (backbone_weights is not None or weights_backbone is not None):
+        raise ValueError(
+            f"weights={weights!r} hold the whole network, backbone included; pass either weights or backbone weights"
+        )
+    if backbone_weights is not None and weights_backbone is not None:
+        raise ValueError("pass backbone_weights (a file or URL) or weights_backbone (torchvision's enum), not both")
+    if weights is not None:  # torchvision's checkpoint has an auxiliary head; a model built without one skips it
+        ignore = ("aux_classifier.",) if model.aux_classifier is None else ()
+        load_torchvision_weights(model, arch, weights, progress=progress, ignore=ignore)
+    if weights_backbone is not None:
+        load_torchvision_weights(model.backbone, "resnet50", weights_backbone, progress=progress, ignore=("fc.",))
     if backbone_weights is not None:
         load_segmentation_backbone(model, backbone_weights)
     return model
@@ -83,12 +104,15 @@ def _reject(options: Mapping[str, Any]) -> None:
             )
 
 
-@register_model(input_size=(3, *CITYSCAPES_CROP), stages=SEGMENTATION_STAGES)
+@register_model(input_size=(3, *CITYSCAPES_CROP), stages=SEGMENTATION_STAGES, num_classes=19)
 def deeplabv3_resnet50(
     num_classes: int = 19,
     *,
     aux_weight: float = 0.4,
     backbone_weights: str | Path | None = None,
+    weights: Any = None,
+    weights_backbone: Any = None,
+    progress: bool = True,
     atrous_rates: Sequence[int] = ASPP_RATES,
     head_dropout: float = 0.1,
     regularizer: str | None = None,
@@ -100,9 +124,12 @@ def deeplabv3_resnet50(
 
     ``head_dropout`` (0.1, the paper's framework) replaces torchvision's 0.5 dropout after the ASPP projection; the
     auxiliary FCN head keeps its 0.1. ``aux_weight`` (0.4, PAPER.md §3) weights the auxiliary head's loss in training
-    (stored as ``model.aux_weight``); 0 builds no auxiliary head. ``backbone_weights``: a file with ImageNet
+    (stored as ``model.aux_weight``); 0 builds no auxiliary head. ``backbone_weights``: a file or URL with ImageNet
     ResNet50 weights (a torchvision ``resnet50`` state dict) loaded into the backbone, see
-    :func:`load_segmentation_backbone`; ``None`` leaves torchvision's random init.
+    :func:`load_segmentation_backbone`; ``None`` leaves torchvision's random init. ``weights`` (the whole
+    network, e.g. ``"COCO_WITH_VOC_LABELS_V1"``) and ``weights_backbone`` (e.g. ``"IMAGENET1K_V1"``) are
+    torchvision's, downloaded by torchvision and loaded with :func:`srblock.models.load_torchvision_weights`; a
+    head for another number of classes keeps its fresh init.
     """
     _reject({"regularizer": regularizer, "drop_rate": drop_rate, "attention": attention, "width": width})
     classifier = DeepLabHead(2048, num_classes, atrous_rates=tuple(atrous_rates))
@@ -110,15 +137,19 @@ def deeplabv3_resnet50(
         raise RuntimeError("torchvision's DeepLabHead no longer starts with ASPP; update deeplabv3_resnet50")
     _set_dropout(classifier, head_dropout)
     aux = FCNHead(1024, num_classes) if aux_weight else None
-    return _finish(DeepLabV3(_backbone(bool(aux_weight)), classifier, aux), aux_weight, backbone_weights)
+    model = DeepLabV3(_backbone(bool(aux_weight)), classifier, aux)
+    return _finish(model, "deeplabv3_resnet50", aux_weight, backbone_weights, weights, weights_backbone, progress)
 
 
-@register_model(input_size=(3, *CITYSCAPES_CROP), stages=SEGMENTATION_STAGES)
+@register_model(input_size=(3, *CITYSCAPES_CROP), stages=SEGMENTATION_STAGES, num_classes=19)
 def fcn_resnet50(
     num_classes: int = 19,
     *,
     aux_weight: float = 0.4,
     backbone_weights: str | Path | None = None,
+    weights: Any = None,
+    weights_backbone: Any = None,
+    progress: bool = True,
     head_dropout: float = 0.1,
     regularizer: str | None = None,
     drop_rate: float | None = None,
@@ -133,29 +164,27 @@ def fcn_resnet50(
     classifier = FCNHead(2048, num_classes)
     _set_dropout(classifier, head_dropout)
     aux = FCNHead(1024, num_classes) if aux_weight else None
-    return _finish(FCN(_backbone(bool(aux_weight)), classifier, aux), aux_weight, backbone_weights)
+    model = FCN(_backbone(bool(aux_weight)), classifier, aux)
+    return _finish(model, "fcn_resnet50", aux_weight, backbone_weights, weights, weights_backbone, progress)
 
 
 def load_segmentation_backbone(model: nn.Module, source: str | Path | Mapping[str, torch.Tensor]) -> LoadReport:
-    """Load ImageNet ResNet50 weights (a torchvision ``resnet50`` state dict, path or dict) into ``model.backbone``.
+    """Load ImageNet ResNet50 weights (a torchvision ``resnet50`` state dict: a file, a URL or a dict) into
+    ``model.backbone``, read by :func:`srblock.models.weights.read_state_dict`.
 
     The classifier ``fc.*`` of the ImageNet checkpoint has no place in a segmentation backbone and is dropped;
     everything else must match, except the SR block's own parameters (they stay as initialised). Goes through
     :func:`srblock.models.load_backbone_weights` and returns its report.
     """
-    if not isinstance(source, Mapping):
+    if isinstance(source, (str, Path)) and urlparse(str(source)).scheme not in ("http", "https", "file"):
         path = Path(source).expanduser()
         if not path.is_file():
             raise FileNotFoundError(
                 f"backbone weights not found at {path}; save a torchvision resnet50 state dict there, e.g. "
-                "torch.save(torchvision.models.resnet50(weights='IMAGENET1K_V1').state_dict(), path)"
+                "torch.save(torchvision.models.resnet50(weights='IMAGENET1K_V1').state_dict(), path), "
+                "or pass weights_backbone='IMAGENET1K_V1'"
             )
-        source = torch.load(path, map_location="cpu", weights_only=True)
-    for wrapper in ("model", "state_dict"):  # a training checkpoint holding the state dict
-        if isinstance(source.get(wrapper), Mapping):
-            source = source[wrapper]
-            break
-    state = dict(source)
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+        source = path
+    state, _ = read_state_dict(source)
     state = {k.removeprefix("backbone."): v for k, v in state.items() if not k.startswith("fc.")}
     return load_backbone_weights(model.backbone, state)

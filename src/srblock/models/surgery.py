@@ -1,4 +1,4 @@
-"""Surgery on any model: put an SR block after a named submodule, find the SR blocks, take them out again.
+"""Surgery on any model: put an SR block after a named submodule, take SR blocks out again.
 
 Where the block goes (the checkpoint keys of the existing modules never change, so plain weights still load):
 
@@ -9,6 +9,11 @@ Where the block goes (the checkpoint keys of the existing modules never change, 
   that module and a forward hook passes the module's output through it.
 
 Either way the block's parameters are ``<after>.sr.*`` in the state dict.
+
+Token-shaped outputs (a transformer block's B x N x C, timm Swin's B x H x W x C) carry their channels on the last
+axis; read as B x C x L they would give a block whose "channels" are tokens. ``insert_sr`` refuses them unless
+``layout`` says how to read them: ``"channels_last"`` sizes the block for C channels over the N (or H x W) positions
+and the hook moves the channel axis to 1 and back around it.
 """
 
 from __future__ import annotations
@@ -25,20 +30,69 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from ..layers.sr import SRBlock1d, SRBlock2d, SRBlock3d, SRBlockNd
+from ..layers.modes import eval_mode
+from ..layers.sr import SRBlock1d, SRBlock2d, SRBlock3d, SRBlockNd, find_sr_blocks
 
-__all__ = ["count_sr_params", "find_sr_blocks", "insert_sr", "remove_sr"]
+__all__ = ["insert_sr", "remove_sr"]
 
 # The paper's CIFAR setting (P from 2, U = 8); create_model uses the same defaults.
 DEFAULT_NUM_MEMORIES = 2
 DEFAULT_HIDDEN = 8
 
 _SR_BY_DIMS: dict[int, type[SRBlockNd]] = {1: SRBlock1d, 2: SRBlock2d, 3: SRBlock3d}
+LAYOUTS = ("channels_first", "channels_last")
 
 
 def _apply_child(module: nn.Module, _inputs: tuple, output: torch.Tensor, *, child: str) -> torch.Tensor:
     # Module-level (not a lambda) so models with an inserted block still pickle and deepcopy.
     return getattr(module, child)(output)
+
+
+def _apply_child_channels_last(module: nn.Module, _inputs: tuple, output: torch.Tensor, *, child: str) -> torch.Tensor:
+    return getattr(module, child)(output.movedim(-1, 1)).movedim(1, -1)
+
+
+_HOOKS = {"channels_first": _apply_child, "channels_last": _apply_child_channels_last}
+
+
+def _layout_evidence(target: nn.Module, shape: tuple[int, ...]) -> tuple[str | None, str | None]:
+    """A layer inside ``target`` whose width is the output's axis 1 (channels first) or only its last axis (tokens).
+
+    Convolutions and batch/group/instance norms act on axis 1 of the tensors they see; linear layers and layer norms
+    on the last axis. Returns a description of one layer of each kind that matches, or ``None``.
+    """
+    first = last = None
+    for m in target.modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            widths = {"first": m.out_channels, "last": m.out_channels}
+        elif isinstance(m, (nn.modules.batchnorm._NormBase, nn.GroupNorm)):
+            widths = {"first": m.num_channels if isinstance(m, nn.GroupNorm) else m.num_features}
+        elif isinstance(m, nn.Linear):
+            widths = {"last": m.out_features}
+        elif isinstance(m, nn.LayerNorm) and len(m.normalized_shape) == 1:
+            widths = {"last": m.normalized_shape[0]}
+        else:
+            continue
+        if first is None and widths.get("first") == shape[1]:
+            first = f"{type(m).__name__}({widths['first']})"
+        if last is None and widths.get("last") == shape[-1] != shape[1]:
+            last = f"{type(m).__name__}({widths['last']})"
+    return first, last
+
+
+def _resolve_layout(target: nn.Module, after: str, shape: tuple[int, ...], layout: str | None) -> str:
+    if layout is not None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS} or None (detect), got {layout!r}")
+        return layout
+    first, last = _layout_evidence(target, shape)
+    if last is not None and first is None:
+        raise ValueError(
+            f"the output of {after!r} looks token-shaped, {shape} with its features on the last axis (a {last} "
+            f"inside it), but an SR block reads axis 1 as channels; pass layout='channels_last' for a block with "
+            f"{shape[-1]} channels over {shape[1:-1]} positions, or layout='channels_first' if axis 1 is channels"
+        )
+    return "channels_first"
 
 
 def _candidates_message(model: nn.Module, after: str) -> str:
@@ -72,11 +126,9 @@ def _trace_output(model: nn.Module, target: nn.Module, input_size: Sequence[int]
 
     ref = _first_float_param(model)
     device, dtype = (ref.device, ref.dtype) if ref is not None else (None, None)
-    modes = {m: m.training for m in model.modules()}
     handle = target.register_forward_hook(record)
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             try:
                 state = {
                     n: torch.empty_like(t, device="meta")
@@ -94,8 +146,6 @@ def _trace_output(model: nn.Module, target: nn.Module, input_size: Sequence[int]
                     ) from err
     finally:
         handle.remove()
-        for m, mode in modes.items():
-            m.training = mode
     return seen
 
 
@@ -124,6 +174,7 @@ def insert_sr(
     *,
     num_memories: int = DEFAULT_NUM_MEMORIES,
     hidden: int = DEFAULT_HIDDEN,
+    layout: str | None = None,
     **sr_kwargs: Any,
 ) -> SRBlockNd:
     """Insert an SR block after the submodule ``after`` of any model, in place, and return the block.
@@ -132,6 +183,11 @@ def insert_sr(
     meta device when the model allows). A 1-d, 2-d or 3-d block is chosen from the output's rank. The block's
     memory starts at zero, so the model's output is unchanged until it trains. ``sr_kwargs`` go to the block
     (``act_layer``, ``memory_init``, ``size_policy``, ...); it is made on the model's device and dtype.
+
+    ``layout``: ``"channels_first"`` (B x C x *S, CNN feature maps) or ``"channels_last"`` (B x *S x C, e.g. the
+    B x N x C tokens of a ViT block). ``None`` reads the output as channels first, and refuses an output that looks
+    token-shaped (a linear layer or layer norm inside ``after`` is as wide as its last axis, no convolution or batch
+    norm as wide as its axis 1), so tokens are never silently read as channels.
 
     >>> import torchvision
     >>> model = torchvision.models.resnet18()
@@ -161,28 +217,30 @@ def insert_sr(
     shape = outputs[0]
     if not isinstance(shape, tuple) or len(shape) - 2 not in _SR_BY_DIMS:
         raise ValueError(f"the output of {after!r} must be a B x C x (1 to 3 spatial axes) tensor, got {shape}")
+    layout = _resolve_layout(target, after, shape, layout)
+    if layout == "channels_last" and isinstance(target, nn.Sequential):
+        last = f"{after}.{len(target) - 1}" if len(target) else after
+        raise ValueError(
+            f"{after!r} is an nn.Sequential, which would run a child 'sr' on its channels-last output as is; "
+            f"insert after its last module ({last!r}) instead"
+        )
+    channels, spatial = (shape[-1], shape[1:-1]) if layout == "channels_last" else (shape[1], shape[2:])
     ref = _first_float_param(target)
     ref = ref if ref is not None else _first_float_param(model)
     dd = {"device": ref.device, "dtype": ref.dtype} if ref is not None else {}
     with _own_rng_stream(dd.get("device")):
-        block = _SR_BY_DIMS[len(shape) - 2](
-            shape[1], shape[2:], num_memories=num_memories, hidden=hidden, **{**dd, **sr_kwargs}
+        block = _SR_BY_DIMS[len(spatial)](
+            channels, spatial, num_memories=num_memories, hidden=hidden, **{**dd, **sr_kwargs}
         )
     target.add_module("sr", block)
-    hooked = any(getattr(h, "func", None) is _apply_child for h in target._forward_hooks.values())
-    if not isinstance(target, nn.Sequential) and not hooked:
-        target.register_forward_hook(functools.partial(_apply_child, child="sr"))
+    # A hook left by an earlier insert (remove_sr keeps it, around an Identity) must match this block's layout.
+    for key, hook in list(target._forward_hooks.items()):
+        if getattr(hook, "func", None) in _HOOKS.values() and hook.func is not _HOOKS[layout]:
+            del target._forward_hooks[key]
+    hooked = any(getattr(h, "func", None) is _HOOKS[layout] for h in target._forward_hooks.values())
+    if not (isinstance(target, nn.Sequential) or hooked):
+        target.register_forward_hook(functools.partial(_HOOKS[layout], child="sr"))
     return block
-
-
-def find_sr_blocks(model: nn.Module) -> dict[str, SRBlockNd]:
-    """Every SR block of ``model`` by qualified name, e.g. ``{"layer3.sr": SRBlock2d(...)}``."""
-    return {name: m for name, m in model.named_modules() if isinstance(m, SRBlockNd)}
-
-
-def count_sr_params(model: nn.Module) -> int:
-    """Parameters of all SR blocks of ``model``: its overhead over the plain network (Eq. (1) per block)."""
-    return sum(p.numel() for block in find_sr_blocks(model).values() for p in block.parameters())
 
 
 def remove_sr(model: nn.Module) -> nn.Module:

@@ -8,17 +8,22 @@ number of outputs differs; anything else is an error that lists the offending ke
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
-from .surgery import find_sr_blocks
+from ..layers.sr import find_sr_blocks
 
-__all__ = ["LoadReport", "load_backbone_weights"]
+__all__ = ["LoadReport", "load_backbone_weights", "load_torchvision_weights", "read_state_dict"]
+
+_log = logging.getLogger(__name__)
 
 _WRAPPER_KEYS = ("model", "state_dict", "model_state_dict")
 _PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel and torch.compile wrappers
@@ -42,16 +47,49 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def _read(source: str | os.PathLike | Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
+def _load_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    try:
+        from safetensors.torch import load_file
+    except ImportError as err:  # the `hub` extra brings safetensors
+        raise ImportError(f"reading {path} needs safetensors: pip install 'srblock[hub]'") from err
+    return load_file(path, device="cpu")
+
+
+def _download(url: str) -> dict[str, Any]:
+    """A state dict from a URL, cached in torch.hub's checkpoint folder (``$TORCH_HOME/hub/checkpoints``)."""
+    if not urlparse(url).path.endswith(".safetensors"):
+        return torch.hub.load_state_dict_from_url(url, map_location="cpu", weights_only=True)
+    # torch.hub's loader reads torch.save files only: fetch a .safetensors into the same cache, then read it.
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(cached))  # writes a temporary file, then moves it into place
+    return _load_safetensors(cached)
+
+
+def read_state_dict(source: str | os.PathLike | Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
+    """``(state_dict, name)`` from a file, a URL or a mapping, unwrapped to the bare network's keys.
+
+    The kind of source is explicit: ``http(s)://`` and ``file://`` are URLs (downloaded once into torch.hub's
+    cache); a path ending in ``.safetensors`` is read with safetensors; any other path with
+    ``torch.load(..., weights_only=True)``. A training checkpoint's ``model``/``state_dict`` entry is taken, and
+    the ``module.``/``_orig_mod.`` prefixes of DDP and ``torch.compile`` are stripped.
+    """
     if isinstance(source, Mapping):
         state, name = dict(source), "a state dict"
+    elif isinstance(source, str) and urlparse(source).scheme in ("http", "https", "file"):
+        state, name = _download(source), source
     else:
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint file at {str(path)!r}")
-        state, name = torch.load(path, map_location="cpu", weights_only=True), str(path)
-        if not isinstance(state, Mapping):
-            raise ValueError(f"{name} holds a {type(state).__name__}, expected a state dict (or a dict with one)")
+        name = str(path)
+        if path.suffix == ".safetensors":
+            state = _load_safetensors(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{name} holds a {type(state).__name__}, expected a state dict (or a dict with one)")
     for key in _WRAPPER_KEYS:  # a training checkpoint: {"model": state_dict, "optimizer": ..., "epoch": ...}
         if isinstance(state.get(key), Mapping):
             state = dict(state[key])
@@ -59,7 +97,7 @@ def _read(source: str | os.PathLike | Mapping[str, torch.Tensor]) -> tuple[dict[
     for prefix in _PREFIXES:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix) :]: v for k, v in state.items()}
-    return state, name
+    return dict(state), name
 
 
 def _is_head_resize(ours: torch.Size, theirs: torch.Size) -> bool:
@@ -75,8 +113,10 @@ def load_backbone_weights(
 ) -> LoadReport:
     """Load a checkpoint without SR blocks into ``model`` (with SR blocks), checking that nothing else is missing.
 
-    ``source`` is a file (read with ``torch.load(..., weights_only=True)``; a raw state dict or a dict holding one
-    under ``model``/``state_dict``; ``module.`` prefixes of DDP are stripped) or a state dict. Every tensor of the
+    ``source`` is a file (``.safetensors``, or anything else read with ``torch.load(..., weights_only=True)``: a raw
+    state dict or a dict holding one under ``model``/``state_dict``; ``module.`` prefixes of DDP are stripped), an
+    ``http(s)://`` or ``file://`` URL (downloaded once into torch.hub's cache, see :func:`read_state_dict`) or a
+    state dict. Every tensor of the
     model must be in the checkpoint except the SR blocks' (kept at their identity init) and, if
     ``allow_head_mismatch``, output layers whose number of outputs differs (e.g. ``fc`` for 10 instead of 1000
     classes; they keep their fresh init). Anything else missing, unexpected or of another shape is a ``ValueError``,
@@ -91,7 +131,7 @@ def load_backbone_weights(
     >>> len(report.missing_sr), sorted(report.skipped_head)
     (4, ['fc.bias', 'fc.weight'])
     """
-    state, name = _read(source)
+    state, name = read_state_dict(source)
     ours = model.state_dict()
     sr_prefixes = tuple(f"{n}." if n else "" for n in find_sr_blocks(model))
     report = LoadReport(source=name)
@@ -127,4 +167,40 @@ def load_backbone_weights(
     model.load_state_dict(to_load, strict=False)
     report.loaded = list(to_load)
     report.missing_sr = missing
+    return report
+
+
+def load_torchvision_weights(
+    model: nn.Module,
+    arch: str,
+    weights: Any,
+    *,
+    progress: bool = True,
+    allow_head_mismatch: bool = True,
+    ignore: Sequence[str] = (),
+) -> LoadReport:
+    """Load torchvision's ``weights=`` for the architecture ``arch`` into ``model``, a network in its layout.
+
+    ``weights`` is a member of torchvision's enum for ``arch`` (e.g. ``ResNet50_Weights.IMAGENET1K_V2``) or its
+    name (``"IMAGENET1K_V2"``, ``"DEFAULT"``); the file is downloaded once by torchvision (hash-checked) into
+    torch.hub's cache. Loading goes through :func:`load_backbone_weights`, so SR blocks already in the model keep
+    their init and, with ``allow_head_mismatch`` (the default, as for fine-tuning on another dataset), a classifier
+    sized for another number of classes keeps its fresh init; anything else that does not fit is an error.
+    ``ignore``: key prefixes of the checkpoint that the model lacks by design (e.g. ``"fc."`` for a backbone).
+    """
+    from torchvision.models import get_model_weights
+
+    enum = get_model_weights(arch)
+    try:
+        resolved = enum.verify(weights)
+    except KeyError:
+        raise ValueError(
+            f"unknown weights {weights!r} for {arch}; expected one of {', '.join(enum.__members__)} "
+            f"or a member of {enum.__name__}"
+        ) from None
+    state = resolved.get_state_dict(progress=progress, check_hash=True)
+    state = {k: v for k, v in state.items() if not k.startswith(tuple(ignore))}
+    report = load_backbone_weights(model, state, allow_head_mismatch=allow_head_mismatch)
+    report.source = f"torchvision {resolved!r}"
+    _log.info("%s", report)
     return report

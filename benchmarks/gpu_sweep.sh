@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# The fast CIFAR-10 testbed (issue 11) on a lent GPU: one command that ends within $TIME_BUDGET seconds (+45 s if a run
+# outlasts its estimate) and continues where the runs committed under results/cifar10-gpu-fast/ stop. From the
+# repository root, on the box's own PyTorch (srblock is not installed there; this script puts src/ on PYTHONPATH):
+#
+#   OUT=/some/folder bash benchmarks/gpu_sweep.sh            # all stages: data check bench sweep pack
+#   OUT=/some/folder bash benchmarks/gpu_sweep.sh data sweep pack
+#
+# Stages, in the order named:
+#   data   $DATA_DIR/cifar10-jpeg.tar.xz -> train.npz/test.npz beside it (sha256 checked, decoded once in parallel)
+#   check  the CUDA tests of the device-resident data path and of the sync-free train step
+#   bench  benchmarks/engine_throughput.py: the engine against a bare loop (same model, batch, data on the device,
+#          augmentation) in fp32/TF32 for the R18 and airbench recipes, and torch.compile(mode="reduce-overhead") on
+#          airbench with its compile time (the first chunk) -> $OUT/bench.json
+#   sweep  the phases of $PHASES, each `srblock sweep --launcher local:$WORKERS --time-budget <seconds left>`: a run
+#          starts only if it is expected to end in time (its arm's longest finished run), going seed-major so the arms
+#          stay paired; finished runs are skipped, so each window adds seeds. A run's own log is its train.log
+#   pack   every run finished by this command (summary.json, metrics.csv, config.yaml; no checkpoints) and its
+#          sweep's sweep.yaml -> $OUT/gpu_runs.tar.gz, paths relative to the repository root
+# All output also goes to $OUT/gpu_sweep.log. Back on the developer's machine:
+#   srblock sweep --merge gpu_runs.tar.gz      (never replaces a different run; rebuilds each sweep's table.md)
+#
+# Environment: OUT (required); TIME_BUDGET (seconds for the whole command, default 510); WORKERS (runs at once on the
+# one GPU, default 2); DATA_DIR (default .device/cifar10); PHASES (default below: "SWEEP[@ARM,ARM][:SECONDS]",
+# SECONDS = expected length of a run before one has finished); SWEEP_SET (extra `--set key=value` words for every
+# run, e.g. for a CPU smoke run); BENCH_SECONDS (cap of the bench stage, default 150); BENCH_ARGS (extra arguments of
+# every engine_throughput part, e.g. "--batch-size 16 --steps 1 --repeats 1" on a CPU); RESULTS (where pack looks,
+# relative to the repository root, default results/cifar10-gpu-fast); STAMP (pack: runs whose summary.json is newer
+# than this file; default: a file made when the script starts).
+set -u -o pipefail
+START=$(date +%s)
+OUT="${OUT:?set OUT to the folder that comes back}"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PYTHONPATH="$REPO/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-4}"
+TIME_BUDGET="${TIME_BUDGET:-510}"
+WORKERS="${WORKERS:-2}"
+DATA_DIR="${DATA_DIR:-.device/cifar10}"
+RESULTS="${RESULTS:-results/cifar10-gpu-fast}"
+PHASES="${PHASES:-cifar10_gpu_fast_airbench@airbench-d2d,airbench-d2d-sr:40 cifar10_gpu_fast_airbench:40 cifar10_gpu_fast_r18:180}"
+read -r -a SWEEP_SET_WORDS <<<"${SWEEP_SET:-}"
+PACK_SECONDS=20  # kept free for packing
+OVERRUN_SECONDS=45  # a run that outlasts its estimate is stopped this long after the sweep's budget (lost, not packed)
+BENCH_SECONDS="${BENCH_SECONDS:-150}"  # at most, for the bench stage (about 100 s on an H100, estimated)
+if [ -z "${STAMP:-}" ]; then
+  STAMP="$(mktemp)"
+fi
+mkdir -p "$OUT"
+
+left() { echo $((START + TIME_BUDGET - $(date +%s))); }
+
+stage_data() {
+  python3 - "$DATA_DIR" <<'EOF'
+import sys
+import time
+
+import torch
+
+from srblock.data.cifar import load_cifar
+
+print("torch", torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else "(no GPU)")
+start = time.perf_counter()
+x, _, tx, _ = load_cifar("cifar10", sys.argv[1])
+print(f"cifar10 in {sys.argv[1]}: {len(x)} train and {len(tx)} test images ({time.perf_counter() - start:.1f} s)")
+EOF
+}
+
+stage_check() {
+  timeout 90 python3 -m pytest -q -p no:cacheprovider -rfEs tests/data/test_loader.py tests/engine/test_trainer.py \
+    -k cuda
+}
+
+stage_bench() {
+  timeout "$BENCH_SECONDS" python3 - "$OUT/bench.json" ${BENCH_ARGS:-} <<'EOF'
+import json
+import sys
+import time
+
+sys.path.insert(0, "benchmarks")
+import engine_throughput  # noqa: E402
+
+parts = {  # the engine's overhead (plain-SGD recipes), then airbench eager and under CUDA graphs
+    "r18_d2d_sr_b128_fp32": ["--recipe", "cifar10/r18_d2d_sr", "--batch-size", "128"],  # 0.837x on 2026-11-26
+    "r18_d2d_fast_sr_fp32": ["--recipe", "cifar10/r18_d2d_fast_sr", "--steps", "10"],
+    "airbench_d2d_sr_fp32": ["--recipe", "cifar10/airbench_d2d_sr"],
+    "airbench_d2d_sr_reduce_overhead": ["--recipe", "cifar10/airbench_d2d_sr", "--compile", "reduce-overhead"],
+}
+results, started = {}, time.perf_counter()
+for name, argv in parts.items():
+    print(f"== bench {name}: {' '.join(argv)}", flush=True)
+    try:
+        results[name] = engine_throughput.main(["--repeats", "8", *argv, *sys.argv[2:]])
+    except Exception as err:  # keep the other parts
+        results[name] = {"error": f"{type(err).__name__}: {err}"}
+        print(f"{name} failed: {err}", flush=True)
+    results["seconds"] = time.perf_counter() - started
+    with open(sys.argv[1], "w") as f:
+        json.dump(results, f, indent=2)
+EOF
+}
+
+stage_sweep() {
+  local phase sweep arms seconds budget
+  for phase in $PHASES; do
+    seconds="${phase##*:}"
+    [ "$seconds" = "$phase" ] && seconds=60
+    phase="${phase%:*}"
+    sweep="${phase%@*}"
+    arms=()
+    [ "$sweep" != "$phase" ] && arms=(--arms "${phase#*@}")
+    budget=$(($(left) - PACK_SECONDS))
+    if [ "$budget" -lt 20 ]; then
+      echo "== sweep $phase: ${budget} s left, not started"
+      continue
+    fi
+    echo "== sweep $phase: $WORKERS workers, ${budget} s"
+    # the budget keeps runs from starting late; the timeout only guards against an estimate gone wrong
+    timeout --signal=TERM "$((budget + OVERRUN_SECONDS))" python3 -m srblock sweep -c "$sweep" "${arms[@]}" \
+      --launcher "local:$WORKERS" --time-budget "$budget" --run-seconds "$seconds" --set "data.root=$DATA_DIR" \
+      "${SWEEP_SET_WORDS[@]}"
+    echo "== sweep $phase: exit $?"
+  done
+}
+
+stage_pack() {
+  local list
+  list="$(mktemp)"
+  find "$RESULTS" -name summary.json -newer "$STAMP" 2>/dev/null | sort | while read -r summary; do
+    run="$(dirname "$summary")"
+    for name in summary.json metrics.csv config.yaml; do
+      [ -f "$run/$name" ] && echo "$run/$name"
+    done
+    [ -f "$run/../../sweep.yaml" ] && realpath --relative-to=. "$run/../../sweep.yaml"
+  done | sort -u >"$list"
+  echo "== pack: $(grep -c 'summary.json$' "$list") new runs -> $OUT/gpu_runs.tar.gz"
+  tar czf "$OUT/gpu_runs.tar.gz" -T "$list"
+  rm -f "$list"
+}
+
+main() {
+  local stages=("$@")
+  [ ${#stages[@]} -eq 0 ] && stages=(data check bench sweep pack)
+  echo "budget ${TIME_BUDGET} s, ${WORKERS} workers, data ${DATA_DIR}, phases: ${PHASES}"
+  for stage in "${stages[@]}"; do
+    case "$stage" in
+      data | check | bench | sweep | pack) ;;
+      *) echo "unknown stage $stage (data, check, bench, sweep, pack)" >&2; return 2 ;;
+    esac
+    echo "== $stage ($(left) s left)"
+    "stage_$stage"
+    echo "== $stage: exit $? ($(left) s left)"
+  done
+}
+
+main "$@" 2>&1 | tee -a "$OUT/gpu_sweep.log"

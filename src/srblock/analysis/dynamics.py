@@ -1,0 +1,210 @@
+"""Did the routing learn? The SR learning-dynamics curves and the routing-at-init control (issue 10).
+
+A class-dependent softmax usage is not evidence of learned selection by itself: the squeeze conv and the FCN are
+a random projection at init, and a random projection of class-dependent features is class-dependent too. So the
+usage of the trained model is compared with the usage of the *same* model whose routing weights (squeeze + FCN)
+are put back to their seeded init — same backbone features, same memories, only the routing differs — on the same
+images. The statistic is the share of the weights' variance that the class explains (η², between-class sum of
+squares over total, summed over the P weights), with a paired bootstrap over images for the difference
+trained − init. Only a difference whose interval excludes zero says the training made the routing separate the
+classes more than its random init did.
+
+The curves are the columns the engine writes to ``metrics.csv`` on every validation pass
+(:mod:`srblock.engine.sr_dynamics`), drawn per arm as the mean over seeds with the min-max band.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ..layers.sr import find_sr_blocks
+from .usage import MemoryRecord, collect_memory_weights
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "DYNAMICS_COLUMNS",
+    "class_separation",
+    "initial_routing",
+    "load_dynamics",
+    "plot_dynamics",
+    "routing_control",
+    "routing_swapped",
+]
+
+DYNAMICS_COLUMNS = ("memory_ratio", "routing_change", "routing_turn", "routing_entropy", "memory_spread")
+
+
+def class_separation(weights: torch.Tensor, labels: torch.Tensor) -> float:
+    """η²: share of the total variance of the N x P weights explained by the class (0 = none, 1 = all).
+
+    >>> w = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.2, 0.8], [0.1, 0.9]])
+    >>> round(class_separation(w, torch.tensor([0, 0, 1, 1])), 3)
+    0.98
+    """
+    weights = weights.double()
+    centred = weights - weights.mean(0)
+    total = float(centred.pow(2).sum())
+    if total == 0:
+        return 0.0
+    classes, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    means = torch.zeros(len(classes), weights.shape[1], dtype=torch.float64).index_add_(0, inverse, centred)
+    means /= counts[:, None]
+    between = float((counts[:, None] * means.pow(2)).sum())
+    return between / total
+
+
+def initial_routing(config: Mapping[str, Any]) -> dict[str, dict[str, torch.Tensor]]:
+    """The routing weights (squeeze + FCN) of every SR block at init, rebuilt from the recipe's seed exactly as the
+    engine builds its model (``seed_everything(seed)``, then ``build_model``)."""
+    from ..engine.build import build_model
+    from ..engine.trainer import seed_everything
+
+    seed_everything(config["seed"])
+    model = build_model(config)
+    return {
+        name: {n: p.detach().clone() for n, p in block.named_parameters() if n != "memory"}
+        for name, block in find_sr_blocks(model).items()
+    }
+
+
+@contextmanager
+def routing_swapped(model: nn.Module, routing: Mapping[str, Mapping[str, torch.Tensor]]) -> Iterator[nn.Module]:
+    """Inside the context, ``model``'s SR blocks route with ``routing`` (e.g. :func:`initial_routing`).
+
+    The trained routing weights are restored on exit.
+    """
+    blocks = find_sr_blocks(model)
+    missing = sorted(set(routing) - set(blocks))
+    if missing:
+        raise ValueError(f"routing given for SR blocks {missing} that the model lacks; it has {sorted(blocks)}")
+    saved = {}
+    with torch.no_grad():
+        for name, params in routing.items():
+            block_params = dict(blocks[name].named_parameters())
+            for pname, value in params.items():
+                saved[(name, pname)] = block_params[pname].detach().clone()
+                block_params[pname].copy_(value)
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for (name, pname), value in saved.items():
+                dict(blocks[name].named_parameters())[pname].copy_(value)
+
+
+def routing_control(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    init_routing: Mapping[str, Mapping[str, torch.Tensor]],
+    *,
+    device: torch.device | str | None = None,
+    max_images: int | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    trained: MemoryRecord | None = None,
+) -> dict[str, Any]:
+    """Class separation (η²) of the softmax weights under the trained routing and under the same routing at init.
+
+    Returns, per SR block: ``eta2_trained``, ``eta2_init``, ``delta`` (trained − init), its 95 % paired-bootstrap
+    interval over images (``ci_low``, ``ci_high``), ``p_not_greater`` (share of bootstrap deltas ≤ 0, a one-sided
+    bootstrap p) and the init weights (``weights_init``, N x P) for the usage tables. ``batches`` is iterated twice,
+    or once when ``trained`` (the record of the trained model on the same batches) is given.
+    """
+    if trained is None:
+        trained = collect_memory_weights(model, batches, device=device, max_images=max_images)
+    with routing_swapped(model, init_routing):
+        at_init = collect_memory_weights(model, batches, device=device, max_images=max_images)
+    if not torch.equal(trained.labels, at_init.labels):
+        raise ValueError("the batches changed between the two passes; pass a re-iterable split in a fixed order")
+    labels = trained.labels
+    generator = torch.Generator().manual_seed(seed)
+    out: dict[str, Any] = {}
+    for name, weights in trained.weights.items():
+        init_weights = at_init.weights[name]
+        deltas = []
+        for _ in range(bootstrap):
+            idx = torch.randint(0, len(labels), (len(labels),), generator=generator)
+            deltas.append(
+                class_separation(weights[idx], labels[idx]) - class_separation(init_weights[idx], labels[idx])
+            )
+        deltas_t = torch.tensor(deltas)
+        eta_trained, eta_init = class_separation(weights, labels), class_separation(init_weights, labels)
+        out[name] = {
+            "eta2_trained": eta_trained,
+            "eta2_init": eta_init,
+            "delta": eta_trained - eta_init,
+            "ci_low": float(deltas_t.quantile(0.025)) if bootstrap else math.nan,
+            "ci_high": float(deltas_t.quantile(0.975)) if bootstrap else math.nan,
+            "p_not_greater": float((deltas_t <= 0).double().mean()) if bootstrap else math.nan,
+            "bootstrap": bootstrap,
+            "num_images": len(labels),
+            "weights_init": init_weights,
+        }
+    return out
+
+
+def load_dynamics(run_dir: str | Path) -> dict[str, dict[str, list[float]]]:
+    """``{block: {"epoch": [...], column: [...]}}`` from a run folder's ``metrics.csv`` (empty without SR columns)."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"no metrics.csv in {run_dir} (expected a run folder written by `srblock train`)")
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    out: dict[str, dict[str, list[float]]] = {}
+    for key in rows[0] if rows else ():
+        block, _, column = key.rpartition(".")
+        if block and column in DYNAMICS_COLUMNS:
+            curves = out.setdefault(block, {"epoch": [float(r["epoch"]) for r in rows]})
+            curves[column] = [float(r[key]) if r[key] not in ("", None) else math.nan for r in rows]
+    return out
+
+
+def plot_dynamics(
+    arms: Mapping[str, Sequence[str | Path]],
+    path: str | Path | None = None,
+    *,
+    block: str | None = None,
+    title: str = "",
+) -> Figure:
+    """One panel per dynamics column: per arm (label → run folders, e.g. one per seed) the mean over runs against
+    the epoch with the min-max band. ``block`` picks the SR block when runs have several (default: the first).
+    The figure is also saved as PNG to ``path`` when given."""
+    from .plots import grid, save_figure
+
+    fig, axes = grid(len(DYNAMICS_COLUMNS), max_cols=4, panel=3.0)
+    for label, run_dirs in arms.items():
+        curves = [load_dynamics(d) for d in run_dirs]
+        curves = [c[block] if block else next(iter(c.values())) for c in curves if c]
+        if not curves:
+            continue
+        epochs = curves[0]["epoch"]
+        for ax, column in zip(axes, DYNAMICS_COLUMNS, strict=True):
+            values = torch.tensor([c[column][: len(epochs)] for c in curves if len(c[column]) >= len(epochs)])
+            if values.numel() == 0:
+                continue
+            mean = values.mean(0)
+            line = ax.plot(epochs, mean.tolist(), label=f"{label} ({len(values)})")[0]
+            low, high = values.min(0).values.tolist(), values.max(0).values.tolist()
+            ax.fill_between(epochs, low, high, alpha=0.2, color=line.get_color())
+    for ax, column in zip(axes, DYNAMICS_COLUMNS, strict=True):
+        ax.set_title(column, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if column in ("memory_ratio", "routing_change", "routing_turn"):
+            ax.set_yscale("log")
+    axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    if path is not None:
+        save_figure(fig, path)
+    return fig

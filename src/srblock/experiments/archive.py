@@ -1,0 +1,95 @@
+"""Runs trained elsewhere (a GPU box, a cluster) come home: merge a results archive into the sweep folders here.
+
+The archive is a tar (any compression) of run files with paths relative to the repository root, as
+``benchmarks/gpu_sweep.sh`` packs it::
+
+    results/cifar10-gpu-fast/airbench/sweep.yaml
+    results/cifar10-gpu-fast/airbench/airbench-d2d/seed7/summary.json
+    results/cifar10-gpu-fast/airbench/airbench-d2d/seed7/metrics.csv
+    results/cifar10-gpu-fast/airbench/airbench-d2d/seed7/config.yaml
+
+so ``tar czf runs.tgz <those files>`` on one machine and ``srblock sweep --merge runs.tgz`` on another put the runs
+where the sweep would have written them; the tables of every sweep that received runs are then rebuilt.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import tempfile
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+from .sweep import SUMMARY, SWEEP_COPY, aggregate
+
+__all__ = ["RUN_FILES", "merge_runs"]
+
+RUN_FILES = (SUMMARY, "metrics.csv", "config.yaml")  # what a run folder keeps in the repository (no checkpoints)
+
+
+def _members(archive: Path) -> dict[PurePosixPath, bytes]:
+    """The archive's files by path, each checked to be a run file or a sweep copy inside the tree."""
+    expected = f"<output>/<arm>/seed<N>/{{{','.join(RUN_FILES)}}} or <output>/{SWEEP_COPY}"
+    files: dict[PurePosixPath, bytes] = {}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            path = PurePosixPath(member.name)
+            if member.isdir():
+                continue
+            run_file = path.name in RUN_FILES and len(path.parts) >= 3 and path.parts[-2].startswith("seed")
+            inside = not path.is_absolute() and ".." not in path.parts
+            if not (member.isfile() and inside and (run_file or path.name == SWEEP_COPY)):
+                raise ValueError(f"{archive}: unexpected member {member.name!r}; expected {expected}")
+            files[path] = tar.extractfile(member).read()
+    runs = {p.parent for p in files if p.name in RUN_FILES}
+    unfinished = sorted(str(run) for run in runs if run / SUMMARY not in files)
+    if unfinished:
+        raise ValueError(f"{archive}: run folder(s) without {SUMMARY} (unfinished): {', '.join(unfinished[:5])}")
+    return files
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def merge_runs(archive: str | Path, root: str | Path = ".", *, log: Callable[[str], None] = print) -> list[Path]:
+    """Copy the runs of ``archive`` under ``root`` and re-aggregate each sweep folder that received runs.
+
+    A run file that exists here with other content stops the merge before anything is written (``FileExistsError``:
+    a finished run is never replaced); identical files are skipped, so merging an archive twice changes nothing.
+    ``sweep.yaml`` (rewritten by every start of a sweep) is replaced. Returns the sweep folders, sorted.
+    """
+    archive, root = Path(archive), Path(root)
+    files = _members(archive)
+    new, clashes = [], []
+    for path, data in files.items():
+        target = root / path
+        if not target.exists():
+            new.append(path)
+        elif target.read_bytes() != data:
+            (new if path.name == SWEEP_COPY else clashes).append(path)
+    if clashes:
+        shown = ", ".join(str(p) for p in sorted(clashes)[:5])
+        raise FileExistsError(
+            f"{archive}: {len(clashes)} file(s) differ from the ones under {root.resolve()}, nothing was merged: "
+            f"{shown}. A finished run is never replaced: move the existing run folder away to take the archive's"
+        )
+    for path in sorted(new):
+        _write(root / path, files[path])
+    sweeps = sorted(
+        {root / p.parents[2] for p in files if p.name == SUMMARY}
+        | {root / p.parent for p in files if p.name == SWEEP_COPY}
+    )
+    runs = len({p.parent for p in new if p.name in RUN_FILES})
+    log(f"merged {runs} new run(s) from {archive} ({len(files) - len(new)} file(s) already here)")
+    for folder in sweeps:
+        aggregate(folder, log=log)
+    return sweeps

@@ -1,0 +1,152 @@
+"""The classification options of the fast recipes: TTA, label smoothing, data-initialised models, triangle LR."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from srblock.data.transforms import CIFAR_MEAN, CIFAR_STD, normalize
+from srblock.engine import load_config, train
+from srblock.engine.classification import ClassificationTask, tta_logits
+from srblock.engine.config import ENGINE_DEFAULTS, resolve_config
+from srblock.engine.distributed import DistInfo
+from srblock.engine.optim import build_scheduler
+from srblock.models.airbench import PatchWhitening
+
+from .conftest import tiny_config, write_npz
+
+
+class CentrePixel(nn.Module):
+    """Logits = the first channel at the centre pixel and one pixel left of it: shows which view the model saw."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([x[:, 0, 4, 4], x[:, 0, 4, 3]], dim=1)
+
+
+def test_flip_tta_is_invariant_to_mirroring_the_input() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(5))
+    x = torch.randn(3, 3, 8, 8)
+    model(x)
+    assert not torch.allclose(model(x), model(x.flip(3)))
+    assert torch.allclose(tta_logits(model, x, "flip"), tta_logits(model, x.flip(3), "flip"), atol=1e-6)
+    assert torch.equal(tta_logits(model, x, None), model(x))
+
+
+def test_flip_translate_tta_averages_airbenchs_six_views() -> None:
+    x = torch.arange(64.0).view(1, 1, 8, 8).expand(1, 3, 8, 8)
+    pixel = x[0, 0]
+    # mirror: column c -> 7 - c; the view shifted to the top-left reads (r - 1, c - 1), bottom-right (r + 1, c + 1)
+    plain = (pixel[4, 4] + pixel[4, 3]) / 2, (pixel[4, 3] + pixel[4, 4]) / 2
+    up_left = (pixel[3, 3] + pixel[3, 4]) / 2, (pixel[3, 2] + pixel[3, 5]) / 2
+    down_right = (pixel[5, 5] + pixel[5, 2]) / 2, (pixel[5, 4] + pixel[5, 3]) / 2
+    expected = [0.5 * p + 0.25 * u + 0.25 * d for p, u, d in zip(plain, up_left, down_right, strict=True)]
+    assert torch.allclose(tta_logits(CentrePixel(), x, "flip_translate")[0], torch.tensor(expected))
+    edge = tta_logits(lambda v: v[:, 0, 0, :2], x, "flip_translate")  # the border reflects, never reads zeros
+    assert edge.min() > 0
+    with pytest.raises(ValueError, match="tta must be one of"):
+        tta_logits(CentrePixel(), x, "five_crop")
+
+
+def test_label_smoothing_reaches_the_training_loss(tiny_data: Path) -> None:
+    logits = torch.tensor([[30.0, 0.0, 0.0, 0.0]])
+
+    def loss(smoothing: float) -> float:
+        config = resolve_config(tiny_config(tiny_data, label_smoothing=smoothing))
+        task = ClassificationTask(config, DistInfo(), torch.device("cpu"))
+        return float(task.loss(lambda _x: logits, (torch.zeros(1, 3, 8, 8), torch.tensor([0])))[0])
+
+    assert loss(0.0) < 1e-6
+    assert loss(0.2) == pytest.approx(-(0.85 * -0.0 + 0.05 * 3 * -30.0), rel=1e-4)  # 0.2 spread over 4 classes
+
+
+def test_task_options_are_validated(tiny_data: Path) -> None:
+    config = tiny_config(tiny_data)
+    for override, match in [
+        ("train.label_smoothing=1.5", "label_smoothing must be a number in"),
+        ("train.label_smoothng=0.1", "did you mean 'label_smoothing'"),
+        ("data.tta=five_crop", "data.tta must be one of"),
+        ("data.flip=sometimes", "data.flip must be one of"),
+        ("data.pad_mode=edge", "data.pad_mode must be one of"),
+        ("data.init_images=-1", "data.init_images must be an int >= 0"),
+        ("optim.lookahead={every: 0}", "optim.lookahead needs"),
+        ("optim.lookahead={speed: 1}", "unknown key"),
+        ("schedule.name=piecewise", "schedule.points must be"),
+        ("schedule.points=[[0, 1], [0.5, 2]]", None),  # only checked for the piecewise schedule
+    ]:
+        if match is None:
+            resolve_config(config, [override])
+            continue
+        with pytest.raises(ValueError, match=match):
+            resolve_config(config, [override, "schedule.points=[]"] if "piecewise" in override else [override])
+    seg = {"task": "segmentation", "model": {"name": "fcn_resnet50"}, "optim": {"lr": 0.01}, "train": {"iterations": 1}}
+    with pytest.raises(ValueError, match=r"unknown key train\.label_smoothing"):
+        resolve_config(seg, ["train.label_smoothing=0.1"])  # classification's own key only
+
+
+def test_piecewise_schedule_is_linear_between_its_points() -> None:
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=2.0)
+    schedule = {**ENGINE_DEFAULTS["schedule"], "name": "piecewise", "points": [[0, 0.2], [0.25, 1.0], [1, 0.0]]}
+    scheduler = build_scheduler(optimizer, schedule, steps_per_unit=1, total_steps=100)
+    lrs = []
+    for _ in range(101):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == pytest.approx(0.4) and lrs[25] == pytest.approx(2.0) and lrs[100] == pytest.approx(0.0)
+    assert lrs[10] == pytest.approx(2.0 * (0.2 + 0.8 * 10 / 25)) and lrs[50] == pytest.approx(2.0 * 50 / 75)
+
+
+def airbench_tiny_config(root: Path, **train_options) -> dict:
+    config = tiny_config(root, **train_options)
+    config["model"] = {"name": "cifar_airbench", "num_classes": 4, "width": 0.125, "input_size": [3, 16, 16]}
+    config["data"].update(crop_padding=2, pad_mode="reflect", flip="alternate", tta="flip_translate", init_images=20)
+    return config
+
+
+def test_task_initialises_a_data_dependent_model_from_the_training_split(tmp_path: Path) -> None:
+    root = write_npz(tmp_path / "data", size=16)
+    config = resolve_config(airbench_tiny_config(root))
+    task = ClassificationTask(config, DistInfo(), torch.device("cpu"))
+    model = task.build_model()
+    images = task._arrays()[0][task._split()[0][:20]]
+    expected = PatchWhitening(3, 2)
+    expected.init_from_data(normalize(images, CIFAR_MEAN, CIFAR_STD))
+    assert torch.equal(model.whiten.weight, expected.weight) and model.whiten.weight.abs().sum() > 0
+    config["data"]["init_images"] = 0  # off: the whitening stays zero
+    assert ClassificationTask(config, DistInfo(), torch.device("cpu")).build_model().whiten.weight.abs().sum() == 0
+
+
+def test_airbench_options_train_end_to_end_and_resume_exactly(tmp_path: Path) -> None:
+    root = write_npz(tmp_path / "data", size=16)
+    config = airbench_tiny_config(root, label_smoothing=0.2)
+    config["optim"].update(nesterov=True, lookahead={"start": 0.0, "every": 2})
+    config["schedule"] = {"name": "piecewise", "points": [[0, 0.2], [0.23, 1.0], [1, 0.07]]}
+    straight = train(config, tmp_path / "straight", quiet=True)
+    assert straight["test"]["count"] == 32 and 0 <= straight["test_acc1"] <= 100
+    train(config, tmp_path / "resumed", stop_after=1, quiet=True)
+    resumed = train(config, tmp_path / "resumed", resume=True, quiet=True)
+    assert resumed["test_acc1"] == straight["test_acc1"] and resumed["test"]["loss"] == straight["test"]["loss"]
+
+
+def test_fast_recipes_train_a_few_steps_on_a_cifar10_slice(shared_data: Path, tmp_path: Path) -> None:
+    small = ["data.train_subset=256", "data.test_subset=128", "train.batch_size=64", "train.epochs=1"]
+    for name in ("cifar10/airbench_sr", "cifar10/r18_d2d_fast_sr"):
+        width = "model.width=0.125"
+        config = load_config(name, [f"data.root={shared_data / 'cifar10'}", width, *small, "data.init_images=64"])
+        summary = train(config, tmp_path / name.replace("/", "_"), quiet=True)
+        assert summary["test"]["count"] == 128 and summary["sr_params"] > 0 and summary["val"] is None
+
+
+def test_a_config_saved_before_these_options_existed_still_runs(tiny_data: Path) -> None:
+    config = resolve_config(tiny_config(tiny_data))
+    for key in ("pad_mode", "tta", "init_images"):
+        del config["data"][key]
+    del config["train"]["label_smoothing"]  # e.g. the config.yaml of a run from an earlier version
+    task = ClassificationTask(config, DistInfo(), torch.device("cpu"))
+    model = task.build_model().eval()
+    with torch.no_grad():
+        metrics = task.evaluate(model, task.build_loaders().test)
+    assert metrics["count"] == 32 and task.config["data"]["tta"] is None and "tta" not in config["data"]
