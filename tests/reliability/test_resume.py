@@ -83,3 +83,17 @@ def test_config_yaml_is_not_written_when_the_restore_fails(partial: Path, tiny_r
     with pytest.raises(ValueError, match=r"checkpoint_last\.pt is damaged"):
         train(config, partial, resume=True, quiet=True)
     assert (partial / "config.yaml").read_bytes() == before
+
+
+def test_checkpoint_from_before_a_new_engine_key_resumes(partial: Path, tiny_root: Path) -> None:
+    """A key the engine gained after the checkpoint was written (so its stored config lacks it) is not a change:
+    both configs are compared resolved (found resuming the CPU dynamics sweep across a code update)."""
+    import torch
+
+    path = partial / "checkpoint_last.pt"
+    state = torch.load(path, weights_only=True)
+    for section, key in (("train", "label_smoothing"), ("data", "pad_mode"), ("optim", "groups")):
+        state["config"][section].pop(key, None)
+    torch.save(state, path)
+    summary = train(tiny_config(tiny_root), partial, resume=True, quiet=True)
+    assert summary["steps"] == 6 and not summary.get("config_changes")

@@ -379,7 +379,9 @@ class _Run:
 
     def _restore(self, path: Path) -> None:
         state = load_checkpoint(path, map_location=self.device)
-        changes = _refuse_changes(state["config"], self.config, self.output_dir)
+        # Resolved like the new recipe, so that keys added to the engine since the checkpoint was written (with
+        # their defaults) do not count as changes.
+        changes = _refuse_changes(resolve_config(state["config"]), self.config, self.output_dir)
         # the optimizer as the (possibly changed) recipe builds it: applied over the restored state below
         fresh = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
         self.model.load_state_dict(state["model"])
