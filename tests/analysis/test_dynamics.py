@@ -34,6 +34,8 @@ def _class_model() -> tuple[nn.Module, list[tuple[torch.Tensor, torch.Tensor]]]:
 def test_routing_control_tells_learned_selection_from_the_init():
     model, batches = _class_model()
     block = model[0]
+    with torch.no_grad():  # the init squeeze reads only the noise channel: no class information at any scale
+        block.squeeze.weight.copy_(torch.tensor([[[[0.0]], [[1.0]]]]))
     init = {"0": {n: p.detach().clone() for n, p in block.named_parameters() if n != "memory"}}
     same = routing_control(model, batches, init, bootstrap=200)["0"]
     assert same["delta"] == 0.0 and same["ci_low"] == same["ci_high"] == 0.0  # routing untouched: no difference
@@ -75,3 +77,23 @@ def test_plot_dynamics_takes_runs_written_before_a_column_existed(tmp_path):
     turn = next(ax for ax in fig.axes if ax.get_title() == "routing_turn")
     (line,) = turn.get_lines()
     assert line.get_ydata()[-1] == pytest.approx(1e-4) and (tmp_path / "d.png").stat().st_size > 0
+
+
+def test_a_routing_only_shrunk_by_weight_decay_is_not_learned_selection():
+    """Scaling the routing down (what weight decay does) flattens the softmax and changes η² without any learning;
+    the control rescales the init to the trained norm, so a pure shrink gives exactly no difference."""
+    model, batches = _class_model()
+    block = model[0]
+    with torch.no_grad():  # a routing that separates the classes already at "init"
+        block.squeeze.weight.copy_(torch.tensor([[[[1.0]], [[0.0]]]]))
+        block.fc1.weight.copy_(torch.full((2, 4), 1.0))
+        block.fc2.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))
+    init = {"0": {n: p.detach().clone() for n, p in block.named_parameters() if n != "memory"}}
+    with torch.no_grad():
+        for name, param in block.named_parameters():
+            if name != "memory":
+                param.mul_(0.5)  # weight decay's shrink: same direction, smaller norm
+    raw = routing_control(model, batches, init, bootstrap=50, match_norm=False)["0"]
+    control = routing_control(model, batches, init, bootstrap=50)["0"]
+    assert abs(raw["delta"]) > 1e-3  # the shrink alone moves η²
+    assert control["delta"] == pytest.approx(0.0, abs=1e-6)

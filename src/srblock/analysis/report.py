@@ -243,7 +243,8 @@ def write_report(result: dict[str, Any], path: str | Path) -> Path:
             learned = ctrl["ci_low"] > 0
             lines += [
                 "",
-                "Control: the same model with its routing (squeeze + FCN) put back to its seeded init, same images "
+                "Control: the same model with its routing (squeeze + FCN) put back to its seeded init, each tensor "
+                "rescaled to its trained norm (weight decay shrinks without turning), same images "
                 f"(rows marked 'routing at init'). Class separation of the weights, η² (share of their variance the "
                 f"class explains): trained {ctrl['eta2_trained']:.4f}, at init {ctrl['eta2_init']:.4f}, difference "
                 f"{ctrl['delta']:+.4f} (95 % paired bootstrap over {ctrl['num_images']} images: "
