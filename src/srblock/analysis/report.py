@@ -240,7 +240,20 @@ def write_report(result: dict[str, Any], path: str | Path) -> Path:
             for label, stats in [("all", init_usage["overall"]), *init_usage["classes"].items()]:
                 cells = [f"{m:.3f} ± {s:.3f}" for m, s in zip(stats["mean"], stats["std"], strict=True)]
                 lines.append(f"| {label} ({stats['count']}), routing at init | " + " | ".join(cells) + " |")
-            learned = ctrl["ci_low"] > 0
+            relative = ctrl["delta"] / ctrl["eta2_init"] if ctrl["eta2_init"] else math.nan
+            if ctrl["ci_low"] > 0:
+                verdict = (
+                    f"The training made the routing separate the classes more than its init did, by "
+                    f"{relative:+.1%} of the init's η²; whether that is selection that matters, the size says, "
+                    "together with the ablation (the weights may still be near uniform: see the table above)."
+                )
+            elif ctrl["ci_high"] < 0:
+                verdict = f"The trained routing separates the classes less than its init did ({relative:+.1%})."
+            else:
+                verdict = (
+                    "The trained routing does not separate the classes more than its init: a class-dependent usage "
+                    "above is not evidence of learned selection."
+                )
             lines += [
                 "",
                 "Control: the same model with its routing (squeeze + FCN) put back to its seeded init, each tensor "
@@ -248,13 +261,7 @@ def write_report(result: dict[str, Any], path: str | Path) -> Path:
                 f"(rows marked 'routing at init'). Class separation of the weights, η² (share of their variance the "
                 f"class explains): trained {ctrl['eta2_trained']:.4f}, at init {ctrl['eta2_init']:.4f}, difference "
                 f"{ctrl['delta']:+.4f} (95 % paired bootstrap over {ctrl['num_images']} images: "
-                f"[{ctrl['ci_low']:+.4f}, {ctrl['ci_high']:+.4f}]). "
-                + (
-                    "The trained routing separates the classes more than its init did: selection was learned."
-                    if learned
-                    else "The trained routing does not separate the classes more than its random init: a "
-                    "class-dependent usage above is not evidence of learned selection."
-                ),
+                f"[{ctrl['ci_low']:+.4f}, {ctrl['ci_high']:+.4f}]). " + verdict,
             ]
         hist = usage["argmax_histogram"]
         lines += [
