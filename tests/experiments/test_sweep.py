@@ -231,3 +231,18 @@ def test_concurrent_sweeps_on_one_grid_train_each_run_once(sweep_file):
     assert sorted(map(str, trained)) == sorted(str(r.output_dir) for r in runs[1:])  # each once, not the held one
     assert second.calls and len(first.calls) + len(second.calls) == 3
     assert not (dead / ".sweep.lock").exists() and (held / ".sweep.lock").exists()
+
+
+def test_report_plots_the_sr_dynamics_of_the_arms_that_have_them(tmp_path):
+    from srblock.experiments.sweep import plot_sweep_dynamics
+
+    cols = "layer3.sr.memory_ratio,layer3.sr.routing_change,layer3.sr.routing_entropy,layer3.sr.memory_spread"
+    for arm, header, row in (("base", "epoch,val_acc1", "1.0,50"), ("sr", f"epoch,{cols}", "1.0,0.01,0.1,0.99,0.2")):
+        run = tmp_path / arm / "seed0"
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text("{}")
+        (run / "metrics.csv").write_text(f"{header}\n{row}\n")
+    assert plot_sweep_dynamics(tmp_path) == tmp_path / "dynamics.png" and (tmp_path / "dynamics.png").stat().st_size
+    (tmp_path / "sr" / "seed0" / "metrics.csv").write_text("epoch,val_acc1\n1.0,50\n")
+    (tmp_path / "dynamics.png").unlink()
+    assert plot_sweep_dynamics(tmp_path) is None and not (tmp_path / "dynamics.png").exists()

@@ -197,7 +197,7 @@ def plot_dynamics(
     from .plots import grid, save_figure
 
     fig, axes = grid(len(DYNAMICS_COLUMNS), max_cols=4, panel=3.0)
-    for label, run_dirs in arms.items():
+    for index, (label, run_dirs) in enumerate(arms.items()):
         curves = [load_dynamics(d) for d in run_dirs]
         curves = [c[block] if block else next(iter(c.values())) for c in curves if c]
         if not curves:
@@ -209,7 +209,8 @@ def plot_dynamics(
             if not rows:
                 continue
             values = torch.tensor(rows)
-            line = ax.plot(epochs, values.nanmean(0).tolist(), label=f"{label} ({len(values)})")[0]
+            color = f"C{index % 10}"  # one colour per arm in every panel, also where an arm lacks a column
+            line = ax.plot(epochs, values.nanmean(0).tolist(), label=f"{label} ({len(values)})", color=color)[0]
             finite = torch.where(values.isnan(), values.nanmean(0), values)
             low, high = finite.min(0).values.tolist(), finite.max(0).values.tolist()
             ax.fill_between(epochs, low, high, alpha=0.2, color=line.get_color())
@@ -220,7 +221,7 @@ def plot_dynamics(
         positive = any((line.get_ydata() > 0).any() for line in ax.get_lines())
         if column in ("memory_ratio", "routing_change", "routing_turn") and positive:
             ax.set_yscale("log")
-    axes[0].legend(fontsize=7)
+    max(axes, key=lambda ax: len(ax.get_lines())).legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     if path is not None:

@@ -874,6 +874,23 @@ def aggregate(
     return table
 
 
+def plot_sweep_dynamics(root: str | Path) -> Path | None:
+    """``<root>/dynamics.png``: the SR learning-dynamics curves of every arm whose runs wrote them (mean over seeds,
+    min-max band; :func:`srblock.analysis.dynamics.plot_dynamics`), or ``None`` when no run has SR columns."""
+    from ..analysis.dynamics import load_dynamics, plot_dynamics
+
+    root = Path(root)
+    arms: dict[str, list[Path]] = {}
+    for summary in sorted(root.glob(f"*/*/{SUMMARY}")):
+        run = summary.parent
+        if (run / "metrics.csv").is_file() and load_dynamics(run):
+            arms.setdefault(run.parent.name, []).append(run)
+    if not arms:
+        return None
+    plot_dynamics(arms, root / "dynamics.png", title=f"SR learning dynamics, {root}")
+    return root / "dynamics.png"
+
+
 def _paired_text(result: PairedResult) -> str:
     return "–" if result.n < 2 else f"{_fmt_p(result.p)} ({result.n})"
 
@@ -930,6 +947,9 @@ def sweep_command(
     if report is not None:
         sweep = load_sweep(config, overrides) if config else None
         aggregate(report, sweep=sweep, baseline=baseline, metric=metric, log=print, load_fn=load_fn)
+        plot = plot_sweep_dynamics(report)
+        if plot is not None:
+            print(f"SR learning dynamics per arm: {plot}")
         return 0
     if config is None:
         raise ValueError(
