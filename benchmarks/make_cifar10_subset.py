@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from srblock.io import atomic_open
 
 
 def sha256(path: Path) -> str:
@@ -26,20 +26,6 @@ def sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # like a plain open(), not mkstemp's 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def main() -> None:
@@ -59,9 +45,10 @@ def main() -> None:
     keep = np.concatenate(
         [np.sort(rng.choice(np.flatnonzero(y == c), args.per_class, replace=False)) for c in np.unique(y)]
     )
-    save_npz_atomic(targets[0], x=x[keep], y=y[keep])
-    with np.load(args.src / "test.npz") as test:
-        save_npz_atomic(targets[1], x=test["x"], y=test["y"])
+    with atomic_open(targets[0], "wb") as f:
+        np.savez(f, x=x[keep], y=y[keep])
+    with np.load(args.src / "test.npz") as test, atomic_open(targets[1], "wb") as f:
+        np.savez(f, x=test["x"], y=test["y"])
     for t in targets:
         print(f"{sha256(t)}  {t}")
 

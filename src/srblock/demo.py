@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from .engine import load_config, train
-from .engine.io import write_json
+from .io import write_json
 
 __all__ = ["ARMS", "DEFAULT_OUTPUT", "FAST", "demo_output_dir", "run_demo"]
 

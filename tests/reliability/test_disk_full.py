@@ -13,7 +13,7 @@ import torch
 
 from srblock.cli import main
 from srblock.engine import load_checkpoint, save_checkpoint, train
-from srblock.engine.io import save_figure, write_json, write_text
+from srblock.io import save_figure, write_json, write_text
 
 from .conftest import error_line, snapshot, tiny_config
 

@@ -14,7 +14,7 @@ import pytest
 
 from srblock.cli import main
 from srblock.engine import load_checkpoint, train
-from srblock.engine.io import remove_stale_temps
+from srblock.io import remove_stale_temps
 
 from .conftest import tiny_config
 

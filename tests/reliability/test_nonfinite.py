@@ -12,8 +12,8 @@ import pytest
 from srblock.cli import main
 from srblock.engine import load_checkpoint, train
 from srblock.engine.classification import ClassificationTask
-from srblock.engine.io import write_json
 from srblock.engine.trainer import DivergenceError
+from srblock.io import write_json
 
 from .conftest import error_line, snapshot, tiny_config
 

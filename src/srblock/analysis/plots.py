@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .._extras import requires_extra
-from ..engine.io import save_figure as atomic_save_figure
+from ..io import save_figure as atomic_save_figure
 
 with requires_extra("analysis", "plotting (srblock.analysis)"):
     from matplotlib.figure import Figure

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..engine.io import write_json, write_text
+from ..io import write_json, write_text
 from .ablation import ablation
 from .dynamics import initial_routing, load_dynamics, plot_dynamics, routing_control
 from .features import feature_effect, plot_feature_effect

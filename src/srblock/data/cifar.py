@@ -19,7 +19,6 @@ import io
 import os
 import sys
 import tarfile
-import tempfile
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..io import atomic_open
 
 __all__ = ["JPEG_ARCHIVES", "NUM_CLASSES", "cache_jpeg_archive", "decode_jpeg_archive", "load_cifar", "load_npz_split"]
 
@@ -142,14 +143,8 @@ def decode_jpeg_archive(path: str | Path, *, workers: int | None = None) -> dict
 
 
 def _save_npz_atomic(arrays: dict[str, np.ndarray], path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)  # uncompressed: decoding is the slow part, reading this back is instant
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)  # uncompressed: decoding is the slow part, reading this back is instant
 
 
 def cache_jpeg_archive(

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .io import atomic_open
+from ..io import atomic_open
 
 __all__ = ["CheckpointError", "get_rng_state", "load_checkpoint", "save_checkpoint", "set_rng_state"]
 
@@ -33,7 +33,7 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    """Write ``state`` to ``path`` atomically (:func:`srblock.engine.io.atomic_open`).
+    """Write ``state`` to ``path`` atomically (:func:`srblock.io.atomic_open`).
 
     A crash, signal or full disk mid-write leaves the previous file intact, never a truncated one.
     """

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from .io import write_text
+from ..io import write_text
 from .lookahead import check_lookahead
 from .optim import validate_groups
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .io import atomic_open
+from ..io import atomic_open
 
 __all__ = ["ProgressLoader", "RunLogger", "progress", "write_metrics_csv"]
 

@@ -6,7 +6,7 @@ Read top to bottom: :func:`train` sets up the process (device, torchrun, seeds),
 checkpoint. At the end the best-validation weights are evaluated once on the test split (PAPER.md §3).
 
 Output folder: ``config.yaml`` (resolved recipe), ``metrics.csv`` (one row per period), ``checkpoint_last.pt``,
-``checkpoint_best.pt``, ``summary.json``; every file is written atomically (:mod:`srblock.engine.io`). A folder
+``checkpoint_best.pt``, ``summary.json``; every file is written atomically (:mod:`srblock.io`). A folder
 that holds any of them is never trained into again, except to resume. ``resume=True`` continues from
 ``checkpoint_last.pt`` exactly (weights, optimizer, schedule, GradScaler, RNG states, data position): bit-identical
 on CPU for in-memory data. File datasets with random transforms in DataLoader workers replay the same sample order
@@ -38,10 +38,10 @@ from srblock.data.loader import seed_for
 from srblock.layers import count_sr_params
 from srblock.layers.modes import eval_mode
 
+from ..io import json_safe, remove_stale_temps, write_json
 from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from .config import RESUME_APPLIED_KEYS, config_diff, config_hash, dump_config, key_matches, load_config, resolve_config
 from .distributed import DistInfo, init_distributed, resolve_device
-from .io import json_safe, remove_stale_temps, write_json
 from .logger import ProgressLoader, RunLogger, write_metrics_csv
 from .lookahead import Lookahead
 from .optim import build_optimizer, build_scheduler, freeze_groups

@@ -14,12 +14,11 @@ where the sweep would have written them; the tables of every sweep that received
 
 from __future__ import annotations
 
-import os
 import tarfile
-import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from ..io import atomic_open
 from .sweep import SUMMARY, SWEEP_COPY, aggregate
 
 __all__ = ["RUN_FILES", "merge_runs"]
@@ -49,15 +48,8 @@ def _members(archive: Path) -> dict[PurePosixPath, bytes]:
 
 
 def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:
+        f.write(data)
 
 
 def merge_runs(archive: str | Path, root: str | Path = ".", *, log: Callable[[str], None] = print) -> list[Path]:

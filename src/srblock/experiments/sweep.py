@@ -67,8 +67,8 @@ import yaml
 
 from ..analysis.stats import PairedResult, SignResult, paired_ttest, required_seeds, sign_test, summarize, welch_ttest
 from ..engine.config import config_diff
-from ..engine.io import atomic_open, write_json, write_text
 from ..engine.logger import progress
+from ..io import atomic_open, write_json, write_text
 from .budget import Skipped, TimeBudget
 from .launchers import Launcher, make_launcher, parse_launcher_options
 

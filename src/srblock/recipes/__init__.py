@@ -127,7 +127,7 @@ def copy_recipe(name_or_path: str | Path, dest: str | Path, *, force: bool = Fal
     Returns ``(path, status)`` pairs, status ``"written"``, ``"overwritten"`` or ``"unchanged"`` (same content).
     A name is looked up among the recipes first, then among the sweep files.
     """
-    from ..engine.io import write_text
+    from ..io import write_text
 
     files = recipe_files(find_recipe_or_sweep(name_or_path)[0])
     home = files[0].parent
