@@ -198,6 +198,8 @@ def test_bad_input_errors(x, message):
         ({"num_memories": 0}, "num_memories must be a positive int, got 0"),
         ({"hidden": -1}, "hidden must be a positive int, got -1"),
         ({"channels": 0}, "channels must be a positive int, got 0"),
+        ({"num_memories": True}, "num_memories must be a positive int, got True"),
+        ({"memory_std": -1.0}, "memory_std must be a number >= 0, got -1.0"),
         ({"feat_size": (5, 0)}, "feat_size entries must be positive"),
         ({"feat_size": (5, 4, 3)}, "feat_size must have 2 entries"),
         ({"memory_init": "ones"}, "memory_init must be one of"),

@@ -184,8 +184,10 @@ class SRBlockNd(nn.Module):
         super().__init__()
         self._routing_cache: tuple | None = None
         for name, value in (("channels", channels), ("num_memories", num_memories), ("hidden", hidden)):
-            if not isinstance(value, int) or value <= 0:
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(memory_std, bool) or not isinstance(memory_std, (int, float)) or memory_std < 0:
+            raise ValueError(f"memory_std must be a number >= 0, got {memory_std!r}")
         if isinstance(memory_init, str) and memory_init not in MEMORY_INITS:
             raise ValueError(f"memory_init must be one of {MEMORY_INITS} or a callable, got {memory_init!r}")
         if size_policy not in SIZE_POLICIES:
