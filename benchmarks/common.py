@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from typing import Any
 import torch
 
 from srblock.analysis.timing import interleaved_timings
+from srblock.io import write_json
 
 
 def make_main(
@@ -25,7 +25,7 @@ def make_main(
         result = run(args)
         if getattr(args, "out", None):
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+            write_json(args.out, result)
             print(f"wrote {args.out}")
         return result
 

@@ -23,6 +23,7 @@ import yaml
 
 from srblock.experiments import load_sweep, run_sweep
 from srblock.experiments.launchers import make_launcher
+from srblock.io import write_text
 
 
 def _write_data(root: Path, num_train: int, num_test: int = 512, size: int = 32, classes: int = 10) -> None:
@@ -115,7 +116,7 @@ def main() -> None:
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        write_text(args.out, text + "\n")
 
 
 if __name__ == "__main__":

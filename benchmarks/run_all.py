@@ -10,7 +10,6 @@ Runs, in this order (the file is rewritten after each part, so a time-out keeps 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 
 import engine_throughput  # the script's folder is on sys.path when run as `python benchmarks/run_all.py`
 import sr_overhead
+from srblock.io import write_json
 
 
 def main() -> None:
@@ -50,7 +50,7 @@ def main() -> None:
             results["parts"][name] = {"error": f"{type(err).__name__}: {err}"}
             print(f"{name} failed: {err}", flush=True)
         results["seconds"] = time.perf_counter() - started
-        out.write_text(json.dumps(results, indent=2) + "\n")
+        write_json(out, results)
     print(f"\nwrote {out} ({results['seconds']:.0f} s)")
 
 

@@ -10,7 +10,6 @@ the wall time, fusing (``torch.compile``, CUDA graphs) is what would make it che
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from srblock import SRBlock
 from srblock.analysis.timing import eval_step, interleaved_timings
+from srblock.io import write_json
 
 AMP = {None: None, "bf16": torch.bfloat16}
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print("kernels of the last eager row:", rows[-2 if not args.no_compile else -1]["top"])
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
+        write_json(args.out, rows)
     return rows
 
 
