@@ -76,7 +76,7 @@ def initial_routing(config: Mapping[str, Any]) -> dict[str, dict[str, torch.Tens
     seed_everything(config["seed"])
     model = build_model(config)
     return {
-        name: {n: p.detach().clone() for n, p in block.named_parameters() if n != "memory"}
+        name: {n: p.detach().clone() for n, p in block.named_routing_parameters()}
         for name, block in find_sr_blocks(model).items()
     }
 
@@ -129,8 +129,6 @@ def routing_control(
     if trained is None:
         trained = collect_memory_weights(model, batches, device=device, max_images=max_images)
     if match_norm:
-        from ..models import find_sr_blocks
-
         blocks = find_sr_blocks(model)
         current = {name: dict(blocks[name].named_parameters()) for name in init_routing}
         init_routing = {

@@ -48,7 +48,7 @@ def _sr_params(model: nn.Module, part: str) -> Iterator[nn.Parameter]:
         if part == "memory":
             yield block.memory
         else:
-            yield from (p for name, p in block.named_parameters() if name != "memory")
+            yield from (p for _, p in block.named_routing_parameters())
 
 
 _NORM_LAYERS = (

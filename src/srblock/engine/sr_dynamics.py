@@ -31,7 +31,7 @@ __all__ = ["SRDynamics"]
 
 
 def _routing_vector(block: nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().float().flatten() for n, p in block.named_parameters() if n != "memory"])
+    return torch.cat([p.detach().float().flatten() for _, p in block.named_routing_parameters()])
 
 
 class SRDynamics:

@@ -210,6 +210,10 @@ class SRBlockNd(nn.Module):
         self.memory = nn.Parameter(torch.empty(num_memories, channels, *self.feat_size, **dd))
         self.reset_parameters()
 
+    def named_routing_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        """The routing's parameters (squeeze conv, FCN and any activation's): every one but the memory."""
+        return ((name, p) for name, p in self.named_parameters() if name != "memory")
+
     def reset_parameters(self) -> None:
         """(Re-)initialise as the paper does: PyTorch's default conv/linear init and the chosen memory init."""
         self.squeeze.reset_parameters()
