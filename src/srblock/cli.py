@@ -149,7 +149,11 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         help="extra override for every run, e.g. --set data.root=/data/cifar10 (repeatable)",
     )
     p.add_argument("--baseline", help="arm to compare against (default: the sweep's baseline)")
-    p.add_argument("--metric", help="summary.json key to compare (default: the sweep's metric, test_acc1)")
+    p.add_argument(
+        "--metric",
+        help="summary.json key to compare (default: the sweep's metric, test_acc1); another key, e.g. test_acc1_last, "
+        "is tabled in table-<metric>.md",
+    )
     p.add_argument(
         "--after-run", metavar="CMD", help="shell command after each finished run (env SRBLOCK_RUN_DIR, ...)"
     )

@@ -145,6 +145,17 @@ def test_report_reaggregates_from_saved_sweep_copy(sweep_file):
     assert "seeds for Δ=0.16" in table
 
 
+def test_a_second_metric_gets_its_own_table_and_leaves_the_sweeps_table(sweep_file):
+    sweep = load_sweep(sweep_file)
+    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)
+    before = {name: (sweep.output / name).read_text() for name in ("table.md", "results.csv")}
+    assert sweep_command(report=str(sweep.output), metric="best_val_acc") == 0
+    assert {name: (sweep.output / name).read_text() for name in before} == before
+    table = (sweep.output / "table-best_val_acc.md").read_text()
+    sr_line = next(line for line in table.splitlines() if line.startswith("| `sr`"))
+    assert "best_val_acc mean ± std" in table and sr_line.split("|")[3].strip() == "80.50 ± 0.71"
+
+
 def test_run_fn_without_summary_gets_one_written(sweep_file):
     sweep = load_sweep(sweep_file)
 

@@ -766,7 +766,9 @@ def aggregate(
 
     Without ``sweep``, ``root/sweep.yaml`` (written by :func:`run_sweep`) supplies arms, baseline and metric when
     present; otherwise every sub-folder with finished runs is an arm. ``baseline``/``metric``/``reference_effect``
-    override the sweep's values (checked: an unknown arm or summary key is a ``ValueError``). With a sweep, stale
+    override the sweep's values (checked: an unknown arm or summary key is a ``ValueError``). A ``metric`` other
+    than the sweep's own (e.g. ``test_acc1_last``, arms compared at matched epochs) is tabled in
+    ``table-<metric>.md``, leaving the sweep's ``table.md`` and ``results.csv`` as they are. With a sweep, stale
     and broken runs (:func:`run_state`, configs from ``load_fn``) are listed under the table, never in it.
     """
     root = Path(root)
@@ -780,7 +782,8 @@ def aggregate(
             raise ValueError(f"{root / SWEEP_COPY} is damaged ({' '.join(str(err).split())})") from None
     if sweep is not None:
         sweep = dataclasses.replace(sweep, output=root)  # the folder may have moved since the sweep ran
-    metric = metric or (sweep.metric if sweep else "test_acc1")
+    primary = sweep.metric if sweep else "test_acc1"
+    metric = metric or primary
     plan = plan_sweep(sweep, load_fn=load_fn, check=False, strict=False) if sweep is not None else None
     rows, left_out = _load_summaries(root, plan)
     arms = [a.name for a in sweep.arms] if sweep else sorted({r["arm"] for r in rows})
@@ -791,16 +794,8 @@ def aggregate(
     if reference_effect is None and sweep is not None:
         reference_effect = sweep.reference_effect
 
-    keys = [k for k in CSV_KEYS if any(k in r["summary"] for r in rows)]
-    if metric not in keys:
-        keys.insert(0, metric)
-    with atomic_open(root / "results.csv", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["arm", "seed", "metric", "value", *keys, "run_dir"])
-        for r in rows:
-            s = r["summary"]
-            rel = os.path.relpath(r["run_dir"], root)
-            writer.writerow([r["arm"], r["seed"], metric, s.get(metric, ""), *(s.get(k, "") for k in keys), rel])
+    if metric == primary:
+        _write_results_csv(root, rows, metric)
 
     by_seed = {
         a: {r["seed"]: float(r["summary"][metric]) for r in rows if r["arm"] == a and metric in r["summary"]}
@@ -869,9 +864,23 @@ def aggregate(
     if plan is not None and plan.warnings:
         notes.append("Warning: " + "; ".join(plan.warnings))
     table = "\n".join(lines + notes) + "\n"
-    write_text(root / "table.md", table)
+    write_text(root / ("table.md" if metric == primary else f"table-{metric}.md"), table)
     log(table)
     return table
+
+
+def _write_results_csv(root: Path, rows: Sequence[Mapping], metric: str) -> None:
+    """``results.csv``: one row per finished run, the compared ``metric`` first, then every known summary key."""
+    keys = [k for k in CSV_KEYS if any(k in r["summary"] for r in rows)]
+    if metric not in keys:
+        keys.insert(0, metric)
+    with atomic_open(root / "results.csv", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["arm", "seed", "metric", "value", *keys, "run_dir"])
+        for r in rows:
+            s = r["summary"]
+            rel = os.path.relpath(r["run_dir"], root)
+            writer.writerow([r["arm"], r["seed"], metric, s.get(metric, ""), *(s.get(k, "") for k in keys), rel])
 
 
 def plot_sweep_dynamics(root: str | Path) -> Path | None:
