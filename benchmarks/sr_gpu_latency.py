@@ -86,7 +86,11 @@ def graphed_train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) 
     with torch.cuda.graph(graph):
         F.cross_entropy(model(images), labels).backward()
         optimizer.step()
-    return graph.replay
+    # The replay writes the optimizer's momentum buffers, which live outside the graph's pool: the step must hold the
+    # optimizer. Returning graph.replay alone let them be freed here and released by the next capture's empty_cache(),
+    # and the replay wrote to unmapped memory (the H200 run's "illegal memory access", results/h200-2026-11-27/lat.log).
+    held = (graph, optimizer)
+    return lambda: held[0].replay()
 
 
 STEPS: dict[tuple[str, str], Callable[[nn.Module, torch.Tensor, torch.Tensor], Callable[[], object]]] = {
