@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from srblock.engine import build_model, load_config
+from srblock.layers import find_sr_blocks
 from srblock.recipes import RECIPE_ROOT
 
 CONFIGS = RECIPE_ROOT
@@ -83,7 +85,14 @@ def test_sweep_file_arms_resolve(path: Path) -> None:
     for run in {r.arm: r for r in expand_grid(sweep)}.values():  # one run of each arm
         config = load_config(run.recipe, run.overrides)
         with torch.device("meta"):
-            build_model(config)
+            model = build_model(config)
+        sr_options = {
+            key.removeprefix("model.sr."): yaml.safe_load(value)
+            for key, value in (o.split("=", 1) for o in run.overrides)
+            if key.startswith("model.sr.")
+        }
+        for block in find_sr_blocks(model).values():  # every SR block option an arm sets reaches its blocks
+            assert {key: getattr(block, key) for key in sr_options} == sr_options, run.arm
 
 
 def test_fast_testbed_recipes_pair_baseline_and_sr_at_the_papers_place() -> None:

@@ -204,6 +204,9 @@ def test_bad_input_errors(x, message):
         ({"feat_size": (5, 4, 3)}, "feat_size must have 2 entries"),
         ({"memory_init": "ones"}, "memory_init must be one of"),
         ({"size_policy": "crop"}, "size_policy must be one of"),
+        ({"logit_scale": 0}, "logit_scale must be a number > 0, got 0"),
+        ({"logit_scale": True}, "logit_scale must be a number > 0, got True"),
+        ({"logit_scale": float("nan")}, "logit_scale must be a number > 0, got nan"),
     ],
 )
 def test_bad_construction_errors(kwargs, message):
@@ -392,6 +395,39 @@ def test_fused_gradients_equal_paper_steps(act_layer):
     for name, expected in grads["paper"].items():
         assert expected.abs().sum() > 0, name
         assert_matches(grads["fused"][name], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("act_layer", [None, nn.ReLU], ids=["paper", "relu"])
+def test_logit_scale_sharpens_the_paper_softmax(act_layer):
+    block = make(SRBlock2d, 16, (6, 5), act_layer=act_layer, memory_init="normal", memory_std=1.0, logit_scale=8)
+    x = torch.randn(7, 16, 6, 5)
+    logits = block.fc2(block.act(block.fc1(block.squeeze(x).flatten(1))))
+    expected = torch.softmax(8 * logits, dim=1)
+    for training, layout in ((True, torch.contiguous_format), (False, torch.contiguous_format), (False, None)):
+        block.train(training)
+        inp = x if layout else x.to(memory_format=torch.channels_last)  # channels_last: the step-by-step path
+        with torch.no_grad(), capture_memory_weights(block) as captured:
+            out = block(inp)
+        assert_matches(captured[""][0], expected, rtol=1e-5)
+        assert_matches(out, inp + (captured[""][0] @ block.memory.flatten(1)).view_as(x))
+
+    def entropy(w):
+        return float(-(w * w.log()).sum(1).mean())
+
+    assert entropy(expected) < entropy(torch.softmax(logits, dim=1))
+
+
+def test_eval_follows_a_logit_scale_change():
+    block = make(memory_init="normal", memory_std=1.0).eval()
+    x = torch.randn(3, 6, 5, 4)
+    with torch.no_grad():
+        paper = block(x)
+        block.logit_scale = 5.0
+        sharp = block(x)
+    assert "logit_scale=5" in repr(block)
+    block.logit_scale = 1.0
+    with torch.no_grad():
+        assert torch.equal(block(x), paper) and not torch.allclose(sharp, paper)
 
 
 def test_eval_forward_launches_at_most_four_kernels():

@@ -150,6 +150,10 @@ class SRBlockNd(nn.Module):
       * ``size_policy="interpolate"``: accepts inputs of another spatial size by pooling the squeezed map to the
         trained size before the FCN and resizing the weighted memory to the input size. ``"strict"`` (the paper's
         fixed-size block) raises a ``ValueError`` naming both sizes.
+      * ``logit_scale``: multiplies the routing logits before the softmax (an inverse temperature). With PyTorch's
+        default init the paper's logits are so small that the softmax starts and (in our CIFAR runs) stays within
+        0.1 % of uniform entropy, so every image recalls about the mean memory; weight decay shrinks the three
+        routing layers' product further. A scale > 1 starts the routing selective and multiplies its gradient alike.
 
     The softmax weights go through ``self.softmax`` (an ``nn.Softmax`` module), so they can be read with a forward
     hook, e.g. via :func:`capture_memory_weights`, without touching the forward's return value.
@@ -163,6 +167,7 @@ class SRBlockNd(nn.Module):
         memory_init: ``"zeros"`` (paper), ``"normal"``, ``"uniform"`` or a callable applied to the memory tensor.
         memory_std: scale of the ``"normal"`` (std) and ``"uniform"`` (bound) memory inits.
         size_policy: ``"strict"`` (paper) or ``"interpolate"``.
+        logit_scale: factor on the routing logits, 1 (paper) or any positive number.
     """
 
     spatial_dims: int = 2
@@ -178,6 +183,7 @@ class SRBlockNd(nn.Module):
         memory_init: str | Callable[[torch.Tensor], object] = "zeros",
         memory_std: float = 0.02,
         size_policy: str = "strict",
+        logit_scale: float = 1.0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -188,6 +194,8 @@ class SRBlockNd(nn.Module):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if isinstance(memory_std, bool) or not isinstance(memory_std, (int, float)) or memory_std < 0:
             raise ValueError(f"memory_std must be a number >= 0, got {memory_std!r}")
+        if isinstance(logit_scale, bool) or not isinstance(logit_scale, (int, float)) or not logit_scale > 0:
+            raise ValueError(f"logit_scale must be a number > 0, got {logit_scale!r}")
         if isinstance(memory_init, str) and memory_init not in MEMORY_INITS:
             raise ValueError(f"memory_init must be one of {MEMORY_INITS} or a callable, got {memory_init!r}")
         if size_policy not in SIZE_POLICIES:
@@ -200,6 +208,7 @@ class SRBlockNd(nn.Module):
         self.size_policy = size_policy
         self.memory_init = memory_init
         self.memory_std = memory_std
+        self.logit_scale = float(logit_scale)
         positions = math.prod(self.feat_size)
 
         self.squeeze = _CONV[self.spatial_dims](channels, 1, kernel_size=1, bias=False, **dd)
@@ -237,7 +246,7 @@ class SRBlockNd(nn.Module):
         return super().train(mode)
 
     def _routing(self) -> torch.Tensor:
-        """``W2 W1`` (P x S): without an activation between them the two FCN layers are one linear map.
+        """``logit_scale * W2 W1`` (P x S): without an activation between them the two FCN layers are one linear map.
 
         In eval mode without autograd the product is kept until ``fc1``/``fc2`` change: an optimizer step, a
         ``load_state_dict``, an in-place edit under ``torch.no_grad()``, ``.to()``, a new parameter all invalidate it
@@ -248,21 +257,26 @@ class SRBlockNd(nn.Module):
         """
         w1, w2 = self.fc1.weight, self.fc2.weight
         if self.training or torch.is_grad_enabled() or _tracing(w1):
-            return w2 @ w1
+            return self._scaled(w2 @ w1)
         try:
             key = (w1._version, w2._version, w1.data_ptr(), w2.data_ptr(), _autocast_dtype(w1.device.type))
         except RuntimeError:  # tensors without storage (vmap, functorch transforms): nothing to key on
-            return w2 @ w1
+            return self._scaled(w2 @ w1)
+        key += (self.logit_scale,)
         cached = self._routing_cache
         if cached is None or cached[0] is not w1 or cached[1] is not w2 or cached[2] != key:
-            cached = self._routing_cache = (w1, w2, key, w2 @ w1)
+            cached = self._routing_cache = (w1, w2, key, self._scaled(w2 @ w1))
         return cached[3]
+
+    def _scaled(self, logits: torch.Tensor) -> torch.Tensor:
+        """``logit_scale * logits``; the paper's scale 1 adds no operation (the results stay bit-identical)."""
+        return logits if self.logit_scale == 1.0 else logits * self.logit_scale
 
     def _memory_weights(self, z: torch.Tensor) -> torch.Tensor:
         """Softmax weights (B x P) of the squeezed map ``z`` (B x S): ``softmax(W2 act(W1 z))``."""
         if isinstance(self.act, nn.Identity):
             return self.softmax(F.linear(z, self._routing()))
-        return self.softmax(self.fc2(self.act(self.fc1(z))))
+        return self.softmax(self._scaled(self.fc2(self.act(self.fc1(z)))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = _check_input(x, type(self).__name__, self.channels, self.feat_size, self.size_policy == "strict")
@@ -287,6 +301,7 @@ class SRBlockNd(nn.Module):
         return (
             f"channels={self.channels}, feat_size={self.feat_size}, num_memories={self.num_memories}, "
             f"hidden={self.hidden}, size_policy={self.size_policy!r}"
+            + (f", logit_scale={self.logit_scale:g}" if self.logit_scale != 1.0 else "")
         )
 
 
