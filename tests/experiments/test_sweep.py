@@ -244,16 +244,24 @@ def test_concurrent_sweeps_on_one_grid_train_each_run_once(sweep_file):
     assert not (dead / ".sweep.lock").exists() and (held / ".sweep.lock").exists()
 
 
-def test_report_plots_the_sr_dynamics_of_the_arms_that_have_them(tmp_path):
-    from srblock.experiments.sweep import plot_sweep_dynamics
+def test_report_draws_and_tables_the_sr_dynamics_of_the_arms_that_have_them(tmp_path):
+    from srblock.experiments.sweep import report_sweep_dynamics
 
     cols = "layer3.sr.memory_ratio,layer3.sr.routing_change,layer3.sr.routing_entropy,layer3.sr.memory_spread"
-    for arm, header, row in (("base", "epoch,val_acc1", "1.0,50"), ("sr", f"epoch,{cols}", "1.0,0.01,0.1,0.99,0.2")):
-        run = tmp_path / arm / "seed0"
+    ends = {"layer3.sr.memory_ratio": 0.01, "layer3.sr.routing_entropy": 0.99}
+    runs = (("base", 0, "epoch,val_acc1", "1.0,50", {}), ("sr", 0, f"epoch,{cols}", "1.0,0.01,0.1,0.99,0.2", ends))
+    runs += (("sr", 1, f"epoch,{cols}", "1.0,0.03,0.1,0.97,0.2", {**ends, "layer3.sr.memory_ratio": 0.03}),)
+    for arm, seed, header, row, end in runs:
+        run = tmp_path / arm / f"seed{seed}"
         run.mkdir(parents=True)
-        (run / "summary.json").write_text("{}")
+        (run / "summary.json").write_text(json.dumps({"sr_dynamics": end} if end else {}))
         (run / "metrics.csv").write_text(f"{header}\n{row}\n")
-    assert plot_sweep_dynamics(tmp_path) == tmp_path / "dynamics.png" and (tmp_path / "dynamics.png").stat().st_size
-    (tmp_path / "sr" / "seed0" / "metrics.csv").write_text("epoch,val_acc1\n1.0,50\n")
+    assert report_sweep_dynamics(tmp_path) == [tmp_path / "dynamics.png", tmp_path / "dynamics.md"]
+    assert (tmp_path / "dynamics.png").stat().st_size
+    table = (tmp_path / "dynamics.md").read_text().splitlines()
+    assert len([line for line in table if line.startswith("| `")]) == 1  # the baseline has no SR columns
+    assert table[2].startswith("| `sr` | layer3.sr | 2 | 0.02 ± 0.014 | – | – | 0.99 ± 0 | – |")
+    for seed in (0, 1):
+        (tmp_path / "sr" / f"seed{seed}" / "metrics.csv").write_text("epoch,val_acc1\n1.0,50\n")
     (tmp_path / "dynamics.png").unlink()
-    assert plot_sweep_dynamics(tmp_path) is None and not (tmp_path / "dynamics.png").exists()
+    assert report_sweep_dynamics(tmp_path) == [] and not (tmp_path / "dynamics.png").exists()

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from ..layers.sr import find_sr_blocks
+from .stats import summarize
 from .usage import MemoryRecord, collect_memory_weights
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DYNAMICS_COLUMNS",
     "class_separation",
+    "dynamics_table",
     "initial_routing",
     "load_dynamics",
     "plot_dynamics",
@@ -180,6 +182,30 @@ def load_dynamics(run_dir: str | Path) -> dict[str, dict[str, list[float]]]:
             curves = out.setdefault(block, {"epoch": [float(r["epoch"]) for r in rows]})
             curves[column] = [float(r[key]) if r[key] not in ("", None) else math.nan for r in rows]
     return out
+
+
+def dynamics_table(finals: Mapping[str, Sequence[Mapping[str, float]]]) -> str:
+    """Markdown table of where training ended: per arm and SR block, the mean ± std over runs of each column.
+
+    ``finals`` maps an arm to its runs' end values (a summary's ``sr_dynamics``: ``{"layer3.sr.memory_ratio": ...}``);
+    arms without SR values are left out.
+
+    >>> print(dynamics_table({"sr": [{"b.memory_ratio": 0.01}, {"b.memory_ratio": 0.03}]}).splitlines()[2])
+    | `sr` | b | 2 | 0.02 ± 0.014 | – | – | – | – |
+    """
+    header = ["arm", "block", "n", *DYNAMICS_COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for arm, runs in finals.items():
+        blocks = sorted({key.rpartition(".")[0] for run in runs for key in run} - {""})
+        for block in blocks:
+            cells = []
+            for column in DYNAMICS_COLUMNS:
+                values = [float(run[f"{block}.{column}"]) for run in runs if f"{block}.{column}" in run]
+                s = summarize([v for v in values if not math.isnan(v)])
+                cells.append("–" if s.n == 0 else f"{s.mean:.3g}" + ("" if s.n < 2 else f" ± {s.std:.2g}"))
+            n = sum(any(key.startswith(f"{block}.") for key in run) for run in runs)
+            lines.append(f"| `{arm}` | {block} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def plot_dynamics(

@@ -883,21 +883,32 @@ def _write_results_csv(root: Path, rows: Sequence[Mapping], metric: str) -> None
             writer.writerow([r["arm"], r["seed"], metric, s.get(metric, ""), *(s.get(k, "") for k in keys), rel])
 
 
-def plot_sweep_dynamics(root: str | Path) -> Path | None:
-    """``<root>/dynamics.png``: the SR learning-dynamics curves of every arm whose runs wrote them (mean over seeds,
-    min-max band; :func:`srblock.analysis.dynamics.plot_dynamics`), or ``None`` when no run has SR columns."""
-    from ..analysis.dynamics import load_dynamics, plot_dynamics
+def report_sweep_dynamics(root: str | Path) -> list[Path]:
+    """The SR learning dynamics of every arm whose runs wrote them: ``<root>/dynamics.png`` (the curves, mean over
+    seeds with the min-max band, :func:`srblock.analysis.dynamics.plot_dynamics`) and ``<root>/dynamics.md`` (the end
+    values, mean ± std over seeds, :func:`~srblock.analysis.dynamics.dynamics_table`); the paths written, none when
+    no run has SR columns."""
+    from ..analysis.dynamics import dynamics_table, load_dynamics, plot_dynamics
 
     root = Path(root)
     arms: dict[str, list[Path]] = {}
+    finals: dict[str, list[dict[str, float]]] = {}
     for summary in sorted(root.glob(f"*/*/{SUMMARY}")):
         run = summary.parent
         if (run / "metrics.csv").is_file() and load_dynamics(run):
             arms.setdefault(run.parent.name, []).append(run)
+            end = json.loads(summary.read_text()).get("sr_dynamics")
+            if end:
+                finals.setdefault(run.parent.name, []).append(end)
     if not arms:
-        return None
+        return []
     plot_dynamics(arms, root / "dynamics.png", title=f"SR learning dynamics, {root}")
-    return root / "dynamics.png"
+    written = [root / "dynamics.png"]
+    if finals:
+        note = "\nEnd of training (last validation pass), mean ± std over the runs; `srblock sweep --report`.\n"
+        write_text(root / "dynamics.md", dynamics_table(finals) + note)
+        written.append(root / "dynamics.md")
+    return written
 
 
 def _paired_text(result: PairedResult) -> str:
@@ -956,9 +967,9 @@ def sweep_command(
     if report is not None:
         sweep = load_sweep(config, overrides) if config else None
         aggregate(report, sweep=sweep, baseline=baseline, metric=metric, log=print, load_fn=load_fn)
-        plot = plot_sweep_dynamics(report)
-        if plot is not None:
-            print(f"SR learning dynamics per arm: {plot}")
+        written = report_sweep_dynamics(report)
+        if written:
+            print("SR learning dynamics per arm: " + ", ".join(map(str, written)))
         return 0
     if config is None:
         raise ValueError(
