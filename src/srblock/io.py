@@ -24,7 +24,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["TEMP_SUFFIX", "atomic_open", "json_safe", "remove_stale_temps", "save_figure", "write_json", "write_text"]
+__all__ = [
+    "TEMP_SUFFIX",
+    "atomic_open",
+    "atomic_path",
+    "json_safe",
+    "remove_stale_temps",
+    "save_figure",
+    "write_json",
+    "write_text",
+]
 
 TEMP_SUFFIX = ".tmp"
 
@@ -43,6 +52,22 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def _create_temp(path: Path) -> tuple[Path, int]:
+    """A fresh temporary file beside ``path`` (created, open for writing) with the mode ``path`` will get."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(path)
+    # O_EXCL on a fresh random name; mode 0o666 so the kernel applies the umask exactly as a plain open() does.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(fd if os.chmod in os.supports_fd else tmp, stat.S_IMODE(os.stat(path).st_mode))
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp, fd
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", *, newline: str | None = None) -> Iterator[IO[Any]]:
     """``open(path, mode)`` that replaces ``path`` only when the ``with`` block completes.
@@ -59,13 +84,8 @@ def atomic_open(path: str | Path, mode: str = "w", *, newline: str | None = None
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes whole files: mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(path)
-    # O_EXCL on a fresh random name; mode 0o666 so the kernel applies the umask exactly as a plain open() does.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    tmp, fd = _create_temp(path)
     try:
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(fd if os.chmod in os.supports_fd else tmp, stat.S_IMODE(os.stat(path).st_mode))
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding, newline=newline) as f:
             fd = -1  # owned by f now
@@ -76,6 +96,32 @@ def atomic_open(path: str | Path, mode: str = "w", *, newline: str | None = None
     except BaseException:
         if fd >= 0:
             os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary file name beside ``path`` for writers that take a name, not a file object (``torch.onnx.export``);
+    what they wrote there replaces ``path`` when the ``with`` block completes, as :func:`atomic_open` does.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> with atomic_path(folder / "model.onnx") as tmp:
+    ...     _ = tmp.write_bytes(b"onnx")
+    >>> (folder / "model.onnx").read_bytes(), sorted(p.name for p in folder.iterdir())
+    (b'onnx', ['model.onnx'])
+    """
+    path = Path(path)
+    tmp, fd = _create_temp(path)
+    os.close(fd)
+    try:
+        yield tmp
+        with tmp.open("rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)

@@ -23,6 +23,9 @@ def test_onnx_matches_pytorch_at_two_batch_sizes(tmp_path) -> None:
     path = export_onnx(model, tmp_path / "model.onnx", (3, 32, 32))
     assert model.training  # the caller's mode is restored
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # one self-contained file, no leftovers
+    (tmp_path / "plain").touch()  # the file gets a plain open()'s mode (umask applied), not a temp file's 0600
+    assert path.stat().st_mode == (tmp_path / "plain").stat().st_mode
+    (tmp_path / "plain").unlink()
     model.eval()
     for batch in (1, 5):
         images = torch.randn(batch, 3, 32, 32)

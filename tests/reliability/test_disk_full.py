@@ -13,13 +13,19 @@ import torch
 
 from srblock.cli import main
 from srblock.engine import load_checkpoint, save_checkpoint, train
-from srblock.io import save_figure, write_json, write_text
+from srblock.io import atomic_path, save_figure, write_json, write_text
 
 from .conftest import error_line, snapshot, tiny_config
 
 
 def _disk_full(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _write_through_a_name(path: Path) -> None:
+    """A writer that takes a file name (as torch.onnx.export does), through atomic_path."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(b"onnx")
 
 
 def test_every_writer_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,6 +37,7 @@ def test_every_writer_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Mon
         "table.md": lambda p: write_text(p, "| a |\n"),
         "checkpoint_last.pt": lambda p: save_checkpoint({"model": {}, "config": {}, "step": 1}, p),
         "usage.png": lambda p: save_figure(fig, p),
+        "model.onnx": _write_through_a_name,
     }
     for name, write in writers.items():
         write(tmp_path / name)
@@ -48,9 +55,10 @@ def test_files_get_the_mode_of_a_plain_open(tmp_path: Path) -> None:
     try:
         save_checkpoint({"model": {}, "config": {}}, tmp_path / "checkpoint_last.pt")
         write_json(tmp_path / "summary.json", {})
+        _write_through_a_name(tmp_path / "model.onnx")
     finally:
         os.umask(old)
-    for name in ("checkpoint_last.pt", "summary.json"):
+    for name in ("checkpoint_last.pt", "summary.json", "model.onnx"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o664, name  # group-readable, not 0600
 
 

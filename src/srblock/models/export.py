@@ -9,7 +9,6 @@ PosixPath('model.onnx')
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from .._extras import requires_extra
+from ..io import atomic_path
 from ..layers.modes import eval_mode
 
 __all__ = ["export_onnx"]
@@ -42,7 +42,7 @@ def export_onnx(
 
     The batch axis ``B`` is dynamic (``dynamic_batch``); the spatial size is fixed, as the SR block's memory is
     (PAPER.md §1). Outputs are named ``logits`` (a tensor) or after the model's dict keys (``out``, ``aux``). The
-    weights are stored inside the one file; it is written to a temporary file beside ``path`` and renamed into place.
+    weights are stored inside the one file, written atomically with a plain ``open``'s mode (``io.atomic_path``).
     Uses ``torch.onnx.export``'s ``torch.export``-based exporter (the ``onnx`` extra: onnx, onnxscript).
     """
     with requires_extra("onnx", "export_onnx (torch.onnx's exporter)"):  # torch imports them itself: fail early
@@ -59,10 +59,7 @@ def export_onnx(
     with eval_mode(model):
         with torch.no_grad():
             names = _output_names(model(example))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             torch.onnx.export(
                 model,
                 (example,),
@@ -75,7 +72,4 @@ def export_onnx(
                 dynamo=True,
                 verbose=False,
             )
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
     return path
