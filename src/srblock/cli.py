@@ -141,6 +141,12 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="list the runs and which are done; run nothing")
     p.add_argument("--report", metavar="DIR", help="only re-aggregate the finished runs under DIR")
     p.add_argument(
+        "--analyze",
+        action="store_true",
+        help="with --report: first `srblock analyze` (test split) every SR run that kept a checkpoint and has no "
+        "<run>/analysis_test yet; dynamics.md then adds the routing control and the ablation per arm",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -199,6 +205,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         return sweep_command(
             args.config,
             report=args.report,
+            analyze=args.analyze,
             merge=args.merge,
             dry_run=args.dry_run,
             overrides=args.overrides,

@@ -145,6 +145,31 @@ def test_report_reaggregates_from_saved_sweep_copy(sweep_file):
     assert "seeds for Δ=0.16" in table
 
 
+def test_analyze_takes_each_sr_run_with_a_checkpoint_once(tmp_path, monkeypatch):
+    import srblock.analysis.report as report
+    from srblock.experiments.sweep import analyze_sweep_runs
+
+    calls = []
+
+    def fake_analyze(checkpoint, *, split, output_dir):
+        calls.append((checkpoint.relative_to(tmp_path).as_posix(), split))
+        output_dir.mkdir()
+        (output_dir / "analysis.json").write_text("{}")
+
+    monkeypatch.setattr(report, "analyze_checkpoint", fake_analyze)
+    runs = {"base/seed0": (0, ["checkpoint_best.pt"]), "sr/seed0": (10, ["checkpoint_best.pt", "checkpoint_last.pt"])}
+    runs |= {"sr/seed1": (10, ["checkpoint_last.pt"]), "sr/seed2": (10, [])}  # seed2: its checkpoint was deleted
+    for name, (sr_params, checkpoints) in runs.items():
+        (tmp_path / name).mkdir(parents=True)
+        (tmp_path / name / "summary.json").write_text(json.dumps({"sr_params": sr_params}))
+        for checkpoint in checkpoints:
+            (tmp_path / name / checkpoint).write_bytes(b"x")
+    written = analyze_sweep_runs(tmp_path, log=lambda _: None)
+    assert calls == [("sr/seed0/checkpoint_best.pt", "test"), ("sr/seed1/checkpoint_last.pt", "test")]
+    assert written == [tmp_path / "sr/seed0/analysis_test", tmp_path / "sr/seed1/analysis_test"]
+    assert analyze_sweep_runs(tmp_path, log=lambda _: None) == [] and len(calls) == 2  # analysed once
+
+
 def test_a_second_metric_gets_its_own_table_and_leaves_the_sweeps_table(sweep_file):
     sweep = load_sweep(sweep_file)
     run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)
@@ -256,11 +281,16 @@ def test_report_draws_and_tables_the_sr_dynamics_of_the_arms_that_have_them(tmp_
         run.mkdir(parents=True)
         (run / "summary.json").write_text(json.dumps({"sr_dynamics": end} if end else {}))
         (run / "metrics.csv").write_text(f"{header}\n{row}\n")
+    analysis = {"blocks": {"layer3.sr": {"routing_control": {"eta2_init": 0.1, "delta": 0.005}}}}
+    analysis["ablation"] = {"delta_pp": -0.25}  # removing SR cost 0.25 points
+    (tmp_path / "sr" / "seed1" / "analysis_test").mkdir()
+    (tmp_path / "sr" / "seed1" / "analysis_test" / "analysis.json").write_text(json.dumps(analysis))
     assert report_sweep_dynamics(tmp_path) == [tmp_path / "dynamics.png", tmp_path / "dynamics.md"]
     assert (tmp_path / "dynamics.png").stat().st_size
     table = (tmp_path / "dynamics.md").read_text().splitlines()
     assert len([line for line in table if line.startswith("| `")]) == 1  # the baseline has no SR columns
-    assert table[2].startswith("| `sr` | layer3.sr | 2 | 0.02 ± 0.014 | – | – | 0.99 ± 0 | – |")
+    assert table[0].endswith("| eta2_gain | sr_contribution_pp |")
+    assert table[2] == "| `sr` | layer3.sr | 2 | 0.02 ± 0.014 | – | – | 0.99 ± 0 | – | 0.05 (1) | 0.25 (1) |"
     for seed in (0, 1):
         (tmp_path / "sr" / f"seed{seed}" / "metrics.csv").write_text("epoch,val_acc1\n1.0,50\n")
     (tmp_path / "dynamics.png").unlink()

@@ -184,26 +184,29 @@ def load_dynamics(run_dir: str | Path) -> dict[str, dict[str, list[float]]]:
     return out
 
 
-def dynamics_table(finals: Mapping[str, Sequence[Mapping[str, float]]]) -> str:
+def dynamics_table(
+    finals: Mapping[str, Sequence[Mapping[str, float]]], columns: Sequence[str] = DYNAMICS_COLUMNS
+) -> str:
     """Markdown table of where training ended: per arm and SR block, the mean ± std over runs of each column.
 
     ``finals`` maps an arm to its runs' end values (a summary's ``sr_dynamics``: ``{"layer3.sr.memory_ratio": ...}``);
-    arms without SR values are left out.
+    arms without SR values are left out. A cell with values from fewer runs than its row shows its own n.
 
     >>> print(dynamics_table({"sr": [{"b.memory_ratio": 0.01}, {"b.memory_ratio": 0.03}]}).splitlines()[2])
     | `sr` | b | 2 | 0.02 ± 0.014 | – | – | – | – |
     """
-    header = ["arm", "block", "n", *DYNAMICS_COLUMNS]
+    header = ["arm", "block", "n", *columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for arm, runs in finals.items():
         blocks = sorted({key.rpartition(".")[0] for run in runs for key in run} - {""})
         for block in blocks:
+            n = sum(any(key.startswith(f"{block}.") for key in run) for run in runs)
             cells = []
-            for column in DYNAMICS_COLUMNS:
+            for column in columns:
                 values = [float(run[f"{block}.{column}"]) for run in runs if f"{block}.{column}" in run]
                 s = summarize([v for v in values if not math.isnan(v)])
-                cells.append("–" if s.n == 0 else f"{s.mean:.3g}" + ("" if s.n < 2 else f" ± {s.std:.2g}"))
-            n = sum(any(key.startswith(f"{block}.") for key in run) for run in runs)
+                cell = "–" if s.n == 0 else f"{s.mean:.3g}" + ("" if s.n < 2 else f" ± {s.std:.2g}")
+                cells.append(cell + (f" ({s.n})" if 0 < s.n < n else ""))
             lines.append(f"| `{arm}` | {block} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

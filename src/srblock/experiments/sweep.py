@@ -91,6 +91,7 @@ LoadFn = Callable[[str, Sequence[str]], dict]
 _log = logging.getLogger(__name__)
 
 SUMMARY = "summary.json"
+RUN_ANALYSIS = Path("analysis_test") / "analysis.json"  # `srblock analyze --split test`'s default place in a run
 SWEEP_COPY = "sweep.yaml"
 FAILED = "failed.json"  # the last failure of a run (--keep-going), removed when it succeeds
 STALE_DIR = ".stale"  # where --rerun-stale moves the folders of stale runs
@@ -883,12 +884,48 @@ def _write_results_csv(root: Path, rows: Sequence[Mapping], metric: str) -> None
             writer.writerow([r["arm"], r["seed"], metric, s.get(metric, ""), *(s.get(k, "") for k in keys), rel])
 
 
+def analyze_sweep_runs(root: str | Path, *, log: Callable[[str], None] = _log.info) -> list[Path]:
+    """:func:`srblock.analysis.report.analyze_checkpoint` (test split) on every finished SR run under ``root`` that
+    kept a checkpoint (best, else last) and has no ``<run>/analysis_test`` yet; returns the folders written."""
+    from ..analysis.report import analyze_checkpoint
+
+    written = []
+    for summary in sorted(Path(root).glob(f"*/*/{SUMMARY}")):
+        run = summary.parent
+        checkpoints = [run / name for name in ("checkpoint_best.pt", "checkpoint_last.pt") if (run / name).is_file()]
+        if not checkpoints or (run / RUN_ANALYSIS).is_file() or not json.loads(summary.read_text()).get("sr_params"):
+            continue
+        log(f"analyze {checkpoints[0]} (test split)")
+        analyze_checkpoint(checkpoints[0], split="test", output_dir=run / RUN_ANALYSIS.parent)
+        written.append(run / RUN_ANALYSIS.parent)
+    return written
+
+
+def _analysis_values(run: Path) -> dict[str, float]:
+    """A run's analysis (``<run>/analysis_test``) as dynamics-table cells: per SR block the relative η² gain of the
+    trained routing over its norm-matched init, and the top-1 points the SR blocks add (with SR − SR removed)."""
+    path = run / RUN_ANALYSIS
+    if not path.is_file():
+        return {}
+    analysis = json.loads(path.read_text())
+    ablation = analysis.get("ablation") or {}
+    out = {}
+    for block, result in analysis.get("blocks", {}).items():
+        control = result.get("routing_control") or {}
+        if control.get("eta2_init"):
+            out[f"{block}.eta2_gain"] = control["delta"] / control["eta2_init"]
+        if "delta_pp" in ablation:
+            out[f"{block}.sr_contribution_pp"] = -ablation["delta_pp"]
+    return out
+
+
 def report_sweep_dynamics(root: str | Path) -> list[Path]:
     """The SR learning dynamics of every arm whose runs wrote them: ``<root>/dynamics.png`` (the curves, mean over
     seeds with the min-max band, :func:`srblock.analysis.dynamics.plot_dynamics`) and ``<root>/dynamics.md`` (the end
-    values, mean ± std over seeds, :func:`~srblock.analysis.dynamics.dynamics_table`); the paths written, none when
-    no run has SR columns."""
-    from ..analysis.dynamics import dynamics_table, load_dynamics, plot_dynamics
+    values, mean ± std over seeds, :func:`~srblock.analysis.dynamics.dynamics_table`, with the routing control and
+    the ablation of the runs analysed by :func:`analyze_sweep_runs`); the paths written, none when no run has SR
+    columns."""
+    from ..analysis.dynamics import DYNAMICS_COLUMNS, dynamics_table, load_dynamics, plot_dynamics
 
     root = Path(root)
     arms: dict[str, list[Path]] = {}
@@ -897,7 +934,7 @@ def report_sweep_dynamics(root: str | Path) -> list[Path]:
         run = summary.parent
         if (run / "metrics.csv").is_file() and load_dynamics(run):
             arms.setdefault(run.parent.name, []).append(run)
-            end = json.loads(summary.read_text()).get("sr_dynamics")
+            end = {**(json.loads(summary.read_text()).get("sr_dynamics") or {}), **_analysis_values(run)}
             if end:
                 finals.setdefault(run.parent.name, []).append(end)
     if not arms:
@@ -905,8 +942,15 @@ def report_sweep_dynamics(root: str | Path) -> list[Path]:
     plot_dynamics(arms, root / "dynamics.png", title=f"SR learning dynamics, {root}")
     written = [root / "dynamics.png"]
     if finals:
-        note = "\nEnd of training (last validation pass), mean ± std over the runs; `srblock sweep --report`.\n"
-        write_text(root / "dynamics.md", dynamics_table(finals) + note)
+        note = (
+            "\nEnd of training (last validation pass), mean ± std over the runs (a cell's own n in brackets where it "
+            "has fewer); `srblock sweep --report DIR --analyze`. eta2_gain: (η² trained − η² init) / η² init, the "
+            "class separation of the trained routing over the same model's routing at its seeded init rescaled to "
+            "the trained norms (`srblock analyze`, test split); sr_contribution_pp: test top-1 with SR minus with the "
+            "SR blocks removed, best checkpoint.\n"
+        )
+        columns = (*DYNAMICS_COLUMNS, "eta2_gain", "sr_contribution_pp")
+        write_text(root / "dynamics.md", dynamics_table(finals, columns) + note)
         written.append(root / "dynamics.md")
     return written
 
@@ -927,6 +971,7 @@ def sweep_command(
     config: str | None = None,
     *,
     report: str | None = None,
+    analyze: bool = False,
     dry_run: bool = False,
     overrides: Sequence[str] = (),
     baseline: str | None = None,
@@ -954,7 +999,8 @@ def sweep_command(
     ``SRBLOCK_SWEEP_OUTPUT`` set, e.g. to commit each finished run; its failure is reported, not fatal.
     ``launcher`` (``sequential``, ``local:N``, ``slurm``) and ``launcher_options`` (``key=value``) override the
     sweep file's ``launcher:`` (see :mod:`srblock.experiments.launchers`).
-    The plan (``dry_run``) and the table (``report``) are this command's output and go to stdout.
+    The plan (``dry_run``) and the table (``report``) are this command's output and go to stdout; ``analyze``
+    (with ``report``) first analyses the SR runs that have no analysis yet (:func:`analyze_sweep_runs`).
     ``arms`` limits the runs to those arms; ``time_budget`` (seconds from now; ``run_seconds``: the expected length of
     a run of an arm without a finished one) starts no run that would not end in time (:mod:`.budget`).
     """
@@ -965,6 +1011,8 @@ def sweep_command(
         merge_runs(merge, log=print)
         return 0
     if report is not None:
+        if analyze:
+            analyze_sweep_runs(report, log=print)
         sweep = load_sweep(config, overrides) if config else None
         aggregate(report, sweep=sweep, baseline=baseline, metric=metric, log=print, load_fn=load_fn)
         written = report_sweep_dynamics(report)
