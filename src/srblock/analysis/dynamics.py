@@ -205,7 +205,7 @@ def dynamics_table(
             for column in columns:
                 values = [float(run[f"{block}.{column}"]) for run in runs if f"{block}.{column}" in run]
                 s = summarize([v for v in values if not math.isnan(v)])
-                cell = "–" if s.n == 0 else f"{s.mean:.3g}" + ("" if s.n < 2 else f" ± {s.std:.2g}")
+                cell = "–" if s.n == 0 else f"{s.mean:.4g}" + ("" if s.n < 2 else f" ± {s.std:.2g}")
                 cells.append(cell + (f" ({s.n})" if 0 < s.n < n else ""))
             lines.append(f"| `{arm}` | {block} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
