@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -78,7 +79,11 @@ def test_cli_interrupt_exits_with_the_resume_command(recipe_file: Path, tmp_path
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "srblock.cli", "train", "-c", str(recipe_file), "--output", str(out)]
     cmd += ["--epochs", "200"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(), text=True)
+    # a shell starts background jobs with SIGINT ignored, and a child inherits that: give it Ctrl-C's default back
+    default_sigint = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(), text=True, preexec_fn=default_sigint
+    )
     deadline = time.monotonic() + 120
     while not (out / "metrics.csv").is_file() and time.monotonic() < deadline:
         time.sleep(0.05)
