@@ -143,8 +143,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--analyze",
         action="store_true",
-        help="with --report: first `srblock analyze` (test split) every SR run that kept a checkpoint and has no "
-        "<run>/analysis_test yet; dynamics.md then adds the routing control and the ablation per arm",
+        help="with --report: first, for every run that kept a checkpoint, save its test predictions "
+        "(<run>/predictions_test.npz; noise.md then splits each arm's seed spread) and `srblock analyze` (test split) "
+        "each SR run into <run>/analysis_test (dynamics.md then adds the routing control and the ablation); each once",
     )
     p.add_argument(
         "--set",

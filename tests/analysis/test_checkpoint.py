@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from srblock.cli import main
 
@@ -63,6 +64,25 @@ def test_cli_analyze_on_a_saved_checkpoint(tmp_path, capsys):
     assert result["num_images"] == 16
     assert result["blocks"]["layer4.sr"]["usage"]["max_abs_row_sum_error"] < 1e-5
     assert "wrote" in capsys.readouterr().out
+
+
+def test_predict_checkpoint_gives_the_splits_labels_and_the_models_top1(tmp_path):
+    from srblock.analysis.ablation import evaluate_accuracy
+    from srblock.analysis.report import _split_loader, predict_checkpoint
+    from srblock.engine import build_model, load_trained_model, resolve_config, save_checkpoint
+
+    _write_npz(tmp_path)
+    config = resolve_config(_config(tmp_path))
+    torch.manual_seed(0)
+    save_checkpoint({"model": build_model(config).state_dict(), "config": config}, tmp_path / "ckpt.pt")
+    predictions, labels = predict_checkpoint(tmp_path / "ckpt.pt", split="test", device="cpu")
+    assert labels.tolist() == np.load(tmp_path / "test.npz")["y"].tolist()  # the test split, in order
+    model, _ = load_trained_model(tmp_path / "ckpt.pt")
+    loader, _ = _split_loader(config, "test", None, "cpu")
+    assert 100.0 * (predictions == labels).double().mean().item() == evaluate_accuracy(model, loader)["acc1"]
+    assert predictions.shape == (40,) and predictions.dtype == torch.int64 and 0 <= predictions.min() <= 3
+    with pytest.raises(ValueError, match="split must be 'val' or 'test', got 'train'"):
+        predict_checkpoint(tmp_path / "ckpt.pt", split="train")
 
 
 @pytest.mark.slow

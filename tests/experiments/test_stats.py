@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from srblock.analysis.stats import paired_ttest, required_seeds, summarize, welch_power, welch_ttest
+from srblock.analysis.stats import (
+    paired_ttest,
+    required_seeds,
+    seed_noise,
+    summarize,
+    welch_power,
+    welch_ttest,
+)
 
 
 def test_summarize_matches_numpy_and_t_interval():
@@ -82,3 +89,28 @@ def test_sign_test_counts_wins_over_common_seeds_and_drops_ties():
     assert (r.n, r.wins) == (4, 3)
     assert r.p == pytest.approx(stats.binomtest(3, 4, 0.5).pvalue)
     assert sign_test({0: 1.0}, {1: 2.0}).n == 0 and math.isnan(sign_test({0: 1.0}, {1: 2.0}).p)
+
+
+def test_seed_noise_explains_independent_flips_and_leaves_a_whole_run_shift_to_the_rest():
+    rng = np.random.default_rng(0)
+    rate = rng.beta(0.6, 0.3, size=5000)  # most examples easy, some hard: like a trained classifier's test set
+    flips = rng.random((300, rate.size)) < rate  # 300 runs, every example flips on its own
+    r = seed_noise(flips)
+    assert (r.runs, r.examples) == (300, 5000)
+    assert r.flip_std == pytest.approx(100 * math.sqrt((rate * (1 - rate)).sum()) / rate.size, rel=0.05)
+    assert r.std == pytest.approx(r.flip_std, rel=0.15) and r.rest_std < 0.6 * r.flip_std
+    assert r.flip_std == pytest.approx(math.sqrt(r.disagreement / 100 / (2 * r.examples)) * 100)
+
+    shift = rng.normal(0, 0.03, size=(300, 1))  # each run also a few points better or worse on every example
+    shifted = seed_noise(rng.random((300, rate.size)) < np.clip(rate + shift, 0, 1))
+    assert shifted.rest_std > 2 * shifted.flip_std
+    assert shifted.std == pytest.approx(math.hypot(shifted.flip_std, shifted.rest_std))
+
+
+def test_seed_noise_with_identical_runs_has_no_spread_and_rejects_bad_input():
+    same = seed_noise([[True, False, True]] * 4)
+    assert same.std == same.flip_std == same.rest_std == same.disagreement == 0.0
+    with pytest.raises(ValueError, match="at least 2 runs, got shape \\(1, 3\\)"):
+        seed_noise([[1, 0, 1]])
+    with pytest.raises(ValueError, match="0/1"):
+        seed_noise([[1, 0.5], [1, 0]])

@@ -145,29 +145,97 @@ def test_report_reaggregates_from_saved_sweep_copy(sweep_file):
     assert "seeds for Δ=0.16" in table
 
 
-def test_analyze_takes_each_sr_run_with_a_checkpoint_once(tmp_path, monkeypatch):
+def test_analyze_takes_each_run_with_a_checkpoint_once(tmp_path, monkeypatch):
+    import torch
+
     import srblock.analysis.report as report
     from srblock.experiments.sweep import analyze_sweep_runs
 
-    calls = []
+    calls, predicted = [], []
 
     def fake_analyze(checkpoint, *, split, output_dir):
         calls.append((checkpoint.relative_to(tmp_path).as_posix(), split))
         output_dir.mkdir()
         (output_dir / "analysis.json").write_text("{}")
 
+    def fake_predict(checkpoint, *, split):
+        predicted.append((checkpoint.relative_to(tmp_path).as_posix(), split))
+        return torch.tensor([0, 1, 2, 2]), torch.tensor([0, 1, 2, 3])
+
     monkeypatch.setattr(report, "analyze_checkpoint", fake_analyze)
+    monkeypatch.setattr(report, "predict_checkpoint", fake_predict)
     runs = {"base/seed0": (0, ["checkpoint_best.pt"]), "sr/seed0": (10, ["checkpoint_best.pt", "checkpoint_last.pt"])}
     runs |= {"sr/seed1": (10, ["checkpoint_last.pt"]), "sr/seed2": (10, [])}  # seed2: its checkpoint was deleted
+    runs |= {"seg/seed0": (10, ["checkpoint_best.pt"])}  # segmentation: analysed, no per-image predictions
     for name, (sr_params, checkpoints) in runs.items():
         (tmp_path / name).mkdir(parents=True)
-        (tmp_path / name / "summary.json").write_text(json.dumps({"sr_params": sr_params}))
+        task = "segmentation" if name.startswith("seg") else "classification"
+        summary = {"sr_params": sr_params, "test_acc1": 75.0, "config": {"task": task}}
+        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
         for checkpoint in checkpoints:
             (tmp_path / name / checkpoint).write_bytes(b"x")
-    written = analyze_sweep_runs(tmp_path, log=lambda _: None)
-    assert calls == [("sr/seed0/checkpoint_best.pt", "test"), ("sr/seed1/checkpoint_last.pt", "test")]
-    assert written == [tmp_path / "sr/seed0/analysis_test", tmp_path / "sr/seed1/analysis_test"]
-    assert analyze_sweep_runs(tmp_path, log=lambda _: None) == [] and len(calls) == 2  # analysed once
+    logged = []
+    written = analyze_sweep_runs(tmp_path, log=logged.append)
+    kept = ["sr/seed0/checkpoint_best.pt", "sr/seed1/checkpoint_last.pt"]
+    assert predicted == [(c, "test") for c in ("base/seed0/checkpoint_best.pt", *kept)]
+    assert calls == [(c, "test") for c in ("seg/seed0/checkpoint_best.pt", *kept)]
+    assert written == [
+        tmp_path / "base/seed0/predictions_test.npz",
+        tmp_path / "seg/seed0/analysis_test",
+        tmp_path / "sr/seed0/predictions_test.npz",
+        tmp_path / "sr/seed0/analysis_test",
+        tmp_path / "sr/seed1/predictions_test.npz",
+        tmp_path / "sr/seed1/analysis_test",
+    ]
+    saved = np.load(tmp_path / "sr/seed0/predictions_test.npz")
+    assert saved["predictions"].tolist() == [0, 1, 2, 2] and saved["labels"].tolist() == [0, 1, 2, 3]
+    assert str(saved["checkpoint"]) == "checkpoint_best.pt"
+    # the best checkpoint scores 75 %, as its summary says; the last one is not compared with the best's number
+    assert not [line for line in logged if line.startswith("warning")]
+    assert analyze_sweep_runs(tmp_path, log=lambda _: None) == [] and len(calls) == 3 and len(predicted) == 3
+
+
+def test_analyze_warns_when_a_checkpoint_no_longer_scores_its_summary(tmp_path, monkeypatch):
+    import torch
+
+    import srblock.analysis.report as report
+    from srblock.experiments.sweep import analyze_sweep_runs
+
+    monkeypatch.setattr(report, "predict_checkpoint", lambda c, *, split: (torch.tensor([0, 1]), torch.tensor([0, 0])))
+    (tmp_path / "base/seed0").mkdir(parents=True)
+    (tmp_path / "base/seed0/summary.json").write_text(json.dumps({"sr_params": 0, "test_acc1": 75.0}))
+    (tmp_path / "base/seed0/checkpoint_best.pt").write_bytes(b"x")
+    logged = []
+    analyze_sweep_runs(tmp_path, log=logged.append)
+    assert logged[-1] == f"warning: {tmp_path / 'base/seed0/checkpoint_best.pt'} scores 50.00 % on test now, its " + (
+        "summary says 75.0"
+    )
+
+
+def test_noise_report_splits_each_arms_spread_and_needs_one_test_set(tmp_path):
+    from srblock.analysis.stats import seed_noise
+    from srblock.experiments.sweep import report_sweep_noise
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, size=200).astype(np.int16)
+    correct = {"base": rng.random((3, 200)) < 0.7, "sr": rng.random((4, 200)) < 0.8, "lone": rng.random((1, 200)) < 0.5}
+    assert report_sweep_noise(tmp_path) is None
+    for arm, runs in correct.items():
+        for seed, right in enumerate(runs):
+            (tmp_path / arm / f"seed{seed}").mkdir(parents=True)
+            predictions = np.where(right, labels, (labels + 1) % 10)
+            np.savez(tmp_path / arm / f"seed{seed}" / "predictions_test.npz", predictions=predictions, labels=labels)
+    table = report_sweep_noise(tmp_path).read_text()
+    for arm in ("base", "sr"):
+        r = seed_noise(correct[arm])
+        row = f"| {arm} | {r.runs} | {r.mean:.2f} | {r.std:.2f} | {r.flip_std:.2f} | {r.rest_std:.2f} | "
+        assert row + f"{r.disagreement:.1f} % |" in table
+    assert "| lone |" not in table  # one run has no spread
+    np.savez(tmp_path / "sr/seed3/predictions_test.npz", predictions=labels[:100], labels=labels[:100])
+    with pytest.raises(
+        ValueError, match=r"sr/seed3/predictions_test\.npz scores other test labels .* holds 100 images"
+    ):
+        report_sweep_noise(tmp_path)
 
 
 def test_a_second_metric_gets_its_own_table_and_leaves_the_sweeps_table(sweep_file):

@@ -24,9 +24,9 @@ from .ablation import ablation
 from .dynamics import initial_routing, load_dynamics, plot_dynamics, routing_control
 from .features import feature_effect, plot_feature_effect
 from .maps import memory_map_stats, memory_maps, plot_memory_maps
-from .usage import collect_memory_weights, plot_usage, summarize_usage
+from .usage import collect_memory_weights, iter_predictions, plot_usage, summarize_usage
 
-__all__ = ["analyze_checkpoint", "analyze_model", "resolve_classes", "write_report"]
+__all__ = ["analyze_checkpoint", "analyze_model", "predict_checkpoint", "resolve_classes", "write_report"]
 
 
 def _slug(name: str) -> str:
@@ -316,17 +316,8 @@ def analyze_checkpoint(
     Class names: CIFAR-10's, ImageNet's readable names (the default classes are then the paper's: cliff, pug,
     church, goldfish, airliner), else the folder names of an image-folder dataset, else indices.
     """
-    from ..engine import load_trained_model
-
     checkpoint = Path(checkpoint)
-    if split not in ("val", "test"):
-        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    model, config = load_trained_model(checkpoint, map_location="cpu")
-    model.to(device)
-    loader, class_names = _split_loader(config, split, data_dir, device)
+    model, config, loader, class_names, device = _load_on_split(checkpoint, split, data_dir, device)
     if classes is None and class_names is not None and set(PAPER_IMAGENET_CLASSES) <= set(class_names):
         classes = list(PAPER_IMAGENET_CLASSES)
     out = Path(output_dir) if output_dir is not None else checkpoint.parent / f"analysis_{split}"
@@ -352,6 +343,38 @@ def analyze_checkpoint(
         write_json(out / "analysis.json", result, default=_json_default)
         write_report(result, out / "report.md")
     return result
+
+
+def predict_checkpoint(
+    checkpoint: str | Path,
+    *,
+    split: str = "test",
+    data_dir: str | Path | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(predictions, labels)``: the top-1 class of every image of the recipe's ``split`` under a checkpoint written
+    by ``srblock train``, in the split's order (int64, CPU), e.g. for :func:`srblock.analysis.stats.seed_noise`."""
+    model, _, loader, _, device = _load_on_split(checkpoint, split, data_dir, device)
+    predictions, labels = [], []
+    for _, target, logits in iter_predictions(model, loader, device=device, desc=f"predict {split}"):
+        predictions.append(logits.argmax(dim=1))
+        labels.append(target)
+    return torch.cat(predictions), torch.cat(labels)
+
+
+def _load_on_split(
+    checkpoint: str | Path, split: str, data_dir: str | Path | None, device: torch.device | str | None
+) -> tuple[nn.Module, dict[str, Any], Any, Sequence[str] | None, torch.device]:
+    """The trained model of a checkpoint on ``device`` (default: CUDA when there is one), its config, the recipe's
+    ``split`` loader, its class names and the device."""
+    from ..engine import load_trained_model
+
+    if split not in ("val", "test"):
+        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model, config = load_trained_model(checkpoint, map_location="cpu")
+    loader, class_names = _split_loader(config, split, data_dir, device)
+    return model.to(device), config, loader, class_names, device
 
 
 def _split_loader(config: dict[str, Any], split: str, data_dir: str | Path | None, device: torch.device):

@@ -25,11 +25,13 @@ with requires_extra("analysis", "the statistics of srblock.analysis.stats (t-tes
 
 __all__ = [
     "PairedResult",
+    "SeedNoise",
     "SignResult",
     "Summary",
     "WelchResult",
     "paired_ttest",
     "required_seeds",
+    "seed_noise",
     "sign_test",
     "summarize",
     "welch_power",
@@ -234,3 +236,56 @@ def required_seeds(
         else:
             lo = mid + 1
     return lo
+
+
+@dataclass(frozen=True)
+class SeedNoise:
+    """How much of the seed-to-seed spread of a test accuracy the finite test set explains (percentage points).
+
+    ``std`` is the sample std of the runs' accuracies; ``flip_std`` the std they would have if each test example were
+    right or wrong independently of the others, with its own rate over the runs (Jordan 2023, arXiv 2304.01910,
+    finds it explains most of the spread on CIFAR-10); ``rest_std`` = √max(0, std² − flip_std²), the spread shared
+    across examples (a whole run better or worse); ``disagreement`` the mean % of test examples that two runs score
+    differently (one right, one wrong).
+    """
+
+    runs: int
+    examples: int
+    mean: float
+    std: float
+    flip_std: float
+    rest_std: float
+    disagreement: float
+
+
+def seed_noise(correct: np.ndarray | Sequence[Sequence[bool]]) -> SeedNoise:
+    """:class:`SeedNoise` of a ``runs x examples`` matrix of per-example correctness (runs of one arm, same test set).
+
+    Example i is right in a fraction p_i of the k runs; v_i = p_i (1 − p_i) k / (k − 1) is the unbiased variance of
+    its correctness, so the accuracy's variance under independent examples is Σ v_i / n², and the mean pairwise
+    disagreement is 2 Σ v_i / n. No examples of a run may be missing: every row scores the same test set.
+
+    >>> r = seed_noise([[1, 1, 0, 0], [1, 0, 1, 0], [1, 1, 1, 0]])
+    >>> r.runs, r.examples, round(r.mean, 1), round(r.disagreement, 1), round(r.flip_std, 1)
+    (3, 4, 58.3, 33.3, 20.4)
+    """
+    c = np.asarray(correct, dtype=float)
+    if c.ndim != 2 or c.shape[0] < 2 or c.shape[1] == 0:
+        raise ValueError(f"seed_noise needs a runs x examples matrix with at least 2 runs, got shape {c.shape}")
+    if not np.isin(c, (0.0, 1.0)).all():
+        raise ValueError("seed_noise needs 0/1 (or bool) correctness per example, got other values")
+    k, n = c.shape
+    rate = c.mean(axis=0)
+    var_i = rate * (1 - rate) * k / (k - 1)
+    acc = 100.0 * c.mean(axis=1)
+    std = float(acc.std(ddof=1))
+    flip = 100.0 * math.sqrt(var_i.sum()) / n
+    return SeedNoise(
+        runs=k,
+        examples=n,
+        mean=float(acc.mean()),
+        std=std,
+        flip_std=flip,
+        rest_std=math.sqrt(max(0.0, std**2 - flip**2)),
+        disagreement=float(100.0 * 2 * var_i.sum() / n),
+    )

@@ -63,9 +63,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
-from ..analysis.stats import PairedResult, SignResult, paired_ttest, required_seeds, sign_test, summarize, welch_ttest
+from ..analysis.stats import (
+    PairedResult,
+    SignResult,
+    paired_ttest,
+    required_seeds,
+    seed_noise,
+    sign_test,
+    summarize,
+    welch_ttest,
+)
 from ..engine.config import config_diff
 from ..engine.logger import progress
 from ..io import atomic_open, write_json, write_text
@@ -92,6 +102,7 @@ _log = logging.getLogger(__name__)
 
 SUMMARY = "summary.json"
 RUN_ANALYSIS = Path("analysis_test") / "analysis.json"  # `srblock analyze --split test`'s default place in a run
+RUN_PREDICTIONS = "predictions_test.npz"  # the test split's top-1 predictions of a run's kept checkpoint
 SWEEP_COPY = "sweep.yaml"
 FAILED = "failed.json"  # the last failure of a run (--keep-going), removed when it succeeds
 STALE_DIR = ".stale"  # where --rerun-stale moves the folders of stale runs
@@ -884,21 +895,86 @@ def _write_results_csv(root: Path, rows: Sequence[Mapping], metric: str) -> None
             writer.writerow([r["arm"], r["seed"], metric, s.get(metric, ""), *(s.get(k, "") for k in keys), rel])
 
 
+def _kept_checkpoint(run: Path) -> Path | None:
+    """The checkpoint a finished run kept: the best (whose test accuracy the summary reports), else the last."""
+    return next((run / n for n in ("checkpoint_best.pt", "checkpoint_last.pt") if (run / n).is_file()), None)
+
+
 def analyze_sweep_runs(root: str | Path, *, log: Callable[[str], None] = _log.info) -> list[Path]:
-    """:func:`srblock.analysis.report.analyze_checkpoint` (test split) on every finished SR run under ``root`` that
-    kept a checkpoint (best, else last) and has no ``<run>/analysis_test`` yet; returns the folders written."""
-    from ..analysis.report import analyze_checkpoint
+    """For every finished run under ``root`` that kept a checkpoint (best, else last): the top-1 predictions of a
+    classifier on the test split (``<run>/predictions_test.npz``, for :func:`report_sweep_noise`) and, for SR runs,
+    :func:`srblock.analysis.report.analyze_checkpoint` on the test split (``<run>/analysis_test``); each is made
+    once. Returns the paths written."""
+    from ..analysis.report import analyze_checkpoint, predict_checkpoint
 
     written = []
-    for summary in sorted(Path(root).glob(f"*/*/{SUMMARY}")):
-        run = summary.parent
-        checkpoints = [run / name for name in ("checkpoint_best.pt", "checkpoint_last.pt") if (run / name).is_file()]
-        if not checkpoints or (run / RUN_ANALYSIS).is_file() or not json.loads(summary.read_text()).get("sr_params"):
+    for summary_path in sorted(Path(root).glob(f"*/*/{SUMMARY}")):
+        run = summary_path.parent
+        checkpoint = _kept_checkpoint(run)
+        if checkpoint is None:
             continue
-        log(f"analyze {checkpoints[0]} (test split)")
-        analyze_checkpoint(checkpoints[0], split="test", output_dir=run / RUN_ANALYSIS.parent)
-        written.append(run / RUN_ANALYSIS.parent)
+        summary = json.loads(summary_path.read_text())
+        classifier = (summary.get("config") or {}).get("task", "classification") == "classification"
+        if classifier and not (run / RUN_PREDICTIONS).is_file():
+            log(f"predict {checkpoint} (test split)")
+            predictions, labels = predict_checkpoint(checkpoint, split="test")
+            with atomic_open(run / RUN_PREDICTIONS, "wb") as f:
+                np.savez_compressed(
+                    f,
+                    predictions=predictions.numpy().astype(np.int16),
+                    labels=labels.numpy().astype(np.int16),
+                    checkpoint=np.array(checkpoint.name),
+                )
+            acc = 100.0 * float((predictions == labels).double().mean())
+            recorded = summary.get("test_acc1") if checkpoint.name == "checkpoint_best.pt" else None
+            if recorded is not None and abs(acc - recorded) > 0.005:
+                log(f"warning: {checkpoint} scores {acc:.2f} % on test now, its summary says {recorded}")
+            written.append(run / RUN_PREDICTIONS)
+        if summary.get("sr_params") and not (run / RUN_ANALYSIS).is_file():
+            log(f"analyze {checkpoint} (test split)")
+            analyze_checkpoint(checkpoint, split="test", output_dir=run / RUN_ANALYSIS.parent)
+            written.append(run / RUN_ANALYSIS.parent)
     return written
+
+
+def report_sweep_noise(root: str | Path) -> Path | None:
+    """``<root>/noise.md``: per arm, how much of its seed-to-seed spread in test top-1 the finite test set explains
+    (:func:`srblock.analysis.stats.seed_noise` over the runs' ``predictions_test.npz``, see
+    :func:`analyze_sweep_runs`); ``None`` when no arm has two runs with predictions."""
+    root = Path(root)
+    arms: dict[str, list[np.ndarray]] = {}
+    labels: np.ndarray | None = None
+    for path in sorted(root.glob(f"*/*/{RUN_PREDICTIONS}")):
+        with np.load(path) as data:
+            if labels is None:
+                labels = data["labels"]
+            elif not np.array_equal(data["labels"], labels):
+                raise ValueError(
+                    f"{path} scores other test labels than the sweep's first run (it holds {len(data['labels'])} "
+                    f"images, the first {len(labels)}): the runs under {root} must share one test set"
+                )
+            arms.setdefault(path.parent.parent.name, []).append(data["predictions"] == labels)
+    rows = [(arm, seed_noise(np.stack(runs))) for arm, runs in arms.items() if len(runs) >= 2]
+    if not rows:
+        return None
+    lines = [
+        "| arm | runs | test top-1 | std | flip std | rest std | disagreement |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {arm} | {r.runs} | {r.mean:.2f} | {r.std:.2f} | {r.flip_std:.2f} | {r.rest_std:.2f} | "
+            f"{r.disagreement:.1f} % |"
+            for arm, r in rows
+        ),
+        "",
+        f"Test top-1 of each run's kept checkpoint over {len(labels):,} test images (percent, std in pp; "
+        "`srblock sweep --report DIR --analyze`). flip std: the seed-to-seed std that test examples flipping "
+        "independently at their own rate over the runs would give (Jordan 2023, arXiv 2304.01910); rest std: "
+        "√(std² − flip std²), the spread shared by all examples; disagreement: mean share of test images that two "
+        "runs of the arm score differently. A flip std near the std means more seeds, not a quieter protocol, "
+        "is what narrows a comparison at this accuracy.",
+        "",
+    ]
+    return write_text(root / "noise.md", "\n".join(lines))
 
 
 def _analysis_values(run: Path) -> dict[str, float]:
@@ -1000,7 +1076,7 @@ def sweep_command(
     ``launcher`` (``sequential``, ``local:N``, ``slurm``) and ``launcher_options`` (``key=value``) override the
     sweep file's ``launcher:`` (see :mod:`srblock.experiments.launchers`).
     The plan (``dry_run``) and the table (``report``) are this command's output and go to stdout; ``analyze``
-    (with ``report``) first analyses the SR runs that have no analysis yet (:func:`analyze_sweep_runs`).
+    (with ``report``) first saves predictions and analyses of the runs that have none yet (:func:`analyze_sweep_runs`).
     ``arms`` limits the runs to those arms; ``time_budget`` (seconds from now; ``run_seconds``: the expected length of
     a run of an arm without a finished one) starts no run that would not end in time (:mod:`.budget`).
     """
@@ -1018,6 +1094,9 @@ def sweep_command(
         written = report_sweep_dynamics(report)
         if written:
             print("SR learning dynamics per arm: " + ", ".join(map(str, written)))
+        noise = report_sweep_noise(report)
+        if noise is not None:
+            print(f"seed noise per arm: {noise}")
         return 0
     if config is None:
         raise ValueError(
