@@ -88,6 +88,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
         "log_interval": 50,  # iterations between progress lines (non-tty) / TensorBoard points
         "tensorboard": False,
         "grad_clip": None,  # max gradient norm, null = off
+        "sr_balance": 0.0,  # weight of the SR routing's load-balancing loss, 0 = off (srblock.engine.sr_balance)
         "find_unused_parameters": False,  # DDP
         "deterministic": False,  # torch.use_deterministic_algorithms (CPU runs are deterministic anyway)
     },
@@ -328,6 +329,8 @@ def validate_config(config: Mapping[str, Any], task_train_keys: Iterable[str] = 
         raise ValueError(f"train.workers must be >= 0, got {train['workers']!r}")
     if train["grad_clip"] is not None and (not _number(train["grad_clip"]) or train["grad_clip"] <= 0):
         raise ValueError(f"train.grad_clip must be a positive number or null, got {train['grad_clip']!r}")
+    if not _number(train["sr_balance"]) or train["sr_balance"] < 0:
+        raise ValueError(f"train.sr_balance must be a number >= 0 (0 = off), got {train['sr_balance']!r}")
     if train["compile"] not in _COMPILE:
         raise ValueError(f"train.compile must be one of {_COMPILE}, got {train['compile']!r}")
     if train["amp"] not in _AMP:

@@ -45,6 +45,7 @@ from .distributed import DistInfo, init_distributed, resolve_device
 from .logger import ProgressLoader, RunLogger, write_metrics_csv
 from .lookahead import Lookahead
 from .optim import build_optimizer, build_scheduler, freeze_groups
+from .sr_balance import RoutingBalance
 from .sr_dynamics import SRDynamics
 from .task import BatchLoader, Task, get_task
 
@@ -120,11 +121,13 @@ def train_steps(
     check_every_step: bool = True,
     bare_model: nn.Module | None = None,
     lookahead: Lookahead | None = None,
+    balance: RoutingBalance | None = None,
 ) -> dict[str, float]:
     """Train from iteration ``start`` to ``end``; returns the period's mean of each of the task's loss logs.
 
     The running sums stay on the device; the only syncs are the finiteness check (every step on CPU, where it is
-    free, every ``log_interval`` steps on GPUs) and the progress line.
+    free, every ``log_interval`` steps on GPUs) and the progress line. ``balance`` adds its weighted SR routing
+    balance term to the task's loss (logged unweighted as ``sr_balance``).
     """
     model.train()
     bare = bare_model if bare_model is not None else model
@@ -136,6 +139,10 @@ def train_steps(
         task.on_train_step(bare, step / total_steps)
         with autocast:
             loss, logs = task.loss(model, batch)
+        if balance is not None:
+            term = balance.loss()
+            loss = loss + balance.weight * term
+            logs = {**logs, "sr_balance": term.detach()}
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if grad_clip:
@@ -299,6 +306,7 @@ class _Run:
         model = self.task.build_model()
         freeze_groups(model, config["optim"]["groups"])  # before DDP/compile see which parameters train
         self.dynamics = SRDynamics(model, dist)  # reads the routing weights at init (θ₀), before any restore
+        self.balance = RoutingBalance(model, train_cfg["sr_balance"]) if train_cfg["sr_balance"] else None
         self.params = sum(p.numel() for p in model.parameters())
         self.sr_params = count_sr_params(model)
         self.loaders = self.task.build_loaders()
@@ -484,6 +492,7 @@ class _Run:
                         check_every_step=self.device.type == "cpu",
                         bare_model=self.model,
                         lookahead=self.lookahead,
+                        balance=self.balance,
                     )
                 except NonFiniteLossError as err:
                     raise NonFiniteLossError(
