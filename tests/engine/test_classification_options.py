@@ -73,6 +73,7 @@ def test_task_options_are_validated(tiny_data: Path) -> None:
         ("data.pad_mode=edge", "data.pad_mode must be one of"),
         ("data.init_images=-1", "data.init_images must be an int >= 0"),
         ("data.init_sample=last", "data.init_sample must be one of"),
+        ("data.split_seed=-3", "data.split_seed must be null or an int >= 0"),
         ("optim.lookahead={every: 0}", "optim.lookahead needs"),
         ("optim.lookahead={speed: 1}", "unknown key"),
         ("schedule.name=piecewise", "schedule.points must be"),
@@ -106,6 +107,20 @@ def airbench_tiny_config(root: Path, **train_options) -> dict:
     config["model"] = {"name": "cifar_airbench", "num_classes": 4, "width": 0.125, "input_size": [3, 16, 16]}
     config["data"].update(crop_padding=2, pad_mode="reflect", flip="alternate", tta="flip_translate", init_images=20)
     return config
+
+
+def test_split_seed_fixes_the_train_val_split_across_run_seeds(tiny_data: Path) -> None:
+    def split(seed: int, split_seed: int | None) -> list[list[int]]:
+        config = resolve_config(
+            {**tiny_config(tiny_data), "seed": seed},
+            [f"data.split_seed={'null' if split_seed is None else split_seed}"],
+        )
+        return [idx.tolist() for idx in ClassificationTask(config, DistInfo(), torch.device("cpu"))._split()]
+
+    assert split(0, None) != split(1, None)  # the default: each seed holds out other images
+    assert split(0, 7) == split(1, 7) == split(2, 7) != split(0, None)
+    assert split(3, 3) == split(3, None)  # the run's own seed is the default
+    assert sorted(split(1, 7)[0] + split(1, 7)[1]) == list(range(96))  # still a partition of the training set
 
 
 def test_task_initialises_a_data_dependent_model_from_the_training_split(tmp_path: Path) -> None:

@@ -8,6 +8,9 @@ the official validation set (the paper's top-1) as the test split, keeping the l
     dataset: ``cifar10`` | ``cifar100`` | ``npz`` (``root/train.npz``, ``root/test.npz``) | ``digits`` | ``imagenet``
     root, download: where the data is; ``download: true`` lets torchvision fetch CIFAR (needs internet).
     val_fraction: held-out share of the training set (0.1, the paper's).
+    split_seed: the seed of the train/validation split and the subsets; ``null`` (default): the run's seed, so every
+        seed also trains on another 90 %. An int fixes the split across seeds: then only init, data order,
+        augmentation and dropout vary (PAPER.md §3 says what the paper's seed sets; the split it does not name).
     train_subset, val_subset, test_subset: use only the first N samples of a split (quick runs; a deviation).
     crop_padding, flip: in-memory augmentation (pad-and-crop, horizontal flip); ``flip: alternate`` is airbench's
         alternating flip (:mod:`srblock.data.transforms`). pad_mode: ``zeros`` (the paper's) or ``reflect``.
@@ -109,6 +112,7 @@ class ClassificationTask(Task):
         "root": None,
         "download": False,
         "val_fraction": 0.1,
+        "split_seed": None,
         "train_subset": None,
         "val_subset": None,
         "test_subset": None,
@@ -135,6 +139,7 @@ class ClassificationTask(Task):
             "tta": (data.get("tta") in TTA_MODES, f"one of {TTA_MODES}"),
             "init_images": (_is_count(data.get("init_images", 0)), "an int >= 0"),
             "init_sample": (data.get("init_sample", "first") in INIT_SAMPLES, f"one of {INIT_SAMPLES}"),
+            "split_seed": (data.get("split_seed") is None or _is_count(data["split_seed"]), "null or an int >= 0"),
         }
         for key, (ok, expected) in checks.items():
             if not ok:
@@ -199,9 +204,14 @@ class ClassificationTask(Task):
         default_mean, default_std = _STATS[data["dataset"]]  # _arrays() has rejected any other dataset
         return tuple(data["mean"] or default_mean), tuple(data["std"] or default_std)
 
+    def _split_seed(self) -> int:
+        """``data.split_seed``, else the run's seed."""
+        split_seed = self.config["data"]["split_seed"]
+        return self.config["seed"] if split_seed is None else split_seed
+
     def _split(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Indices of the train, validation and test samples of the in-memory dataset (seeded; see the protocol)."""
-        data, seed = self.config["data"], self.config["seed"]
+        data, seed = self.config["data"], self._split_seed()
         _, labels, _, test_labels = self._arrays()
         train_idx, val_idx = train_val_split(len(labels), data["val_fraction"], seed, labels=labels)
         return (
@@ -254,7 +264,7 @@ class ClassificationTask(Task):
         if data["root"] is None:
             raise ValueError("ImageNet needs data.root (--data-dir) with train/ and val/ class folders")
         size = {"crop_size": data["image_size"] or 224, "resize_size": data["resize_size"]}
-        seed = self.config["seed"]
+        seed = self._split_seed()
         train_set = imagenet_folder(data["root"], "train", **size)
         test_set = imagenet_folder(data["root"], "val", **size)
         val_set = None
