@@ -225,12 +225,17 @@ def test_noise_report_splits_each_arms_spread_and_needs_one_test_set(tmp_path):
             (tmp_path / arm / f"seed{seed}").mkdir(parents=True)
             predictions = np.where(right, labels, (labels + 1) % 10)
             np.savez(tmp_path / arm / f"seed{seed}" / "predictions_test.npz", predictions=predictions, labels=labels)
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump({"baseline": "base"}))
     table = report_sweep_noise(tmp_path).read_text()
     for arm in ("base", "sr"):
         r = seed_noise(correct[arm])
         row = f"| {arm} | {r.runs} | {r.mean:.2f} | {r.std:.2f} | {r.flip_std:.2f} | {r.rest_std:.2f} | "
         assert row + f"{r.disagreement:.1f} % |" in table
+    paired = np.mean([100 * (correct["sr"][s] != correct["base"][s]).mean() for s in range(3)])
+    assert table.splitlines()[3].endswith(f"| {paired:.1f} % (3) |")  # sr against base over the seeds both ran
+    assert table.splitlines()[2].endswith("| – |")  # the baseline's own row
     assert "| lone |" not in table  # one run has no spread
+    assert report_sweep_noise(tmp_path, baseline="sr").read_text().splitlines()[2].endswith(f"| {paired:.1f} % (3) |")
     np.savez(tmp_path / "sr/seed3/predictions_test.npz", predictions=labels[:100], labels=labels[:100])
     with pytest.raises(
         ValueError, match=r"sr/seed3/predictions_test\.npz scores other test labels .* holds 100 images"

@@ -937,12 +937,15 @@ def analyze_sweep_runs(root: str | Path, *, log: Callable[[str], None] = _log.in
     return written
 
 
-def report_sweep_noise(root: str | Path) -> Path | None:
+def report_sweep_noise(root: str | Path, baseline: str | None = None) -> Path | None:
     """``<root>/noise.md``: per arm, how much of its seed-to-seed spread in test top-1 the finite test set explains
     (:func:`srblock.analysis.stats.seed_noise` over the runs' ``predictions_test.npz``, see
-    :func:`analyze_sweep_runs`); ``None`` when no arm has two runs with predictions."""
+    :func:`analyze_sweep_runs`), and how many test images an arm scores differently from the ``baseline`` arm
+    (default: ``<root>/sweep.yaml``'s) at the same seed; ``None`` when no arm has two runs with predictions."""
     root = Path(root)
-    arms: dict[str, list[np.ndarray]] = {}
+    if baseline is None and (root / SWEEP_COPY).is_file():
+        baseline = (yaml.safe_load((root / SWEEP_COPY).read_text()) or {}).get("baseline")
+    arms: dict[str, dict[str, np.ndarray]] = {}
     labels: np.ndarray | None = None
     for path in sorted(root.glob(f"*/*/{RUN_PREDICTIONS}")):
         with np.load(path) as data:
@@ -953,25 +956,36 @@ def report_sweep_noise(root: str | Path) -> Path | None:
                     f"{path} scores other test labels than the sweep's first run (it holds {len(data['labels'])} "
                     f"images, the first {len(labels)}): the runs under {root} must share one test set"
                 )
-            arms.setdefault(path.parent.parent.name, []).append(data["predictions"] == labels)
-    rows = [(arm, seed_noise(np.stack(runs))) for arm, runs in arms.items() if len(runs) >= 2]
+            arms.setdefault(path.parent.parent.name, {})[path.parent.name] = data["predictions"] == labels
+
+    def paired(arm: str) -> str:
+        """Mean % of test images the arm and the baseline score differently, over the seeds both ran."""
+        common = sorted(set(arms[arm]) & set(arms.get(baseline or "", {})))
+        if arm == baseline or not common:
+            return "–"
+        differ = [100.0 * float((arms[arm][s] != arms[baseline][s]).mean()) for s in common]
+        return f"{np.mean(differ):.1f} % ({len(common)})"
+
+    rows = [(arm, seed_noise(np.stack(list(runs.values())))) for arm, runs in arms.items() if len(runs) >= 2]
     if not rows:
         return None
     lines = [
-        "| arm | runs | test top-1 | std | flip std | rest std | disagreement |",
-        "|---|---|---|---|---|---|---|",
+        "| arm | runs | test top-1 | std | flip std | rest std | disagreement | vs baseline, same seed (n) |",
+        "|---|---|---|---|---|---|---|---|",
         *(
             f"| {arm} | {r.runs} | {r.mean:.2f} | {r.std:.2f} | {r.flip_std:.2f} | {r.rest_std:.2f} | "
-            f"{r.disagreement:.1f} % |"
+            f"{r.disagreement:.1f} % | {paired(arm)} |"
             for arm, r in rows
         ),
         "",
         f"Test top-1 of each run's kept checkpoint over {len(labels):,} test images (percent, std in pp; "
         "`srblock sweep --report DIR --analyze`). flip std: the seed-to-seed std that test examples flipping "
         "independently at their own rate over the runs would give (Jordan 2023, arXiv 2304.01910); rest std: "
-        "√(std² − flip std²), the spread shared by all examples; disagreement: mean share of test images that two "
-        "runs of the arm score differently. A flip std near the std means more seeds, not a quieter protocol, "
-        "is what narrows a comparison at this accuracy.",
+        "√(std² − flip std²), the spread shared by all examples (a whole run better or worse); disagreement: mean "
+        "share of test images that two runs of the arm score differently (one right, one wrong); vs baseline: the "
+        f"same share between the arm and `{baseline}` at the same seed — below the disagreement by what pairing by "
+        "seed shares. A flip std near the std means more seeds, not a quieter protocol, is what narrows a "
+        "comparison at this accuracy; a large rest std means the runs themselves differ.",
         "",
     ]
     return write_text(root / "noise.md", "\n".join(lines))
@@ -1094,7 +1108,7 @@ def sweep_command(
         written = report_sweep_dynamics(report)
         if written:
             print("SR learning dynamics per arm: " + ", ".join(map(str, written)))
-        noise = report_sweep_noise(report)
+        noise = report_sweep_noise(report, baseline=baseline)
         if noise is not None:
             print(f"seed noise per arm: {noise}")
         return 0
