@@ -112,6 +112,17 @@ def test_sweep_writes_csv_and_table_with_scipy_statistics(sweep_file):
     assert "`base` (baseline)" in table
 
 
+def test_an_arm_without_runs_yet_gets_dashes_not_nan(sweep_file):
+    doc = yaml.safe_load(sweep_file.read_text())
+    doc["arms"]["later"] = doc["arms"]["sr"]  # e.g. an arm added to a running sweep
+    sweep_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+    run_sweep(load_sweep(sweep_file), run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None, arms=["base", "sr"])
+    table = (sweep_file.parent / "out" / "table.md").read_text()
+    later = next(line for line in table.splitlines() if line.startswith("| `later`"))
+    assert [c.strip() for c in later.strip("|").split("|")][1:6] == ["0", "– ± –", "[–, –]", "–", "–"]
+    assert "nan" not in table
+
+
 def test_resume_skips_finished_runs(sweep_file):
     sweep = load_sweep(sweep_file)
     first = FakeTrain()

@@ -839,7 +839,7 @@ def aggregate(
             str(s.n),
             f"{_fmt(s.mean, digits)} ± {_fmt(s.std, digits)}",
             f"[{_fmt(s.ci_low, digits)}, {_fmt(s.ci_high, digits)}]",
-            "–" if is_base else f"{w.delta:+.{digits}f}",
+            "–" if is_base or math.isnan(w.delta) else f"{w.delta:+.{digits}f}",  # nan: an arm without runs yet
             "–" if is_base else _fmt_p(w.p),
             "–" if is_base else _paired_text(paired_ttest(by_seed[baseline], by_seed[arm])),
             "–" if is_base else _sign_text(sign_test(by_seed[baseline], by_seed[arm])),
