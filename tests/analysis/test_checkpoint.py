@@ -85,6 +85,32 @@ def test_predict_checkpoint_gives_the_splits_labels_and_the_models_top1(tmp_path
         predict_checkpoint(tmp_path / "ckpt.pt", split="train")
 
 
+def test_predict_checkpoint_applies_the_recipes_test_time_augmentation(tmp_path, monkeypatch):
+    from srblock.analysis.report import predict_checkpoint
+    from srblock.engine import build_model, classification, load_trained_model, resolve_config, save_checkpoint
+    from srblock.engine.classification import ClassificationTask, tta_logits
+    from srblock.engine.distributed import DistInfo
+
+    _write_npz(tmp_path)
+    config = resolve_config(_config(tmp_path), ["data.tta=flip_translate"])
+    torch.manual_seed(1)
+    save_checkpoint({"model": build_model(config).state_dict(), "config": config}, tmp_path / "ckpt.pt")
+    predictions, labels = predict_checkpoint(tmp_path / "ckpt.pt", split="test", device="cpu")
+    task = ClassificationTask(config, DistInfo(), torch.device("cpu"))
+    model, _ = load_trained_model(tmp_path / "ckpt.pt")
+    engine_acc = task.evaluate(model, task.build_loaders().test)["acc1"]
+    assert 100.0 * (predictions == labels).double().mean().item() == pytest.approx(engine_acc, abs=1e-9)
+    modes = []
+
+    def recording(model, images, mode):
+        modes.append(mode)
+        return tta_logits(model, images, mode)
+
+    monkeypatch.setattr(classification, "tta_logits", recording)
+    assert torch.equal(predict_checkpoint(tmp_path / "ckpt.pt", split="test", device="cpu")[0], predictions)
+    assert modes and set(modes) == {"flip_translate"}  # every batch went through the recipe's augmentation
+
+
 @pytest.mark.slow
 def test_cli_analyze_writes_report_for_a_trained_checkpoint(checkpoint, tmp_path, capsys):
     out = tmp_path / "analysis"

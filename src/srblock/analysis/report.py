@@ -353,10 +353,12 @@ def predict_checkpoint(
     device: torch.device | str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(predictions, labels)``: the top-1 class of every image of the recipe's ``split`` under a checkpoint written
-    by ``srblock train``, in the split's order (int64, CPU), e.g. for :func:`srblock.analysis.stats.seed_noise`."""
-    model, _, loader, _, device = _load_on_split(checkpoint, split, data_dir, device)
+    by ``srblock train``, in the split's order (int64, CPU), e.g. for :func:`srblock.analysis.stats.seed_noise`. The
+    recipe's test-time augmentation (``data.tta``) applies, so the accuracy is the one the engine reported."""
+    model, config, loader, _, device = _load_on_split(checkpoint, split, data_dir, device)
+    tta = config.get("data", {}).get("tta")
     predictions, labels = [], []
-    for _, target, logits in iter_predictions(model, loader, device=device, desc=f"predict {split}"):
+    for _, target, logits in iter_predictions(model, loader, device=device, desc=f"predict {split}", tta=tta):
         predictions.append(logits.argmax(dim=1))
         labels.append(target)
     return torch.cat(predictions), torch.cat(labels)

@@ -73,12 +73,16 @@ def iter_predictions(
     device: torch.device | str | None = None,
     max_images: int | None = None,
     desc: str = "predict",
+    tta: str | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """``(images, labels, logits)`` per batch of ``model`` in eval mode, the last batch cut at ``max_images``.
 
     Labels and float logits are on the CPU; the model's train/eval mode is restored when the iteration ends. On a
-    terminal a progress bar (``desc``) counts the batches.
+    terminal a progress bar (``desc``) counts the batches. ``tta``: the logits under a recipe's test-time
+    augmentation (``data.tta``, :func:`srblock.engine.classification.tta_logits`), as the engine evaluates.
     """
+    from ..engine.classification import tta_logits
+
     device = torch.device(device) if device is not None else next(model.parameters()).device
     seen = 0
     total = len(batches) if isinstance(batches, Sized) else None
@@ -88,7 +92,8 @@ def iter_predictions(
                 break
             if max_images is not None and seen + len(target) > max_images:
                 images, target = images[: max_images - seen], target[: max_images - seen]
-            logits = logits_of(model(images.to(device, non_blocking=True))).float().cpu()
+            images_on = images.to(device, non_blocking=True)
+            logits = logits_of(model(images_on) if tta is None else tta_logits(model, images_on, tta)).float().cpu()
             seen += len(target)
             bar.update()
             yield images, torch.as_tensor(target).cpu().long(), logits
