@@ -10,7 +10,7 @@ layers meet without a balancing term. The remedy of that literature (Shazeer et 
 
 0 when the batch recalls every memory equally, P − 1 when it recalls one. It says nothing about one image's
 weights, so each image may still pick a single memory. The training loss gets ``weight`` times the mean over the
-blocks; the engine logs the unweighted mean as ``sr_balance``.
+blocks; the engine logs the unweighted mean as ``sr_balance`` (``train_sr_balance`` in ``metrics.csv``).
 """
 
 from __future__ import annotations
