@@ -12,7 +12,7 @@ from torch import nn
 from srblock.engine import train
 from srblock.engine.config import resolve_config
 from srblock.engine.sr_balance import RoutingBalance
-from srblock.layers import SRBlock
+from srblock.layers import SRBlock, capture_memory_weights
 
 from .conftest import tiny_config
 
@@ -52,8 +52,6 @@ def test_balance_matches_the_cv_squared_of_the_mean_weights_over_blocks():
     )
     balance = RoutingBalance(model, weight=0.5)
     x = torch.randn(6, 4, 2, 2)
-    from srblock.layers import capture_memory_weights
-
     with capture_memory_weights(model) as captured:
         model(x)
     expected = []
@@ -79,6 +77,45 @@ def test_minimising_balance_alone_spreads_a_collapsed_routing():
     block(x)
     assert balance.loss().item() < 0.1  # from 2.6 (P - 1 = 3 at most)
     assert block.memory.grad is None or float(block.memory.grad.abs().max()) == 0  # the term trains the routing only
+
+
+def test_mutual_info_is_minus_one_for_decisive_balanced_routing_and_zero_for_uniform_or_collapsed():
+    balance = RoutingBalance(nn.Sequential(SRBlock(6, 3, num_memories=4, hidden=5)), weight=1.0, kind="mutual_info")
+    record = balance._record  # feed it softmax outputs directly (a training forward's)
+    block = nn.Module()  # any training-mode module
+    record(block, (), torch.eye(4).repeat(2, 1))  # 8 images, each on one memory, each memory used twice
+    assert balance.loss().item() == pytest.approx(-1.0, abs=1e-5)
+    record(block, (), torch.full((8, 4), 0.25))  # every image uniform
+    assert balance.loss().item() == pytest.approx(0.0, abs=1e-6)
+    record(block, (), torch.eye(4)[[0] * 8])  # every image on memory 0
+    assert balance.loss().item() == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(ValueError, match=r"must be one of \('importance', 'mutual_info'\), got 'entropy'"):
+        RoutingBalance(block, weight=1.0, kind="entropy")
+
+
+def test_minimising_mutual_info_makes_routing_decisive_and_balanced():
+    torch.manual_seed(0)
+    block = SRBlock(6, 3, num_memories=4, hidden=5, memory_init="normal")
+    balance = RoutingBalance(block, weight=1.0, kind="mutual_info")
+    importance = RoutingBalance(block, weight=1.0)
+    opt = torch.optim.Adam(block.parameters(), lr=0.05)
+    x = torch.randn(64, 6, 3, 3)
+    block(x)
+    start = balance.loss().item()
+    importance.loss()
+    for _ in range(200):
+        block(x)
+        loss = balance.loss()
+        importance.loss()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with capture_memory_weights(block) as captured:
+        block(x)
+    weights = captured[""][0]
+    assert start > -0.1 and balance.loss().item() < -0.8  # from near uniform to decisive and balanced
+    assert importance.loss().item() < 0.2  # the memories stay in use (P - 1 = 3 if one took all)
+    assert (weights.max(dim=1).values > 0.9).float().mean() > 0.9  # most images pick one memory
 
 
 def test_eval_and_no_grad_forwards_record_nothing_and_remove_detaches():
@@ -108,12 +145,20 @@ def test_engine_adds_the_weighted_term_and_logs_it(tiny_data: Path, tmp_path: Pa
     logged = [float(r["train_sr_balance"]) for r in rows if r.get("train_sr_balance")]
     assert logged and all(0 <= v <= 2 for v in logged)  # P - 1 = 2 at most (P = 3)
 
+    mi = tiny_config(tiny_data, epochs=1, sr_balance=0.1, sr_balance_loss="mutual_info")
+    train({**mi, "model": config["model"]}, tmp_path / "mi", quiet=True)
+    rows = list(csv.DictReader((tmp_path / "mi" / "metrics.csv").open()))
+    logged = [float(r["train_sr_balance"]) for r in rows if r.get("train_sr_balance")]
+    assert logged and all(-1 <= v <= 0 for v in logged)  # −I(image; memory) / log P: the chosen loss was used
+
     plain = train(tiny_config(tiny_data, epochs=1), tmp_path / "plain", quiet=True)
     assert plain["config"]["train"]["sr_balance"] == 0.0
     assert "train_sr_balance" not in next(csv.DictReader((tmp_path / "plain" / "metrics.csv").open()))
 
 
 @pytest.mark.parametrize("bad", [-0.1, "x", True])
-def test_config_rejects_a_bad_balance_weight(tiny_data: Path, bad):
+def test_config_rejects_a_bad_balance_weight_or_loss(tiny_data: Path, bad):
     with pytest.raises(ValueError, match=r"train.sr_balance must be a number"):
         resolve_config(tiny_config(tiny_data, sr_balance=bad))
+    with pytest.raises(ValueError, match=r"train.sr_balance_loss must be one of \('importance', 'mutual_info'\)"):
+        resolve_config(tiny_config(tiny_data, sr_balance=0.1, sr_balance_loss=str(bad)))

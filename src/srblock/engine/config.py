@@ -32,6 +32,7 @@ import yaml
 from ..io import write_text
 from .lookahead import check_lookahead
 from .optim import validate_groups
+from .sr_balance import BALANCE_LOSSES
 
 __all__ = [
     "ENGINE_DEFAULTS",
@@ -89,6 +90,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
         "tensorboard": False,
         "grad_clip": None,  # max gradient norm, null = off
         "sr_balance": 0.0,  # weight of the SR routing's load-balancing loss, 0 = off (srblock.engine.sr_balance)
+        "sr_balance_loss": "importance",  # which: importance | mutual_info
         "find_unused_parameters": False,  # DDP
         "deterministic": False,  # torch.use_deterministic_algorithms (CPU runs are deterministic anyway)
     },
@@ -331,6 +333,8 @@ def validate_config(config: Mapping[str, Any], task_train_keys: Iterable[str] = 
         raise ValueError(f"train.grad_clip must be a positive number or null, got {train['grad_clip']!r}")
     if not _number(train["sr_balance"]) or train["sr_balance"] < 0:
         raise ValueError(f"train.sr_balance must be a number >= 0 (0 = off), got {train['sr_balance']!r}")
+    if train["sr_balance_loss"] not in BALANCE_LOSSES:
+        raise ValueError(f"train.sr_balance_loss must be one of {BALANCE_LOSSES}, got {train['sr_balance_loss']!r}")
     if train["compile"] not in _COMPILE:
         raise ValueError(f"train.compile must be one of {_COMPILE}, got {train['compile']!r}")
     if train["amp"] not in _AMP:

@@ -1,26 +1,32 @@
-"""A load-balancing loss for the SR routing (beyond the paper; ``train.sr_balance``, 0 = off = the paper's loss).
+"""Routing losses for the SR block (beyond the paper; ``train.sr_balance`` is the weight, 0 = off = the paper's loss).
 
 Sharpened routing (``model.sr.logit_scale`` 8, RESULTS.md "Does the memory learn?") picks one memory per image, and
-in one of its first two seeds every test image ended on the same memory: the router collapse that mixture-of-experts
-layers meet without a balancing term. The remedy of that literature (Shazeer et al. 2017, arXiv 1701.06538, the
-"importance" loss) is taken here: per SR block and training batch, with ``u`` the batch mean of the softmax weights
-(how much each of the P memories is recalled),
+in 2 of its first 3 seeds every test image ended on the same memory: the router collapse that mixture-of-experts
+layers meet without a balancing term. Per SR block and training batch, with ``w_b`` image b's softmax weights and
+``u`` their batch mean (how much each of the P memories is recalled), ``train.sr_balance_loss`` picks:
 
-    balance = P · Σᵢ uᵢ² − 1 = CV(u)²,
+- ``importance`` (Shazeer et al. 2017, arXiv 1701.06538): P · Σᵢ uᵢ² − 1 = CV(u)², 0 when the batch recalls every
+  memory equally, P − 1 when it recalls one. It says nothing about one image's weights, but a uniform softmax for
+  every image is its easiest minimum: on CIFAR (weight 0.1, seed 0) it kept the entropy at 0.99 of uniform.
+- ``mutual_info`` (Krause et al. 2010, "Discriminative clustering by regularized information maximization"):
+  (mean_b H(w_b) − H(u)) / log P = −I(image; memory) / log P, from 0 (every image uniform, or all on one memory)
+  down to −1 (each image decisive, the memories used equally): it asks for decisive and balanced routing at once.
 
-0 when the batch recalls every memory equally, P − 1 when it recalls one. It says nothing about one image's
-weights, so each image may still pick a single memory. The training loss gets ``weight`` times the mean over the
-blocks; the engine logs the unweighted mean as ``sr_balance`` (``train_sr_balance`` in ``metrics.csv``).
+The training loss gets ``weight`` times the mean over the blocks; the engine logs the unweighted mean as
+``sr_balance`` (``train_sr_balance`` in ``metrics.csv``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["RoutingBalance"]
+__all__ = ["BALANCE_LOSSES", "RoutingBalance"]
+
+BALANCE_LOSSES = ("importance", "mutual_info")
 
 
 class RoutingBalance:
@@ -38,10 +44,13 @@ class RoutingBalance:
     (torch.Size([]), True)
     """
 
-    def __init__(self, model: nn.Module, weight: float) -> None:
+    def __init__(self, model: nn.Module, weight: float, kind: str = "importance") -> None:
         from srblock.layers import find_sr_blocks
 
+        if kind not in BALANCE_LOSSES:
+            raise ValueError(f"the SR routing loss must be one of {BALANCE_LOSSES}, got {kind!r}")
         self.weight = float(weight)
+        self.kind = kind
         blocks = find_sr_blocks(model)
         if not blocks:
             raise ValueError("train.sr_balance needs a model with SR blocks, got one without (set model.sr_stage)")
@@ -53,13 +62,19 @@ class RoutingBalance:
             self._weights.append(output)
 
     def loss(self) -> torch.Tensor:
-        """Mean over the recorded forwards (one per block) of P · Σ (batch-mean weight)² − 1, in float32."""
+        """Mean over the recorded forwards (one per block) of the chosen term (module docstring), in float32."""
         if not self._weights:
             raise RuntimeError("RoutingBalance.loss() found no SR routing weights: call it after a training forward")
         terms = []
         for weights in self._weights:
-            usage = weights.float().flatten(1).mean(dim=0)  # B x P (or B x P x 1 x 1) -> P
-            terms.append(usage.numel() * usage.square().sum() - 1)
+            w = weights.float().flatten(1)  # B x P (or B x P x 1 x 1) -> B x P
+            usage = w.mean(dim=0)
+            if self.kind == "importance":
+                terms.append(usage.numel() * usage.square().sum() - 1)
+            else:
+                per_image = -(w * w.clamp_min(1e-12).log()).sum(dim=1).mean()
+                of_usage = -(usage * usage.clamp_min(1e-12).log()).sum()
+                terms.append((per_image - of_usage) / math.log(usage.numel()))
         self._weights.clear()
         return torch.stack(terms).mean()
 

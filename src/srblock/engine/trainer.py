@@ -306,7 +306,11 @@ class _Run:
         model = self.task.build_model()
         freeze_groups(model, config["optim"]["groups"])  # before DDP/compile see which parameters train
         self.dynamics = SRDynamics(model, dist)  # reads the routing weights at init (θ₀), before any restore
-        self.balance = RoutingBalance(model, train_cfg["sr_balance"]) if train_cfg["sr_balance"] else None
+        self.balance = (
+            RoutingBalance(model, train_cfg["sr_balance"], train_cfg["sr_balance_loss"])
+            if train_cfg["sr_balance"]
+            else None
+        )
         self.params = sum(p.numel() for p in model.parameters())
         self.sr_params = count_sr_params(model)
         self.loaders = self.task.build_loaders()
