@@ -162,3 +162,14 @@ def test_config_rejects_a_bad_balance_weight_or_loss(tiny_data: Path, bad):
         resolve_config(tiny_config(tiny_data, sr_balance=bad))
     with pytest.raises(ValueError, match=r"train.sr_balance_loss must be one of \('importance', 'mutual_info'\)"):
         resolve_config(tiny_config(tiny_data, sr_balance=0.1, sr_balance_loss=str(bad)))
+
+
+@pytest.mark.slow
+def test_the_term_is_the_same_under_torch_compile(tiny_data: Path, tmp_path: Path):
+    logged = {}
+    for mode in (False, True):  # the hooks on the blocks' softmax are traced into the compiled graph
+        config = tiny_config(tiny_data, epochs=1, compile=mode, sr_balance=0.1, sr_balance_loss="mutual_info")
+        train(config, tmp_path / str(mode), quiet=True)
+        rows = csv.DictReader((tmp_path / str(mode) / "metrics.csv").open())
+        logged[mode] = [float(r["train_sr_balance"]) for r in rows if r.get("train_sr_balance")]
+    assert logged[True] and logged[True] == pytest.approx(logged[False], rel=1e-5)
