@@ -243,10 +243,12 @@ def test_noise_report_splits_each_arms_spread_and_needs_one_test_set(tmp_path):
         row = f"| {arm} | {r.runs} | {r.mean:.2f} | {r.std:.2f} | {r.flip_std:.2f} | {r.rest_std:.2f} | "
         assert row + f"{r.disagreement:.1f} % |" in table
     paired = np.mean([100 * (correct["sr"][s] != correct["base"][s]).mean() for s in range(3)])
-    assert table.splitlines()[3].endswith(f"| {paired:.1f} % (3) |")  # sr against base over the seeds both ran
-    assert table.splitlines()[2].endswith("| – |")  # the baseline's own row
+    r = np.corrcoef(correct["sr"][:3].mean(1), correct["base"].mean(1))[0, 1]
+    assert table.splitlines()[3].endswith(f"| {paired:.1f} % | {r:+.2f} (3) |")  # sr against base, seeds both ran
+    assert table.splitlines()[2].endswith("| – | – |")  # the baseline's own row
     assert "| lone |" not in table  # one run has no spread
-    assert report_sweep_noise(tmp_path, baseline="sr").read_text().splitlines()[2].endswith(f"| {paired:.1f} % (3) |")
+    by_sr = report_sweep_noise(tmp_path, baseline="sr").read_text().splitlines()[2]
+    assert by_sr.endswith(f"| {paired:.1f} % | {r:+.2f} (3) |")
     np.savez(tmp_path / "sr/seed3/predictions_test.npz", predictions=labels[:100], labels=labels[:100])
     with pytest.raises(
         ValueError, match=r"sr/seed3/predictions_test\.npz scores other test labels .* holds 100 images"

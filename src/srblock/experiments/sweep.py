@@ -959,19 +959,22 @@ def report_sweep_noise(root: str | Path, baseline: str | None = None) -> Path | 
             arms.setdefault(path.parent.parent.name, {})[path.parent.name] = data["predictions"] == labels
 
     def paired(arm: str) -> str:
-        """Mean % of test images the arm and the baseline score differently, over the seeds both ran."""
+        """Mean % of test images the arm and the baseline score differently over the seeds both ran, and the
+        correlation of their accuracies over those seeds (what pairing by seed can remove from a difference)."""
         common = sorted(set(arms[arm]) & set(arms.get(baseline or "", {})))
         if arm == baseline or not common:
-            return "–"
+            return "– | –"
         differ = [100.0 * float((arms[arm][s] != arms[baseline][s]).mean()) for s in common]
-        return f"{np.mean(differ):.1f} % ({len(common)})"
+        acc = np.array([[arms[a][s].mean() for s in common] for a in (arm, baseline)])
+        r = "–" if len(common) < 3 or min(acc.std(axis=1)) == 0 else f"{np.corrcoef(acc)[0, 1]:+.2f}"
+        return f"{np.mean(differ):.1f} % | {r} ({len(common)})"
 
     rows = [(arm, seed_noise(np.stack(list(runs.values())))) for arm, runs in arms.items() if len(runs) >= 2]
     if not rows:
         return None
     lines = [
-        "| arm | runs | test top-1 | std | flip std | rest std | disagreement | vs baseline, same seed (n) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| arm | runs | test top-1 | std | flip std | rest std | disagreement | vs baseline, same seed | seed r (n) |",
+        "|---|---|---|---|---|---|---|---|---|",
         *(
             f"| {arm} | {r.runs} | {r.mean:.2f} | {r.std:.2f} | {r.flip_std:.2f} | {r.rest_std:.2f} | "
             f"{r.disagreement:.1f} % | {paired(arm)} |"
@@ -984,8 +987,10 @@ def report_sweep_noise(root: str | Path, baseline: str | None = None) -> Path | 
         "√(std² − flip std²), the spread shared by all examples (a whole run better or worse); disagreement: mean "
         "share of test images that two runs of the arm score differently (one right, one wrong); vs baseline: the "
         f"same share between the arm and `{baseline}` at the same seed — below the disagreement by what pairing by "
-        "seed shares. A flip std near the std means more seeds, not a quieter protocol, is what narrows a "
-        "comparison at this accuracy; a large rest std means the runs themselves differ.",
+        "seed shares; seed r: the correlation over the n common seeds of the arm's and the baseline's top-1 "
+        "(a paired difference has variance σ₁² + σ₂² − 2rσ₁σ₂, so pairing gains power only where r > 0). "
+        "A flip std near the std means more seeds, not a quieter protocol, is what narrows a comparison at this "
+        "accuracy; a large rest std means the runs themselves differ.",
         "",
     ]
     return write_text(root / "noise.md", "\n".join(lines))
