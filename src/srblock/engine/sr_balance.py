@@ -11,6 +11,8 @@ layers meet without a balancing term. Per SR block and training batch, with ``w_
 - ``mutual_info`` (Krause et al. 2010, "Discriminative clustering by regularized information maximization"):
   (mean_b H(w_b) − H(u)) / log P = −I(image; memory) / log P, from 0 (every image uniform, or all on one memory)
   down to −1 (each image decisive, the memories used equally): it asks for decisive and balanced routing at once.
+  On CIFAR (weight 0.1, seed 0) it got that (entropy 0.001, term −0.97) at a cost of 3.2 pp test top-1; like the
+  other term, its gradient also reaches the backbone through the squeeze conv.
 
 The training loss gets ``weight`` times the mean over the blocks; the engine logs the unweighted mean as
 ``sr_balance`` (``train_sr_balance`` in ``metrics.csv``).
@@ -33,7 +35,8 @@ class RoutingBalance:
     """Collects each SR block's softmax weights during training forwards and turns them into the balance term.
 
     Create it on the bare model (hooks on the blocks' ``softmax`` submodules also fire under DDP or compile);
-    :meth:`loss` consumes what the last forward recorded. Evaluation forwards (no grad or eval mode) record nothing.
+    :meth:`loss` consumes what the forwards since its last call recorded (call it after every training forward, or
+    the records pile up). Evaluation forwards (no grad or eval mode) record nothing.
 
     >>> from srblock.layers import SRBlock
     >>> model = nn.Sequential(SRBlock(4, 2, num_memories=3, hidden=2))
