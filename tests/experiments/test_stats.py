@@ -11,6 +11,7 @@ from scipy import stats
 from srblock.analysis.stats import (
     paired_ttest,
     required_seeds,
+    seed_effect,
     seed_noise,
     summarize,
     welch_power,
@@ -114,3 +115,18 @@ def test_seed_noise_with_identical_runs_has_no_spread_and_rejects_bad_input():
         seed_noise([[1, 0, 1]])
     with pytest.raises(ValueError, match="0/1"):
         seed_noise([[1, 0.5], [1, 0]])
+
+
+def test_seed_effect_is_the_two_way_anova_of_arms_by_seeds():
+    r = seed_effect([[1.0, 2.0], [3.0, 5.0]])  # by hand: MS seed 2.25, MS residual 0.25
+    assert (r.arms, r.seeds) == (2, 2)
+    assert r.f == pytest.approx(9.0) and r.p == pytest.approx(stats.f.sf(9.0, 1, 1))
+    assert r.share == pytest.approx(1.0 / 1.25)  # seed component (2.25 - 0.25) / 2 over itself + 0.25
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.5, size=(4, 40))
+    assert seed_effect(noise).p > 0.01 and seed_effect(noise).share < 0.2  # nothing shared by a seed
+    shared = noise + rng.normal(0, 1.0, size=(1, 40))  # every arm of seed k moves together
+    assert seed_effect(shared).p < 1e-6 and 0.6 < seed_effect(shared).share < 0.95  # true share 1 / 1.25
+    with pytest.raises(ValueError, match=r"at least 2 of each, got shape \(1, 3\)"):
+        seed_effect([[1.0, 2.0, 3.0]])

@@ -224,7 +224,7 @@ def test_analyze_warns_when_a_checkpoint_no_longer_scores_its_summary(tmp_path, 
 
 
 def test_noise_report_splits_each_arms_spread_and_needs_one_test_set(tmp_path):
-    from srblock.analysis.stats import seed_noise
+    from srblock.analysis.stats import seed_effect, seed_noise
     from srblock.experiments.sweep import report_sweep_noise
 
     rng = np.random.default_rng(0)
@@ -247,6 +247,11 @@ def test_noise_report_splits_each_arms_spread_and_needs_one_test_set(tmp_path):
     assert table.splitlines()[3].endswith(f"| {paired:.1f} % | {r:+.2f} (3) |")  # sr against base, seeds both ran
     assert table.splitlines()[2].endswith("| – | – |")  # the baseline's own row
     assert "| lone |" not in table  # one run has no spread
+    effect = seed_effect([100 * correct[a][:3].mean(1) for a in ("base", "sr")])  # sr ran every seed of base
+    assert (
+        f"over the 2 arms that ran all 3 of the baseline's seeds (base, sr): the seed explains "
+        f"{100 * effect.share:.0f} % of the per-run variance of test top-1 (two-way ANOVA, F = {effect.f:.2f}" in table
+    )
     by_sr = report_sweep_noise(tmp_path, baseline="sr").read_text().splitlines()[2]
     assert by_sr.endswith(f"| {paired:.1f} % | {r:+.2f} (3) |")
     np.savez(tmp_path / "sr/seed3/predictions_test.npz", predictions=labels[:100], labels=labels[:100])

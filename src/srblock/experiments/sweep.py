@@ -71,6 +71,7 @@ from ..analysis.stats import (
     SignResult,
     paired_ttest,
     required_seeds,
+    seed_effect,
     seed_noise,
     sign_test,
     summarize,
@@ -972,6 +973,16 @@ def report_sweep_noise(root: str | Path, baseline: str | None = None) -> Path | 
     rows = [(arm, seed_noise(np.stack(list(runs.values())))) for arm, runs in arms.items() if len(runs) >= 2]
     if not rows:
         return None
+    blocks = ""
+    base_seeds = sorted(arms.get(baseline or "", {}))
+    full = [a for a, runs in arms.items() if set(base_seeds) <= set(runs)] if len(base_seeds) >= 2 else []
+    if len(full) >= 2:  # the arms that ran every seed of the baseline: seeds as blocks
+        effect = seed_effect([[100.0 * float(arms[a][s].mean()) for s in base_seeds] for a in full])
+        blocks = (
+            f"Seeds as blocks, over the {effect.arms} arms that ran all {effect.seeds} of the baseline's seeds "
+            f"({', '.join(full)}): the seed explains {100 * effect.share:.0f} % of the per-run variance of test "
+            f"top-1 (two-way ANOVA, F = {effect.f:.2f}, p = {_fmt_p(effect.p)}).\n"
+        )
     lines = [
         "| arm | runs | test top-1 | std | flip std | rest std | disagreement | vs baseline, same seed | seed r (n) |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -992,6 +1003,7 @@ def report_sweep_noise(root: str | Path, baseline: str | None = None) -> Path | 
         "A flip std near the std means more seeds, not a quieter protocol, is what narrows a comparison at this "
         "accuracy; a large rest std means the runs themselves differ.",
         "",
+        *([blocks] if blocks else []),
     ]
     return write_text(root / "noise.md", "\n".join(lines))
 
