@@ -33,6 +33,20 @@ def _inputs(batch: int) -> torch.Tensor:
     return 1 + 0.01 * torch.randn(batch, 6, 3, 3)
 
 
+def _minimise(
+    block: nn.Module, balance: RoutingBalance, opt: torch.optim.Optimizer, x: torch.Tensor, *, steps: int, others=()
+) -> None:
+    """Gradient steps on ``balance``'s term alone (``others`` only consume what each forward recorded for them)."""
+    for _ in range(steps):
+        block(x)
+        loss = balance.loss()
+        for other in others:
+            other.loss()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
 def test_balance_is_zero_for_equal_usage_and_p_minus_1_for_one_memory():
     block = _collapsed_block()
     balance = RoutingBalance(block, weight=1.0)
@@ -68,12 +82,7 @@ def test_minimising_balance_alone_spreads_a_collapsed_routing():
     x = _inputs(32)
     block(x)
     assert balance.loss().item() > 2
-    for _ in range(100):
-        block(x)
-        loss = balance.loss()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _minimise(block, balance, opt, x, steps=100)
     block(x)
     assert balance.loss().item() < 0.1  # from 2.6 (P - 1 = 3 at most)
     assert block.memory.grad is None or float(block.memory.grad.abs().max()) == 0  # the term trains the routing only
@@ -103,13 +112,7 @@ def test_minimising_mutual_info_makes_routing_decisive_and_balanced():
     block(x)
     start = balance.loss().item()
     importance.loss()
-    for _ in range(200):
-        block(x)
-        loss = balance.loss()
-        importance.loss()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _minimise(block, balance, opt, x, steps=200, others=(importance,))
     with capture_memory_weights(block) as captured:
         block(x)
     weights = captured[""][0]
