@@ -121,6 +121,27 @@ def test_minimising_mutual_info_makes_routing_decisive_and_balanced():
     assert (weights.max(dim=1).values > 0.9).float().mean() > 0.9  # most images pick one memory
 
 
+@pytest.mark.parametrize("kind", ["importance", "mutual_info"])
+def test_detach_keeps_the_terms_gradient_on_the_routing_and_off_the_block_input(kind):
+    torch.manual_seed(0)
+    block = SRBlock(6, 3, num_memories=4, hidden=5, memory_init="normal", logit_scale=8.0)
+    terms, grads = {}, {}
+    inputs = torch.randn(16, 6, 3, 3)
+    for detach in (False, True):
+        balance = RoutingBalance(block, weight=1.0, kind=kind, detach=detach)
+        x = inputs.clone().requires_grad_()
+        block.zero_grad()
+        block(x)
+        term = balance.loss()
+        term.backward()
+        terms[detach], grads[detach] = term.item(), (x.grad, block.fc2.weight.grad.clone())
+        balance.remove()
+    assert terms[True] == pytest.approx(terms[False], abs=1e-6)  # the same weights, computed again
+    assert grads[False][0].abs().sum() > 0  # by default the term also pushes on the features the block reads
+    assert grads[True][0] is None  # detached: nothing reaches the input ...
+    assert torch.allclose(grads[True][1], grads[False][1], atol=1e-6) and grads[True][1].abs().sum() > 0  # ... same
+
+
 def test_eval_and_no_grad_forwards_record_nothing_and_remove_detaches():
     block = _collapsed_block()
     balance = RoutingBalance(block, weight=1.0)
@@ -165,6 +186,8 @@ def test_config_rejects_a_bad_balance_weight_or_loss(tiny_data: Path, bad):
         resolve_config(tiny_config(tiny_data, sr_balance=bad))
     with pytest.raises(ValueError, match=r"train.sr_balance_loss must be one of \('importance', 'mutual_info'\)"):
         resolve_config(tiny_config(tiny_data, sr_balance=0.1, sr_balance_loss=str(bad)))
+    with pytest.raises(ValueError, match=r"train.sr_balance_detach must be"):
+        resolve_config(tiny_config(tiny_data, sr_balance=0.1, sr_balance_detach=str(bad)))
 
 
 @pytest.mark.slow

@@ -397,6 +397,20 @@ def test_fused_gradients_equal_paper_steps(act_layer):
         assert_matches(grads["fused"][name], expected, rtol=1e-5)
 
 
+@pytest.mark.parametrize("size_policy", ["strict", "interpolate"])
+def test_memory_weights_are_the_weights_forward_recalls_with(size_policy):
+    torch.manual_seed(0)
+    block = SRBlock(6, (3, 4), num_memories=5, hidden=3, logit_scale=4.0, size_policy=size_policy)
+    sizes = [(3, 4)] + ([(6, 8)] if size_policy == "interpolate" else [])
+    for size in sizes:  # the fused path at the trained size, the pooled one elsewhere
+        x = torch.randn(7, 6, *size)
+        with capture_memory_weights(block) as captured:
+            block(x)
+        assert torch.allclose(block.memory_weights(x), captured[""][0], atol=1e-6)
+    with pytest.raises(ValueError, match="was built for 6 channels, got 5"):
+        block.memory_weights(torch.randn(2, 5, 3, 4))
+
+
 @pytest.mark.parametrize("act_layer", [None, nn.ReLU], ids=["paper", "relu"])
 def test_logit_scale_sharpens_the_paper_softmax(act_layer):
     block = make(SRBlock2d, 16, (6, 5), act_layer=act_layer, memory_init="normal", memory_std=1.0, logit_scale=8)

@@ -91,6 +91,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
         "grad_clip": None,  # max gradient norm, null = off
         "sr_balance": 0.0,  # weight of the SR routing's load-balancing loss, 0 = off (srblock.engine.sr_balance)
         "sr_balance_loss": "importance",  # which: importance | mutual_info
+        "sr_balance_detach": False,  # true: its gradient trains the SR routing only, not the backbone it reads
         "find_unused_parameters": False,  # DDP
         "deterministic": False,  # torch.use_deterministic_algorithms (CPU runs are deterministic anyway)
     },

@@ -15,7 +15,10 @@ layers meet without a balancing term. Per SR block and training batch, with ``w_
   other term, its gradient also reaches the backbone through the squeeze conv.
 
 The training loss gets ``weight`` times the mean over the blocks; the engine logs the unweighted mean as
-``sr_balance`` (``train_sr_balance`` in ``metrics.csv``).
+``sr_balance`` (``train_sr_balance`` in ``metrics.csv``). By default the term's gradient reaches everything the
+weights depend on, the backbone features too (through the squeeze conv); ``train.sr_balance_detach: true`` keeps it
+to the routing (squeeze conv and FCN): the weights are computed again from the detached block input for the term
+(one more squeeze and FCN per block and step), while the task loss still trains the backbone through the routing.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ class RoutingBalance:
     (torch.Size([]), True)
     """
 
-    def __init__(self, model: nn.Module, weight: float, kind: str = "importance") -> None:
+    def __init__(self, model: nn.Module, weight: float, kind: str = "importance", *, detach: bool = False) -> None:
         from srblock.layers import find_sr_blocks
 
         if kind not in BALANCE_LOSSES:
@@ -57,19 +60,28 @@ class RoutingBalance:
         blocks = find_sr_blocks(model)
         if not blocks:
             raise ValueError("train.sr_balance needs a model with SR blocks, got one without (set model.sr_stage)")
-        self._weights: list[torch.Tensor] = []
-        self._handles = [block.softmax.register_forward_hook(self._record) for block in blocks.values()]
+        # the softmax output itself, or (block, input) to compute the weights again from the detached input
+        self._records: list[torch.Tensor | tuple[nn.Module, torch.Tensor]] = []
+        if detach:
+            self._handles = [block.register_forward_pre_hook(self._record_input) for block in blocks.values()]
+        else:
+            self._handles = [block.softmax.register_forward_hook(self._record) for block in blocks.values()]
 
     def _record(self, module: nn.Module, args: Any, output: torch.Tensor) -> None:
         if module.training and torch.is_grad_enabled():
-            self._weights.append(output)
+            self._records.append(output)
+
+    def _record_input(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        if module.training and torch.is_grad_enabled():
+            self._records.append((module, args[0]))
 
     def loss(self) -> torch.Tensor:
         """Mean over the recorded forwards (one per block) of the chosen term (module docstring), in float32."""
-        if not self._weights:
+        if not self._records:
             raise RuntimeError("RoutingBalance.loss() found no SR routing weights: call it after a training forward")
         terms = []
-        for weights in self._weights:
+        for record in self._records:
+            weights = record if isinstance(record, torch.Tensor) else record[0].memory_weights(record[1].detach())
             w = weights.float().flatten(1)  # B x P (or B x P x 1 x 1) -> B x P
             usage = w.mean(dim=0)
             if self.kind == "importance":
@@ -78,11 +90,11 @@ class RoutingBalance:
                 per_image = -(w * w.clamp_min(1e-12).log()).sum(dim=1).mean()
                 of_usage = -(usage * usage.clamp_min(1e-12).log()).sum()
                 terms.append((per_image - of_usage) / math.log(usage.numel()))
-        self._weights.clear()
+        self._records.clear()
         return torch.stack(terms).mean()
 
     def remove(self) -> None:
         """Remove the hooks (the model is untouched afterwards)."""
         for handle in self._handles:
             handle.remove()
-        self._weights.clear()
+        self._records.clear()

@@ -307,7 +307,9 @@ class _Run:
         freeze_groups(model, config["optim"]["groups"])  # before DDP/compile see which parameters train
         self.dynamics = SRDynamics(model, dist)  # reads the routing weights at init (θ₀), before any restore
         self.balance = (
-            RoutingBalance(model, train_cfg["sr_balance"], train_cfg["sr_balance_loss"])
+            RoutingBalance(
+                model, train_cfg["sr_balance"], train_cfg["sr_balance_loss"], detach=train_cfg["sr_balance_detach"]
+            )
             if train_cfg["sr_balance"]
             else None
         )

@@ -291,9 +291,19 @@ class SRBlockNd(nn.Module):
         # X + sum_i w_i M_i as one addmm on the flattened map
         return _add_recalled(flat, weights, self.memory.flatten(1)).view_as(x)
 
+    def memory_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The softmax weights (B x P) with which the block recalls its memories for input ``x``, e.g. for a loss on
+        the routing (``srblock.engine.sr_balance``); equal to what :meth:`forward` uses up to float rounding."""
+        x = _check_input(x, type(self).__name__, self.channels, self.feat_size, self.size_policy == "strict")
+        return self._memory_weights(self._squeezed(x))
+
+    def _squeezed(self, x: torch.Tensor) -> torch.Tensor:
+        """The squeezed map ``z`` (B x S) at the trained size: the 1x1 conv, then average-pooled to ``feat_size``."""
+        return _POOL[self.spatial_dims](self.squeeze(x), self.feat_size).flatten(1)
+
     def _forward_general(self, x: torch.Tensor) -> torch.Tensor:
         """Any size (``interpolate``) or memory layout: squeeze, pool to the trained size, recall, resize, add."""
-        z = _POOL[self.spatial_dims](self.squeeze(x), self.feat_size).flatten(1)  # B x S (trained size)
+        z = self._squeezed(x)  # B x S (trained size)
         recalled = (self._memory_weights(z) @ self.memory.flatten(1)).view(-1, self.channels, *self.feat_size)
         recalled = F.interpolate(recalled, size=x.shape[2:], mode=_INTERP_MODE[self.spatial_dims], align_corners=False)
         return x + recalled.to(x.dtype)
