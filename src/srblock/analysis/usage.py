@@ -92,8 +92,7 @@ def iter_predictions(
                 break
             if max_images is not None and seen + len(target) > max_images:
                 images, target = images[: max_images - seen], target[: max_images - seen]
-            images_on = images.to(device, non_blocking=True)
-            logits = logits_of(model(images_on) if tta is None else tta_logits(model, images_on, tta)).float().cpu()
+            logits = logits_of(tta_logits(model, images.to(device, non_blocking=True), tta)).float().cpu()
             seen += len(target)
             bar.update()
             yield images, torch.as_tensor(target).cpu().long(), logits

@@ -34,6 +34,11 @@ __all__ = ["BALANCE_LOSSES", "RoutingBalance"]
 BALANCE_LOSSES = ("importance", "mutual_info")
 
 
+def _entropy(p: torch.Tensor) -> torch.Tensor:
+    """Entropy over the last axis; the clamp keeps the gradient finite where a weight is exactly 0 (collapsed)."""
+    return -(p * p.clamp_min(1e-12).log()).sum(dim=-1)
+
+
 class RoutingBalance:
     """Collects each SR block's softmax weights during training forwards and turns them into the balance term.
 
@@ -87,9 +92,7 @@ class RoutingBalance:
             if self.kind == "importance":
                 terms.append(usage.numel() * usage.square().sum() - 1)
             else:
-                per_image = -(w * w.clamp_min(1e-12).log()).sum(dim=1).mean()
-                of_usage = -(usage * usage.clamp_min(1e-12).log()).sum()
-                terms.append((per_image - of_usage) / math.log(usage.numel()))
+                terms.append((_entropy(w).mean() - _entropy(usage)) / math.log(usage.numel()))
         self._records.clear()
         return torch.stack(terms).mean()
 
