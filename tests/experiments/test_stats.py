@@ -41,6 +41,8 @@ def test_welch_ttest_equals_scipy_unequal_variance():
     assert w.delta == pytest.approx(np.mean(b) - np.mean(a))
     assert w.t == pytest.approx(ref.statistic)
     assert w.p == pytest.approx(ref.pvalue)
+    half = stats.t.ppf(0.975, w.df) * np.sqrt(np.var(a, ddof=1) / 3 + np.var(b, ddof=1) / 4)  # Welch interval
+    assert (w.ci_low, w.ci_high) == pytest.approx((w.delta - half, w.delta + half))
 
 
 def test_welch_ttest_too_few_values_gives_nan_p():
@@ -74,6 +76,8 @@ def test_paired_ttest_equals_scipy_over_common_seeds():
     assert r.n == 3
     assert r.delta == pytest.approx(0.2)
     assert r.t == pytest.approx(ref.statistic) and r.p == pytest.approx(ref.pvalue)
+    half = stats.t.ppf(0.975, 2) * np.std([0.2, 0.1, 0.3], ddof=1) / np.sqrt(3)  # t-interval of the differences
+    assert (r.ci_low, r.ci_high) == pytest.approx((0.2 - half, 0.2 + half))
 
 
 def test_paired_ttest_needs_two_pairs():

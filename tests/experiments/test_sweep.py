@@ -107,8 +107,11 @@ def test_sweep_writes_csv_and_table_with_scipy_statistics(sweep_file):
     assert cells[1] == "2"
     assert cells[2] == f"{np.mean(sr):.2f} ± {np.std(sr, ddof=1):.2f}"
     assert cells[4] == f"{np.mean(sr) - np.mean(base):+.2f}"
-    assert cells[5] == f"{stats.ttest_ind(sr, base, equal_var=False).pvalue:.3g}"
-    assert cells[6] == f"{stats.ttest_rel(sr, base).pvalue:.3g} (2)"  # seeds 0 and 1 pair up
+    paired, welch = stats.ttest_rel(sr, base), stats.ttest_ind(sr, base, equal_var=False)
+    for cell, ci in ((cells[5], paired.confidence_interval()), (cells[6], welch.confidence_interval())):
+        assert cell == f"[{ci.low:+.2f}, {ci.high:+.2f}]"
+    assert cells[7] == f"{welch.pvalue:.3g}"
+    assert cells[8] == f"{paired.pvalue:.3g} (2)"  # seeds 0 and 1 pair up
     assert "`base` (baseline)" in table
 
 

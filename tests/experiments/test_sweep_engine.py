@@ -67,6 +67,6 @@ def test_engine_sweep_two_arms_two_seeds(tmp_path: Path):
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert cells[4] == f"{np.mean(sr) - np.mean(base):+.2f}"
     p = stats.ttest_ind(sr, base, equal_var=False).pvalue
-    assert cells[5] == ("–" if np.isnan(p) else f"{p:.3g}")
+    assert cells[7] == ("–" if np.isnan(p) else f"{p:.3g}")
 
     assert run_sweep(sweep, log=lambda _: None) == []  # everything finished: nothing to run

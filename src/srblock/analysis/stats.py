@@ -56,12 +56,15 @@ class Summary:
 
 @dataclass(frozen=True)
 class WelchResult:
-    """Two-sided Welch t-test of ``mean(b) - mean(a)`` (``delta``) with its statistic, degrees of freedom and p."""
+    """Two-sided Welch t-test of ``mean(b) - mean(a)`` (``delta``): statistic, degrees of freedom, p and the 95 % CI
+    of ``delta`` (``ci_low``, ``ci_high``)."""
 
     delta: float
     t: float
     df: float
     p: float
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
 
 
 def summarize(values: Sequence[float], confidence: float = 0.95) -> Summary:
@@ -106,18 +109,23 @@ def welch_ttest(a: Sequence[float], b: Sequence[float]) -> WelchResult:
     if va == 0 and vb == 0:
         return WelchResult(delta, nan, nan, nan)
     res = _st.ttest_ind(xb, xa, equal_var=False)
-    return WelchResult(delta, float(res.statistic), _welch_df(va, xa.size, vb, xb.size), float(res.pvalue))
+    ci = res.confidence_interval(0.95)
+    df = _welch_df(va, xa.size, vb, xb.size)
+    return WelchResult(delta, float(res.statistic), df, float(res.pvalue), float(ci.low), float(ci.high))
 
 
 @dataclass(frozen=True)
 class PairedResult:
-    """Two-sided paired t-test over the keys (seeds) both sides share: mean and std of ``b[k] - a[k]``, t and p."""
+    """Two-sided paired t-test over the keys (seeds) both sides share: mean and std of ``b[k] - a[k]``, t, p and the
+    95 % t-interval of the mean difference (``ci_low``, ``ci_high``)."""
 
     n: int
     delta: float
     std: float
     t: float
     p: float
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
 
 
 def paired_ttest(a: Mapping[object, float], b: Mapping[object, float]) -> PairedResult:
@@ -140,7 +148,11 @@ def paired_ttest(a: Mapping[object, float], b: Mapping[object, float]) -> Paired
     if diffs.size < 2 or float(diffs.std(ddof=1)) == 0:
         return PairedResult(int(diffs.size), delta, nan if diffs.size < 2 else 0.0, nan, nan)
     res = _st.ttest_rel([b[k] for k in keys], [a[k] for k in keys])
-    return PairedResult(int(diffs.size), delta, float(diffs.std(ddof=1)), float(res.statistic), float(res.pvalue))
+    ci = res.confidence_interval(0.95)
+    sd = float(diffs.std(ddof=1))
+    return PairedResult(
+        int(diffs.size), delta, sd, float(res.statistic), float(res.pvalue), float(ci.low), float(ci.high)
+    )
 
 
 @dataclass(frozen=True)

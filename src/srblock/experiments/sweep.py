@@ -820,8 +820,8 @@ def aggregate(
     all_vals = [v for vs in values.values() for v in vs]
     digits = 4 if all_vals and max(abs(v) for v in all_vals) <= 1.0 else 2  # fractions vs percent
     ref_col = reference_effect is not None
-    header = ["arm", "n", f"{metric} mean ± std", "95 % CI", f"Δ vs {baseline}", "p (Welch)", "p (paired, n)"]
-    header.append("p (sign, wins/n)")
+    header = ["arm", "n", f"{metric} mean ± std", "95 % CI", f"Δ vs {baseline}", "Δ 95 % CI (paired)"]
+    header += ["Δ 95 % CI (Welch)", "p (Welch)", "p (paired, n)", "p (sign, wins/n)"]
     header.append("seeds for Δ (80 %)")
     if ref_col:
         header.append(f"seeds for Δ={reference_effect:g} (80 %)")
@@ -831,6 +831,7 @@ def aggregate(
         s = summarize(values[arm])
         is_base = arm == baseline
         w = welch_ttest(base_vals, values[arm]) if not is_base else None
+        pair = paired_ttest(by_seed[baseline], by_seed[arm]) if not is_base else None
         pooled = math.sqrt((s.std**2 + summarize(base_vals).std ** 2) / 2) if not is_base else s.std
         need = "–"
         if w is not None and not math.isnan(pooled) and pooled > 0 and not math.isnan(w.delta):
@@ -841,8 +842,10 @@ def aggregate(
             f"{_fmt(s.mean, digits)} ± {_fmt(s.std, digits)}",
             f"[{_fmt(s.ci_low, digits)}, {_fmt(s.ci_high, digits)}]",
             "–" if is_base or math.isnan(w.delta) else f"{w.delta:+.{digits}f}",  # nan: an arm without runs yet
+            "–" if is_base else _interval_text(pair.ci_low, pair.ci_high, digits),
+            "–" if is_base else _interval_text(w.ci_low, w.ci_high, digits),
             "–" if is_base else _fmt_p(w.p),
-            "–" if is_base else _paired_text(paired_ttest(by_seed[baseline], by_seed[arm])),
+            "–" if is_base else _paired_text(pair),
             "–" if is_base else _sign_text(sign_test(by_seed[baseline], by_seed[arm])),
             need,
         ]
@@ -865,6 +868,9 @@ def aggregate(
         f"{len(rows)} finished runs under `{root}`" + (f", trained for {'; '.join(lengths)}" if lengths else "") + ".",
         f"Δ = mean(arm) − mean({baseline}); p: two-sided Welch t-test, "
         "`scipy.stats.ttest_ind(arm, baseline, equal_var=False)`; 95 % CI: t-interval of the mean.",
+        "Δ 95 % CI (paired): t-interval of the mean per-seed difference over the seeds both arms ran (centred off Δ "
+        "while one arm has seeds the other lacks); (Welch): the Welch interval around Δ. An interval without 0 is "
+        "that test's p < 0.05.",
         "p (paired, n): two-sided paired t-test over the n seeds both arms ran (`scipy.stats.ttest_rel`); seed k of "
         "two arms shares the split, data order, augmentation and the initial weights of every common layer.",
         "p (sign, wins/n): exact two-sided sign test over the same pairs (`scipy.stats.binomtest`), wins = seeds where "
@@ -1060,6 +1066,10 @@ def report_sweep_dynamics(root: str | Path) -> list[Path]:
         write_text(root / "dynamics.md", dynamics_table(finals, columns) + note)
         written.append(root / "dynamics.md")
     return written
+
+
+def _interval_text(low: float, high: float, digits: int) -> str:
+    return "–" if math.isnan(low) else f"[{low:+.{digits}f}, {high:+.{digits}f}]"
 
 
 def _paired_text(result: PairedResult) -> str:
