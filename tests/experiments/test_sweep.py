@@ -368,8 +368,9 @@ def test_report_draws_and_tables_the_sr_dynamics_of_the_arms_that_have_them(tmp_
 
     cols = "layer3.sr.memory_ratio,layer3.sr.routing_change,layer3.sr.routing_entropy,layer3.sr.memory_spread"
     ends = {"layer3.sr.memory_ratio": 0.01, "layer3.sr.routing_entropy": 0.99}
+    first = "0.5,0.005,0.05,0.99,0.3\n"  # a curve needs two evaluations
     runs = (("base", 0, "epoch,val_acc1", "1.0,50", {}), ("sr", 0, f"epoch,{cols}", "1.0,0.01,0.1,0.99,0.2", ends))
-    runs += (("sr", 1, f"epoch,{cols}", "1.0,0.03,0.1,0.97,0.2", {**ends, "layer3.sr.memory_ratio": 0.03}),)
+    runs += (("sr", 1, f"epoch,{cols}", first + "1.0,0.03,0.1,0.97,0.2", {**ends, "layer3.sr.memory_ratio": 0.03}),)
     for arm, seed, header, row, end in runs:
         run = tmp_path / arm / f"seed{seed}"
         run.mkdir(parents=True)
@@ -385,7 +386,10 @@ def test_report_draws_and_tables_the_sr_dynamics_of_the_arms_that_have_them(tmp_
     assert len([line for line in table if line.startswith("| `")]) == 1  # the baseline has no SR columns
     assert table[0].endswith("| eta2_gain | sr_contribution_pp |")
     assert table[2] == "| `sr` | layer3.sr | 2 | 0.02 ± 0.014 | – | – | 0.99 ± 0 | – | 0.05 (1) | 0.25 (1) |"
+    (tmp_path / "dynamics.png").unlink()
+    (tmp_path / "sr" / "seed1" / "metrics.csv").write_text(f"epoch,{cols}\n1.0,0.03,0.1,0.97,0.2\n")
+    assert report_sweep_dynamics(tmp_path) == [tmp_path / "dynamics.md"]  # one evaluation a run: a table, no curve
+    assert not (tmp_path / "dynamics.png").exists()
     for seed in (0, 1):
         (tmp_path / "sr" / f"seed{seed}" / "metrics.csv").write_text("epoch,val_acc1\n1.0,50\n")
-    (tmp_path / "dynamics.png").unlink()
     assert report_sweep_dynamics(tmp_path) == [] and not (tmp_path / "dynamics.png").exists()

@@ -1034,26 +1034,31 @@ def _analysis_values(run: Path) -> dict[str, float]:
 
 def report_sweep_dynamics(root: str | Path) -> list[Path]:
     """The SR learning dynamics of every arm whose runs wrote them: ``<root>/dynamics.png`` (the curves, mean over
-    seeds with the min-max band, :func:`srblock.analysis.dynamics.plot_dynamics`) and ``<root>/dynamics.md`` (the end
-    values, mean ± std over seeds, :func:`~srblock.analysis.dynamics.dynamics_table`, with the routing control and
-    the ablation of the runs analysed by :func:`analyze_sweep_runs`); the paths written, none when no run has SR
-    columns."""
+    seeds with the min-max band, :func:`srblock.analysis.dynamics.plot_dynamics`; only when some run evaluated more
+    than once, as a single point is no curve) and ``<root>/dynamics.md`` (the end values, mean ± std over seeds,
+    :func:`~srblock.analysis.dynamics.dynamics_table`, with the routing control and the ablation of the runs analysed
+    by :func:`analyze_sweep_runs`); the paths written, none when no run has SR columns."""
     from ..analysis.dynamics import DYNAMICS_COLUMNS, dynamics_table, load_dynamics, plot_dynamics
 
     root = Path(root)
     arms: dict[str, list[Path]] = {}
     finals: dict[str, list[dict[str, float]]] = {}
+    evaluations = 0
     for summary in sorted(root.glob(f"*/*/{SUMMARY}")):
         run = summary.parent
-        if (run / "metrics.csv").is_file() and load_dynamics(run):
+        curves = load_dynamics(run) if (run / "metrics.csv").is_file() else {}
+        if curves:
             arms.setdefault(run.parent.name, []).append(run)
+            evaluations = max(evaluations, *(len(c["epoch"]) for c in curves.values()))
             end = {**(json.loads(summary.read_text()).get("sr_dynamics") or {}), **_analysis_values(run)}
             if end:
                 finals.setdefault(run.parent.name, []).append(end)
     if not arms:
         return []
-    plot_dynamics(arms, root / "dynamics.png", title=f"SR learning dynamics, {root}")
-    written = [root / "dynamics.png"]
+    written = []
+    if evaluations > 1:
+        plot_dynamics(arms, root / "dynamics.png", title=f"SR learning dynamics, {root}")
+        written.append(root / "dynamics.png")
     if finals:
         note = (
             "\nEnd of training (last validation pass), mean ± std over the runs (a cell's own n in brackets where it "
