@@ -85,6 +85,17 @@ def test_stale_runs_are_listed_refused_and_rerun_only_when_asked(sweep_file: Pat
     assert "| `sr` | 2 |" in aggregate(out, log=lambda _: None)
 
 
+def test_a_report_from_the_saved_copy_names_the_recipe_change_and_the_way_out(sweep_file: Path) -> None:
+    run_sweep(load_sweep(sweep_file), run_fn=FakeTrain(), log=lambda _: None)
+    recipe = Path(load_sweep(sweep_file).arms[0].recipe)
+    config = yaml.safe_load(recipe.read_text())
+    ran, config["model"]["num_memories"] = config["model"]["num_memories"], 7  # a recipe default changed since
+    recipe.write_text(yaml.safe_dump(config))
+    table = aggregate(load_sweep(sweep_file).output, log=lambda _: None)  # from <output>/sweep.yaml
+    assert "| `base` (baseline) | 0 |" in table and f"model.num_memories {ran} -> 7" in table
+    assert "report with -c SWEEP where its file pins what they ran, or rerun with --rerun-stale" in table
+
+
 def test_result_neutral_keys_and_new_defaults_do_not_make_runs_stale(sweep_file: Path, tmp_path: Path) -> None:
     run_sweep(load_sweep(sweep_file), run_fn=FakeTrain(), log=lambda _: None)
     summary_path = load_sweep(sweep_file).output / "base" / "seed0" / "summary.json"

@@ -787,7 +787,8 @@ def aggregate(
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"no sweep output folder at {root} (expected <output>/<arm>/seed<N>/summary.json)")
-    if sweep is None and (root / SWEEP_COPY).is_file():
+    from_copy = sweep is None and (root / SWEEP_COPY).is_file()
+    if from_copy:
         try:
             raw = yaml.safe_load((root / SWEEP_COPY).read_text())
             sweep = sweep_from_dict(raw, source=root / SWEEP_COPY)
@@ -879,7 +880,12 @@ def aggregate(
         "the observed Δ (or the reference Δ), with the two arms' pooled per-seed std.",
     ]
     if left_out:
-        notes.append(f"Left out of this table ({len(left_out)}; rerun with --rerun-stale): " + "; ".join(left_out))
+        how = "rerun with --rerun-stale"
+        if from_copy:  # the copy names recipes, whose defaults may have moved on since the runs
+            how = (
+                f"against the recipes as they are now: report with -c SWEEP where its file pins what they ran, or {how}"
+            )
+        notes.append(f"Left out of this table ({len(left_out)}; {how}): " + "; ".join(left_out))
     if plan is not None and plan.warnings:
         notes.append("Warning: " + "; ".join(plan.warnings))
     table = "\n".join(lines + notes) + "\n"
