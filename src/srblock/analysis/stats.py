@@ -144,15 +144,13 @@ def paired_ttest(a: Mapping[object, float], b: Mapping[object, float]) -> Paired
     nan = float("nan")
     if diffs.size == 0:
         return PairedResult(0, nan, nan, nan, nan)
-    delta = float(diffs.mean())
-    if diffs.size < 2 or float(diffs.std(ddof=1)) == 0:
-        return PairedResult(int(diffs.size), delta, nan if diffs.size < 2 else 0.0, nan, nan)
+    n, delta = int(diffs.size), float(diffs.mean())
+    sd = float(diffs.std(ddof=1)) if n > 1 else nan
+    if n < 2 or sd == 0:
+        return PairedResult(n, delta, sd, nan, nan)
     res = _st.ttest_rel([b[k] for k in keys], [a[k] for k in keys])
     ci = res.confidence_interval(0.95)
-    sd = float(diffs.std(ddof=1))
-    return PairedResult(
-        int(diffs.size), delta, sd, float(res.statistic), float(res.pvalue), float(ci.low), float(ci.high)
-    )
+    return PairedResult(n, delta, sd, float(res.statistic), float(res.pvalue), float(ci.low), float(ci.high))
 
 
 @dataclass(frozen=True)
