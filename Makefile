@@ -1,10 +1,11 @@
-# Two commands on a fresh machine: `make demo` (the embedded demo) and `make test` (lint + tests).
+# Two commands on a fresh machine: `make demo` (the embedded demo) and `make test` (lint + tests); `make docs` builds
+# the documentation site into site/.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-all test-wheel lint clean
+.PHONY: venv demo test test-all test-wheel lint docs clean
 
 venv: $(STAMP)
 
@@ -30,6 +31,10 @@ test: lint
 	OMP_NUM_THREADS=$(THREADS) $(BIN)/pytest -m "not slow" -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 
+# The documentation site (mkdocs.yml) in strict mode: a broken link, a missing page or any warning fails the build.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+
 test-all: lint
 	OMP_NUM_THREADS=$(THREADS) $(BIN)/pytest -q
 
@@ -38,4 +43,4 @@ test-wheel: venv
 	PYTHON=$(PYTHON) BUILDER=$(BIN)/python THREADS=$(THREADS) bash .ci/test-wheel
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache "$${TMPDIR:-/tmp}"/srblock-wheel-venv-*
+	rm -rf $(VENV) site .pytest_cache .ruff_cache "$${TMPDIR:-/tmp}"/srblock-wheel-venv-*

@@ -1,0 +1,80 @@
+"""The documentation site builds in strict mode, holds its API reference and plots, and reads docstrings right."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+pytest.importorskip("mkdocs", reason="the docs extra is not installed: pip install -e '.[docs]'")
+if not (REPO_ROOT / "mkdocs.yml").is_file():
+    pytest.skip("no mkdocs.yml next to the tests (an installed sdist)", allow_module_level=True)
+
+
+def _rst_module():
+    spec = importlib.util.spec_from_file_location("griffe_rst", REPO_ROOT / "docs" / "griffe_rst.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_site_builds_strict_with_reference_and_plots(tmp_path: Path) -> None:
+    config = yaml.safe_load((REPO_ROOT / "mkdocs.yml").read_text())
+    assert config["strict"] is True
+    site = tmp_path / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    layers = (site / "reference" / "layers.html").read_text()
+    assert "SRBlock" in layers and "sr_param_count" in layers  # generated from the docstrings
+    assert '<span class="gp">&gt;&gt;&gt; </span>' in layers  # doctests fenced and highlighted, not read as quotes
+    assert (site / "results" / "cifar10-cpu" / "w25" / "dynamics.png").read_bytes()[:4] == b"\x89PNG"
+    summary = (site / "results" / "index.html").read_text()
+    assert "airbench" in summary
+    assert not (site / "hooks.py").exists() and not (site / "griffe_rst.py").exists()
+
+
+def test_every_page_is_in_the_nav() -> None:
+    def pages(node) -> list[str]:
+        if isinstance(node, str):
+            return [node]
+        if isinstance(node, dict):
+            return [p for v in node.values() for p in pages(v)]
+        return [p for item in node for p in pages(item)]
+
+    nav = set(pages(yaml.safe_load((REPO_ROOT / "mkdocs.yml").read_text())["nav"]))
+    docs = {p.relative_to(REPO_ROOT / "docs").as_posix() for p in (REPO_ROOT / "docs").rglob("*.md")}
+    assert docs == nav
+
+
+def test_rst_idioms_become_markdown() -> None:
+    rst = _rst_module().rst_to_markdown
+    text = 'Use :func:`train` and :class:`~srblock.SRBlock`.\n\n>>> cfg["a"][0]\n1\n\nFiles::\n\n    a/  b/\n\nEnd.'
+    assert rst(text).splitlines() == [
+        "Use `train` and `srblock.SRBlock`.",
+        "",
+        "```pycon",
+        '>>> cfg["a"][0]',
+        "1",
+        "```",
+        "",
+        "Files:",
+        "",
+        "```text",
+        "a/  b/",
+        "```",
+        "",
+        "End.",
+    ]
