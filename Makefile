@@ -7,10 +7,16 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv demo test test-all test-wheel lint docs clean
 
+# torch from PyPI is its CUDA build (several GB with its CUDA libraries). On a machine without a GPU,
+# `make venv TORCH_INDEX=https://download.pytorch.org/whl/cpu` installs PyTorch's CPU build first (same version pins).
+TORCH_INDEX ?=
+
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
+	@echo "make venv: installing srblock with every extra into $(VENV); torch is large, this takes minutes"
+	$(if $(TORCH_INDEX),$(BIN)/pip install -q -c constraints.txt --index-url $(TORCH_INDEX) torch torchvision)
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 

@@ -21,13 +21,16 @@ def test_demo_fast(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[header + 2].startswith("  + SR (M=3, P=10, U=8)    test acc ")
     assert lines[header + 2].endswith("params 711,978 (+10,512 = +1.50 %)")
     assert lines[header + 3].startswith("  SR model, block removed  test acc ")
+    assert lines[header + 4].startswith("  test set: 64 images, so one image is 1.56 pp; one seed per arm")
+    assert lines[header + 6] == f"  runs and checkpoints: {out / 'baseline'}, {out / 'sr'}"
     numbers = json.loads((out / "demo.json").read_text())  # strict JSON: no bare NaN
     assert numbers["sr_params"] == numbers["params_sr"] - numbers["params_baseline"] == 10_512
     assert len(numbers["memory_weights_mean"]) == 10
     for row in numbers["memory_weights_mean"]:  # classes absent from the 64-image fast test subset are null
         assert all(w is None for w in row) or math.isclose(sum(row), 1.0, rel_tol=1e-5)
     assert (out / "memory_weights.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (out / "analysis" / "report.md").is_file() and (out / "sr" / "summary.json").is_file()
+    assert (out / "sr" / "summary.json").is_file()
+    assert (out / "analysis" / "report.md").read_text().startswith("# SR analysis: cifar_resnet18 on digits (")
     assert (
         numbers["sr_removed_test_acc1"]
         == json.loads((out / "analysis" / "analysis.json").read_text())["ablation"]["acc_no_sr"]
@@ -60,3 +63,22 @@ def test_default_output_is_the_next_free_folder(tmp_path: Path, monkeypatch: pyt
     empty = tmp_path / "empty"
     empty.mkdir()
     assert demo_output_dir(empty) == empty
+
+
+def test_missing_extras_are_named_once_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    import srblock.demo
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name in ("sklearn", "scipy") else find_spec(name, *a)
+    )
+    monkeypatch.setattr(srblock.demo, "train", lambda *a, **k: pytest.fail("trained before checking the extras"))
+    out = tmp_path / "demo"
+    assert main(["demo", "--fast", "--output", str(out)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == "srblock: error: srblock demo needs scikit-learn, scipy, not installed: pip install 'srblock[demo]'"
+    assert not out.exists()

@@ -116,3 +116,25 @@ def test_builtin_recipe_trains_by_name(
         0.4945,
         0.7473,
     ]
+
+
+def test_every_summary_is_whole_sentences_about_the_recipe() -> None:
+    """`recipes list` shows each file's first comment sentence: ended, short, and free of project bookkeeping."""
+    from srblock.recipes import recipe_summary
+
+    for sweeps in (False, True):
+        for name in list_recipes(sweeps=sweeps):
+            summary = recipe_summary(name, sweeps=sweeps)
+            assert summary.endswith("."), f"{name}: {summary!r} stops mid-sentence"
+            assert len(summary) <= 130, f"{name}: the first sentence is {len(summary)} characters"
+            assert "issue" not in summary.lower(), f"{name}: {summary!r}"
+
+
+def test_summary_joins_lines_up_to_the_first_sentence_end(tmp_path: Path) -> None:
+    from srblock.recipes import recipe_summary
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("# A recipe whose first sentence\n#   spans two lines. More text.\n# Next line.\nseed: 0\n")
+    assert recipe_summary(recipe) == "A recipe whose first sentence spans two lines. More text."
+    recipe.write_text("# no full stop\n#\n# second paragraph.\nseed: 0\n")
+    assert recipe_summary(recipe) == "no full stop"

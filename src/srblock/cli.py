@@ -498,7 +498,7 @@ def _add_recipes(sub: argparse._SubParsersAction) -> None:
         "srblock recipes copy cifar10/r18_d2d_sr my_recipes",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION")
-    p_list = actions.add_parser("list", help="names and first comment line of the recipes and sweep files")
+    p_list = actions.add_parser("list", help="names and first comment sentence of the recipes and sweep files")
     p_list.add_argument("pattern", nargs="?", default="*", help="shell pattern (cifar10/r18*) or a substring")
     p_show = actions.add_parser("show", help="print a recipe (or sweep file) as shipped")
     p_show.add_argument("name", help="built-in name (cifar10/r18_d2d_sr, cifar10_cpu_3ep_d2d) or a YAML path")

@@ -14,29 +14,36 @@ parameter overhead and the ablation, and writes into its output folder::
 Nothing is ever overwritten: without ``output_dir`` the demo writes ``runs/demo``, or ``runs/demo-2``, ``-3``, ...
 when that exists; an ``output_dir`` given explicitly must be new or empty.
 
-Needs the ``demo`` extra (scikit-learn for the digits, matplotlib for the figures): ``pip install 'srblock[demo]'``.
+Needs the ``demo`` extra (scikit-learn for the digits, matplotlib and scipy for the analysis), checked before any
+work starts: ``pip install 'srblock[demo]'``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import itertools
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ._extras import MissingExtraError
 from .engine import load_config, train
 from .io import write_json
 
-__all__ = ["ARMS", "DEFAULT_OUTPUT", "FAST", "demo_output_dir", "run_demo"]
+__all__ = ["ARMS", "DEFAULT_OUTPUT", "DEMO_PACKAGES", "FAST", "check_demo_extras", "demo_output_dir", "run_demo"]
 
 _log = logging.getLogger(__name__)
 
 #: arm -> built-in recipe
 ARMS = {"baseline": "digits/r18_d2d", "sr": "digits/r18_d2d_sr"}
 DEFAULT_OUTPUT = Path("runs/demo")
+#: import name -> pip name of every package the demo needs beyond the core (the ``demo`` extra, analysis included)
+DEMO_PACKAGES = {"sklearn": "scikit-learn", "matplotlib": "matplotlib", "scipy": "scipy"}
 #: ``--fast``: a few seconds' smoke run of the same pipeline (its numbers mean nothing).
 FAST = ["train.epochs=1", "data.train_subset=128", "data.val_subset=64", "data.test_subset=64"]
 
@@ -67,6 +74,18 @@ def demo_output_dir(output_dir: str | Path | None = None) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _engine_logs_quiet() -> Iterator[None]:
+    """Hold the engine's per-step and per-epoch log lines back (warnings still pass); its progress bar stays."""
+    engine_log = logging.getLogger("srblock.engine")
+    level = engine_log.level
+    engine_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        engine_log.setLevel(level)
+
+
 def _plot_class_weights(mean: torch.Tensor, path: Path) -> Path:
     """Heat map of the mean softmax weight of each memory block (x) per class (y)."""
     from .analysis.plots import Figure, save_figure
@@ -83,23 +102,58 @@ def _plot_class_weights(mean: torch.Tensor, path: Path) -> Path:
     return save_figure(fig, path, dpi=120)
 
 
+def check_demo_extras() -> None:
+    """Fail before any work when a package of the ``demo`` extra is missing, naming every one and the one command.
+
+    The demo needs scikit-learn (the digits), matplotlib and scipy (the analysis): all come with
+    ``pip install 'srblock[demo]'``, so a user installs once instead of meeting one missing package per stage.
+    """
+    missing = [dist for module, dist in DEMO_PACKAGES.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise MissingExtraError(
+            f"srblock demo needs {', '.join(missing)}, not installed: pip install 'srblock[demo]'", name=missing[0]
+        )
+
+
 def run_demo(output_dir: str | Path | None = None, *, fast: bool = False, seed: int = 0) -> dict[str, Any]:
     """Train the digits baseline and SR twin, analyse the SR model, plot its memory weights; returns the numbers.
 
-    ``output_dir``: see :func:`demo_output_dir` (``None``: the next free ``runs/demo[-N]``).
+    ``output_dir``: see :func:`demo_output_dir` (``None``: the next free ``runs/demo[-N]``). Progress goes to the
+    ``srblock`` logger (and a bar on a terminal); the result table to stdout.
     """
+    check_demo_extras()
     from .analysis import analyze_checkpoint
 
     started = time.perf_counter()
     output_dir = demo_output_dir(output_dir)
     overrides = [f"seed={seed}", *(FAST if fast else [])]
     results: dict[str, Any] = {}
-    for arm, recipe in ARMS.items():
-        _log.info("training %s (%s) ...", arm, recipe)
-        results[arm] = train(load_config(recipe, overrides), output_dir / arm, quiet=True)
+    steps = len(ARMS) + 1
+    for i, (arm, recipe) in enumerate(ARMS.items(), 1):
+        config = load_config(recipe, overrides)
+        _log.info(
+            "[%d/%d] training %s (%s, %g epochs) into %s ...",
+            i,
+            steps,
+            arm,
+            recipe,
+            config["train"]["epochs"],
+            output_dir / arm,
+        )
+        with _engine_logs_quiet():  # the bar with its ETA stays (on a terminal); per-epoch lines would flood
+            results[arm] = train(config, output_dir / arm, quiet=False)
+        _log.info(
+            "[%d/%d] %s: test acc %.2f %% (%.0f s)",
+            i,
+            steps,
+            arm,
+            results[arm]["test_acc1"],
+            results[arm]["wall_time_s"],
+        )
     base, sr = results["baseline"], results["sr"]
 
     # The paper's 50 images per class are every test image of a class here (the digits test split has <= 37).
+    _log.info("[%d/%d] analysing the SR model on the test split into %s ...", steps, steps, output_dir / "analysis")
     analysis = analyze_checkpoint(
         output_dir / "sr" / "checkpoint_best.pt", split="test", output_dir=output_dir / "analysis"
     )
@@ -141,12 +195,18 @@ def run_demo(output_dir: str | Path | None = None, *, fast: bool = False, seed: 
         ),
         ("SR model, block removed", numbers["sr_removed_test_acc1"], "(the paper's ablation)"),
     ]
+    tested = int(sr["test"]["count"])
     print(
         f"\nsrblock demo: scikit-learn digits ({data['image_size']}x{data['image_size']}), ResNet18 "
         f"x{model.get('width', 1.0)} + Dropout2d, {sr['epochs']:g} epochs, seed {seed}"
     )
     for label, acc, note in rows:
         print(f"  {label:<24} test acc {acc:6.2f} %   {note}")
+    print(
+        f"  test set: {tested} images, so one image is {100 / tested:.2f} pp; one seed per arm shows the pipeline "
+        "working,\n  it is no evidence for or against SR (measured comparisons: RESULTS.md)"
+    )
+    print(f"  runs and checkpoints: {output_dir / 'baseline'}, {output_dir / 'sr'}")
     print(f"  memory weights per class: {plot}\n  analysis report: {numbers['report']}")
     print(f"  took {numbers['wall_time_s']:.0f} s")
     return numbers

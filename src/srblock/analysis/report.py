@@ -321,7 +321,8 @@ def analyze_checkpoint(
     if classes is None and class_names is not None and set(PAPER_IMAGENET_CLASSES) <= set(class_names):
         classes = list(PAPER_IMAGENET_CLASSES)
     out = Path(output_dir) if output_dir is not None else checkpoint.parent / f"analysis_{split}"
-    title = f"{config.get('model', {}).get('name', 'model')} ({checkpoint}, {split} split)"
+    name, dataset = config.get("model", {}).get("name", "model"), config.get("data", {}).get("dataset")
+    title = f"{name}{f' on {dataset}' if dataset else ''} ({checkpoint}, {split} split)"
     result = analyze_model(
         model,
         loader,

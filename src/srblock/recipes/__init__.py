@@ -90,13 +90,21 @@ def find_recipe_or_sweep(name_or_path: str | Path) -> tuple[Path, bool]:
 
 
 def recipe_summary(name_or_path: str | Path, *, sweeps: bool = False) -> str:
-    """The first line of a recipe's leading comment (every built-in recipe starts with its provenance)."""
+    """The first sentence of a recipe's leading comment (every built-in recipe starts with what it is, in one line).
+
+    The comment's lines are joined up to the first that ends a sentence (with ``.``), so a summary never stops
+    mid-sentence; a comment with no such line gives its first paragraph.
+    """
+    words: list[str] = []
     for line in find_recipe(name_or_path, sweeps=sweeps).read_text(encoding="utf-8").splitlines():
-        if not line.startswith("#"):
+        text = line.lstrip("#").strip()
+        if not line.startswith("#") or (not text and words):
             break
-        if line.strip("# "):
-            return line.lstrip("# ").rstrip()
-    return ""
+        if text:
+            words.append(text)
+            if text.endswith("."):
+                break
+    return " ".join(words)
 
 
 def recipe_files(name_or_path: str | Path, *, sweeps: bool = False) -> list[Path]:
