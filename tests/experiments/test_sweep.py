@@ -12,6 +12,7 @@ import yaml
 from scipy import stats
 
 from srblock.experiments import aggregate, expand_grid, format_plan, load_sweep, run_sweep, sweep_command
+from srblock.experiments import sweep as sweep_module
 
 
 def _fake_load(recipe: str, overrides):
@@ -85,7 +86,8 @@ def test_expand_grid_is_seed_major_with_ordered_overrides(sweep_file):
     assert runs[3].output_dir.parts[-2:] == ("sr", "seed1")
 
 
-def test_sweep_writes_csv_and_table_with_scipy_statistics(sweep_file):
+def test_sweep_writes_csv_and_table_with_scipy_statistics(sweep_file, monkeypatch):
+    monkeypatch.setattr(sweep_module, "SCREEN_SEEDS", 1)  # two seeds per arm here: a full row, not a screen
     train = FakeTrain()
     run_sweep(load_sweep(sweep_file), run_fn=train, load_fn=_fake_load, log=lambda _: None)
     assert len(train.calls) == 4
@@ -113,6 +115,16 @@ def test_sweep_writes_csv_and_table_with_scipy_statistics(sweep_file):
     assert cells[7] == f"{welch.pvalue:.3g}"
     assert cells[8] == f"{paired.pvalue:.3g} (2)"  # seeds 0 and 1 pair up
     assert "`base` (baseline)" in table
+
+
+def test_a_screen_keeps_its_intervals_but_shows_no_p_values(sweep_file):
+    run_sweep(load_sweep(sweep_file), run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)
+    table = (sweep_file.parent / "out" / "table.md").read_text()
+    cells = [c.strip() for c in next(r for r in table.splitlines() if r.startswith("| `sr`")).strip("|").split("|")]
+    assert cells[0] == "`sr` (screen)" and cells[1] == "2"
+    assert cells[5].startswith("[") and cells[6].startswith("[")  # paired and Welch intervals stay
+    assert cells[7:11] == ["–", "–", "–", "–"]  # p (Welch), p (paired), p (sign), seeds for Δ
+    assert "(screen): 1 arm(s) with 3 seeds or fewer" in table
 
 
 def test_an_arm_without_runs_yet_gets_dashes_not_nan(sweep_file):

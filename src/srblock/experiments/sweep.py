@@ -747,6 +747,11 @@ def _check_baseline(baseline: str | None, arms: Sequence[str]) -> None:
         raise ValueError(f"baseline {baseline!r} is not an arm; arms are {list(arms)}")
 
 
+#: An arm with this many seeds or fewer is a screen: its table row keeps Δ and the intervals (wide, and honest about
+#: it) but no p-values or seed counts, which a reader would take as evidence that three runs cannot give.
+SCREEN_SEEDS = 3
+
+
 def _fmt(x: float, digits: int = 2) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
@@ -828,30 +833,34 @@ def aggregate(
         header.append(f"seeds for Δ={reference_effect:g} (80 %)")
     header += ["params", "SR params", "time/run (s)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    screens = []
     for arm in arms:
         s = summarize(values[arm])
         is_base = arm == baseline
+        screen = not is_base and 0 < s.n <= SCREEN_SEEDS
+        if screen:
+            screens.append(arm)
         w = welch_ttest(base_vals, values[arm]) if not is_base else None
         pair = paired_ttest(by_seed[baseline], by_seed[arm]) if not is_base else None
         pooled = math.sqrt((s.std**2 + summarize(base_vals).std ** 2) / 2) if not is_base else s.std
         need = "–"
-        if w is not None and not math.isnan(pooled) and pooled > 0 and not math.isnan(w.delta):
+        if not screen and w is not None and not math.isnan(pooled) and pooled > 0 and not math.isnan(w.delta):
             need = _seeds_text(required_seeds(w.delta, pooled))
         cells = [
-            f"`{arm}`" + (" (baseline)" if is_base else ""),
+            f"`{arm}`" + (" (baseline)" if is_base else " (screen)" if screen else ""),
             str(s.n),
             f"{_fmt(s.mean, digits)} ± {_fmt(s.std, digits)}",
             f"[{_fmt(s.ci_low, digits)}, {_fmt(s.ci_high, digits)}]",
             "–" if is_base or math.isnan(w.delta) else f"{w.delta:+.{digits}f}",  # nan: an arm without runs yet
             "–" if is_base else _interval_text(pair.ci_low, pair.ci_high, digits),
             "–" if is_base else _interval_text(w.ci_low, w.ci_high, digits),
-            "–" if is_base else _fmt_p(w.p),
-            "–" if is_base else _paired_text(pair),
-            "–" if is_base else _sign_text(sign_test(by_seed[baseline], by_seed[arm])),
+            "–" if is_base or screen else _fmt_p(w.p),
+            "–" if is_base or screen else _paired_text(pair),
+            "–" if is_base or screen else _sign_text(sign_test(by_seed[baseline], by_seed[arm])),
             need,
         ]
         if ref_col:
-            ok = not math.isnan(pooled) and pooled > 0
+            ok = not screen and not math.isnan(pooled) and pooled > 0
             cells.append(_seeds_text(required_seeds(reference_effect, pooled)) if ok else "–")
         ex = extras[arm]
         params = {e.get("params") for e in ex} - {None}
@@ -879,6 +888,11 @@ def aggregate(
         "Seeds for Δ: seeds per arm for 80 % power at α = 0.05 (two-sided Welch test) if the true difference were "
         "the observed Δ (or the reference Δ), with the two arms' pooled per-seed std.",
     ]
+    if screens:
+        notes.append(
+            f"(screen): {len(screens)} arm(s) with {SCREEN_SEEDS} seeds or fewer; Δ and its intervals are shown, "
+            "p-values and seed counts are not (too few runs to read one)."
+        )
     if left_out:
         how = "rerun with --rerun-stale"
         if from_copy:  # the copy names recipes, whose defaults may have moved on since the runs
