@@ -80,5 +80,5 @@ def test_missing_extras_are_named_once_before_any_work(
     out = tmp_path / "demo"
     assert main(["demo", "--fast", "--output", str(out)]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error == "srblock: error: srblock demo needs scikit-learn, scipy, not installed: pip install 'srblock[demo]'"
+    assert error == "srblock: error: the demo needs scikit-learn and scipy, not installed: pip install 'srblock[demo]'"
     assert not out.exists()

@@ -82,9 +82,8 @@ def test_cli_reports_a_missing_extra_in_one_line(
     _hide(monkeypatch, "sklearn")
     assert main(["demo", "--fast", "--output", "never-written"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "srblock: error: the digits dataset (scikit-learn's load_digits) needs 'sklearn', which is not installed: "
-        "pip install 'srblock[demo]'"
-    )
+        "srblock: error: the demo needs scikit-learn, not installed: pip install 'srblock[demo]'"
+    )  # checked before any work, not when the digits are first loaded
 
 
 def test_other_import_errors_are_not_disguised() -> None:

@@ -111,7 +111,7 @@ def check_demo_extras() -> None:
     missing = [dist for module, dist in DEMO_PACKAGES.items() if importlib.util.find_spec(module) is None]
     if missing:
         raise MissingExtraError(
-            f"srblock demo needs {', '.join(missing)}, not installed: pip install 'srblock[demo]'", name=missing[0]
+            f"the demo needs {' and '.join(missing)}, not installed: pip install 'srblock[demo]'", name=missing[0]
         )
 
 
