@@ -78,3 +78,10 @@ def test_rst_idioms_become_markdown() -> None:
         "",
         "End.",
     ]
+
+
+def test_make_docs_builds_strict_and_counts_warnings() -> None:
+    """`make docs` (what CI runs) is strict, and not --quiet: quiet hides warnings from the strict count."""
+    recipe = (REPO_ROOT / "Makefile").read_text().split("\ndocs:", 1)[1].split("\n\n", 1)[0]
+    assert "mkdocs build --strict" in recipe
+    assert "--quiet" not in recipe and " -q" not in recipe
