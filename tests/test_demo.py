@@ -15,7 +15,11 @@ from srblock.demo import demo_output_dir
 def test_demo_fast(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
     assert main(["demo", "--fast", "--output", str(out)]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    printed = capsys.readouterr()
+    lines = printed.out.splitlines()
+    progress = [line for line in printed.err.splitlines() if line.startswith("[")]  # on stderr, before each stage
+    assert progress[0] == f"[1/3] training baseline (digits/r18_d2d, 1 epochs) into {out / 'baseline'} ..."
+    assert progress[-1] == f"[3/3] analysing the SR model on the test split into {out / 'analysis'} ..."
     header = lines.index("srblock demo: scikit-learn digits (16x16), ResNet18 x0.25 + Dropout2d, 1 epochs, seed 0")
     assert lines[header + 1].startswith("  baseline                 test acc ")
     assert lines[header + 2].startswith("  + SR (M=3, P=10, U=8)    test acc ")
