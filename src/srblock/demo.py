@@ -1,4 +1,4 @@
-"""``srblock demo``: a baseline and its SR twin on scikit-learn's digits, in about a minute on two CPU cores.
+"""``srblock demo``: a baseline and its SR twin on scikit-learn's digits, in a few minutes on a CPU.
 
 Built from the library's own parts, the way a user would chain them: the built-in recipes ``digits/r18_d2d`` and
 ``digits/r18_d2d_sr`` (the paper's CIFAR protocol in miniature: seeded 90/10 split, best-validation checkpoint tested
