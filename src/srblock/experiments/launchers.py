@@ -45,6 +45,7 @@ from typing import Any, Protocol
 import yaml
 
 from .._extras import requires_extra
+from ..data.shared import sharing_datasets
 
 __all__ = [
     "LAUNCHERS",
@@ -54,6 +55,7 @@ __all__ = [
     "SlurmLauncher",
     "make_launcher",
     "parse_launcher_options",
+    "torch_settings_restored",
 ]
 
 _log = logging.getLogger(__name__)
@@ -144,6 +146,34 @@ def _output_to(path: Path) -> Iterator[None]:
             logger.setLevel(old_level)
 
 
+@contextlib.contextmanager
+def torch_settings_restored() -> Iterator[None]:
+    """Put torch's process-wide switches back as they were after a run, so that the next run of the same process
+    (a sweep trains many) starts as it would alone: a run with ``train.deterministic`` turns on deterministic
+    algorithms and cuDNN autotuning is set per run; nothing of one run may carry into another."""
+    import torch
+
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        cudnn.benchmark,
+        cudnn.deterministic,
+        cudnn.allow_tf32,
+        matmul.allow_tf32,
+        torch.get_float32_matmul_precision(),
+        torch.is_grad_enabled(),
+    )
+    try:
+        yield
+    finally:
+        deterministic, warn_only, *rest = saved
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32, matmul.allow_tf32, precision, grad = rest
+        torch.set_float32_matmul_precision(precision)
+        torch.set_grad_enabled(grad)
+
+
 def run_in_worker(job: Callable[[Any], Any], item: _HasFolder) -> Any:
     """``job(item)`` with its output in ``<item.output_dir>/train.log``; a failure's traceback is logged there too."""
     with _output_to(Path(item.output_dir) / WORKER_LOG):
@@ -152,6 +182,9 @@ def run_in_worker(job: Callable[[Any], Any], item: _HasFolder) -> Any:
         except BaseException:
             logging.getLogger("srblock").error("the run failed:\n%s", traceback.format_exc())
             raise
+
+
+_worker_scope = contextlib.ExitStack()  # what a worker process holds for its whole life
 
 
 def _init_local_worker(slots: Any, threads: int) -> None:
@@ -163,6 +196,7 @@ def _init_local_worker(slots: Any, threads: int) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # read when CUDA initialises, i.e. after this
     os.environ["OMP_NUM_THREADS"] = str(threads)  # for processes this worker starts (data-loading workers)
     torch.set_num_threads(threads)  # this process's OpenMP pool exists already (torch is imported)
+    _worker_scope.enter_context(sharing_datasets())  # the worker's runs read the dataset once, until it exits
 
 
 def visible_gpus() -> list[str]:

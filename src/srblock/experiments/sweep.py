@@ -77,11 +77,12 @@ from ..analysis.stats import (
     summarize,
     welch_ttest,
 )
+from ..data.shared import sharing_datasets
 from ..engine.config import config_diff
 from ..engine.logger import progress
 from ..io import atomic_open, write_json, write_text
 from .budget import Skipped, TimeBudget
-from .launchers import Launcher, make_launcher, parse_launcher_options
+from .launchers import Launcher, make_launcher, parse_launcher_options, torch_settings_restored
 
 __all__ = [
     "Run",
@@ -559,7 +560,8 @@ def execute_run(
         start = time.perf_counter()
         try:
             config = load_fn(run.recipe, run.overrides)
-            summary = run_fn(config, run.output_dir) or {}
+            with torch_settings_restored():  # a sweep process trains many runs: none may change the next
+                summary = run_fn(config, run.output_dir) or {}
             if _rank() == 0:
                 summary = _settle(run, summary, start, sweep)
         except Exception as err:
@@ -640,7 +642,8 @@ def run_sweep(
     failed: list[Run] = []
     not_started: list[Run] = []
     bar = progress(total=len(pending), desc=f"sweep {sweep.name}", unit="run", leave=True, enabled=_rank() == 0)
-    with bar, contextlib.closing(launcher.launch(job, pending)) as outcomes:  # closing: stop workers on an error
+    # closing: stop workers on an error; sharing: runs trained in this process read their dataset once
+    with bar, sharing_datasets(), contextlib.closing(launcher.launch(job, pending)) as outcomes:
         for i, (run, result) in enumerate(outcomes, 1):
             try:
                 summary = result.result()
