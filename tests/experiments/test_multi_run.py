@@ -220,3 +220,15 @@ def test_a_killed_group_resumes_to_the_same_runs(tmp_path):
     run_sweep(reference, log=lambda _: None)
     for seed in (0, 1, 2):
         _assert_same_run(runs / f"seed{seed}", reference.output / "airbench" / f"seed{seed}")
+
+
+def test_a_sweep_reads_each_runs_config_once_however_often_it_refreshes_its_tables(tmp_path, monkeypatch):
+    import srblock.engine
+
+    calls = []
+    real = srblock.engine.load_config
+    monkeypatch.setattr(srblock.engine, "load_config", lambda *a, **k: calls.append(a) or real(*a, **k))
+    sweep = load_sweep(_sweep_file(tmp_path, tmp_path / "group", seeds=[0, 1, 2]))
+    run_sweep(sweep, run_fn=lambda config, out: {"test_acc1": float(config["seed"])}, log=lambda _: None)
+    assert sorted(overrides[-1] for _, overrides in calls) == ["seed=0", "seed=1", "seed=2"]
+    assert len(calls) == 3  # the plan, each run and the 4 table refreshes share them

@@ -46,6 +46,7 @@ To run several runs at once from one command (worker processes, one GPU each, or
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import dataclasses
 import difflib
@@ -357,10 +358,30 @@ def format_plan(runs: Sequence[Run], states: Sequence[RunState] | None = None) -
     return "\n".join(lines)
 
 
+_loaded: dict[tuple[str, tuple[str, ...]], dict] | None = None  # within _loading_once(): configs read so far
+
+
+@contextmanager
+def _loading_once() -> Iterator[None]:
+    """While a sweep runs, each run's config is read and resolved once: the tables refreshed after every run plan
+    the whole grid again, which costs a second per run of a 40-run sweep when every config is read anew."""
+    global _loaded
+    outer, _loaded = _loaded, {} if _loaded is None else _loaded
+    try:
+        yield
+    finally:
+        _loaded = outer
+
+
 def _engine_load(recipe: str, overrides: Sequence[str]) -> dict:
     from ..engine import load_config
 
-    return load_config(recipe, overrides)
+    if _loaded is None:
+        return load_config(recipe, overrides)
+    key = (recipe, tuple(overrides))
+    if key not in _loaded:
+        _loaded[key] = load_config(recipe, overrides)
+    return copy.deepcopy(_loaded[key])  # a caller may change its copy
 
 
 def _missing_data(config: dict) -> str:
@@ -571,6 +592,7 @@ def execute_run(
         return {"wall_time_s": time.perf_counter() - start, **summary}
 
 
+@_loading_once()
 def run_sweep(
     sweep: Sweep,
     *,
