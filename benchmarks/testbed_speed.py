@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,7 @@ from srblock.engine.optim import build_optimizer, build_scheduler
 from srblock.engine.task import get_task
 from srblock.engine.trainer import seed_everything
 from srblock.experiments.sweep import read_summary
+from srblock.io import write_json
 
 RECIPES = ["cifar10/airbench", "cifar10/airbench_sr", "cifar10/r18_d2d_fast"]
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--runs", action="append", default=[], help="runs per sweep: N, or RECIPE=N for one recipe (repeatable)"
     )
     p.add_argument("--alone", type=int, default=2, help="runs of each recipe as their own srblock train process")
-    p.add_argument("--bare", type=int, default=2, help="runs of each recipe's bare loop (the fastest counts)")
+    p.add_argument("--bare", type=int, default=1, help="bare-loop runs per recipe, after a warm-up")
     p.add_argument("--launchers", nargs="+", default=["sequential"], help="sweep launchers to time")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="train.device")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for every run")
@@ -110,6 +112,19 @@ def _rate(runs: int, wall: float) -> dict[str, float]:
     }
 
 
+def _run(cmd: list[str]) -> None:
+    """``cmd`` in its own process group, all of which is killed if this script stops (a time-out's SIGTERM, see
+    :func:`main`): a sweep's worker processes must not outlive the benchmark on a lent GPU."""
+    process = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        code = process.wait()
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    if code:
+        raise subprocess.CalledProcessError(code, cmd)
+
+
 def _env() -> dict[str, str]:
     paths = [str(REPO / "src"), os.environ.get("PYTHONPATH", "")]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p), "PYTHONUNBUFFERED": "1"}
@@ -121,7 +136,7 @@ def time_alone(recipe: str, count: int, args: argparse.Namespace, folder: Path) 
     for seed in range(count):
         sets = [w for o in [*_overrides(args), f"seed={seed}"] for w in ("--set", o)]
         cmd = [sys.executable, "-m", "srblock", "train", "-c", recipe, *sets, "--output", str(folder / f"seed{seed}")]
-        subprocess.run([*cmd, "-q"], check=True, env=_env(), stdout=subprocess.DEVNULL)
+        _run([*cmd, "-q"])
     wall = time.perf_counter() - started
     summaries = [read_summary(folder / f"seed{s}" / "summary.json") for s in range(count)]
     return {**_rate(count, wall), **_accuracy(summaries)}
@@ -146,7 +161,7 @@ def time_sweep(recipe: str, count: int, launcher: str, args: argparse.Namespace,
     if launcher.startswith("local") and args.device == "cpu":
         cmd += ["--launcher-opt", f"threads={max(1, torch.get_num_threads() // int(launcher.partition(':')[2] or 1))}"]
     started = time.perf_counter()
-    subprocess.run(cmd, check=True, env=_env(), stdout=subprocess.DEVNULL)
+    _run(cmd)
     wall = time.perf_counter() - started
     summaries = [read_summary(p) for p in sorted(folder.glob("run/seed*/summary.json"), key=_seed_of)]
     return {**_rate(len(summaries), wall), **_accuracy(summaries)}
@@ -176,8 +191,9 @@ def same_as_alone(alone: Path, sweep: Path, seeds: int) -> dict[str, Any]:
     return out
 
 
-def bare_run(recipe: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    """One run of the minimal loop (see the module docstring); its seconds from model build to test accuracy."""
+def bare_run(recipe: str, seed: int, args: argparse.Namespace, steps: int | None = None) -> dict[str, Any]:
+    """One run of the minimal loop (see the module docstring); its seconds from model build to test accuracy.
+    ``steps``: train only that many steps (a warm-up: CUDA's lazy start, cuDNN's autotuning)."""
     device = torch.device(args.device)
     config = load_config(recipe, [*_overrides(args), f"seed={seed}"])
     train_cfg = config["train"]
@@ -191,7 +207,7 @@ def bare_run(recipe: str, seed: int, args: argparse.Namespace) -> dict[str, Any]
     memory_format = torch.channels_last if train_cfg["channels_last"] else torch.contiguous_format
     model = task.build_model().to(device, memory_format=memory_format)
     steps_per_epoch = len(loaders.train)
-    total = train_cfg["epochs"] * steps_per_epoch
+    total = train_cfg["epochs"] * steps_per_epoch if steps is None else steps
     optimizer = build_optimizer(model, config["optim"])
     scheduler = build_scheduler(optimizer, config["schedule"], steps_per_unit=steps_per_epoch, total_steps=total)
     train_set = loaders.train
@@ -238,6 +254,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["recipes"][recipe] = entry
             if args.bare:
                 with sharing_datasets():  # one read for all bare runs
+                    bare_run(recipe, 0, args, steps=3)  # what a process pays once, as the sweep's first run does
                     bare = [bare_run(recipe, seed, args) for seed in range(args.bare)]
                 seconds = [b["seconds"] for b in bare]
                 entry["bare"] = {"s_per_run": min(seconds), "seconds": seconds, **_accuracy(bare)}
@@ -252,6 +269,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     timed["same_as_alone"] = same_as_alone(work / name / "alone", folder, args.alone)
                 entry[f"sweep[{launcher}]"] = timed
             _print(recipe, entry)
+            if args.out:  # what finished survives a time-out
+                write_json(args.out, result)
     return result
 
 
@@ -280,4 +299,5 @@ main = make_main(build_parser, run)
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout`: unwind, so that _run stops its process group
     main()

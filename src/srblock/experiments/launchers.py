@@ -25,7 +25,12 @@ names ``partition``, ``time``, ``gpus``, ``cpus``, ``mem_gb``, ``account``, ``qo
 jobs as local processes, ``debug`` in this process: submitit's own test executors) and ``poll_s`` (how often job
 states are polled) are ours. The jobs run in the current directory with the current Python, as submitit's do.
 
-Every run writes only its own folder, so the workers share nothing: the calling process collects each summary as
+A worker, like the sequential launcher's one process, trains one run after another for the whole sweep: it reads
+the dataset once (:mod:`srblock.data.shared`) and puts torch's global switches back after each run
+(:func:`torch_settings_restored`), so each run trains as it would alone in its own process, without paying the
+start-up (imports, CUDA, data) again.
+
+Every run writes only its own folder, so the workers share no files: the calling process collects each summary as
 its run finishes, refreshes ``results.csv``/``table.md`` and runs the after-run hook, exactly as a sequential sweep
 does. A worker's log (the run's progress lines, warnings, a traceback if it fails) is ``<run folder>/train.log``.
 """
