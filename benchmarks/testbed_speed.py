@@ -258,6 +258,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     bare = [bare_run(recipe, seed, args) for seed in range(args.bare)]
                 seconds = [b["seconds"] for b in bare]
                 entry["bare"] = {"s_per_run": min(seconds), "seconds": seconds, **_accuracy(bare)}
+            print(f"{recipe}: bare loop done; {args.alone} run(s) alone, then sweeps of {runs[recipe]}", flush=True)
             if args.alone:
                 entry["alone"] = time_alone(recipe, args.alone, args, work / name / "alone")
             for launcher in args.launchers:
