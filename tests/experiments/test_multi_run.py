@@ -22,7 +22,7 @@ from srblock.data import shared
 from srblock.engine import load_config, train
 from srblock.engine.checkpoint import load_checkpoint
 from srblock.experiments import load_sweep, run_sweep
-from srblock.experiments.launchers import torch_settings_restored
+from srblock.experiments.launchers import LocalLauncher, torch_settings_restored
 from srblock.experiments.sweep import _engine_train
 
 from ..engine.conftest import write_npz
@@ -232,3 +232,23 @@ def test_a_sweep_reads_each_runs_config_once_however_often_it_refreshes_its_tabl
     run_sweep(sweep, run_fn=lambda config, out: {"test_acc1": float(config["seed"])}, log=lambda _: None)
     assert sorted(overrides[-1] for _, overrides in calls) == ["seed=0", "seed=1", "seed=2"]
     assert len(calls) == 3  # the plan, each run and the 4 table refreshes share them
+
+
+def noting_held_data(config: dict, output_dir: Path) -> dict:
+    """The engine's run, after noting its process and whether that process holds a dataset read by an earlier run."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "held.json").write_text(json.dumps([os.getpid(), shared._last is not None]))
+    return _engine_train(config, output_dir)
+
+
+@pytest.mark.slow
+def test_a_local_worker_reads_the_dataset_once_for_all_its_runs(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO_ROOT))  # the spawned worker unpickles noting_held_data by module name
+    sweep = load_sweep(_sweep_file(tmp_path, tmp_path / "worker", seeds=[0, 1]))
+    run_sweep(sweep, run_fn=noting_held_data, launcher=LocalLauncher(1, threads=1, gpus=[]), log=lambda _: None)
+    held = [json.loads((sweep.output / "airbench" / f"seed{s}" / "held.json").read_text()) for s in (0, 1)]
+    assert held[0][0] == held[1][0] != os.getpid()  # one worker process trained both
+    assert [h[1] for h in held] == [False, True]
+    clean = load_sweep(_sweep_file(tmp_path, tmp_path / "clean", seeds=[1]))
+    run_sweep(clean, log=lambda _: None)
+    _assert_same_run(sweep.output / "airbench" / "seed1", clean.output / "airbench" / "seed1")
