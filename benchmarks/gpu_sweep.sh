@@ -9,9 +9,12 @@
 # Stages, in the order named:
 #   data   $DATA_DIR/cifar10-jpeg.tar.xz -> train.npz/test.npz beside it (sha256 checked, decoded once in parallel)
 #   check  the CUDA tests of the device-resident data path and of the sync-free train step
-#   bench  benchmarks/engine_throughput.py: the engine against a bare loop (same model, batch, data on the device,
-#          augmentation) in fp32/TF32 for the R18 and airbench recipes, and torch.compile(mode="reduce-overhead") on
-#          airbench with its compile time (the first chunk) -> $OUT/bench.json
+#   bench  benchmarks/testbed_speed.py: whole runs per minute (start-up included) of airbench and airbench_sr, alone
+#          and in one sweep process (sequential, local:2), each run's accuracy, and the R18 fast recipe against a bare
+#          loop -> $OUT/testbed_speed.json, testbed_speed_r18.json; then benchmarks/engine_throughput.py: the engine
+#          against a bare loop (same model, batch, data on the device, augmentation) in fp32/TF32 for the R18 and
+#          airbench recipes, and torch.compile(mode="reduce-overhead") on airbench with its compile time (the first
+#          chunk) -> $OUT/bench.json
 #   sweep  the phases of $PHASES, each `srblock sweep --launcher local:$WORKERS --time-budget <seconds left>`: a run
 #          starts only if it is expected to end in time (its arm's longest finished run), going seed-major so the arms
 #          stay paired; finished runs are skipped, so each window adds seeds. A run's own log is its train.log
@@ -23,8 +26,11 @@
 # Environment: OUT (required); TIME_BUDGET (seconds for the whole command, default 510); WORKERS (runs at once on the
 # one GPU, default 2); DATA_DIR (default .device/cifar10); PHASES (default below: "SWEEP[@ARM,ARM][:SECONDS]",
 # SECONDS = expected length of a run before one has finished); SWEEP_SET (extra `--set key=value` words for every
-# run, e.g. for a CPU smoke run); BENCH_SECONDS (cap of the bench stage, default 150); BENCH_ARGS (extra arguments of
-# every engine_throughput part, e.g. "--batch-size 16 --steps 1 --repeats 1" on a CPU); RESULTS (where pack looks,
+# run, e.g. for a CPU smoke run); BENCH_SECONDS (cap of engine_throughput, default 150); BENCH_ARGS (extra arguments of
+# every engine_throughput part, e.g. "--batch-size 16 --steps 1 --repeats 1" on a CPU); TESTBED_ARGS, TESTBED_SECONDS,
+# TESTBED_R18_ARGS, TESTBED_R18_SECONDS (the two testbed_speed parts: arguments and caps, defaults below; a window
+# given to the issue-23 figure: TESTBED_ARGS="--recipes cifar10/airbench --runs 40 --alone 2 --bare 2"
+# TESTBED_SECONDS=400 and the stages "data bench pack"); RESULTS (where pack looks,
 # relative to the repository root, default results/cifar10-gpu-fast); STAMP (pack: runs whose summary.json is newer
 # than this file; default: a file made when the script starts).
 set -u -o pipefail
@@ -41,7 +47,14 @@ PHASES="${PHASES:-cifar10_gpu_fast_airbench_plain:40 cifar10_gpu_fast_airbench@a
 read -r -a SWEEP_SET_WORDS <<<"${SWEEP_SET:-}"
 PACK_SECONDS=20  # kept free for packing
 OVERRUN_SECONDS=45  # a run that outlasts its estimate is stopped this long after the sweep's budget (lost, not packed)
-BENCH_SECONDS="${BENCH_SECONDS:-150}"  # at most, for the bench stage (about 100 s on an H100, estimated)
+BENCH_SECONDS="${BENCH_SECONDS:-150}"  # at most, for engine_throughput (about 100 s on an H100, estimated)
+# testbed_speed.py, the issue-23 measure: airbench and airbench_sr as whole runs (estimated 2 x 50 s on an H200), then
+# the R18 fast recipe once in a sweep and once as a bare loop (estimated 2 x 50 s); each part capped. Its runs are
+# measurements, not seeds of a results sweep (they go to a temporary folder)
+TESTBED_SECONDS="${TESTBED_SECONDS:-120}"
+TESTBED_ARGS="${TESTBED_ARGS:---recipes cifar10/airbench cifar10/airbench_sr --runs 6 --alone 1 --bare 1 --launchers sequential local:2}"
+TESTBED_R18_SECONDS="${TESTBED_R18_SECONDS:-150}"
+TESTBED_R18_ARGS="${TESTBED_R18_ARGS:---recipes cifar10/r18_d2d_fast --runs 1 --alone 0 --bare 1}"
 if [ -z "${STAMP:-}" ]; then
   STAMP="$(mktemp)"
 fi
@@ -71,6 +84,15 @@ stage_check() {
 }
 
 stage_bench() {
+  # whole runs per minute, start-up included, beside a bare loop, with accuracy and equality to runs alone
+  # shellcheck disable=SC2086  # TESTBED_ARGS and TESTBED_R18_ARGS are word lists
+  timeout "$TESTBED_SECONDS" python3 benchmarks/testbed_speed.py --data-dir "$DATA_DIR" \
+    --out "$OUT/testbed_speed.json" $TESTBED_ARGS
+  echo "== bench testbed_speed: exit $?"
+  # shellcheck disable=SC2086
+  timeout "$TESTBED_R18_SECONDS" python3 benchmarks/testbed_speed.py --data-dir "$DATA_DIR" \
+    --out "$OUT/testbed_speed_r18.json" $TESTBED_R18_ARGS
+  echo "== bench testbed_speed r18: exit $?"
   timeout "$BENCH_SECONDS" python3 - "$OUT/bench.json" ${BENCH_ARGS:-} <<'EOF'
 import json
 import sys

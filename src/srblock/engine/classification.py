@@ -35,6 +35,7 @@ The task's own keys of the ``train`` section (defaults in :attr:`ClassificationT
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -43,6 +44,7 @@ from torch import nn
 
 from srblock.data.digits import DIGITS_MEAN, DIGITS_STD
 from srblock.data.loader import InMemoryLoader, make_loader, seed_for
+from srblock.data.shared import file_signature, shared_or_read
 from srblock.data.split import train_val_split
 from srblock.data.transforms import CIFAR_MEAN, CIFAR_STD, FLIP_MODES, PAD_MODES, BatchAugment, normalize
 from srblock.models.regularizers import DropBlock, set_dropblock_progress
@@ -234,6 +236,14 @@ class ClassificationTask(Task):
         return self._cached_arrays
 
     def _read_arrays(self) -> tuple[torch.Tensor, ...]:
+        """The split's tensors; a sweep process shares them between its runs (:mod:`srblock.data.shared`)."""
+        data = self.config["data"]
+        folder = Path(data["root"] if data["root"] is not None else Path("data") / data["dataset"])  # load_cifar's
+        files = file_signature(folder, folder / data["dataset"])
+        key = (data["dataset"], str(folder.resolve()), data["image_size"], files)
+        return shared_or_read(key, self._read_arrays_anew)
+
+    def _read_arrays_anew(self) -> tuple[torch.Tensor, ...]:
         data = self.config["data"]
         name = data["dataset"]
         if name in ("cifar10", "cifar100"):
@@ -241,8 +251,6 @@ class ClassificationTask(Task):
 
             return load_cifar(name, data["root"], download=data["download"])
         if name == "npz":
-            from pathlib import Path
-
             from srblock.data.cifar import load_npz_split
 
             if data["root"] is None:

@@ -25,7 +25,12 @@ names ``partition``, ``time``, ``gpus``, ``cpus``, ``mem_gb``, ``account``, ``qo
 jobs as local processes, ``debug`` in this process: submitit's own test executors) and ``poll_s`` (how often job
 states are polled) are ours. The jobs run in the current directory with the current Python, as submitit's do.
 
-Every run writes only its own folder, so the workers share nothing: the calling process collects each summary as
+A worker, like the sequential launcher's one process, trains one run after another for the whole sweep: it reads
+the dataset once (:mod:`srblock.data.shared`) and puts torch's global switches back after each run
+(:func:`torch_settings_restored`), so each run trains as it would alone in its own process, without paying the
+start-up (imports, CUDA, data) again.
+
+Every run writes only its own folder, so the workers share no files: the calling process collects each summary as
 its run finishes, refreshes ``results.csv``/``table.md`` and runs the after-run hook, exactly as a sequential sweep
 does. A worker's log (the run's progress lines, warnings, a traceback if it fails) is ``<run folder>/train.log``.
 """
@@ -45,6 +50,7 @@ from typing import Any, Protocol
 import yaml
 
 from .._extras import requires_extra
+from ..data.shared import sharing_datasets
 
 __all__ = [
     "LAUNCHERS",
@@ -54,6 +60,7 @@ __all__ = [
     "SlurmLauncher",
     "make_launcher",
     "parse_launcher_options",
+    "torch_settings_restored",
 ]
 
 _log = logging.getLogger(__name__)
@@ -144,6 +151,34 @@ def _output_to(path: Path) -> Iterator[None]:
             logger.setLevel(old_level)
 
 
+@contextlib.contextmanager
+def torch_settings_restored() -> Iterator[None]:
+    """Put torch's process-wide switches back as they were after a run, so that the next run of the same process
+    (a sweep trains many) starts as it would alone: a run with ``train.deterministic`` turns on deterministic
+    algorithms and cuDNN autotuning is set per run; nothing of one run may carry into another."""
+    import torch
+
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        cudnn.benchmark,
+        cudnn.deterministic,
+        cudnn.allow_tf32,
+        matmul.allow_tf32,
+        torch.get_float32_matmul_precision(),
+        torch.is_grad_enabled(),
+    )
+    try:
+        yield
+    finally:
+        deterministic, warn_only, *rest = saved
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32, matmul.allow_tf32, precision, grad = rest
+        torch.set_float32_matmul_precision(precision)
+        torch.set_grad_enabled(grad)
+
+
 def run_in_worker(job: Callable[[Any], Any], item: _HasFolder) -> Any:
     """``job(item)`` with its output in ``<item.output_dir>/train.log``; a failure's traceback is logged there too."""
     with _output_to(Path(item.output_dir) / WORKER_LOG):
@@ -152,6 +187,9 @@ def run_in_worker(job: Callable[[Any], Any], item: _HasFolder) -> Any:
         except BaseException:
             logging.getLogger("srblock").error("the run failed:\n%s", traceback.format_exc())
             raise
+
+
+_worker_scope = contextlib.ExitStack()  # what a worker process holds for its whole life
 
 
 def _init_local_worker(slots: Any, threads: int) -> None:
@@ -163,6 +201,7 @@ def _init_local_worker(slots: Any, threads: int) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # read when CUDA initialises, i.e. after this
     os.environ["OMP_NUM_THREADS"] = str(threads)  # for processes this worker starts (data-loading workers)
     torch.set_num_threads(threads)  # this process's OpenMP pool exists already (torch is imported)
+    _worker_scope.enter_context(sharing_datasets())  # the worker's runs read the dataset once, until it exits
 
 
 def visible_gpus() -> list[str]:

@@ -46,6 +46,7 @@ To run several runs at once from one command (worker processes, one GPU each, or
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import dataclasses
 import difflib
@@ -77,11 +78,12 @@ from ..analysis.stats import (
     summarize,
     welch_ttest,
 )
+from ..data.shared import sharing_datasets
 from ..engine.config import config_diff
 from ..engine.logger import progress
 from ..io import atomic_open, write_json, write_text
 from .budget import Skipped, TimeBudget
-from .launchers import Launcher, make_launcher, parse_launcher_options
+from .launchers import Launcher, make_launcher, parse_launcher_options, torch_settings_restored
 
 __all__ = [
     "Run",
@@ -356,10 +358,30 @@ def format_plan(runs: Sequence[Run], states: Sequence[RunState] | None = None) -
     return "\n".join(lines)
 
 
+_loaded: dict[tuple[str, tuple[str, ...]], dict] | None = None  # within _loading_once(): configs read so far
+
+
+@contextmanager
+def _loading_once() -> Iterator[None]:
+    """While a sweep runs, each run's config is read and resolved once: the tables refreshed after every run plan
+    the whole grid again, which costs a second per run of a 40-run sweep when every config is read anew."""
+    global _loaded
+    outer, _loaded = _loaded, {} if _loaded is None else _loaded
+    try:
+        yield
+    finally:
+        _loaded = outer
+
+
 def _engine_load(recipe: str, overrides: Sequence[str]) -> dict:
     from ..engine import load_config
 
-    return load_config(recipe, overrides)
+    if _loaded is None:
+        return load_config(recipe, overrides)
+    key = (recipe, tuple(overrides))
+    if key not in _loaded:
+        _loaded[key] = load_config(recipe, overrides)
+    return copy.deepcopy(_loaded[key])  # a caller may change its copy
 
 
 def _missing_data(config: dict) -> str:
@@ -559,7 +581,8 @@ def execute_run(
         start = time.perf_counter()
         try:
             config = load_fn(run.recipe, run.overrides)
-            summary = run_fn(config, run.output_dir) or {}
+            with torch_settings_restored():  # a sweep process trains many runs: none may change the next
+                summary = run_fn(config, run.output_dir) or {}
             if _rank() == 0:
                 summary = _settle(run, summary, start, sweep)
         except Exception as err:
@@ -569,6 +592,7 @@ def execute_run(
         return {"wall_time_s": time.perf_counter() - start, **summary}
 
 
+@_loading_once()
 def run_sweep(
     sweep: Sweep,
     *,
@@ -640,7 +664,8 @@ def run_sweep(
     failed: list[Run] = []
     not_started: list[Run] = []
     bar = progress(total=len(pending), desc=f"sweep {sweep.name}", unit="run", leave=True, enabled=_rank() == 0)
-    with bar, contextlib.closing(launcher.launch(job, pending)) as outcomes:  # closing: stop workers on an error
+    # closing: stop workers on an error; sharing: runs trained in this process read their dataset once
+    with bar, sharing_datasets(), contextlib.closing(launcher.launch(job, pending)) as outcomes:
         for i, (run, result) in enumerate(outcomes, 1):
             try:
                 summary = result.result()
