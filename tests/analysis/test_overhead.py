@@ -79,3 +79,16 @@ def test_overhead_with_timing_on_a_tiny_model():
     assert report["input_size"] == [3, 16, 16]
     assert report["sr_input_shapes"]["layer4.sr"] == [64, 2, 2]
     assert "latency ratio eval" in format_overhead(report)
+
+
+def test_overhead_of_several_sr_blocks_counts_every_block() -> None:
+    from srblock.analysis.overhead import format_overhead, overhead_report
+
+    one = {
+        s: overhead_report("cifar_resnet18", sr_stage=s, num_memories=4, hidden=8, width=0.25, timing=False)
+        for s in (3, 4)
+    }
+    both = overhead_report("cifar_resnet18", sr_stage=[3, 4], num_memories=4, hidden=8, width=0.25, timing=False)
+    assert both["sr_params"] == both["sr_params_formula"] == one[3]["sr_params"] + one[4]["sr_params"]
+    assert both["after"] == "layer3, layer4" and set(both["sr_input_shapes"]) == {"layer3.sr", "layer4.sr"}
+    assert "SR at stage M=3,4 (layer3, layer4)" in format_overhead(both)
