@@ -130,7 +130,8 @@ def create_model(
         sr_kwargs: further SR block options (``act_layer``, ``memory_init``, ``memory_std``, ``size_policy``).
         regularizer: ``None``, ``"dropout"``, ``"dropout2d"`` or ``"dropblock"`` at the places of PAPER.md §2,
             always before the SR block on the same stage output. drop_rate: its rate (default per PAPER.md §2).
-        attention: ``None``, ``"se"``, ``"cbam"`` or ``"eca"`` inside every residual block (ResNets only).
+        attention: ``None``, ``"se"``, ``"cbam"`` or ``"eca"`` inside every residual block (ResNets; airbench: on the
+            output of each of its blocks; VGG: none).
         input_size: (C, H, W) to size the SR block for, instead of the model's native input size.
         width: multiplies the channel widths of the CIFAR nets (e.g. 0.25 for quick CPU runs; 1 is the paper's).
         **kwargs: passed to the builder, e.g. ``zero_init_residual`` for the ResNets, or torchvision's ``weights=``
