@@ -462,8 +462,8 @@ def test_an_arm_is_compared_with_its_own_baseline(sweep_file):
     assert rows["ls-sr"][col["p (sign, wins/n)"]].endswith("(3/3)")  # vs ls every seed wins; vs base as well
     assert "its `vs` arm" in table
     # dynamics: one value per block for the two-block arm, the mean over seeds; none without SR
-    assert rows["sr"][col["routing entropy"]] == "0.81" and rows["sr"][col["memory ratio"]] == "0.33"
-    assert rows["ls-sr"][col["routing entropy"]] == "layer3 0.81; layer4 0.91"
+    assert rows["sr"][col["routing entropy"]] == "0.810" and rows["sr"][col["memory ratio"]] == "0.33"
+    assert rows["ls-sr"][col["routing entropy"]] == "layer3 0.810; layer4 0.910"
     assert rows["base"][col["routing entropy"]] == "–"
 
 

@@ -880,7 +880,8 @@ def aggregate(
         params = {e.get("params") for e in ex} - {None}
         sr = {e.get("sr_params") for e in ex} - {None}
         times = [float(e["wall_time_s"]) for e in ex if "wall_time_s" in e]
-        flops = {_forward_mflops(c) for c in {json.dumps(e.get("config"), sort_keys=True) for e in ex}} - {None}
+        models = {json.dumps((e.get("config") or {}).get("model"), sort_keys=True) for e in ex}
+        flops = {_forward_mflops(m) for m in models} - {None}
         cells += [
             _dynamics_text(ex, "routing_entropy"),
             _dynamics_text(ex, "memory_ratio"),
@@ -1126,16 +1127,17 @@ def _dynamics_text(summaries: Sequence[Mapping], column: str) -> str:
             block, _, name = key.rpartition(".")
             if name == column and isinstance(value, (int, float)) and not math.isnan(value):
                 per_block.setdefault(block, []).append(float(value))
-    means = {block: f"{sum(v) / len(v):.3g}" for block, v in per_block.items()}
+    spec = ".3f" if column == "routing_entropy" else ".3g"  # entropy near 1 needs its decimals, the ratio its digits
+    means = {block: format(sum(v) / len(v), spec) for block, v in per_block.items()}
     if len(means) <= 1:
         return next(iter(means.values()), "–")
     return "; ".join(f"{block.removesuffix('.sr')} {mean}" for block, mean in means.items())
 
 
 @functools.lru_cache(maxsize=64)
-def _forward_mflops(config_json: str) -> float | None:
-    """MFLOPs of one eval-mode forward pass of one image through the model of a run's config (JSON text, so the
-    result is cached per config), counted on the meta device; ``None`` when the config builds no zoo model."""
+def _forward_mflops(model_json: str) -> float | None:
+    """MFLOPs of one eval-mode forward pass of one image through the model of a run's ``model`` section (JSON text,
+    so the count is made once per architecture), on the meta device; ``None`` when it builds no zoo model."""
     import torch
 
     from ..analysis.overhead import count_macs
@@ -1143,7 +1145,7 @@ def _forward_mflops(config_json: str) -> float | None:
     from ..models import get_model_entry
     from ..models.registry import INIT_ONLY_KEYS
 
-    section = (json.loads(config_json) or {}).get("model")
+    section = json.loads(model_json)
     if not isinstance(section, Mapping) or "name" not in section:
         return None
     section = {k: v for k, v in section.items() if k not in INIT_ONLY_KEYS}  # no weights to read on the meta device
