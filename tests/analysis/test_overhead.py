@@ -92,3 +92,11 @@ def test_overhead_of_several_sr_blocks_counts_every_block() -> None:
     assert both["sr_params"] == both["sr_params_formula"] == one[3]["sr_params"] + one[4]["sr_params"]
     assert both["after"] == "layer3, layer4" and set(both["sr_input_shapes"]) == {"layer3.sr", "layer4.sr"}
     assert "SR at stage M=3,4 (layer3, layer4)" in format_overhead(both)
+
+
+def test_cli_overhead_takes_several_stages_and_eca(capsys):
+    argv = ["overhead", "--model", "cifar_resnet18", "--sr-stage", "3", "4", "--num-memories", "2", "--hidden", "8"]
+    assert main([*argv, "--width", "0.25", "--attention", "eca", "--no-timing", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    expected = sr_param_count(64, 8, hidden=8, num_memories=2) + sr_param_count(128, 4, hidden=8, num_memories=2)
+    assert report["sr_stage"] == [3, 4] and report["attention"] == "eca" and report["sr_params"] == expected
