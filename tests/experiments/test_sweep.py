@@ -461,6 +461,8 @@ def test_an_arm_is_compared_with_its_own_baseline(sweep_file):
         assert rows[arm][col["Δ 95 % CI (paired)"]] == f"[{ci.low:+.2f}, {ci.high:+.2f}]"
     assert rows["ls-sr"][col["p (sign, wins/n)"]].endswith("(3/3)")  # vs ls every seed wins; vs base as well
     assert "its `vs` arm" in table
+    again = aggregate(sweep_file.parent / "out", log=lambda _: None)  # from the output's sweep.yaml copy
+    assert _cells(again, "ls-sr")[col["vs"]] == "`ls`" and _cells(again, "ls-sr")[col["Δ"]] == rows["ls-sr"][col["Δ"]]
     # dynamics: one value per block for the two-block arm, the mean over seeds; none without SR
     assert rows["sr"][col["routing entropy"]] == "0.810" and rows["sr"][col["memory ratio"]] == "0.33"
     assert rows["ls-sr"][col["routing entropy"]] == "layer3 0.810; layer4 0.910"
