@@ -10,7 +10,8 @@ import torch
 from srblock.analysis.overhead import count_macs, format_overhead, overhead_report
 from srblock.analysis.timing import interleaved_timings, ratios
 from srblock.cli import main
-from srblock.layers import SRBlock, sr_param_count
+from srblock.layers import SRBlock, find_sr_blocks, sr_param_count
+from srblock.models import create_model
 
 REQUIRED_KEYS = {
     "params_base",
@@ -100,3 +101,19 @@ def test_cli_overhead_takes_several_stages_and_eca(capsys):
     report = json.loads(capsys.readouterr().out)
     expected = sr_param_count(64, 8, hidden=8, num_memories=2) + sr_param_count(128, 4, hidden=8, num_memories=2)
     assert report["sr_stage"] == [3, 4] and report["attention"] == "eca" and report["sr_params"] == expected
+
+
+def test_block_timing_runs_every_sr_block():
+    from srblock.analysis.timing import sr_block_step
+
+    model = create_model("cifar_resnet18", sr_stage=[3, 4], num_memories=2, width=0.125)
+    images = torch.randn(2, 3, 32, 32)
+    calls = []
+    for block in find_sr_blocks(model).values():
+        block.register_forward_hook(lambda m, _i, _o: calls.append(m))
+    for mode in ("eval", "train"):
+        step = sr_block_step(model, images, mode)
+        calls.clear()
+        step()
+        assert calls == list(find_sr_blocks(model).values()), mode
+    assert model.layer4.sr.memory.grad is not None  # the train step reached the second block's parameters
