@@ -64,3 +64,24 @@ def test_sr_gpu_latency_tiny_on_cpu(tmp_path):
     ]  # CUDA graphs need a GPU
     assert all(r["ratio"] > 0 and r["plain_ms"] > 0 for r in result["rows"])
     assert result["block_kernels"]["eval_b1"]["kernels"] > 0
+
+
+@pytest.mark.slow
+def test_block_costs_tiny_on_cpu(tmp_path):
+    out = tmp_path / "costs.json"
+    cmd = [sys.executable, "benchmarks/block_costs.py", "--widths", "0.0625", "--batch", "4", "--repeats", "1"]
+    done = subprocess.run(
+        [*cmd, "--warmup", "0", "--modes", "eval", "--out", str(out)],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    rows = {r["block"]: r for r in json.loads(out.read_text())["rows"]}
+    assert list(rows) == ["none", "SE", "CBAM", "ECA", "SR", "SR+SE"]
+    assert rows["none"]["added_params"] == 0 and rows["none"]["latency_ratio_eval"] == 1.0
+    assert 0 < rows["ECA"]["added_params"] < rows["SE"]["added_params"] < rows["SR"]["added_params"]
+    assert rows["SR+SE"]["added_params"] == rows["SE"]["added_params"] + rows["SR"]["added_params"]
+    assert rows["SR"]["sr_params"] == rows["SR"]["added_params"] and rows["SR"]["mflops"] > rows["none"]["mflops"]
+    assert "| 0.0625 | SR+SE |" in done.stdout

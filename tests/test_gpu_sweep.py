@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -156,3 +157,69 @@ def test_cpu_smoke_run_of_the_whole_script(tmp_path: Path) -> None:
 
     merge_runs(device / "out" / "gpu_runs.tar.gz", home, log=lambda _: None)
     assert (home / "results/cifar10-gpu-fast/smoke/table.md").is_file()
+
+
+def _default_phases() -> list[str]:
+    match = re.search(r'^PHASES="\$\{PHASES:-([^}]*)\}"$', SCRIPT.read_text(), re.MULTILINE)
+    assert match, "gpu_sweep.sh sets a default PHASES"
+    return match.group(1).split()
+
+
+def test_default_phases_are_issue_21s_questions_in_priority_order() -> None:
+    from srblock.experiments import load_sweep
+
+    phases = _default_phases()
+    sweeps = [p.rpartition(":")[0].partition("@")[0] for p in phases]
+    assert sweeps == [
+        "cifar10_gpu_fast_airbench_plain",
+        "cifar10_gpu_fast_r18",
+        "cifar10_gpu_fast_airbench_placement",
+        "cifar10_gpu_fast_airbench_capacity",
+        "cifar10_gpu_fast_airbench_regularizers",
+        "cifar10_gpu_fast_airbench_blocks",
+    ]
+    for phase in phases:
+        spec, _, seconds = phase.rpartition(":")
+        sweep, _, arms = spec.partition("@")
+        names = {arm.name for arm in load_sweep(sweep).arms}
+        assert int(seconds) > 0 and set(filter(None, arms.split(","))) <= names, phase
+        assert str(load_sweep(sweep).output).startswith("results/cifar10-gpu-fast/"), "pack looks there"
+
+
+@pytest.mark.slow
+def test_default_phases_in_a_short_cpu_window(tmp_path: Path) -> None:
+    """The real sweep files of the default phases, shrunk to CPU size, in a two-minute window: the first phase's pair
+    runs first, every later phase is started or reported as out of time, and what finished is packed. (The phases' run
+    estimates are GPU seconds; here the first run of an arm starts whenever a second is left, the next ones when the
+    first's length fits. One minute is enough on an idle machine; checking the 192 configs of the first phase takes
+    ~30 s on two loaded cores.)"""
+    device = tmp_path / "device"
+    archive = write_jpeg_tar(device / ".device" / "cifar10" / "cifar10-jpeg.tar.xz", per_class=3)
+    archive.with_name(archive.name + ".sha256").write_text(hashlib.sha256(archive.read_bytes()).hexdigest())
+    tiny = (
+        "--set train.epochs=1 --set model.width=0.0625 --set train.batch_size=16 --set train.eval_batch_size=32 "
+        "--set train.device=cpu --set data.init_images=16"
+    )
+    result = _script(
+        device,
+        "data",
+        "sweep",
+        "pack",
+        timeout=200,
+        TIME_BUDGET="120",
+        WORKERS="2",
+        OMP_NUM_THREADS="1",
+        SWEEP_SET=tiny,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    log = result.stdout
+    order = [log.index(f"== sweep {phase.rpartition(':')[0]}") for phase in _default_phases()]
+    assert order == sorted(order), "phases in priority order"
+    done = {
+        p.parent.relative_to(device / "results/cifar10-gpu-fast").as_posix()
+        for p in device.glob("results/cifar10-gpu-fast/*/*/*/summary.json")
+    }
+    assert {"airbench-plain/airbench/seed0", "airbench-plain/airbench-sr/seed0"} <= done, log[-3000:]
+    with tarfile.open(device / "out" / "gpu_runs.tar.gz") as tar:
+        packed = {Path(n).parent.relative_to("results/cifar10-gpu-fast").as_posix() for n in tar.getnames()}
+    assert done <= packed

@@ -50,8 +50,9 @@ CASES = {  # what needs the package -> (package hidden, extra named, the call th
     "stats": ("scipy", "analysis", lambda mp, tmp: _fresh_import(mp, "srblock.analysis.stats")),
     "plots": ("matplotlib", "analysis", lambda mp, tmp: _fresh_import(mp, "srblock.analysis.plots")),
     "digits": ("sklearn", "demo", lambda mp, tmp: _fresh_import(mp, "srblock.data.digits").load_digits()),
-    "cbam": ("timm", "cbam", lambda mp, tmp: _fresh_import(mp, "srblock.models.attention").make_attention("cbam", 32)),
-    "timm-models": ("timm", "cbam", lambda mp, tmp: _fresh_import(mp, "srblock.models.timm_models")),
+    "cbam": ("timm", "timm", lambda mp, tmp: _fresh_import(mp, "srblock.models.attention").make_attention("cbam", 32)),
+    "eca": ("timm", "timm", lambda mp, tmp: _fresh_import(mp, "srblock.models.attention").make_attention("eca", 32)),
+    "timm-models": ("timm", "timm", lambda mp, tmp: _fresh_import(mp, "srblock.models.timm_models")),
     "hub": ("huggingface_hub", "hub", lambda mp, tmp: _fresh_import(mp, "srblock.models.hub")),
     "safetensors": ("safetensors", "hub", lambda mp, tmp: _fresh_import(mp, "srblock.models.hub")),
     "onnx": ("onnxscript", "onnx", _export_onnx),
@@ -146,7 +147,7 @@ def test_core_runs_without_any_extra(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "CBAM: CBAM attention (timm's CbamModule) needs 'timm', which is not installed: pip install " in done.stdout
-    assert "'srblock[cbam]'" in done.stdout
+    assert "'srblock[timm]'" in done.stdout
     assert "loaded extras: []" in done.stdout
     assert "digits/r18_d2d_sr" in done.stdout
 
@@ -200,7 +201,7 @@ def test_installed_metadata() -> None:
     assert "Programming Language :: Python :: 3.11" in classifiers
     core = {r.split(">")[0].split("=")[0].strip().lower() for r in meta.get_all("Requires-Dist") if "extra ==" not in r}
     assert core == CORE
-    assert {"analysis", "demo", "cbam", "onnx", "hub", "all", "dev"} <= set(meta.get_all("Provides-Extra"))
+    assert {"analysis", "demo", "timm", "cbam", "onnx", "hub", "all", "dev"} <= set(meta.get_all("Provides-Extra"))
 
 
 @needs_install

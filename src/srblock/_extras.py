@@ -19,7 +19,8 @@ __all__ = ["EXTRAS", "MissingExtraError", "requires_extra"]
 EXTRAS: dict[str, tuple[str, ...]] = {
     "analysis": ("matplotlib", "scipy"),
     "demo": ("sklearn",),
-    "cbam": ("timm",),
+    "timm": ("timm",),
+    "cbam": ("timm",),  # the former name of the timm extra, kept so that old install commands still work
     "onnx": ("onnx", "onnxscript", "onnxruntime"),
     "hub": ("huggingface_hub", "safetensors"),
     "tensorboard": ("tensorboard",),

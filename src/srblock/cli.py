@@ -237,13 +237,15 @@ def _add_overhead(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True, help="zoo name (resnet50, cifar_resnet18), timm:NAME or torchvision:NAME")
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--sr-stage", type=int, metavar="M", help="zoo models: stage after which SR sits (1-based)")
+    where.add_argument(
+        "--sr-stage", type=int, nargs="+", metavar="M", help="zoo models: stage(s) after which SR sits (1-based)"
+    )
     where.add_argument("--after", metavar="MODULE", help="any model: the module SR follows, e.g. layer3 or stages.2")
     p.add_argument("--num-memories", type=int, required=True, metavar="P", help="memory blocks P")
     p.add_argument("--hidden", type=int, required=True, metavar="U", help="hidden neurons U of the FCN")
     p.add_argument("--input-size", type=int, nargs="+", metavar="S", help="S or H W (default: the model's native)")
     p.add_argument("--num-classes", type=int, metavar="K", help="classes (default: 10 CIFAR models, 1000 else)")
-    p.add_argument("--attention", choices=["se", "cbam"], help="SE or CBAM in every residual block")
+    p.add_argument("--attention", choices=["se", "cbam", "eca"], help="SE, CBAM or ECA in every residual block")
     p.add_argument("--regularizer", choices=["dropout", "dropout2d", "dropblock"], help="the paper's regularizers")
     p.add_argument("--width", type=float, default=1.0, help="channel width multiplier (CIFAR nets)")
     p.add_argument("--batch-size", type=int, default=1, help="eval batch for timing (train uses at least 2)")
@@ -264,7 +266,7 @@ def _add_overhead(sub: argparse._SubParsersAction) -> None:
             raise ValueError(f"--input-size takes S or H W, got {size}")
         report = overhead_report(
             args.model,
-            sr_stage=args.sr_stage,
+            sr_stage=args.sr_stage[0] if args.sr_stage and len(args.sr_stage) == 1 else args.sr_stage,
             after=args.after,
             num_memories=args.num_memories,
             hidden=args.hidden,

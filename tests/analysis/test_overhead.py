@@ -10,7 +10,8 @@ import torch
 from srblock.analysis.overhead import count_macs, format_overhead, overhead_report
 from srblock.analysis.timing import interleaved_timings, ratios
 from srblock.cli import main
-from srblock.layers import SRBlock, sr_param_count
+from srblock.layers import SRBlock, find_sr_blocks, sr_param_count
+from srblock.models import create_model
 
 REQUIRED_KEYS = {
     "params_base",
@@ -79,3 +80,40 @@ def test_overhead_with_timing_on_a_tiny_model():
     assert report["input_size"] == [3, 16, 16]
     assert report["sr_input_shapes"]["layer4.sr"] == [64, 2, 2]
     assert "latency ratio eval" in format_overhead(report)
+
+
+def test_overhead_of_several_sr_blocks_counts_every_block() -> None:
+    from srblock.analysis.overhead import format_overhead, overhead_report
+
+    one = {
+        s: overhead_report("cifar_resnet18", sr_stage=s, num_memories=4, hidden=8, width=0.25, timing=False)
+        for s in (3, 4)
+    }
+    both = overhead_report("cifar_resnet18", sr_stage=[3, 4], num_memories=4, hidden=8, width=0.25, timing=False)
+    assert both["sr_params"] == both["sr_params_formula"] == one[3]["sr_params"] + one[4]["sr_params"]
+    assert both["after"] == "layer3, layer4" and set(both["sr_input_shapes"]) == {"layer3.sr", "layer4.sr"}
+    assert "SR at stage M=3,4 (layer3, layer4)" in format_overhead(both)
+
+
+def test_cli_overhead_takes_several_stages_and_eca(capsys):
+    argv = ["overhead", "--model", "cifar_resnet18", "--sr-stage", "3", "4", "--num-memories", "2", "--hidden", "8"]
+    assert main([*argv, "--width", "0.25", "--attention", "eca", "--no-timing", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    expected = sr_param_count(64, 8, hidden=8, num_memories=2) + sr_param_count(128, 4, hidden=8, num_memories=2)
+    assert report["sr_stage"] == [3, 4] and report["attention"] == "eca" and report["sr_params"] == expected
+
+
+def test_block_timing_runs_every_sr_block():
+    from srblock.analysis.timing import sr_block_step
+
+    model = create_model("cifar_resnet18", sr_stage=[3, 4], num_memories=2, width=0.125)
+    images = torch.randn(2, 3, 32, 32)
+    calls = []
+    for block in find_sr_blocks(model).values():
+        block.register_forward_hook(lambda m, _i, _o: calls.append(m))
+    for mode in ("eval", "train"):
+        step = sr_block_step(model, images, mode)
+        calls.clear()
+        step()
+        assert calls == list(find_sr_blocks(model).values()), mode
+    assert model.layer4.sr.memory.grad is not None  # the train step reached the second block's parameters

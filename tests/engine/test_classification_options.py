@@ -63,11 +63,80 @@ def test_label_smoothing_reaches_the_training_loss(tiny_data: Path) -> None:
     assert loss(0.2) == pytest.approx(-(0.85 * -0.0 + 0.05 * 3 * -30.0), rel=1e-4)  # 0.2 spread over 4 classes
 
 
+def _mix_task(tiny_data: Path, seed: int = 0, **train: float) -> ClassificationTask:
+    config = resolve_config({**tiny_config(tiny_data, **train), "seed": seed})
+    return ClassificationTask(config, DistInfo(), torch.device("cpu"))
+
+
+def _mixed(task: ClassificationTask, progress: float) -> tuple[torch.Tensor, torch.Tensor]:
+    images = torch.arange(6.0).view(6, 1, 1, 1).expand(6, 3, 8, 8).contiguous()  # image i is the constant i
+    task.on_train_step(nn.Identity(), progress)
+    return task.mix(images, torch.arange(6) % 4)
+
+
+def test_mixup_mixes_each_image_with_its_neighbour_and_the_targets_alike(tiny_data: Path) -> None:
+    images, targets = _mixed(_mix_task(tiny_data, mixup_alpha=0.4), 0.25)
+    lam = float(targets[1, 1])  # image 1 (class 1) mixed with image 0 (class 0)
+    assert 0 < 1 - lam < 1 and targets.shape == (6, 4)
+    torch.testing.assert_close(targets.sum(1), torch.ones(6))
+    torch.testing.assert_close(images[1], torch.full((3, 8, 8), lam * 1 + (1 - lam) * 0))
+    torch.testing.assert_close(images[5], torch.full((3, 8, 8), lam * 5 + (1 - lam) * 4))
+    assert float(targets[5, 1]) == pytest.approx(lam) and float(targets[5, 0]) == pytest.approx(1 - lam)
+
+
+def test_cutmix_pastes_a_box_and_mixes_the_targets_by_its_area(tiny_data: Path) -> None:
+    images, targets = _mixed(_mix_task(tiny_data, cutmix_alpha=1.0), 0.5)
+    pasted = float((images[2] == 1).float().mean())  # the share of image 2 that now shows image 1
+    assert set(images[2].unique().tolist()) <= {1.0, 2.0}
+    assert float(targets[2, 1]) == pytest.approx(pasted) and float(targets[2, 2]) == pytest.approx(1 - pasted)
+
+
+def test_mix_draws_are_seeded_by_seed_and_step_and_leave_the_global_stream(tiny_data: Path) -> None:
+    both = {"mixup_alpha": 0.4, "cutmix_alpha": 1.0}
+    first = _mixed(_mix_task(tiny_data, **both), 0.125)
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    again = _mixed(_mix_task(tiny_data, **both), 0.125)  # another arm's task, same seed and step: same draws
+    assert torch.equal(torch.rand(3), expected)  # dropout's generator did not move
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    other_step = [_mixed(_mix_task(tiny_data, **both), p)[1] for p in (0.25, 0.375, 0.5)]
+    other_seed = _mixed(_mix_task(tiny_data, seed=1, **both), 0.125)[1]
+    assert not all(torch.equal(t, first[1]) for t in (*other_step, other_seed))
+    task = _mix_task(tiny_data)
+    assert _mixed(task, 0.0)[1].dim() == 1  # both alphas 0: hard targets, the batch as it was
+
+
+def test_mixed_targets_reach_the_training_loss(tiny_data: Path) -> None:
+    task = _mix_task(tiny_data, mixup_alpha=0.4)
+    task.on_train_step(nn.Identity(), 0.25)
+    logits = torch.randn(6, 4)
+    _, soft = _mixed(_mix_task(tiny_data, mixup_alpha=0.4), 0.25)
+    loss, logs = task.loss(
+        lambda _x: logits, (torch.arange(6.0).view(6, 1, 1, 1).expand(6, 3, 8, 8), torch.arange(6) % 4)
+    )
+    torch.testing.assert_close(loss, -(soft * logits.log_softmax(1)).sum(1).mean())
+    assert float(logs["acc1"]) == pytest.approx(100 * float((logits.argmax(1) == soft.argmax(1)).float().mean()))
+
+
+def test_a_mixed_run_trains_and_resumes_exactly(tiny_data: Path, tmp_path: Path) -> None:
+    config = tiny_config(tiny_data, mixup_alpha=0.4, cutmix_alpha=1.0, label_smoothing=0.1)
+    straight = train(config, tmp_path / "straight", quiet=True)
+    train(config, tmp_path / "resumed", stop_after=1, quiet=True)
+    resumed = train(config, tmp_path / "resumed", resume=True, quiet=True)
+    assert resumed["test"]["loss"] == straight["test"]["loss"]  # the resumed steps drew the same mixes
+    plain = train(tiny_config(tiny_data, label_smoothing=0.1), tmp_path / "plain", quiet=True)
+    assert plain["test"]["loss"] != straight["test"]["loss"]
+
+
 def test_task_options_are_validated(tiny_data: Path) -> None:
     config = tiny_config(tiny_data)
     for override, match in [
         ("train.label_smoothing=1.5", "label_smoothing must be a number in"),
         ("train.label_smoothng=0.1", "did you mean 'label_smoothing'"),
+        ("train.mixup_alpha=-0.2", "mixup_alpha must be a number >= 0"),
+        ("train.cutmix_alpha=true", "cutmix_alpha must be a number >= 0"),
+        ("train.mixup_switch_prob=1.5", r"mixup_switch_prob must be a number in \[0, 1\]"),
         ("data.tta=five_crop", "data.tta must be one of"),
         ("data.flip=sometimes", "data.flip must be one of"),
         ("data.pad_mode=edge", "data.pad_mode must be one of"),
@@ -187,7 +256,8 @@ def test_a_config_saved_before_these_options_existed_still_runs(tiny_data: Path)
     config = resolve_config(tiny_config(tiny_data))
     for key in ("pad_mode", "tta", "init_images"):
         del config["data"][key]
-    del config["train"]["label_smoothing"]  # e.g. the config.yaml of a run from an earlier version
+    for key in ("label_smoothing", "mixup_alpha", "cutmix_alpha", "mixup_switch_prob"):
+        del config["train"][key]  # e.g. the config.yaml of a run from an earlier version
     task = ClassificationTask(config, DistInfo(), torch.device("cpu"))
     model = task.build_model().eval()
     with torch.no_grad():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 import yaml
 
 from srblock.engine import build_model, load_config
+from srblock.engine.config import config_diff
 from srblock.layers import find_sr_blocks
 from srblock.recipes import RECIPE_ROOT
 
@@ -111,3 +113,67 @@ def test_fast_testbed_recipes_pair_baseline_and_sr_at_the_papers_place() -> None
         airbench = build_model(load_config("cifar10/airbench_sr"))
         r18 = build_model(load_config("cifar10/r18_d2d_fast_sr"))
     assert airbench.block2.sr.memory.shape == (10, 256, 7, 7) and r18.layer3.sr.memory.shape == (10, 256, 8, 8)
+
+
+# Issue 21: where does SR help? (placement, capacity, other regularizers, other plug-in blocks)
+ISSUE21_CPU = ("cifar10_cpu_w25_regularizers", "cifar10_cpu_w25_blocks")
+ISSUE21_GPU = tuple(f"cifar10_gpu_fast_airbench_{q}" for q in ("placement", "capacity", "regularizers", "blocks"))
+
+
+def _arm_configs(name: str) -> dict[str, dict]:
+    from srblock.experiments import expand_grid, load_sweep
+
+    return {run.arm: load_config(run.recipe, run.overrides) for run in expand_grid(load_sweep(name)) if run.seed == 0}
+
+
+def test_issue21_cpu_sweeps_run_the_w25_protocol_into_their_own_folders() -> None:
+    from srblock.experiments import load_sweep
+
+    w25 = load_sweep("cifar10_cpu_w25")
+    for name in ISSUE21_CPU:
+        sweep = load_sweep(name)
+        assert (sweep.overrides, sweep.seeds, sweep.baseline) == (w25.overrides, w25.seeds, "r18-d2d"), name
+        assert sweep.output.parent == w25.output.parent and sweep.output != w25.output
+    for name in ISSUE21_GPU:
+        sweep = load_sweep(name)
+        assert len(sweep.seeds) >= 24 and all(arm.seeds is None for arm in sweep.arms), name
+        assert sweep.output.parent.name == "cifar10-gpu-fast" and sweep.baseline == "airbench"
+    main = {arm.name: arm.seeds for arm in load_sweep("cifar10_gpu_fast_airbench_plain").arms}
+    assert main["airbench"] == main["airbench-sr"] == list(range(60))
+    assert len(load_sweep("cifar10_gpu_fast_r18").seeds) >= 20
+
+
+@pytest.mark.parametrize("name", ["cifar10_cpu_w25", *ISSUE21_CPU, *ISSUE21_GPU])
+def test_issue21_arms_build_what_their_names_say(name: str) -> None:
+    """-m234 / -b23: SR after those stages; -pN / -uN: P and U; se / cbam / eca: that attention; every arm with its
+    own control differs from it in SR (its name ends in -sr) or in the SR memory's weight decay only."""
+    from timm.layers.cbam import CbamModule
+    from timm.layers.eca import EcaModule
+    from torchvision.ops import SqueezeExcitation
+
+    from srblock.experiments import load_sweep
+
+    configs = _arm_configs(name)
+    stage_names = {"cifar_resnet18": "layer", "cifar_airbench": "block"}
+    for arm, config in configs.items():
+        with torch.device("meta"):
+            model = build_model(config)
+        blocks = find_sr_blocks(model)
+        prefix = stage_names[config["model"]["name"]]
+        if match := re.search(r"-[mb](\d+)$", arm):
+            assert sorted(blocks) == [f"{prefix}{m}.sr" for m in match.group(1)], arm
+        for letter, attr in (("p", "num_memories"), ("u", "hidden")):
+            if match := re.search(rf"-{letter}(\d+)$", arm):
+                assert [getattr(b, attr) for b in blocks.values()] == [int(match.group(1))], arm
+        kinds = {"se": SqueezeExcitation, "cbam": CbamModule, "eca": EcaModule}
+        for kind, module in kinds.items():
+            assert any(isinstance(m, module) for m in model.modules()) == (f"-{kind}" in arm), arm
+        assert bool(blocks) == ("-sr" in arm), arm
+    for arm in load_sweep(name).arms:
+        if arm.baseline is None:
+            continue
+        changed = set(config_diff(configs[arm.baseline], configs[arm.name]))
+        allowed = {"model.sr_stage", "model.num_memories"} if arm.name.endswith("-sr") else set()
+        # a control without parameter groups has "optim.groups: {}" where the arm has the memory's group
+        memory = {"optim.groups", "optim.groups.sr_memory.weight_decay"}
+        assert changed and all(k in allowed or k in memory for k in changed), (arm, changed)

@@ -184,3 +184,41 @@ def test_load_dynamics_reads_the_columns_of_a_run(finished_run) -> None:
     curves = load_dynamics(out)
     assert list(curves) == ["layer2.sr"] and curves["layer2.sr"]["epoch"] == [1.0, 2.0]
     assert set(curves["layer2.sr"]) == {"epoch", *COLUMNS}
+
+
+def test_dynamics_cover_every_block_of_a_multi_block_model() -> None:
+    from srblock.engine.sr_dynamics import SRDynamics
+
+    model = create_model("cifar_resnet18", sr_stage=[2, 3, 4], width=0.125).eval()
+    dynamics = SRDynamics(model)
+    with dynamics.track(), torch.no_grad():
+        model(torch.randn(3, 3, 32, 32))
+    cols = dynamics.columns()
+    assert set(cols) == {f"layer{i}.sr.{c}" for i in (2, 3, 4) for c in COLUMNS}
+    assert all(0 < cols[f"layer{i}.sr.routing_entropy"] <= 1 for i in (2, 3, 4))
+    assert all(cols[f"layer{i}.sr.memory_ratio"] == 0 for i in (2, 3, 4))  # zero memory at init
+
+
+@pytest.mark.slow
+def test_several_sr_blocks_each_get_their_dynamics_and_analysis(tiny_data: Path, tmp_path: Path) -> None:
+    """model.sr_stage as a list: a recipe trains one block per stage, and the dynamics columns, the summary, the
+    parameter count and the checkpoint analysis cover every block."""
+    from srblock.analysis.report import analyze_checkpoint
+
+    config = resolve_config(tiny_config(tiny_data, epochs=1), ["model.sr_stage=[1, 2]"])
+    assert config["model"]["sr_stage"] == [1, 2]
+    summary = train(config, tmp_path / "run", quiet=True)
+    blocks = ("layer1.sr", "layer2.sr")
+    assert set(summary["sr_dynamics"]) == {f"{b}.{c}" for b in blocks for c in COLUMNS}
+    assert all(0 < summary["sr_dynamics"][f"{b}.routing_entropy"] <= 1 for b in blocks)
+    model = create_model(
+        "cifar_resnet18", num_classes=4, width=0.0625, input_size=[3, 8, 8], sr_stage=[1, 2], num_memories=3, hidden=4
+    )
+    assert summary["sr_params"] == sum(p.numel() for b in find_sr_blocks(model).values() for p in b.parameters())
+    analysis = analyze_checkpoint(tmp_path / "run" / "checkpoint_best.pt", split="test", output_dir=tmp_path / "a")
+    assert set(analysis["blocks"]) == set(blocks)
+
+
+def test_model_sr_stage_must_be_a_stage_or_a_list_of_them(tiny_data: Path) -> None:
+    with pytest.raises(ValueError, match=r"model.sr_stage must be"):
+        resolve_config(tiny_config(tiny_data), ["model.sr_stage=[2, 'x']"])

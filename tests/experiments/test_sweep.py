@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from scipy import stats
 
@@ -405,3 +406,102 @@ def test_report_draws_and_tables_the_sr_dynamics_of_the_arms_that_have_them(tmp_
     for seed in (0, 1):
         (tmp_path / "sr" / f"seed{seed}" / "metrics.csv").write_text("epoch,val_acc1\n1.0,50\n")
     assert report_sweep_dynamics(tmp_path) == [] and not (tmp_path / "dynamics.png").exists()
+
+
+def _top1(seed: int, ls: bool, sr: bool) -> float:
+    """Made-up top-1: seed noise shared by every arm, plus effects of label smoothing and SR that vary by seed."""
+    noise = {0: 0.0, 1: 0.7, 2: -0.4, 3: 0.2}[seed]
+    return 90.0 + noise + ls * (1.0 + 0.2 * (seed == 1)) + sr * (0.4 + 0.15 * (seed == 2)) + 0.1 * seed * (ls and sr)
+
+
+class ControlledTrain(FakeTrain):
+    """:func:`_top1` as the metric, with SR dynamics per block."""
+
+    def __call__(self, config, output_dir: Path):
+        sr = bool(config["model"].get("sr_stage"))
+        ls = config["train"].get("label_smoothing", 0) > 0
+        seed = config["seed"]
+        summary = {
+            "test_acc1": _top1(seed, ls, sr),
+            "params": 1000,
+            "sr_params": 10 * sr,
+            "seed": seed,
+            "config": config,
+        }
+        if sr:
+            stages = config["model"]["sr_stage"]
+            stages = stages if isinstance(stages, list) else [stages]
+            summary["sr_dynamics"] = {
+                f"layer{m}.sr.{col}": value + 0.01 * seed + 0.1 * m
+                for m in stages
+                for col, value in (("routing_entropy", 0.5), ("memory_ratio", 0.02))
+            }
+        (output_dir / "summary.json").write_text(json.dumps(summary))
+        return summary
+
+
+def _cells(table: str, arm: str) -> list[str]:
+    line = next(line for line in table.splitlines() if line.startswith(f"| `{arm}`"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_an_arm_is_compared_with_its_own_baseline(sweep_file):
+    doc = yaml.safe_load(sweep_file.read_text())
+    recipe = doc["arms"]["base"]["recipe"]
+    doc["seeds"] = [0, 1, 2, 3]  # more than a screen: the table prints p-values
+    doc["arms"]["ls"] = {"recipe": recipe, "overrides": {"train.label_smoothing": 0.1}}
+    doc["arms"]["ls-sr"] = {
+        "recipe": recipe,
+        "overrides": {"train.label_smoothing": 0.1, "model.sr_stage": [3, 4], "model.num_memories": 10},
+        "baseline": "ls",
+    }
+    sweep_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+    run_sweep(load_sweep(sweep_file), run_fn=ControlledTrain(), load_fn=_fake_load, log=lambda _: None)
+    table = (sweep_file.parent / "out" / "table.md").read_text()
+    header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
+    col = {name: i for i, name in enumerate(header)}
+    assert header[:2] == ["arm", "vs"] and "Δ" in col
+    kinds = {"base": (False, False), "sr": (False, True), "ls": (True, False), "ls-sr": (True, True)}
+    values = {arm: [_top1(seed, *kind) for seed in range(4)] for arm, kind in kinds.items()}
+    rows = {arm: _cells(table, arm) for arm in values}
+    assert rows["base"][col["vs"]] == "–" and rows["sr"][col["vs"]] == "`base`" and rows["ls"][col["vs"]] == "`base`"
+    assert rows["ls-sr"][col["vs"]] == "`ls`"
+    for arm, control in (("ls-sr", "ls"), ("ls", "base"), ("sr", "base")):
+        diff = np.array(values[arm]) - np.array(values[control])
+        assert rows[arm][col["Δ"]] == f"{diff.mean():+.2f}"
+        ci = stats.ttest_rel(values[arm], values[control]).confidence_interval()
+        assert rows[arm][col["Δ 95 % CI (paired)"]] == f"[{ci.low:+.2f}, {ci.high:+.2f}]"
+    assert rows["ls-sr"][col["p (sign, wins/n)"]].endswith("(4/4)")  # vs ls every seed wins; vs base as well
+    assert "its `vs` arm" in table
+    again = aggregate(sweep_file.parent / "out", log=lambda _: None)  # from the output's sweep.yaml copy
+    assert _cells(again, "ls-sr")[col["vs"]] == "`ls`" and _cells(again, "ls-sr")[col["Δ"]] == rows["ls-sr"][col["Δ"]]
+    # dynamics: one value per block for the two-block arm, the mean over seeds; none without SR
+    # (seeds 0-3: the seed term's mean is 0.015)
+    assert rows["sr"][col["routing entropy"]] == "0.815" and rows["sr"][col["memory ratio"]] == "0.335"
+    assert rows["ls-sr"][col["routing entropy"]] == "layer3 0.815; layer4 0.915"
+    assert rows["base"][col["routing entropy"]] == "–"
+
+
+def test_table_counts_forward_flops_of_each_arms_model(sweep_file):
+    from srblock.analysis.overhead import count_macs
+    from srblock.models import create_model
+
+    run_sweep(load_sweep(sweep_file), run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)
+    table = (sweep_file.parent / "out" / "table.md").read_text()
+    header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
+    assert "vs" not in header and "Δ vs base" in header  # no arm names its own baseline: the table as before
+    flops = {arm: _cells(table, arm)[header.index("MFLOPs/image")] for arm in ("base", "sr")}
+    image = torch.zeros(1, 3, 32, 32)
+    for arm, options in (("base", {}), ("sr", {"sr_stage": 3, "num_memories": 10})):
+        model = create_model("cifar_resnet18", width=0.25, **options)
+        assert flops[arm] == f"{2 * count_macs(model, image) / 1e6:,.1f}"
+    assert float(flops["sr"]) > float(flops["base"])
+
+
+@pytest.mark.parametrize(("baseline", "match"), [("nope", "which must be another arm"), ("sr", "another arm")])
+def test_an_arms_baseline_must_be_another_arm(sweep_file, baseline, match):
+    doc = yaml.safe_load(sweep_file.read_text())
+    doc["arms"]["sr"]["baseline"] = baseline
+    sweep_file.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ValueError, match=match):
+        load_sweep(sweep_file)

@@ -104,9 +104,20 @@ def test_whitening_equals_airbench94s_up_to_the_sign_of_each_eigenvector() -> No
     assert torch.equal(layer.weight[12:], -ours) and layer.eps == 5e-4
 
 
+@pytest.mark.parametrize("attention", ["se", "cbam", "eca"])
+def test_attention_sits_on_each_blocks_output_before_the_regularizer_and_sr(attention: str) -> None:
+    model = create_model("cifar_airbench", attention=attention, regularizer="dropout2d", sr_stage=2, width=0.25)
+    assert [n for n, _ in model.block1.named_children()][-2:] == ["act2", "attn"]
+    assert [n for n, _ in model.block2.named_children()][-4:] == ["act2", "attn", "drop", "sr"]
+    plain = create_model("cifar_airbench", regularizer="dropout2d", sr_stage=2, width=0.25)
+    extra = set(model.state_dict()) - set(plain.state_dict())
+    assert extra and all(".attn." in k for k in extra)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
 def test_options_are_checked() -> None:
-    with pytest.raises(ValueError, match="attention"):
-        create_model("cifar_airbench", num_classes=10, attention="se")
+    with pytest.raises(ValueError, match="attention must be one of"):
+        create_model("cifar_airbench", num_classes=10, attention="gc")
     with pytest.raises(ValueError, match="whiten_bias_until"):
         AirbenchNet(whiten_bias_until=1.5)
     with pytest.raises(ValueError, match="sr_stage must be one of \\[1, 2, 3\\]"):

@@ -93,3 +93,14 @@ def test_push_to_hub_gets_the_folder_name_by_default(tmp_path, model, monkeypatc
     monkeypatch.setattr(SRModel, "push_to_hub", lambda self, repo_id, **kw: pushed.append((repo_id, kw)) or "url")
     assert SRModel.from_model(model, SECTION).save_pretrained(tmp_path / "my-sr-net", push_to_hub=True) == "url"
     assert pushed == [("my-sr-net", {"config": SECTION})]
+
+
+def test_a_model_with_several_sr_blocks_round_trips(tmp_path) -> None:
+    section = {**SECTION, "sr_stage": [3, 4]}
+    model = model_from_config(section).eval()
+    save_pretrained(model, tmp_path / "shared", section)
+    loaded = from_pretrained(tmp_path / "shared")
+    assert loaded.layer4.sr.memory.shape == (4, 128, 4, 4)
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(images), model(images), rtol=0, atol=0)

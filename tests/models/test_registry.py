@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from srblock.models import create_model, list_models, register_model, registry
+from srblock.models import create_model, find_sr_blocks, list_models, register_model, registry
 
 
 def test_list_models_has_the_papers_networks() -> None:
@@ -28,11 +28,39 @@ def test_invalid_sr_stage_names_valid_stages(bad: object) -> None:
         create_model("cifar_resnet18", num_classes=10, sr_stage=bad)
 
 
+@pytest.mark.parametrize("bad", [[], [3, 3], [2, 5], (1, True)])
+def test_invalid_sr_stage_lists_name_valid_stages(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"sr_stage must be one of \[1, 2, 3, 4\] .*a list of distinct ones"):
+        create_model("cifar_resnet18", num_classes=10, sr_stage=bad)
+
+
+def test_several_sr_stages_get_one_block_each_sized_by_the_dry_run() -> None:
+    from srblock import count_sr_params, sr_param_count
+    from srblock.models import remove_sr
+
+    model = create_model("cifar_resnet18", sr_stage=(4, 2, 3), num_memories=3, hidden=4, width=0.25)
+    shapes = {name: tuple(block.memory.shape) for name, block in find_sr_blocks(model).items()}
+    assert shapes == {"layer2.sr": (3, 32, 16, 16), "layer3.sr": (3, 64, 8, 8), "layer4.sr": (3, 128, 4, 4)}
+    expected = sum(sr_param_count(c, s, hidden=4, num_memories=3) for c, s in ((32, 16), (64, 8), (128, 4)))
+    assert count_sr_params(model) == expected
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    one = create_model("cifar_resnet18", sr_stage=3, num_memories=3, hidden=4, width=0.25)
+    assert one.layer3.sr.memory.shape == model.layer3.sr.memory.shape  # a list of one stage is the int
+    assert find_sr_blocks(remove_sr(model)) == {}
+
+
+def test_airbench_takes_an_sr_block_after_each_of_its_stages() -> None:
+    model = create_model("cifar_airbench", sr_stage=[1, 2, 3], num_memories=2, width=0.25)
+    shapes = {name: tuple(block.memory.shape[1:]) for name, block in find_sr_blocks(model).items()}
+    assert shapes == {"block1.sr": (16, 15, 15), "block2.sr": (64, 7, 7), "block3.sr": (64, 3, 3)}
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
 def test_invalid_regularizer_and_attention_name_choices() -> None:
     with pytest.raises(ValueError, match=r"regularizer must be one of .*dropblock"):
         create_model("cifar_resnet18", num_classes=10, regularizer="dropconnect")
     with pytest.raises(ValueError, match=r"attention must be one of .*cbam"):
-        create_model("cifar_resnet18", num_classes=10, attention="eca")
+        create_model("cifar_resnet18", num_classes=10, attention="gc")
 
 
 def test_register_model_returns_builder_and_rejects_duplicates() -> None:

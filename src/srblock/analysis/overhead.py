@@ -87,7 +87,7 @@ def _input_shape(input_size: int | Sequence[int]) -> tuple[int, int, int]:
 def _build_pair(
     model: str | nn.Module,
     *,
-    sr_stage: int | None,
+    sr_stage: int | Sequence[int] | None,
     after: str | None,
     input_size: int | Sequence[int] | None,
     num_classes: int | None,
@@ -122,7 +122,8 @@ def _build_pair(
             with_sr = create_model(
                 model, sr_stage=sr_stage, num_memories=num_memories, hidden=hidden, sr_kwargs=sr_kwargs, **common
             )
-            after = entry.stages[sr_stage - 1]
+            stages = sr_stage if isinstance(sr_stage, (list, tuple)) else [sr_stage]
+            after = ", ".join(entry.stages[s - 1] for s in sorted(stages))
         else:
             with_sr = copy.deepcopy(base)
             insert_sr(with_sr, after, shape, **block)
@@ -136,7 +137,7 @@ def _build_pair(
     if isinstance(model, nn.Module):
         base, name, native = copy.deepcopy(model), type(model).__name__, (3, 224, 224)  # the caller's stays as it is
     elif source == "timm":
-        with requires_extra("cbam", f"--model {model}"):
+        with requires_extra("timm", f"--model {model}"):
             import timm
 
         base = timm.create_model(arch, pretrained=False, num_classes=classes)
@@ -159,7 +160,7 @@ def _build_pair(
 def overhead_report(
     model: str | nn.Module,
     *,
-    sr_stage: int | None = None,
+    sr_stage: int | Sequence[int] | None = None,
     after: str | None = None,
     num_memories: int,
     hidden: int,
@@ -177,7 +178,8 @@ def overhead_report(
 ) -> dict[str, Any]:
     """Parameter, MAC and latency overhead of an SR block in a model, against the same model without it.
 
-    ``model`` is a name of the zoo (with the block at stage ``sr_stage`` or after the module ``after``), a timm or
+    ``model`` is a name of the zoo (with the block at stage ``sr_stage``, or one at each stage of a sequence, or
+    after the module ``after``), a timm or
     torchvision model by name (``"timm:convnext_tiny"``, ``"torchvision:resnet50"``, built without pretrained
     weights) or any ``nn.Module``; for the latter two the block goes after the module ``after``, inserted with
     :func:`srblock.models.insert_sr` into a copy. Returns a dict with ``params_base``, ``params_sr``, ``sr_params``
@@ -297,7 +299,9 @@ def format_overhead(report: dict[str, Any]) -> str:
     shape = "x".join(str(s) for s in report["input_size"])
     place = f"SR after {report['after']}"
     if report.get("sr_stage") is not None:
-        place = f"SR at stage M={report['sr_stage']} ({report['after']})"
+        stage = report["sr_stage"]
+        stage = ",".join(map(str, stage)) if isinstance(stage, (list, tuple)) else stage
+        place = f"SR at stage M={stage} ({report['after']})"
     title = (
         f"{report['model']} @ {shape}, {report['num_classes']} classes, {place} "
         f"(P={report['num_memories']}, U={report['hidden']})"

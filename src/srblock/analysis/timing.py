@@ -76,37 +76,45 @@ def train_step(
 def sr_block_step(
     model: nn.Module, images: torch.Tensor, mode: str, *, amp_dtype: torch.dtype | None = None
 ) -> Callable[[], object]:
-    """A closure running only the (first) SR block of ``model`` on the feature map it sees for ``images``.
+    """A closure running only the SR blocks of ``model``, each on the feature map it sees for ``images``.
 
-    ``mode="eval"``: one inference forward; ``"train"``: forward, backward and an SGD step of the block's parameters.
+    ``mode="eval"``: one inference forward; ``"train"``: forward, backward and an SGD step of the blocks' parameters.
     Timed next to the whole model, its share is a low-noise estimate of what SR adds to a step.
     """
     from ..layers.sr import find_sr_blocks
 
-    block = next(iter(find_sr_blocks(model).values()), None)
-    if block is None:
+    blocks = list(find_sr_blocks(model).values())
+    if not blocks:
         raise ValueError(f"{type(model).__name__} has no SR block")
     if mode not in ("eval", "train"):
         raise ValueError(f"mode must be 'eval' or 'train', got {mode!r}")
-    seen: dict[str, torch.Tensor] = {}
-    handle = block.register_forward_pre_hook(lambda _m, inputs: seen.setdefault("x", inputs[0].detach().clone()))
+    seen: dict[int, torch.Tensor] = {}
+
+    def record(index: int) -> Callable[..., None]:
+        return lambda _m, inputs: seen.setdefault(index, inputs[0].detach().clone())
+
+    handles = [block.register_forward_pre_hook(record(i)) for i, block in enumerate(blocks)]
     try:
         with eval_mode(model), torch.no_grad(), _autocast(images.device, amp_dtype):
             model(images)
     finally:
-        handle.remove()
-    x = seen["x"]
+        for handle in handles:
+            handle.remove()
+    inputs = [seen[i] for i in range(len(blocks))]
     if mode == "eval":
-        return eval_step(block, x, amp_dtype=amp_dtype)
-    optimizer = torch.optim.SGD(block.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
-    x.requires_grad_(True)
-    grad = torch.ones_like(x)
+        steps = [eval_step(block, x, amp_dtype=amp_dtype) for block, x in zip(blocks, inputs, strict=True)]
+        return lambda: [step() for step in steps]
+    optimizer = torch.optim.SGD([p for b in blocks for p in b.parameters()], lr=1e-3, momentum=0.9, weight_decay=1e-4)
+    for x in inputs:
+        x.requires_grad_(True)
+    grads = [torch.ones_like(x) for x in inputs]
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(x.device, amp_dtype):
-            out = block(x)
-        out.backward(grad.to(out.dtype))
+        for block, x, grad in zip(blocks, inputs, grads, strict=True):
+            with _autocast(x.device, amp_dtype):
+                out = block(x)
+            out.backward(grad.to(out.dtype))
         optimizer.step()
 
     return step

@@ -30,10 +30,17 @@ the official validation set (the paper's top-1) as the test split, keeping the l
 The task's own keys of the ``train`` section (defaults in :attr:`ClassificationTask.train_defaults`):
     label_smoothing: of the training loss (``F.cross_entropy``'s; 0 = off, the paper's). Evaluation losses are
         never smoothed.
+    mixup_alpha, cutmix_alpha: MixUp (Zhang et al., arXiv 1710.09412) / CutMix (Yun et al., arXiv 1905.04899) of
+        every training batch on the device, with λ ~ Beta(α, α) (torchvision's ``transforms.v2.MixUp``/``CutMix``,
+        each image mixed with its neighbour in the batch, the targets mixed alike); 0 = off (the paper's).
+    mixup_switch_prob: with both alphas > 0, the probability that a batch gets CutMix instead of MixUp (timm's
+        ``switch_prob``, 0.5). The draws come from ``(seed, training progress)``, not from the global generator, so
+        seed k of two arms mixes the same pairs with the same λ and boxes, and dropout's stream is left as it was.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -130,7 +137,14 @@ class ClassificationTask(Task):
         "init_sample": "first",
     }
     _dropblocks: bool | None = None  # whether the model has DropBlock layers (set on the first training step)
-    train_defaults: ClassVar[dict[str, Any]] = {"label_smoothing": 0.0}
+    train_defaults: ClassVar[dict[str, Any]] = {
+        "label_smoothing": 0.0,
+        "mixup_alpha": 0.0,
+        "cutmix_alpha": 0.0,
+        "mixup_switch_prob": 0.5,
+    }
+    _mix_seed: int | None = None  # the current training step's seed of the MixUp/CutMix draws (on_train_step)
+    _mixer: nn.Module | None = None  # built on the first mixed batch
 
     @classmethod
     def validate_data(cls, data: Mapping[str, Any]) -> None:
@@ -154,6 +168,11 @@ class ClassificationTask(Task):
         smoothing = train.get("label_smoothing", 0.0)
         if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0.0 <= smoothing < 1.0:
             raise ValueError(f"train.label_smoothing must be a number in [0, 1), got {smoothing!r}")
+        for key, upper in (("mixup_alpha", math.inf), ("cutmix_alpha", math.inf), ("mixup_switch_prob", 1.0)):
+            value = train.get(key, 0.0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= upper:
+                expected = "a number in [0, 1]" if upper == 1.0 else "a number >= 0 (0 = off)"
+                raise ValueError(f"train.{key} must be {expected}, got {value!r}")
 
     # -- data ---------------------------------------------------------------------------------------------------
     def build_loaders(self) -> Loaders:
@@ -302,12 +321,42 @@ class ClassificationTask(Task):
             self._dropblocks = any(isinstance(m, DropBlock) for m in model.modules())
         if self._dropblocks:
             set_dropblock_progress(model, progress)
+        self._mix_seed = seed_for(self.config["seed"], self.dist.rank, repr(progress), "mix")
+
+    def mix(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """MixUp / CutMix of a training batch (``train.mixup_alpha``, ``cutmix_alpha``, ``mixup_switch_prob``):
+        the mixed images and soft targets (``B x classes``); the batch unchanged when both alphas are 0.
+
+        torchvision's transforms draw from the global CPU generator; it is forked and seeded with the step's seed
+        (see :meth:`on_train_step`), so the draws are reproducible and paired across arms and leave every other
+        random stream (dropout, DropBlock) where it was. All draws are on the host: no device sync.
+        """
+        train = self.config["train"]
+        alphas = {"mixup": train["mixup_alpha"], "cutmix": train["cutmix_alpha"]}
+        if not any(alphas.values()):
+            return images, targets
+        from torchvision.transforms import v2
+
+        if self._mixer is None:
+            classes = self.config["model"].get("num_classes")
+            if classes is None:
+                from srblock.models import get_model_entry
+
+                classes = get_model_entry(self.config["model"]["name"]).num_classes
+            kinds = {"mixup": v2.MixUp, "cutmix": v2.CutMix}
+            mixers = [kinds[k](alpha=a, num_classes=classes) for k, a in alphas.items() if a > 0]
+            switch = train["mixup_switch_prob"]
+            self._mixer = mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers, p=[1 - switch, switch])
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(self._mix_seed if self._mix_seed is not None else self.config["seed"])
+            return self._mixer(images, targets)
 
     def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        images, targets = batch
+        images, targets = self.mix(*batch)
         logits = model(images)
         loss = F.cross_entropy(logits, targets, label_smoothing=self.config["train"]["label_smoothing"])
-        acc1 = (logits.detach().argmax(dim=1) == targets).float().mean() * 100
+        labels = targets.argmax(dim=1) if targets.dim() == 2 else targets  # a mixed batch: the larger share
+        acc1 = (logits.detach().argmax(dim=1) == labels).float().mean() * 100
         return loss, {"loss": loss.detach(), "acc1": acc1}
 
     def evaluate(self, model: nn.Module, loader: BatchLoader) -> dict[str, float]:

@@ -16,6 +16,11 @@ A sweep file (``sweeps/<name>.yaml``)::
     arms:
       r18-d2d:    {recipe: cifar10/r18_d2d}
       r18-d2d-sr: {recipe: cifar10/r18_d2d_sr, overrides: {model.num_memories: 10}}
+      r18-d2d-ls: {recipe: cifar10/r18_d2d, overrides: {train.label_smoothing: 0.1}}
+      r18-d2d-ls-sr:                    # an arm may name its own control ('baseline:'): its Δ, paired, Welch
+        recipe: cifar10/r18_d2d_sr      # and sign columns then compare it with that arm (the table's 'vs')
+        overrides: {model.num_memories: 10, train.label_smoothing: 0.1}
+        baseline: r18-d2d-ls
 
 Relative paths (``output``, ``recipe``) are resolved against the current directory (the repository root).
 Overrides apply in the order global → arm → ``seed=<seed>``. Runs go seed-major (seed 0 of every arm, then
@@ -134,6 +139,7 @@ class Arm:
     recipe: str
     overrides: list[str] = field(default_factory=list)
     seeds: list[int] | None = None  # None: the sweep's seeds
+    baseline: str | None = None  # the arm this one is compared to in the table; None: the sweep's baseline
 
 
 @dataclass
@@ -297,11 +303,17 @@ def sweep_from_dict(raw: Mapping, source: Path | None = None, extra_overrides: S
             raise ValueError(f"{where}: arm {name!r} needs a 'recipe' path, got {spec!r}")
         overrides = _override_list(spec.get("overrides"), f"{where}: {name}")
         arm_seeds = None if spec.get("seeds") is None else _seed_list(spec["seeds"], f"{where}: arm {name}")
-        arms.append(Arm(str(name), str(spec["recipe"]), overrides, arm_seeds))
+        arm_base = None if spec.get("baseline") is None else str(spec["baseline"])
+        arms.append(Arm(str(name), str(spec["recipe"]), overrides, arm_seeds, arm_base))
     names = [a.name for a in arms]
     baseline = str(raw.get("baseline", names[0]))
     if baseline not in names:
         raise ValueError(f"{where}: baseline {baseline!r} is not an arm; arms are {names}")
+    for arm in arms:
+        if arm.baseline is not None and (arm.baseline not in names or arm.baseline == arm.name):
+            raise ValueError(
+                f"{where}: arm {arm.name!r} has baseline {arm.baseline!r}, which must be another arm; arms are {names}"
+            )
     seeds = _seed_list(raw["seeds"], where)
     ref = raw.get("reference_effect")
     return Sweep(
@@ -424,7 +436,12 @@ def _write_sweep_copy(sweep: Sweep) -> None:
         "reference_effect": sweep.reference_effect,
         "overrides": sweep.overrides,
         "arms": {
-            a.name: {"recipe": a.recipe, "overrides": a.overrides, **({"seeds": a.seeds} if a.seeds else {})}
+            a.name: {
+                "recipe": a.recipe,
+                "overrides": a.overrides,
+                **({"seeds": a.seeds} if a.seeds else {}),
+                **({"baseline": a.baseline} if a.baseline else {}),
+            }
             for a in sweep.arms
         },
     }
@@ -847,32 +864,38 @@ def aggregate(
     }
     values = {a: list(by_seed[a].values()) for a in arms}
     extras = {a: [r["summary"] for r in rows if r["arm"] == a] for a in arms}
-    base_vals = values.get(baseline, [])
+    # each arm's control: its own 'baseline:' in the sweep file, else the sweep's
+    own = {a.name: a.baseline for a in sweep.arms if a.baseline} if sweep else {}
+    versus = {a: own.get(a, baseline) for a in arms}
     all_vals = [v for vs in values.values() for v in vs]
     digits = 4 if all_vals and max(abs(v) for v in all_vals) <= 1.0 else 2  # fractions vs percent
     ref_col = reference_effect is not None
-    header = ["arm", "n", f"{metric} mean ± std", "95 % CI", f"Δ vs {baseline}", "Δ 95 % CI (paired)"]
+    header = ["arm", *(["vs"] if own else []), "n", f"{metric} mean ± std", "95 % CI"]
+    header += ["Δ" if own else f"Δ vs {baseline}", "Δ 95 % CI (paired)"]
     header += ["Δ 95 % CI (Welch)", "p (Welch)", "p (paired, n)", "p (sign, wins/n)"]
     header.append("seeds for Δ (80 %)")
     if ref_col:
         header.append(f"seeds for Δ={reference_effect:g} (80 %)")
-    header += ["params", "SR params", "time/run (s)"]
+    header += ["routing entropy", "memory ratio", "params", "SR params", "MFLOPs/image", "time/run (s)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     screens = []
     for arm in arms:
         s = summarize(values[arm])
+        control = versus[arm]
+        base_vals = values.get(control, [])
         is_base = arm == baseline
         screen = not is_base and 0 < s.n <= SCREEN_SEEDS
         if screen:
             screens.append(arm)
         w = welch_ttest(base_vals, values[arm]) if not is_base else None
-        pair = paired_ttest(by_seed[baseline], by_seed[arm]) if not is_base else None
+        pair = paired_ttest(by_seed[control], by_seed[arm]) if not is_base else None
         pooled = math.sqrt((s.std**2 + summarize(base_vals).std ** 2) / 2) if not is_base else s.std
         need = "–"
         if not screen and w is not None and not math.isnan(pooled) and pooled > 0 and not math.isnan(w.delta):
             need = _seeds_text(required_seeds(w.delta, pooled))
         cells = [
             f"`{arm}`" + (" (baseline)" if is_base else " (screen)" if screen else ""),
+            *([("–" if is_base else f"`{control}`")] if own else []),
             str(s.n),
             f"{_fmt(s.mean, digits)} ± {_fmt(s.std, digits)}",
             f"[{_fmt(s.ci_low, digits)}, {_fmt(s.ci_high, digits)}]",
@@ -881,7 +904,7 @@ def aggregate(
             "–" if is_base else _interval_text(w.ci_low, w.ci_high, digits),
             "–" if is_base or screen else _fmt_p(w.p),
             "–" if is_base or screen else _paired_text(pair),
-            "–" if is_base or screen else _sign_text(sign_test(by_seed[baseline], by_seed[arm])),
+            "–" if is_base or screen else _sign_text(sign_test(by_seed[control], by_seed[arm])),
             need,
         ]
         if ref_col:
@@ -891,9 +914,14 @@ def aggregate(
         params = {e.get("params") for e in ex} - {None}
         sr = {e.get("sr_params") for e in ex} - {None}
         times = [float(e["wall_time_s"]) for e in ex if "wall_time_s" in e]
+        models = {json.dumps((e.get("config") or {}).get("model"), sort_keys=True) for e in ex}
+        flops = {_forward_mflops(m) for m in models} - {None}
         cells += [
+            _dynamics_text(ex, "routing_entropy"),
+            _dynamics_text(ex, "memory_ratio"),
             ", ".join(f"{p:,}" for p in sorted(params)) or "–",
             ", ".join(f"{p:,}" for p in sorted(sr)) or "–",
+            ", ".join(f"{f:,.1f}" for f in sorted(flops)) or "–",
             f"{sum(times) / len(times):.0f}" if times else "–",
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -901,8 +929,14 @@ def aggregate(
     notes = [
         "",
         f"{len(rows)} finished runs under `{root}`" + (f", trained for {'; '.join(lengths)}" if lengths else "") + ".",
-        f"Δ = mean(arm) − mean({baseline}); p: two-sided Welch t-test, "
-        "`scipy.stats.ttest_ind(arm, baseline, equal_var=False)`; 95 % CI: t-interval of the mean.",
+        (
+            "Δ = mean(arm) − mean(its `vs` arm, the control the sweep file names for it; else "
+            f"`{baseline}`), and every test below compares the arm with that control"
+            if own
+            else f"Δ = mean(arm) − mean({baseline})"
+        )
+        + "; p: two-sided Welch t-test, `scipy.stats.ttest_ind(arm, baseline, equal_var=False)`; 95 % CI: t-interval "
+        "of the mean.",
         "Δ 95 % CI (paired): t-interval of the mean per-seed difference over the seeds both arms ran (centred off Δ "
         "while one arm has seeds the other lacks); (Welch): the Welch interval around Δ. An interval without 0 is "
         "that test's p < 0.05.",
@@ -912,6 +946,11 @@ def aggregate(
         "the arm beat the baseline; it does not rest on the spread of the differences.",
         "Seeds for Δ: seeds per arm for 80 % power at α = 0.05 (two-sided Welch test) if the true difference were "
         "the observed Δ (or the reference Δ), with the two arms' pooled per-seed std.",
+        "Routing entropy (1 = uniform over the P memories, 0 = one memory per image) and memory ratio (RMS of the "
+        "recalled memory / RMS of the block's input) at the last validation pass, mean over the runs (`sr_dynamics` "
+        "of summary.json; one value per SR block). MFLOPs/image: one forward pass of one image in eval mode "
+        "(`torch.utils.flop_counter`, 2 FLOPs per multiply-accumulate; element-wise work not counted), the model "
+        "built from the runs' config on the meta device.",
     ]
     if screens:
         notes.append(
@@ -1116,6 +1155,46 @@ def report_sweep_dynamics(root: str | Path) -> list[Path]:
         write_text(root / "dynamics.md", dynamics_table(finals, columns) + note)
         written.append(root / "dynamics.md")
     return written
+
+
+def _dynamics_text(summaries: Sequence[Mapping], column: str) -> str:
+    """Mean over the runs of an SR dynamics column at the end of training (``sr_dynamics`` of summary.json), one
+    value per SR block (``layer2 0.981; layer3 0.975`` when there are several); ``–`` without SR blocks."""
+    per_block: dict[str, list[float]] = {}
+    for summary in summaries:
+        for key, value in (summary.get("sr_dynamics") or {}).items():
+            block, _, name = key.rpartition(".")
+            if name == column and isinstance(value, (int, float)) and not math.isnan(value):
+                per_block.setdefault(block, []).append(float(value))
+    spec = ".3f" if column == "routing_entropy" else ".3g"  # entropy near 1 needs its decimals, the ratio its digits
+    means = {block: format(sum(v) / len(v), spec) for block, v in per_block.items()}
+    if len(means) <= 1:
+        return next(iter(means.values()), "–")
+    return "; ".join(f"{block.removesuffix('.sr')} {mean}" for block, mean in means.items())
+
+
+@functools.lru_cache(maxsize=64)
+def _forward_mflops(model_json: str) -> float | None:
+    """MFLOPs of one eval-mode forward pass of one image through the model of a run's ``model`` section (JSON text,
+    so the count is made once per architecture), on the meta device; ``None`` when it builds no zoo model."""
+    import torch
+
+    from ..analysis.overhead import count_macs
+    from ..engine.build import build_model
+    from ..models import get_model_entry
+    from ..models.registry import INIT_ONLY_KEYS
+
+    section = json.loads(model_json)
+    if not isinstance(section, Mapping) or "name" not in section:
+        return None
+    section = {k: v for k, v in section.items() if k not in INIT_ONLY_KEYS}  # no weights to read on the meta device
+    try:
+        size = section.get("input_size") or get_model_entry(section["name"]).input_size
+        with torch.device("meta"):
+            model = build_model({"model": section})
+        return 2 * count_macs(model, torch.zeros(1, *size, device="meta")) / 1e6
+    except (ValueError, TypeError, KeyError, RuntimeError, NotImplementedError):  # a config of an older srblock
+        return None
 
 
 def _interval_text(low: float, high: float, digits: int) -> str:

@@ -25,6 +25,10 @@ Stages (the SR block's integration points M): ``block1``, ``block2``, ``block3``
 8×8 output; ``block2`` (256×7×7) is the counterpart of the CIFAR ResNet18's ``layer3`` (256×8×8, the paper's M=3):
 the second-to-last stage, same width. Regularizers (PAPER.md §2, applied as on the ResNets' last two stages):
 ``dropout2d``/``dropblock`` on the outputs of ``block2`` and ``block3``, ``dropout`` before the classifier.
+Attention (``attention="se"``, ``"cbam"`` or ``"eca"``, :mod:`srblock.models.attention`; not in airbench94): the
+network has no residual blocks, so the module goes where SENet puts it in non-residual networks (Hu et al., Fig. 2,
+SE-Inception), on the output of each of its blocks: the child ``attn`` after ``act2`` of every ``ConvGroup``, before
+a stage regularizer and an SR block on the same output.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import make_attention
 from .registry import register_model
 from .regularizers import add_regularizer
 
@@ -192,11 +197,11 @@ def cifar_airbench(
     **kwargs: Any,
 ) -> AirbenchNet:
     """airbench94's network (Jordan 2024), CIFAR (32² input); SR block after block2 (256×7×7) is the paper's M=3."""
-    if attention is not None:
-        raise ValueError(
-            f"attention is for the residual nets only (airbench has no residual blocks), got {attention!r}"
-        )
     model = AirbenchNet(num_classes, **kwargs)
+    if attention is not None:  # on each block's output (see the module docstring)
+        for name in AIRBENCH_STAGES:
+            group = model.get_submodule(name)
+            group.add_module("attn", make_attention(attention, group.conv2.out_channels))
     return add_regularizer(
         model, regularizer, p=drop_rate, stages=AIRBENCH_STAGES[1:], pool="pool", dropblock_size=dropblock_size
     )

@@ -1,8 +1,9 @@
 """The model registry: every network of the paper by name, with the SR block placed by stage index (PAPER.md §2).
 
 A builder registers itself with :func:`register_model`, saying which input size the network is made for and which
-submodules are its stages; :func:`create_model` builds it and, when asked, puts one SR block after stage ``M``
-with C, H, W measured by a dry run at that input size (nothing is hard-coded per network).
+submodules are its stages; :func:`create_model` builds it and, when asked, puts an SR block after stage ``M`` (or
+one after each of several stages) with C, H, W measured by a dry run at that input size (nothing is hard-coded per
+network).
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def create_model(
     name: str,
     *,
     num_classes: int | None = None,
-    sr_stage: int | None = None,
+    sr_stage: int | Sequence[int] | None = None,
     num_memories: int = DEFAULT_NUM_MEMORIES,
     hidden: int = DEFAULT_HIDDEN,
     sr_kwargs: dict[str, Any] | None = None,
@@ -115,19 +116,22 @@ def create_model(
     width: float = 1.0,
     **kwargs: Any,
 ) -> nn.Module:
-    """Build a registered network, optionally with one SR block after stage ``sr_stage`` (M, 1-based).
+    """Build a registered network, optionally with an SR block after stage ``sr_stage`` (M, 1-based) or after each
+    of several stages.
 
     Args:
         name: a name of :func:`list_models`, e.g. ``"cifar_resnet18"`` or ``"resnet50"``.
         num_classes: outputs of the classifier (default: the classes the network is made for, see
             :func:`register_model`: 10 for the CIFAR nets, 1000 for the ImageNet ResNets).
-        sr_stage: M, the stage whose output gets the SR block (``None``: no SR block). The block is sized for that
-            stage's output at the native input size (CIFAR 32², ImageNet 224²) or at ``input_size``.
+        sr_stage: M, the stage whose output gets the SR block (``None``: no SR block), or a sequence of stages, each
+            getting its own block (e.g. ``(2, 3, 4)``; every block with the same P, U and options). A block is sized
+            for its stage's output at the native input size (CIFAR 32², ImageNet 224²) or at ``input_size``.
         num_memories: P, number of memory tensors. hidden: U, hidden width of the block's FCN.
         sr_kwargs: further SR block options (``act_layer``, ``memory_init``, ``memory_std``, ``size_policy``).
         regularizer: ``None``, ``"dropout"``, ``"dropout2d"`` or ``"dropblock"`` at the places of PAPER.md §2,
             always before the SR block on the same stage output. drop_rate: its rate (default per PAPER.md §2).
-        attention: ``None``, ``"se"`` or ``"cbam"`` inside every residual block (ResNets only).
+        attention: ``None``, ``"se"``, ``"cbam"`` or ``"eca"`` inside every residual block (ResNets; airbench: on the
+            output of each of its blocks; VGG: none).
         input_size: (C, H, W) to size the SR block for, instead of the model's native input size.
         width: multiplies the channel widths of the CIFAR nets (e.g. 0.25 for quick CPU runs; 1 is the paper's).
         **kwargs: passed to the builder, e.g. ``zero_init_residual`` for the ResNets, or torchvision's ``weights=``
@@ -139,6 +143,9 @@ def create_model(
     >>> model = create_model("cifar_resnet18", num_classes=10, sr_stage=3, num_memories=10)
     >>> model.layer3.sr.memory.shape
     torch.Size([10, 256, 8, 8])
+    >>> model = create_model("cifar_resnet18", sr_stage=[3, 4])
+    >>> model.layer3.sr.memory.shape, model.layer4.sr.memory.shape
+    (torch.Size([2, 256, 8, 8]), torch.Size([2, 512, 4, 4]))
     """
     entry = get_model_entry(name)
     if drop_rate is not None and regularizer is None:  # e.g. timm's drop_rate=...: it would be silently unused
@@ -150,22 +157,33 @@ def create_model(
     options = {k: v for k, v in options.items() if v is not None}
     if width != 1.0:
         options["width"] = width
-    if sr_stage is not None:  # checked before building: a typo should not cost a ResNet101's init
-        valid = list(range(1, len(entry.stages) + 1))
-        if isinstance(sr_stage, bool) or sr_stage not in valid:
-            raise ValueError(f"sr_stage must be one of {valid} (the stages of {name}) or None, got {sr_stage!r}")
-    num_classes = entry.num_classes if num_classes is None else num_classes
+    stages = _sr_stages(sr_stage, name, len(entry.stages))  # checked before building: a typo should not cost a
+    num_classes = entry.num_classes if num_classes is None else num_classes  # ResNet101's init
     model = entry.builder(num_classes=num_classes, **options, **kwargs)
-    if sr_stage is not None:
+    for stage in stages:
         insert_sr(
             model,
-            entry.stages[sr_stage - 1],
+            entry.stages[stage - 1],
             input_size=tuple(input_size) if input_size is not None else entry.input_size,
             num_memories=num_memories,
             hidden=hidden,
             **(sr_kwargs or {}),
         )
     return model
+
+
+def _sr_stages(sr_stage: Any, name: str, count: int) -> list[int]:
+    """``sr_stage`` (None, one stage or a sequence of them) as a sorted list of distinct valid stages."""
+    valid = list(range(1, count + 1))
+    if sr_stage is None:
+        return []
+    stages = list(sr_stage) if isinstance(sr_stage, (list, tuple)) else [sr_stage]
+    bad = [s for s in stages if isinstance(s, bool) or s not in valid]
+    if bad or not stages or len(set(stages)) != len(stages):
+        raise ValueError(
+            f"sr_stage must be one of {valid} (the stages of {name}), a list of distinct ones or None, got {sr_stage!r}"
+        )
+    return sorted(stages)
 
 
 def model_from_config(section: Mapping[str, Any]) -> nn.Module:

@@ -36,7 +36,7 @@ from ..layers.sr import SRBlockNd
 from .registry import ModelEntry, create_model, get_model_entry, list_models
 from .surgery import _trace_output
 
-with requires_extra("cbam", "srblock's models in timm (srblock.models.timm_models)"):
+with requires_extra("timm", "srblock's models in timm (srblock.models.timm_models)"):
     from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
     from timm.layers import register_notrace_module
     from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
