@@ -1,10 +1,11 @@
 """CPU seconds per training epoch of every time-series recipe (FCN, ResNet, each ± SR), to size a sweep.
 
-On one thread, each recipe trains 1 epoch and then 1 + E epochs (E chosen so the E epochs cost about
-``--target`` CPU seconds); the difference of the process CPU times over E is the cost of an epoch without the
-set-up and the final test. CPU time, not wall time, so that other processes on a shared machine do not inflate it
-(they still slow it through the caches: compare ratios). Prints a Markdown table with the full schedule's
-extrapolated hours and the SR arm's cost relative to its baseline:
+For each recipe, on one thread: the recipe's model, optimiser and batch size on batches of its real training data;
+the median process CPU time of ``--steps`` training steps (after two warm-up steps), base and SR steps interleaved
+so that the load of a shared machine hits both alike; times the steps of one epoch. CPU time rather than wall time,
+since other processes on a shared machine would inflate the latter (they still slow the former through the caches:
+trust the ratios more than the absolute numbers). The test evaluations (every ``train.eval_every`` epochs) and the
+set-up are left out. Prints a Markdown table with the full schedule's extrapolated CPU hours per run:
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/timeseries_epoch_time.py
 """
@@ -12,34 +13,42 @@ extrapolated hours and the SR arm's cost relative to its baseline:
 from __future__ import annotations
 
 import argparse
-import tempfile
+import statistics
 import time
-from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
-from srblock.engine import load_config, train
+from srblock.data.timeseries import load_ucr
+from srblock.engine import load_config
+from srblock.engine.build import build_model
+from srblock.engine.optim import build_optimizer
 from srblock.recipes import find_recipe
 
 
-def _cpu_seconds(recipe: str, epochs: int) -> float:
-    config = load_config(f"timeseries/{recipe}", [f"train.epochs={epochs}", f"train.eval_every={epochs}"])
-    with tempfile.TemporaryDirectory() as out:
+def _step_timer(recipe: str):
+    config = load_config(f"timeseries/{recipe}")
+    data = load_ucr(config["data"]["name"])
+    batch = config["train"]["batch_size"]
+    model = build_model(config).train()
+    optimizer = build_optimizer(model, config["optim"])
+    x, y = data.train_x[:batch], data.train_y[:batch]
+    steps = -(-len(data.train_y) // batch)
+
+    def step() -> float:
         start = time.process_time()
-        train(config, Path(out) / "run", quiet=True)
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
         return time.process_time() - start
 
-
-def epoch_seconds(recipe: str, target: float) -> float:
-    """CPU seconds of one training epoch of ``recipe`` (see the module docstring)."""
-    one = _cpu_seconds(recipe, 1)
-    extra = max(1, min(100, round(target / max(one * 0.8, 1e-3))))
-    return (_cpu_seconds(recipe, 1 + extra) - one) / extra
+    return step, steps, config["train"]["epochs"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", type=float, default=8.0, help="CPU seconds the measured epochs should take")
+    parser.add_argument("--steps", type=int, default=7, help="timed steps per recipe")
     parser.add_argument("--datasets", nargs="*", default=None, help="lower-case recipe prefixes (default: all)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -47,12 +56,22 @@ def main() -> None:
     names = sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("_") and not p.stem.endswith("_sr"))
     if args.datasets:
         names = [n for n in names if n.split("_")[0] in args.datasets]
-    print("| recipe | CPU s/epoch | + SR | SR / base | full schedule, CPU h (base) | epochs |")
-    print("|---|---|---|---|---|---|")
+    print("| recipe | steps/epoch | CPU s/epoch | + SR | SR / base | full schedule, CPU h (base) | epochs |")
+    print("|---|---|---|---|---|---|---|")
     for name in names:
-        base, sr = epoch_seconds(name, args.target), epoch_seconds(f"{name}_sr", args.target)
-        full = load_config(f"timeseries/{name}")["train"]["epochs"]
-        print(f"| {name} | {base:.3f} | {sr:.3f} | {sr / base:.2f} | {base * full / 3600:.2f} | {full} |", flush=True)
+        (base, steps, epochs), (sr, _, _) = _step_timer(name), _step_timer(f"{name}_sr")
+        times: tuple[list[float], list[float]] = ([], [])
+        for i in range(args.steps + 2):
+            b, s = base(), sr()
+            if i >= 2:
+                times[0].append(b)
+                times[1].append(s)
+        t_base, t_sr = (statistics.median(t) * steps for t in times)
+        print(
+            f"| {name} | {steps} | {t_base:.3f} | {t_sr:.3f} | {t_sr / t_base:.2f} | "
+            f"{t_base * epochs / 3600:.2f} | {epochs} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

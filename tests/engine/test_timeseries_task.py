@@ -12,9 +12,13 @@ import torch
 
 pytest.importorskip("aeon")
 
+from srblock.data.timeseries import load_ucr
 from srblock.engine import load_config, train
+from srblock.engine.build import check_buildable
 from srblock.engine.checkpoint import load_checkpoint
+from srblock.engine.config import config_diff
 from srblock.engine.optim import PlateauFactor, build_optimizer, build_scheduler, observe_train_loss
+from srblock.recipes import RECIPE_ROOT
 
 # ItalyPowerDemand: 67 training series of 24 steps; a quarter-width FCN trains an epoch in well under a second
 QUICK = ["train.epochs=5", "train.eval_every=1", "model.width=0.25", "train.device=cpu"]
@@ -105,6 +109,35 @@ def test_the_task_checks_the_model_against_the_data() -> None:
 
 
 def _build(recipe: str, overrides: list[str] | None = None) -> None:
-    from srblock.engine.build import check_buildable
-
     check_buildable(load_config(recipe, overrides or []))
+
+
+TS_RECIPES = sorted(p for p in (RECIPE_ROOT / "timeseries").glob("*.yaml") if p.name[0] != "_")
+
+
+def test_every_dataset_has_four_recipes_with_the_reviews_batch() -> None:
+    from srblock.data.timeseries import UCR_DATASETS
+
+    assert len(TS_RECIPES) == 4 * len(UCR_DATASETS)
+    for name in UCR_DATASETS:
+        n_train = len(load_ucr(name).train_y)
+        for model, cap, epochs in (("fcn", 16, 2000), ("resnet", 64, 1500)):
+            base = load_config(f"timeseries/{name.lower()}_{model}")
+            sr = load_config(f"timeseries/{name.lower()}_{model}_sr")
+            assert base["train"]["batch_size"] == int(min(n_train / 10, cap)) and base["train"]["epochs"] == epochs
+            assert base["data"]["name"] == name and sr["model"]["sr_stage"] == 3
+            assert config_diff(base, sr).keys() == {
+                "model.sr_stage",
+                "model.num_memories",
+                "model.hidden",
+                "model.input_size",
+            }
+
+
+@pytest.mark.parametrize("path", TS_RECIPES, ids=lambda p: p.stem)
+def test_timeseries_recipe_builds(path: Path) -> None:
+    config = load_config(path)
+    assert path.read_text().startswith("# "), "a recipe starts with its provenance comment"
+    assert config["optim"]["name"] == "adam" and config["schedule"]["name"] == "plateau"
+    assert config["train"]["select"] == "train_loss"
+    check_buildable(config)  # the task checks the model against the data; the model is built on meta
