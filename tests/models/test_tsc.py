@@ -74,3 +74,13 @@ def test_width_scales_the_filters() -> None:
     assert model.fc.in_features == 64
     with pytest.raises(ValueError, match="width must be positive"):
         create_model("tsc_fcn", width=0)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_overhead_report_reads_a_series_shape(name: str) -> None:
+    from srblock.analysis.overhead import overhead_report
+
+    report = overhead_report(name, sr_stage=2, num_memories=10, hidden=8, input_size=(6, 100), timing=False)
+    assert list(report["input_size"]) == [6, 100]
+    channels = MODELS[name][1]
+    assert report["sr_params"] == report["sr_params_formula"] == channels + 100 * 8 + 8 * 10 + 10 * channels * 100
