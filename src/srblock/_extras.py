@@ -25,7 +25,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "hub": ("huggingface_hub", "safetensors"),
     "tensorboard": ("tensorboard",),
     "slurm": ("submitit",),
-    "lightning": ("lightning", "pytorch_lightning"),  # the extra installs lightning; the older package works too
+    "lightning": ("lightning", "pytorch_lightning"),
+    "timeseries": ("aeon",),  # the extra installs lightning; the older package works too
 }
 
 

@@ -31,8 +31,13 @@ def test_registration_waits_for_the_import() -> None:
 
 SEGMENTATION = {"deeplabv3_resnet50", "fcn_resnet50"}  # dense predictors, not timm classifiers
 # the zoo's own classifiers (other tests may register models of their own for a while)
+# image classifiers: timm serves images (in_chans, mean/std, strides); the 1-D time-series models stay out of it
 CLASSIFIERS = [
-    n for n in list_models() if get_model_entry(n).builder.__module__.startswith("srblock.") and n not in SEGMENTATION
+    n
+    for n in list_models()
+    if get_model_entry(n).builder.__module__.startswith("srblock.")
+    and n not in SEGMENTATION
+    and len(get_model_entry(n).input_size) == 3
 ]
 
 

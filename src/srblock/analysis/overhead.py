@@ -73,7 +73,13 @@ def sr_blocks_formula(model: nn.Module, images: torch.Tensor) -> tuple[int, dict
     return total, shapes
 
 
-def _input_shape(input_size: int | Sequence[int]) -> tuple[int, int, int]:
+def _input_shape(input_size: int | Sequence[int], native: Sequence[int] = (3, 224, 224)) -> tuple[int, ...]:
+    """``input_size`` as the full input shape; for a 1-D model (``native`` = (C, L)) an int is L, a pair (C, L)."""
+    if len(native) == 2:
+        size = (native[0], input_size) if isinstance(input_size, int) else tuple(int(s) for s in input_size)
+        if len(size) != 2:
+            raise ValueError(f"input_size of a 1-D model must be L or (C, L), got {input_size!r}")
+        return size
     if isinstance(input_size, int):
         return (3, input_size, input_size)
     size = tuple(int(s) for s in input_size)
@@ -109,12 +115,13 @@ def _build_pair(
     source, _, arch = model.partition(":") if isinstance(model, str) else ("", "", "")
     if isinstance(model, str) and not arch:  # a model of the zoo: its stages, native input and classes are known
         entry = get_model_entry(model)
-        shape = _input_shape(input_size if input_size is not None else entry.input_size)
+        shape = _input_shape(input_size if input_size is not None else entry.input_size, entry.input_size)
         num_classes = entry.num_classes if num_classes is None else num_classes
         common = {
             "num_classes": num_classes,
             **zoo_options,
             **({"input_size": shape} if input_size is not None else {}),
+            **({"in_channels": shape[0]} if len(shape) == 2 else {}),  # a 1-D model (tsc_*) of that many channels
         }
         base = create_model(model, **common)
         if sr_stage is not None:

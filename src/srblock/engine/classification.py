@@ -365,7 +365,7 @@ class ClassificationTask(Task):
         totals = torch.zeros(4, dtype=torch.float64, device=self.device)
         for batch in loader:
             images, targets = self.to_device(batch)
-            logits = tta_logits(model, images, self.config["data"]["tta"]).float()
+            logits = tta_logits(model, images, self.config["data"].get("tta")).float()  # subclasses may have none
             totals[0] += F.cross_entropy(logits, targets, reduction="sum").double()
             totals[1:3] += topk_correct(logits, targets, (1, 5)).double()
             totals[3] += len(targets)

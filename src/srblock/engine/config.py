@@ -64,11 +64,13 @@ ENGINE_DEFAULTS: dict[str, Any] = {
         "lookahead": None,  # null | true | {start, every, decay, power} (airbench's; srblock.engine.lookahead)
     },
     "schedule": {
-        "name": "multistep",  # multistep | poly | cosine | piecewise | constant
+        "name": "multistep",  # multistep | poly | cosine | piecewise | constant | plateau
         "milestones": [],  # multistep: in epochs (epoch-counted runs) or iterations (iteration-counted runs)
-        "gamma": 0.1,  # multistep: lr factor at each milestone
+        "gamma": 0.1,  # multistep: lr factor at each milestone; plateau: at each plateau
+        "patience": 10,  # plateau: epochs without a lower training loss before the lr drops (Keras' default)
+        "min_delta": 1e-4,  # plateau: how much lower the training loss must be to count (Keras' default)
         "power": 0.9,  # poly: (1 - t/T)^power
-        "min_lr": 0.0,  # poly/cosine: floor of the learning rate
+        "min_lr": 0.0,  # poly/cosine/plateau: floor of the learning rate
         "points": [],  # piecewise: [[fraction of training, lr factor], ...], linear in between (e.g. a triangle)
         "warmup_steps": 0,  # linear warm-up from 0 over this many iterations
         "scale_milestones": True,  # scale milestones when train.epochs/iterations is overridden
@@ -77,6 +79,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
         "epochs": None,  # epoch-counted run (classification) ...
         "iterations": None,  # ... or iteration-counted run (segmentation); exactly one is set
         "eval_every": 1,  # epoch-counted: evaluate every this many epochs
+        "select": "eval",  # the weights tested at the end: best on the eval split (eval) or train_loss (per epoch)
         "eval_interval": None,  # iteration-counted: evaluate every this many iterations (default: at the end)
         "batch_size": 128,  # in total over all ranks
         "eval_batch_size": None,  # default: batch_size
@@ -130,8 +133,9 @@ RESUME_APPLIED_KEYS = (
     "train.deterministic",
 )
 
-_SCHEDULES = ("multistep", "poly", "cosine", "piecewise", "constant")
-_OPTIMIZERS = ("sgd", "adamw")
+_SCHEDULES = ("multistep", "poly", "cosine", "piecewise", "constant", "plateau")
+_OPTIMIZERS = ("sgd", "adam", "adamw")
+_SELECT = ("eval", "train_loss")
 _AMP = (None, "bf16", "fp16")
 _COMPILE = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch's modes
 
@@ -338,6 +342,13 @@ def validate_config(config: Mapping[str, Any], task_train_keys: Iterable[str] = 
         raise ValueError(f"train.sr_balance_loss must be one of {BALANCE_LOSSES}, got {train['sr_balance_loss']!r}")
     if train["compile"] not in _COMPILE:
         raise ValueError(f"train.compile must be one of {_COMPILE}, got {train['compile']!r}")
+    if train["select"] not in _SELECT:
+        raise ValueError(f"train.select must be one of {_SELECT}, got {train['select']!r}")
+    if schedule["patience"] < 1 or schedule["min_delta"] < 0:
+        raise ValueError(
+            f"schedule.patience must be >= 1 and schedule.min_delta >= 0, got patience={schedule['patience']!r}, "
+            f"min_delta={schedule['min_delta']!r}"
+        )
     if train["amp"] not in _AMP:
         raise ValueError(f"train.amp must be one of {_AMP}, got {train['amp']!r}")
     if not isinstance(config["seed"], int) or isinstance(config["seed"], bool):

@@ -34,6 +34,7 @@ __all__ = [
     "build_scheduler",
     "freeze_groups",
     "group_parameters",
+    "observe_train_loss",
     "validate_groups",
 ]
 
@@ -133,10 +134,8 @@ def freeze_groups(model: nn.Module, groups: Mapping[str, Mapping[str, Any]]) -> 
 
 
 def build_optimizer(model: nn.Module, optim: Mapping[str, Any]) -> torch.optim.Optimizer:
-    """SGD with momentum (the paper's) or AdamW over the trainable parameters, one param group per ``optim.groups``.
-
-    Without groups every parameter, SR ones included, has the recipe's lr and weight decay (PAPER.md §1).
-    """
+    """SGD with momentum (the paper's), Adam or AdamW over the trainable parameters, one param group per
+    ``optim.groups``. Adam is the time-series review's (Keras' Adam: its eps 1e-7 against PyTorch's 1e-8)."""
     groups = optim.get("groups") or {}
     param_groups = []
     for name, params in group_parameters(model, groups).items():
@@ -155,7 +154,48 @@ def build_optimizer(model: nn.Module, optim: Mapping[str, Any]) -> torch.optim.O
             weight_decay=optim["weight_decay"],
             nesterov=optim["nesterov"],
         )
-    return torch.optim.AdamW(param_groups, lr=optim["lr"], weight_decay=optim["weight_decay"])
+    adam = torch.optim.Adam if optim["name"] == "adam" else torch.optim.AdamW
+    return adam(param_groups, lr=optim["lr"], weight_decay=optim["weight_decay"])
+
+
+class PlateauFactor:
+    """The lr factor of the ``plateau`` schedule: Keras' ``ReduceLROnPlateau`` on the training loss.
+
+    After each epoch, :meth:`observe` gets its mean training loss; an epoch whose loss is not below the best so far
+    by ``min_delta`` (absolute, Keras' default 1e-4) counts as bad, and after ``patience`` bad epochs in a row the
+    factor is multiplied by ``gamma`` (not below ``floor``) and the count restarts. Written here rather than torch's
+    ``ReduceLROnPlateau`` because the engine steps one per-iteration ``LambdaLR`` for every schedule (resume,
+    warm-up, changed settings): as a callable object, its state is saved in the ``LambdaLR``'s state dict.
+    """
+
+    def __init__(self, gamma: float, patience: int, min_delta: float, floor: float, warmup: int) -> None:
+        self.gamma, self.patience, self.min_delta, self.floor, self.warmup = gamma, patience, min_delta, floor, warmup
+        self.factor, self.best, self.bad_epochs = 1.0, math.inf, 0
+
+    def observe(self, loss: float) -> None:
+        if loss < self.best - self.min_delta:
+            self.best, self.bad_epochs = loss, 0
+            return
+        self.best = min(self.best, loss)  # Keras keeps the best loss even when it fell by less than min_delta
+        self.bad_epochs += 1
+        if self.bad_epochs >= self.patience:
+            self.factor, self.bad_epochs = max(self.factor * self.gamma, self.floor), 0
+
+    def __call__(self, step: int) -> float:
+        return self.factor * ((step + 1) / self.warmup if step < self.warmup else 1.0)
+
+
+def observe_train_loss(scheduler: torch.optim.lr_scheduler.LambdaLR, loss: float) -> bool:
+    """Pass an epoch's mean training loss to a ``plateau`` schedule; ``False`` (nothing done) for any other."""
+    plateaus = {id(f): f for f in scheduler.lr_lambdas if isinstance(f, PlateauFactor)}
+    for factor in plateaus.values():
+        factor.observe(loss)
+    if plateaus:  # the new factor applies from the next step on: set it now, as LambdaLR.step would
+        for group, base, fn in zip(
+            scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
+        ):
+            group["lr"] = base * fn(scheduler.last_epoch)
+    return bool(plateaus)
 
 
 def build_scheduler(
@@ -167,7 +207,9 @@ def build_scheduler(
     runs, in iterations (``steps_per_unit`` = 1); fractional milestones (from ``--epochs`` scaling) land on the
     nearest iteration. Stepping per iteration at epoch-aligned milestones equals torchvision's per-epoch MultiStepLR.
     ``poly``: ``(lr - min_lr) * (1 - t/T)^power + min_lr``; ``cosine`` likewise; ``piecewise``: the factor is linear
-    between ``points`` ``[t/T, factor]`` (airbench's triangle: ``[[0, 0.2], [0.23, 1], [1, 0.07]]``);
+    between ``points`` ``[t/T, factor]`` (airbench's triangle: ``[[0, 0.2], [0.23, 1], [1, 0.07]]``); ``plateau``:
+    :class:`PlateauFactor`, fed the training loss per epoch by :func:`observe_train_loss` (``gamma``, ``patience``,
+    ``min_delta``, ``min_lr`` its options);
     ``warmup_steps`` ramps linearly. The multiplier applies to every parameter group alike (``min_lr`` is relative
     to the recipe's ``optim.lr``).
     """
@@ -176,6 +218,9 @@ def build_scheduler(
     name, warmup = schedule["name"], schedule["warmup_steps"]
     milestones = [round(m * steps_per_unit) for m in schedule["milestones"]]
     knots = list(zip(*schedule["points"], strict=True)) or [(0.0, 1.0), (1.0, 1.0)]
+    if name == "plateau":
+        plateau = PlateauFactor(schedule["gamma"], schedule["patience"], schedule["min_delta"], floor, warmup)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, plateau)
 
     def factor(step: int) -> float:
         t = min(step, total_steps) / max(total_steps, 1)

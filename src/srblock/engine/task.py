@@ -215,6 +215,7 @@ _TASKS: dict[str, type[Task]] = {}
 _TASK_MODULES = {
     "classification": "srblock.engine.classification",
     "segmentation": "srblock.engine.segmentation",
+    "timeseries": "srblock.engine.timeseries",
 }
 
 

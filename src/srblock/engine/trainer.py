@@ -44,7 +44,7 @@ from .config import RESUME_APPLIED_KEYS, config_diff, config_hash, dump_config, 
 from .distributed import DistInfo, init_distributed, resolve_device
 from .logger import ProgressLoader, RunLogger, write_metrics_csv
 from .lookahead import Lookahead
-from .optim import build_optimizer, build_scheduler, freeze_groups
+from .optim import build_optimizer, build_scheduler, freeze_groups, observe_train_loss
 from .sr_balance import RoutingBalance
 from .sr_dynamics import SRDynamics
 from .task import BatchLoader, Task, get_task
@@ -370,6 +370,11 @@ class _Run:
         self.history: list[dict[str, Any]] = []
         self.config_changes: list[dict[str, Any]] = []  # keys changed on resume: [{"step", "changes"}]
         self.saved_step: int | None = None  # iteration of checkpoint_last.pt
+        # train.select: train_loss keeps the weights of the epoch with the lowest mean training loss (the time-series
+        # review's Keras ModelCheckpoint(monitor="loss")); it and the plateau schedule look at every epoch
+        self.select_on_train_loss = train_cfg["select"] == "train_loss"
+        self.per_epoch = self.select_on_train_loss or config["schedule"]["name"] == "plateau"
+        self.period_improved = False
         self.wall_time_s = 0.0
 
     # -- checkpoints --------------------------------------------------------------------------------------------
@@ -442,10 +447,60 @@ class _Run:
         if self.dist.is_main:
             state = self._state()
             if improved:  # best first: a crash in between leaves a stale 'last', which resumes into the same result
-                save_checkpoint(state, self.output_dir / "checkpoint_best.pt")
+                best = {**state, "model": self.best_state} if self.select_on_train_loss else state
+                save_checkpoint(best, self.output_dir / "checkpoint_best.pt")
             save_checkpoint(state, self.output_dir / "checkpoint_last.pt")
             write_metrics_csv(self.history, self.output_dir / "metrics.csv")
         self.saved_step = self.step
+
+    def _mean_over_ranks(self, value: float) -> float:
+        if not self.dist.distributed:
+            return value
+        total = self.dist.all_reduce(torch.tensor(value, dtype=torch.float64, device=self.device))
+        return float(total) / self.dist.world_size
+
+    def _state_copy(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+
+    def _train_period(self, batches: Iterator[Any], end: int) -> dict[str, float]:
+        """Train up to iteration ``end``; returns the period's mean training logs.
+
+        With ``train.select: train_loss`` or the ``plateau`` schedule the period is trained epoch by epoch: each
+        epoch's mean training loss feeds the schedule and, when it is the lowest so far, selects that epoch's
+        weights (``self.period_improved``).
+        """
+        train_cfg = self.config["train"]
+        common = {
+            "total_steps": self.total_steps,
+            "autocast": self.autocast,
+            "logger": self.logger,
+            "log_interval": train_cfg["log_interval"],
+            "grad_clip": train_cfg["grad_clip"],
+            "check_every_step": self.device.type == "cpu",
+            "bare_model": self.model,
+            "lookahead": self.lookahead,
+            "balance": self.balance,
+        }
+        args = (self.task, self.train_model, self.optimizer, self.scheduler, self.scaler, batches)
+        if not self.per_epoch:
+            logs = train_steps(*args, start=self.step, end=end, **common)
+            self.step = end
+            return logs
+        self.period_improved = False
+        sums: dict[str, float] = {}
+        start = self.step
+        while self.step < end:
+            epoch_end = min(end, (self.step // self.steps_per_epoch + 1) * self.steps_per_epoch)
+            logs = train_steps(*args, start=self.step, end=epoch_end, **common)
+            for key, value in logs.items():
+                sums[key] = sums.get(key, 0.0) + value * (epoch_end - self.step)
+            self.step = epoch_end
+            loss = self._mean_over_ranks(logs["loss"])  # every rank takes the same decisions
+            observe_train_loss(self.scheduler, loss)
+            if self.select_on_train_loss and _is_better(loss, self.best_metric, higher=False):
+                self.best_metric, self.best_step, self.best_state = loss, self.step, self._state_copy()
+                self.period_improved = True
+        return {k: v / max(self.step - start, 1) for k, v in sums.items()}
 
     # -- the loop -----------------------------------------------------------------------------------------------
     def fit(self, *, resume: bool, stop_after: int | None) -> dict[str, Any]:
@@ -473,7 +528,6 @@ class _Run:
         eval_loader = self.loaders.val if self.loaders.val is not None else self.loaders.test
         eval_name = "val" if self.loaders.val is not None else "test"
         primary = self.task.primary_metric
-        train_cfg = self.config["train"]
         periods = 0
         self.logger.start(self.step)
         try:
@@ -481,30 +535,11 @@ class _Run:
                 end = min(self.total_steps, (self.step // self.interval + 1) * self.interval)
                 lr = self.optimizer.param_groups[0]["lr"]
                 try:
-                    train_logs = train_steps(
-                        self.task,
-                        self.train_model,
-                        self.optimizer,
-                        self.scheduler,
-                        self.scaler,
-                        batches,
-                        start=self.step,
-                        end=end,
-                        total_steps=self.total_steps,
-                        autocast=self.autocast,
-                        logger=self.logger,
-                        log_interval=train_cfg["log_interval"],
-                        grad_clip=train_cfg["grad_clip"],
-                        check_every_step=self.device.type == "cpu",
-                        bare_model=self.model,
-                        lookahead=self.lookahead,
-                        balance=self.balance,
-                    )
+                    train_logs = self._train_period(batches, end)
                 except NonFiniteLossError as err:
                     raise NonFiniteLossError(
                         f"{err} (epoch {self.step // self.steps_per_epoch}); {self._stopped(last)}"
                     ) from None
-                self.step = end
                 _sync_buffers(self.model, self.dist)
                 with self.dynamics.track():
                     metrics = self._evaluate(eval_loader, eval_name)
@@ -516,10 +551,13 @@ class _Run:
                         f"{self.step / self.steps_per_epoch:g}): the model diverged (or the {eval_name} split is "
                         f"empty); {self._stopped(last)}"
                     )
-                improved = _is_better(metrics.get(primary), self.best_metric, self.task.higher_is_better)
-                if improved or eval_name == "test":  # without a validation split the last weights are kept
-                    self.best_metric, self.best_step = metrics.get(primary), self.step
-                    self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+                if self.select_on_train_loss:  # chosen epoch by epoch in _train_period
+                    improved = self.period_improved
+                else:
+                    improved = _is_better(metrics.get(primary), self.best_metric, self.task.higher_is_better)
+                    if improved or eval_name == "test":  # without a validation split the last weights are kept
+                        self.best_metric, self.best_step = metrics.get(primary), self.step
+                        self.best_state = self._state_copy()
                 self.wall_time_s = wall_before + time.perf_counter() - started
                 row = {
                     "epoch": round(self.step / self.steps_per_epoch, 4),
@@ -531,7 +569,7 @@ class _Run:
                     "time_s": round(self.wall_time_s, 2),
                 }
                 self.history.append(_plain(row))
-                self._save(improved or eval_name == "test")
+                self._save(improved or (eval_name == "test" and not self.select_on_train_loss))
                 self.logger.scalars(eval_name, self.step, metrics)
                 shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
                 self.logger.info(f"epoch {row['epoch']:g} (iteration {self.step}): {eval_name} {shown}")
@@ -562,6 +600,8 @@ class _Run:
         if self.loaders.test is not None and eval_name != "test":
             same = self.best_step == self.step  # the best checkpoint is the last one: one test pass serves both
             last_test = None if same else self._evaluate(self.loaders.test, "test (last)")
+        elif self.loaders.test is not None and self.history:  # the last row tested the last weights
+            last_test = {k[len("test_") :]: v for k, v in self.history[-1].items() if k.startswith("test_")}
         dynamics = self.history[-1] if self.history else {}
         dynamics = {k: v for k, v in dynamics.items() if k.rpartition(".")[0] in self.dynamics.blocks}
         if self.best_state is not None:
@@ -571,7 +611,8 @@ class _Run:
         best_val = {k[len(prefix) :]: v for k, v in best_row.items() if k.startswith(prefix)} or None
         test = None
         if self.loaders.test is not None:
-            test = best_val if eval_name == "test" else self._evaluate(self.loaders.test, "test")
+            # without a validation split the row of the selected step holds its test metrics, if it has a row
+            test = best_val if eval_name == "test" and best_val else self._evaluate(self.loaders.test, "test")
         if eval_name == "test":
             best_val = None
         last = self.task.summarize(None, test if last_test is None else last_test)

@@ -5,7 +5,7 @@
 """
 
 from ..layers import count_sr_params, find_sr_blocks  # re-exported: models is where users look for them
-from . import airbench, cifar_resnet, cifar_vgg, resnet, segmentation  # noqa: F401  (importing registers the models)
+from . import airbench, cifar_resnet, cifar_vgg, resnet, segmentation, tsc  # noqa: F401  (importing registers the models)
 from .attention import ATTENTIONS
 from .export import export_onnx
 from .registry import ModelEntry, create_model, get_model_entry, list_models, model_from_config, register_model

@@ -1,4 +1,7 @@
-"""The zoo in timm: ``timm.create_model("srblock_<name>", ...)``, ``features_only`` included.
+"""The zoo's image classifiers in timm: ``timm.create_model("srblock_<name>", ...)``, ``features_only`` included.
+
+The 1-D time-series models (``tsc_*``) are not registered: timm's conventions (``in_chans``, image mean/std,
+strides) are for images.
 
 timm finds models only in its own registry (it reads no entry points), so importing this module is what registers
 them; ``import srblock`` and ``import srblock.models`` never import timm.

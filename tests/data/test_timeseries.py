@@ -1,0 +1,101 @@
+"""The UCR/UEA loader against aeon's own: shapes, labels, official splits, z-normalisation, unequal lengths."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("aeon")
+
+from aeon.datasets import load_classification
+
+from srblock._extras import MissingExtraError
+from srblock.data.timeseries import SeriesLoader, _label_order, load_ucr, resample, znormalize
+
+
+@pytest.mark.parametrize("name", ["GunPoint", "ItalyPowerDemand", "BasicMotions", "ArrowHead"])
+def test_equal_length_sets_match_aeon_split_by_split(name: str) -> None:
+    data = load_ucr(name)
+    assert not data.resampled
+    for split, x, y in (("train", data.train_x, data.train_y), ("test", data.test_x, data.test_y)):
+        raw_x, raw_y = load_classification(name, split=split)
+        assert x.shape == raw_x.shape and x.dtype == torch.float32
+        # the official split in the archive's order, each label the archive's string
+        assert [data.classes[i] for i in y.tolist()] == [str(v) for v in raw_y]
+        mean, std = raw_x.mean(-1, keepdims=True), raw_x.std(-1, keepdims=True)
+        np.testing.assert_allclose(x.numpy(), (raw_x - mean) / np.where(std == 0, 1, std), atol=1e-5)
+    assert sorted(set(data.train_y.tolist())) == list(range(len(data.classes)))
+
+
+def test_z_normalised_per_series_and_channel() -> None:
+    x = load_ucr("BasicMotions").train_x  # 6 channels
+    torch.testing.assert_close(x.mean(-1), torch.zeros(x.shape[:2]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(x.std(-1, unbiased=False), torch.ones(x.shape[:2]), atol=1e-4, rtol=0)
+
+
+def test_znormalize_leaves_a_constant_channel_at_zero() -> None:
+    x = torch.stack([torch.full((1, 5), 3.0), torch.arange(5.0).view(1, 5)])
+    out = znormalize(x)
+    assert torch.equal(out[0], torch.zeros(1, 5))
+    torch.testing.assert_close(out[1].std(unbiased=False), torch.tensor(1.0))
+
+
+def test_labels_sorted_numerically_when_numbers_else_lexicographically() -> None:
+    assert _label_order(np.array(["10", "2", "1", "2"])) == ["1", "2", "10"]
+    assert _label_order(np.array(["walking", "badminton", "running"])) == ["badminton", "running", "walking"]
+    assert load_ucr("BasicMotions").classes == ("badminton", "running", "standing", "walking")
+
+
+@pytest.mark.parametrize(
+    ("name", "channels", "longest"), [("JapaneseVowels", 12, 29), ("PickupGestureWiimoteZ", 1, 361)]
+)
+def test_unequal_lengths_resampled_to_the_longest(name: str, channels: int, longest: int) -> None:
+    data = load_ucr(name)
+    assert data.resampled
+    raw_train, _ = load_classification(name, split="train")
+    raw_test, _ = load_classification(name, split="test")
+    assert max(s.shape[-1] for s in [*raw_train, *raw_test]) == longest
+    assert data.train_x.shape == (len(raw_train), channels, longest)
+    assert data.test_x.shape == (len(raw_test), channels, longest)
+    # a series that already had the longest length is only z-normalised
+    x, raw = (data.train_x, raw_train) if any(s.shape[-1] == longest for s in raw_train) else (data.test_x, raw_test)
+    i = next(i for i, s in enumerate(raw) if s.shape[-1] == longest)
+    ref = znormalize(torch.as_tensor(raw[i], dtype=torch.float32)[None])[0]
+    torch.testing.assert_close(x[i], ref, atol=1e-5, rtol=0)
+
+
+def test_resample_is_linear_and_keeps_the_endpoints() -> None:
+    ramp = np.linspace(0.0, 1.0, 4, dtype=np.float32)[None]  # 1 channel x 4 steps
+    out = resample([ramp, np.zeros((1, 7), np.float32)], 7)
+    torch.testing.assert_close(out[0, 0], torch.linspace(0.0, 1.0, 7))
+    assert out.shape == (2, 1, 7)
+
+
+def test_missing_aeon_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "aeon.datasets", None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'srblock\[timeseries\]'"):
+        load_ucr("GunPoint")
+
+
+def test_series_loader_keeps_the_last_small_batch_and_reshuffles_per_epoch() -> None:
+    x, y = torch.randn(11, 2, 5), torch.arange(11)
+    loader = SeriesLoader(x, y, 4, train=True, seed=3)
+    assert len(loader) == 3
+    loader.set_epoch(0)
+    first = [labels for _, labels in loader]
+    assert [len(b) for b in first] == [4, 4, 3] and sorted(torch.cat(first).tolist()) == list(range(11))
+    loader.set_epoch(1)
+    assert not torch.equal(torch.cat([b for _, b in loader]), torch.cat(first))
+    loader.set_epoch(1, start_batch=2)
+    assert [len(b) for _, b in loader] == [3]
+    evaluation = SeriesLoader(x, y, 4, train=False)
+    evaluation.set_epoch(0)
+    assert torch.equal(torch.cat([b for _, b in evaluation]), y)
+
+
+def test_series_loader_refuses_images() -> None:
+    with pytest.raises(ValueError, match="float N x C x L"):
+        SeriesLoader(torch.zeros(2, 1, 4, 4), torch.zeros(2), 1, train=False)
