@@ -54,11 +54,9 @@ import json
 import logging
 import math
 import os
-import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,7 +77,7 @@ from ..analysis.stats import (
 )
 from ..engine.config import config_diff
 from ..engine.logger import progress
-from ..io import atomic_open, write_json, write_text
+from ..io import atomic_open, claim_folder, write_json, write_text
 from .budget import Skipped, TimeBudget
 from .launchers import Launcher, make_launcher, parse_launcher_options
 
@@ -493,48 +491,13 @@ def _record_failure(run: Run, err: BaseException) -> None:
     write_json(run.output_dir / FAILED, doc)
 
 
-@contextmanager
-def _claim(run_dir: Path, *, enabled: bool = True) -> Iterator[bool]:
-    """Hold ``run_dir/.sweep.lock`` (created exclusively) while training; yields False if another process holds it.
-
-    A lock left by a process of this machine that no longer exists (killed) is taken over.
-    """
-    run_dir.mkdir(parents=True, exist_ok=True)
+def _claim(run_dir: Path, *, enabled: bool = True) -> contextlib.AbstractContextManager[bool]:
+    """Hold ``run_dir/.sweep.lock`` while training (:func:`srblock.io.claim_folder`); yields False if another live
+    process holds it. (The run's ``train`` then holds the run folder's own lock, so no other writer can enter.)"""
     if not enabled:
-        yield True
-        return
-    lock = run_dir / LOCK
-    owner = f"{socket.gethostname()}:{os.getpid()}"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            host, _, pid = lock.read_text().partition(":")
-            if host != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
-                yield False
-                return
-            lock.unlink(missing_ok=True)  # its process died: take over
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(owner)
-        break
-    else:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return contextlib.nullcontext(True)
+    return claim_folder(run_dir, name=LOCK)
 
 
 def execute_run(
