@@ -28,7 +28,7 @@ import os
 import secrets
 import socket
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -344,23 +344,25 @@ def _owned(folder: Path) -> dict[str, str]:
     return owned if isinstance(owned, dict) else {}
 
 
-def check_ours(*paths: str | Path, legacy: Any = None) -> None:
+def check_ours(*paths: str | Path, legacy: Callable[[Path], bool] | None = None) -> None:
     """``FileExistsError`` naming every one of ``paths`` that exists but was not written by srblock (not listed in
     its folder's ``.srblock-owned.json``, or changed since), before anything replaces them.
 
-    ``legacy(path) -> bool`` recognises files that an srblock older than this list wrote (e.g. a sweep folder's
-    files beside a ``sweep.yaml`` of ours); it is asked only about files the list does not name.
+    ``legacy(folder) -> bool`` recognises a folder that an srblock older than these lists wrote (e.g. a sweep
+    folder by its ``sweep.yaml``); it is asked only about folders without a list, whose existing ``paths`` are
+    then taken as ours (and listed).
     """
+    paths = [Path(p) for p in paths]
+    if legacy is not None:
+        for folder in {p.parent for p in paths}:
+            if folder.is_dir() and not (folder / OWNED_NAME).exists() and legacy(folder):
+                mark_ours(*(p for p in paths if p.parent == folder))
     foreign = []
-    for path in map(Path, paths):
+    for path in paths:
         if not path.exists():
             continue
         recorded = _owned(path.parent).get(path.name)
-        if recorded is not None:
-            ours = path.is_file() and _sha256(path) == recorded
-        else:
-            ours = legacy is not None and path.is_file() and bool(legacy(path))
-        if not ours:
+        if recorded is None or not path.is_file() or _sha256(path) != recorded:
             foreign.append(path)
     if foreign:
         shown = ", ".join(str(p) for p in foreign)

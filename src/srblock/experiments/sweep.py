@@ -75,9 +75,9 @@ from ..analysis.stats import (
     summarize,
     welch_ttest,
 )
-from ..engine.config import config_diff
+from ..engine.config import config_diff, load_yaml
 from ..engine.logger import progress
-from ..io import atomic_open, claim_folder, write_json, write_text
+from ..io import atomic_open, check_ours, claim_folder, mark_ours, write_json, write_text
 from .budget import Skipped, TimeBudget
 from .launchers import Launcher, make_launcher, parse_launcher_options
 
@@ -106,6 +106,8 @@ SWEEP_COPY = "sweep.yaml"
 FAILED = "failed.json"  # the last failure of a run (--keep-going), removed when it succeeds
 STALE_DIR = ".stale"  # where --rerun-stale moves the folders of stale runs
 LOCK = ".sweep.lock"
+# what a sweep writes into its output folder besides the runs (and table-<metric>.md): never over a file of the user's
+SWEEP_OUTPUTS = (SWEEP_COPY, "results.csv", "table.md", "noise.md", "dynamics.md", "dynamics.png")
 # summary.json keys copied into results.csv when present (classification and segmentation)
 CSV_KEYS = (
     "best_val_acc",
@@ -275,12 +277,25 @@ def load_sweep(path: str | Path, extra_overrides: Sequence[str] = ()) -> Sweep:
     from ..recipes import find_recipe
 
     path = find_recipe(path, sweeps=True)
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = load_yaml(path, what="sweep file") or {}
     return sweep_from_dict(raw, source=path, extra_overrides=extra_overrides)
+
+
+def _arm_name(name: Any, where: str) -> str:
+    """An arm's name, checked to be one plain folder name: its runs go to ``<output>/<arm>/``, never elsewhere."""
+    text = str(name)
+    if not text or text.startswith(".") or text != text.strip() or any(c in text for c in "/\\\0:"):
+        raise ValueError(
+            f"{where}: arm name {text!r} must be a plain folder name (no '/', '\\', ':', not starting with '.'): "
+            "its runs are written to <output>/<arm>/"
+        )
+    return text
 
 
 def sweep_from_dict(raw: Mapping, source: Path | None = None, extra_overrides: Sequence[str] = ()) -> Sweep:
     where = str(source or "sweep")
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where}: a sweep file is a YAML mapping with 'arms', 'seeds' and 'output', got {raw!r:.80}")
     missing = [k for k in ("arms", "seeds", "output") if k not in raw]
     if missing:
         raise ValueError(f"{where}: missing key(s) {missing}; a sweep needs 'arms', 'seeds' and 'output'")
@@ -293,7 +308,7 @@ def sweep_from_dict(raw: Mapping, source: Path | None = None, extra_overrides: S
             raise ValueError(f"{where}: arm {name!r} needs a 'recipe' path, got {spec!r}")
         overrides = _override_list(spec.get("overrides"), f"{where}: {name}")
         arm_seeds = None if spec.get("seeds") is None else _seed_list(spec["seeds"], f"{where}: arm {name}")
-        arms.append(Arm(str(name), str(spec["recipe"]), overrides, arm_seeds))
+        arms.append(Arm(_arm_name(name, where), str(spec["recipe"]), overrides, arm_seeds))
     names = [a.name for a in arms]
     baseline = str(raw.get("baseline", names[0]))
     if baseline not in names:
@@ -385,6 +400,29 @@ def _engine_train(config: dict, output_dir: Path) -> dict:
     return train(config, output_dir, resume=True)  # a folder without run files starts fresh
 
 
+def _is_sweep_folder(folder: Path) -> bool:
+    """A sweep folder written before srblock listed the files it writes: its ``sweep.yaml`` is our copy."""
+    try:
+        doc = load_yaml(folder / SWEEP_COPY, what="sweep copy")
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and list(doc)[:4] == ["name", "output", "metric", "baseline"]
+
+
+def check_sweep_outputs(root: Path) -> None:
+    """``FileExistsError`` before anything is written when ``root`` holds a file under a name the sweep writes that
+    srblock did not write (:func:`srblock.io.check_ours`), e.g. a table of the user's own."""
+    check_ours(*(root / name for name in SWEEP_OUTPUTS), *sorted(root.glob("table-*.md")), legacy=_is_sweep_folder)
+
+
+def _write_output(path: Path, text: str) -> Path:
+    """Write one of the sweep folder's own files (checked first, listed as ours after)."""
+    check_sweep_outputs(path.parent)
+    write_text(path, text)
+    mark_ours(path)
+    return path
+
+
 def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
@@ -404,7 +442,7 @@ def _write_sweep_copy(sweep: Sweep) -> None:
             for a in sweep.arms
         },
     }
-    write_text(sweep.output / SWEEP_COPY, yaml.safe_dump(doc, sort_keys=False))
+    _write_output(sweep.output / SWEEP_COPY, yaml.safe_dump(doc, sort_keys=False))
 
 
 @dataclass
@@ -591,6 +629,7 @@ def run_sweep(
     # fixed now, so every torchrun rank runs the same list
     pending = [run for run, _ in plan.pending() if arms is None or run.arm in arms]
     if _rank() == 0:
+        check_sweep_outputs(sweep.output)  # before any write: a table of the user's own there stops the sweep
         for run, _ in blocked:
             _move_stale(run, sweep, log)
         _write_sweep_copy(sweep)
@@ -753,9 +792,9 @@ def aggregate(
     from_copy = sweep is None and (root / SWEEP_COPY).is_file()
     if from_copy:
         try:
-            raw = yaml.safe_load((root / SWEEP_COPY).read_text())
+            raw = load_yaml(root / SWEEP_COPY, what="sweep copy")
             sweep = sweep_from_dict(raw, source=root / SWEEP_COPY)
-        except (yaml.YAMLError, ValueError, TypeError) as err:
+        except (ValueError, TypeError) as err:
             raise ValueError(f"{root / SWEEP_COPY} is damaged ({' '.join(str(err).split())})") from None
     if sweep is not None:
         sweep = dataclasses.replace(sweep, output=root)  # the folder may have moved since the sweep ran
@@ -852,7 +891,7 @@ def aggregate(
     if plan is not None and plan.warnings:
         notes.append("Warning: " + "; ".join(plan.warnings))
     table = "\n".join(lines + notes) + "\n"
-    write_text(root / ("table.md" if metric == primary else f"table-{metric}.md"), table)
+    _write_output(root / ("table.md" if metric == primary else f"table-{metric}.md"), table)
     log(table)
     return table
 
@@ -862,6 +901,7 @@ def _write_results_csv(root: Path, rows: Sequence[Mapping], metric: str) -> None
     keys = [k for k in CSV_KEYS if any(k in r["summary"] for r in rows)]
     if metric not in keys:
         keys.insert(0, metric)
+    check_sweep_outputs(root)
     with atomic_open(root / "results.csv", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["arm", "seed", "metric", "value", *keys, "run_dir"])
@@ -869,6 +909,7 @@ def _write_results_csv(root: Path, rows: Sequence[Mapping], metric: str) -> None
             s = r["summary"]
             rel = os.path.relpath(r["run_dir"], root)
             writer.writerow([r["arm"], r["seed"], metric, s.get(metric, ""), *(s.get(k, "") for k in keys), rel])
+    mark_ours(root / "results.csv")
 
 
 def _kept_checkpoint(run: Path) -> Path | None:
@@ -920,7 +961,7 @@ def report_sweep_noise(root: str | Path, baseline: str | None = None) -> Path | 
     (default: ``<root>/sweep.yaml``'s) at the same seed; ``None`` when no arm has two runs with predictions."""
     root = Path(root)
     if baseline is None and (root / SWEEP_COPY).is_file():
-        baseline = (yaml.safe_load((root / SWEEP_COPY).read_text()) or {}).get("baseline")
+        baseline = (load_yaml(root / SWEEP_COPY, what="sweep copy") or {}).get("baseline")
     arms: dict[str, dict[str, np.ndarray]] = {}
     labels: np.ndarray | None = None
     for path in sorted(root.glob(f"*/*/{RUN_PREDICTIONS}")):
@@ -980,7 +1021,7 @@ def report_sweep_noise(root: str | Path, baseline: str | None = None) -> Path | 
         "",
         *([blocks] if blocks else []),
     ]
-    return write_text(root / "noise.md", "\n".join(lines))
+    return _write_output(root / "noise.md", "\n".join(lines))
 
 
 def _analysis_values(run: Path) -> dict[str, float]:
@@ -1026,7 +1067,9 @@ def report_sweep_dynamics(root: str | Path) -> list[Path]:
         return []
     written = []
     if evaluations > 1:
+        check_sweep_outputs(root)
         plot_dynamics(arms, root / "dynamics.png", title=f"SR learning dynamics, {root}")
+        mark_ours(root / "dynamics.png")
         written.append(root / "dynamics.png")
     if finals:
         note = (
@@ -1037,7 +1080,7 @@ def report_sweep_dynamics(root: str | Path) -> list[Path]:
             "SR blocks removed, best checkpoint.\n"
         )
         columns = (*DYNAMICS_COLUMNS, "eta2_gain", "sr_contribution_pp")
-        write_text(root / "dynamics.md", dynamics_table(finals, columns) + note)
+        _write_output(root / "dynamics.md", dynamics_table(finals, columns) + note)
         written.append(root / "dynamics.md")
     return written
 
