@@ -77,7 +77,7 @@ from ..analysis.stats import (
 )
 from ..engine.config import config_diff, load_yaml
 from ..engine.logger import progress
-from ..io import atomic_open, check_ours, claim_folder, mark_ours, write_json, write_text
+from ..io import OWNED_NAME, atomic_open, check_ours, claim_folder, mark_ours, write_json, write_text
 from .budget import Skipped, TimeBudget
 from .launchers import Launcher, make_launcher, parse_launcher_options
 
@@ -409,15 +409,19 @@ def _is_sweep_folder(folder: Path) -> bool:
     return isinstance(doc, dict) and list(doc)[:4] == ["name", "output", "metric", "baseline"]
 
 
-def check_sweep_outputs(root: Path) -> None:
-    """``FileExistsError`` before anything is written when ``root`` holds a file under a name the sweep writes that
-    srblock did not write (:func:`srblock.io.check_ours`), e.g. a table of the user's own."""
-    check_ours(*(root / name for name in SWEEP_OUTPUTS), *sorted(root.glob("table-*.md")), legacy=_is_sweep_folder)
+def check_sweep_outputs(root: Path, *names: str) -> None:
+    """``FileExistsError`` before anything is written when ``root`` holds a file under a name the sweep writes
+    (``names``, default: all of them) that srblock did not write (:func:`srblock.io.check_ours`), e.g. a table of
+    the user's own. The files of a sweep folder of an older srblock (its ``sweep.yaml`` ours) are taken as ours."""
+    every = [root / name for name in SWEEP_OUTPUTS] + sorted(root.glob("table-*.md"))
+    if not (root / OWNED_NAME).exists() and _is_sweep_folder(root):
+        mark_ours(*(p for p in every if p.is_file()))
+    check_ours(*((root / name for name in names) if names else every))
 
 
 def _write_output(path: Path, text: str) -> Path:
     """Write one of the sweep folder's own files (checked first, listed as ours after)."""
-    check_sweep_outputs(path.parent)
+    check_sweep_outputs(path.parent, path.name)
     write_text(path, text)
     mark_ours(path)
     return path
@@ -901,7 +905,7 @@ def _write_results_csv(root: Path, rows: Sequence[Mapping], metric: str) -> None
     keys = [k for k in CSV_KEYS if any(k in r["summary"] for r in rows)]
     if metric not in keys:
         keys.insert(0, metric)
-    check_sweep_outputs(root)
+    check_sweep_outputs(root, "results.csv")
     with atomic_open(root / "results.csv", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["arm", "seed", "metric", "value", *keys, "run_dir"])
@@ -1067,7 +1071,7 @@ def report_sweep_dynamics(root: str | Path) -> list[Path]:
         return []
     written = []
     if evaluations > 1:
-        check_sweep_outputs(root)
+        check_sweep_outputs(root, "dynamics.png")
         plot_dynamics(arms, root / "dynamics.png", title=f"SR learning dynamics, {root}")
         mark_ours(root / "dynamics.png")
         written.append(root / "dynamics.png")
