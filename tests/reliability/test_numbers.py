@@ -10,15 +10,18 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from srblock.cli import main
 from srblock.engine import resolve_config, train
 from srblock.engine.build import check_buildable
+from srblock.experiments import load_sweep, run_sweep
 
 from ..engine.conftest import write_npz
 from .conftest import error_line, tiny_config
+from .test_sweep_arms import FakeTrain, sweep_file  # noqa: F401  (sweep_file is a fixture)
 
 #: every numeric key of the schema with its valid range (lo, hi, lo included, hi included)
 RANGES: dict[str, tuple[float, float, bool, bool]] = {
@@ -130,3 +133,13 @@ def test_resume_with_a_recipe_says_it_uses_the_runs_own(run_copy: Path, recipe_f
     (run_copy / "summary.json").unlink()
     assert main(["train", "-c", str(recipe_file), "--output", str(run_copy), "--resume", "-q"]) == 0
     assert f"-c {recipe_file} is not used" in capsys.readouterr().err
+
+
+def test_an_arm_with_invalid_data_values_stops_the_sweep_before_any_run(sweep_file: Path) -> None:  # noqa: F811
+    doc = yaml.safe_load(sweep_file.read_text())
+    doc["arms"]["sr"]["overrides"] = {"data.dataset": "cifar10", "data.mean": [0.5, 0.5], "data.val_fraction": 0.2}
+    sweep_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+    train = FakeTrain()
+    with pytest.raises(ValueError, match=r"arm 'sr': data.mean has 2 value\(s\) but cifar10 images have 3 channels"):
+        run_sweep(load_sweep(sweep_file), run_fn=train, log=lambda _: None)
+    assert train.calls == [] and not load_sweep(sweep_file).output.exists()

@@ -54,6 +54,7 @@ __all__ = ["INIT_SAMPLES", "TTA_MODES", "ClassificationTask", "tta_logits"]
 
 TTA_MODES = (None, "flip", "flip_translate")
 INIT_SAMPLES = ("first", "random")  # data.init_sample
+_RGB_DATASETS = ("cifar10", "cifar100", "digits", "imagenet")  # their images have 3 channels (digits: fed as RGB)
 
 _STATS = {
     "cifar10": (CIFAR_MEAN, CIFAR_STD),
@@ -157,6 +158,12 @@ class ClassificationTask(Task):
             if value is not None and (not numbers or not value or (key == "std" and min(value) <= 0)):
                 what = "positive numbers" if key == "std" else "numbers"
                 raise ValueError(f"data.{key} must be null or a list of {what}, one per image channel, got {value!r}")
+            channels = 3 if data.get("dataset") in _RGB_DATASETS else len(value or ())  # npz: checked when read
+            if value is not None and len(value) != channels:
+                raise ValueError(
+                    f"data.{key} has {len(value)} value(s) but {data['dataset']} images have {channels} channels: "
+                    "give one per channel"
+                )
         if data.get("tta") and data.get("dataset") == "imagenet":
             raise ValueError("data.tta is for in-memory datasets (CIFAR, npz, digits); set it to null for ImageNet")
 
