@@ -27,6 +27,8 @@ from ._extras import MissingExtraError
 VerbAdder = Callable[[argparse._SubParsersAction], None]
 
 #: exceptions that mean "the input was wrong" (exit status 2), as argparse does for bad options
+MAX_MESSAGE = 2000  # characters of an error line
+
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     FileNotFoundError,
@@ -119,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if traceback:
             raise
         message = " ".join(str(err).split()) or type(err).__name__
+        if len(message) > MAX_MESSAGE:  # a huge value in a recipe must not flood the terminal: one line stays short
+            half, cut = MAX_MESSAGE // 2, len(message) - MAX_MESSAGE
+            message = f"{message[:half]} ... ({cut:,} characters left out) ... {message[-half:]}"
         if isinstance(getattr(err, "exit_code", None), int):  # our errors that know their class (a sweep's run)
             code = err.exit_code
         elif isinstance(err, USER_ERRORS):

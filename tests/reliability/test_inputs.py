@@ -104,3 +104,13 @@ def test_a_damaged_npz_is_named_without_advising_an_unsafe_load(
     assert str(root / "train.npz") in line and "unexpected" not in line
     assert "allow_pickle" not in line and "weights_only" not in line
     assert not (tmp_path / "out").exists()
+
+
+def test_an_error_about_a_huge_value_stays_one_short_line(recipe_file: Path, tmp_path: Path, capsys) -> None:
+    config = yaml.safe_load(recipe_file.read_text())
+    config["optim"]["lr"] = list(range(5000))
+    path = tmp_path / "huge.yaml"
+    path.write_text(yaml.safe_dump(config, default_flow_style=True))
+    assert main(["train", "-c", str(path), "--output", str(tmp_path / "out"), "-q"]) == 2
+    line = error_line(capsys)
+    assert "optim.lr must be" in line and "characters left out" in line and len(line) < 2100
