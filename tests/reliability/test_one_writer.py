@@ -96,3 +96,43 @@ def test_a_failed_start_leaves_nothing_that_blocks_the_retry(tmp_path: Path, tin
     assert not out.exists(), sorted(p.name for p in out.iterdir())
     train(tiny_config(tiny_root, epochs=1), out, quiet=True)  # the corrected retry: no --resume needed
     assert (out / "summary.json").is_file()
+
+
+DDP_WORKER = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from conftest import tiny_config
+from srblock.engine import train
+from srblock.io import FolderBusyError
+try:
+    train(tiny_config(Path({data!r})), {out!r}, quiet=True)
+except FolderBusyError as err:
+    print("refused:", err)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.slow
+def test_under_torchrun_every_rank_is_refused_together(tmp_path: Path, tiny_root: Path) -> None:
+    """Rank 0 holds the lock; when it cannot, no other rank is left waiting for it (no hang)."""
+    out = tmp_path / "run"
+    _hold(out)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**_env(), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2"}
+    tests = str(Path(__file__).resolve().parents[1] / "engine")
+    script = DDP_WORKER.format(tests=tests, data=str(tiny_root), out=str(out))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    outputs = [proc.communicate(timeout=240)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [3, 3], outputs
+    assert all("being written by another srblock process" in o for o in outputs)

@@ -39,7 +39,7 @@ from srblock.data.loader import seed_for
 from srblock.layers import count_sr_params
 from srblock.layers.modes import eval_mode
 
-from ..io import json_safe, lock_folder, remove_stale_temps, write_json
+from ..io import FolderBusyError, json_safe, lock_folder, remove_stale_temps, write_json
 from .checkpoint import CheckpointError, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from .config import RESUME_APPLIED_KEYS, config_diff, config_hash, dump_config, key_matches, load_config, resolve_config
 from .distributed import DistInfo, init_distributed, resolve_device
@@ -226,24 +226,43 @@ def train(
     (:class:`srblock.io.FolderBusyError`) before it reads or writes anything.
     """
     output_dir = Path(output_dir)
-    main = int(os.environ.get("RANK", "0")) == 0
-    with lock_folder(output_dir, what="run folder") if main else contextlib.nullcontext():
-        if config is None:
-            if not (resume and (output_dir / "config.yaml").is_file()):
-                raise ValueError(
-                    f"train needs a config, or resume=True on a run folder with config.yaml ({output_dir})"
-                )
-            config = load_config(output_dir / "config.yaml")
-        config = resolve_config(config)
-        check_output_dir(output_dir, config, resume=resume)  # on every rank, before anything is built or written
-        train_cfg = config["train"]
-        device = resolve_device(train_cfg["device"], int(os.environ.get("LOCAL_RANK", "0")))
-        dist, created = init_distributed(device)
-        try:
+    if config is None:
+        if not (resume and (output_dir / "config.yaml").is_file()):
+            raise ValueError(f"train needs a config, or resume=True on a run folder with config.yaml ({output_dir})")
+        config = load_config(output_dir / "config.yaml")
+    config = resolve_config(config)
+    check_output_dir(output_dir, config, resume=resume)  # on every rank, before anything is built or written
+    train_cfg = config["train"]
+    device = resolve_device(train_cfg["device"], int(os.environ.get("LOCAL_RANK", "0")))
+    dist, created = init_distributed(device)
+    try:
+        with _hold_run_folder(output_dir, dist, device):
+            # again under the lock: another writer may have finished a run here since the check above
+            check_output_dir(output_dir, config, resume=resume)
             return _Run(config, output_dir, dist, device, quiet=quiet).fit(resume=resume, stop_after=stop_after)
-        finally:
-            if created:
-                torch_dist.destroy_process_group()
+    finally:
+        if created:
+            torch_dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def _hold_run_folder(output_dir: Path, dist: DistInfo, device: torch.device) -> Iterator[None]:
+    """Rank 0 holds the run folder's lock (:func:`srblock.io.lock_folder`) while the block runs; every rank raises
+    together when it cannot, so no rank waits for a rank 0 that has stopped."""
+    with contextlib.ExitStack() as held:
+        refused: FolderBusyError | None = None
+        if dist.is_main:
+            try:
+                held.enter_context(lock_folder(output_dir, what="run folder"))
+            except FolderBusyError as err:
+                refused = err
+        if dist.distributed:
+            taken = dist.all_reduce(torch.tensor([0.0 if refused else 1.0], device=device))
+            if float(taken[0]) < dist.world_size and refused is None:  # rank 0 could not take the lock
+                refused = FolderBusyError(f"run folder {output_dir} is being written by another srblock process")
+        if refused is not None:
+            raise refused
+        yield
 
 
 def _present(output_dir: Path) -> list[str]:
