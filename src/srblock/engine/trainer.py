@@ -468,8 +468,10 @@ class _Run:
         ]
         if changed:
             why.append(f"its config differs in {', '.join(changed)}")
-        if last.get("best_step") is not None and best.get("step") != last["best_step"]:
-            why.append(f"it was saved at iteration {best.get('step')}, the run's best is at {last['best_step']}")
+        # a best saved after 'last' is the crash between the two saves (see _save): the run redoes that period
+        step = best.get("step")
+        if last.get("best_step") is not None and step != last["best_step"] and not (step or 0) > last["step"]:
+            why.append(f"it was saved at iteration {step}, the run's best is at {last['best_step']}")
         if why:
             raise CheckpointError(
                 f"{path} does not belong to the run in {self.output_dir} ({'; '.join(why)}): it would be tested and "

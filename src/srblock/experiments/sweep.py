@@ -39,6 +39,9 @@ Under ``torchrun`` every rank executes the same grid (the list of pending runs i
 before any run can finish) and each run trains over all ranks; only rank 0 deletes checkpoints and aggregates.
 Without torchrun, several sweep processes may work on the same grid at once (e.g. one per CPU core): a run is
 claimed through ``<run>/.sweep.lock`` and a run finished meanwhile by another process is skipped.
+Each run's ``train`` then holds the run folder's own lock (:func:`srblock.io.lock_folder`), so no other writer
+enters it. The files a sweep writes beside its runs (:data:`SWEEP_OUTPUTS`, ``table-<metric>.md``) are listed in
+``<output>/.srblock-owned.json``; a file of the user's under one of those names stops the sweep before it writes.
 To run several runs at once from one command (worker processes, one GPU each, or Slurm jobs), pick a launcher
 (:mod:`srblock.experiments.launchers`: ``--launcher local:N`` / ``slurm``, or a ``launcher:`` section in the file).
 """
