@@ -45,3 +45,25 @@ def test_the_resume_hint_works_when_pasted(
         assert command == ["srblock", "train", "--output", str(out), "--resume"]
     else:  # no folder to resume: the hint says so instead of naming one that does not exist
         assert "nothing was saved yet: run the same command again" in err and not out.exists()
+
+
+def _folder_name(item) -> str:
+    return Path(item.output_dir).name
+
+
+@pytest.mark.slow
+def test_a_local_launcher_of_any_size_starts_no_more_workers_than_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--launcher local:N`` for any N ends: a worker per run at most (N = 10**9 once built a list of a billion
+    device slots before starting anything)."""
+    from types import SimpleNamespace
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))  # spawned workers import this module
+
+    from srblock.experiments.launchers import make_launcher
+
+    launcher = make_launcher("local:1000000000")
+    items = [SimpleNamespace(output_dir=tmp_path / f"run{i}") for i in range(2)]
+    done = sorted(future.result() for _, future in launcher.launch(_folder_name, items))
+    assert done == ["run0", "run1"]

@@ -4,7 +4,6 @@ a sweep, ``sweep --merge`` and ``analyze`` refuse a file of the user's under a n
 from __future__ import annotations
 
 import io
-import shutil
 import tarfile
 from pathlib import Path
 
@@ -114,6 +113,11 @@ def test_analyze_never_writes_over_a_report_of_the_users(run_copy: Path, tmp_pat
     assert main([*argv, "--max-images", "8", "-q"]) == 2
     assert "report.md was not written by srblock" in error_line(capsys)
     assert (folder / "report.md").read_text() == "my report\n"
-    shutil.rmtree(folder)
+
+
+@pytest.mark.slow
+def test_analyze_replaces_its_own_report(run_copy: Path, tmp_path: Path) -> None:
+    argv = ["analyze", "--checkpoint", str(run_copy / "checkpoint_best.pt"), "--output", str(tmp_path / "a")]
     assert main([*argv, "--max-images", "8", "-q"]) == 0
-    assert main([*argv, "--max-images", "8", "-q"]) == 0  # its own report it replaces
+    assert main([*argv, "--max-images", "8", "-q"]) == 0
+    assert "report.md" in (tmp_path / "a" / ".srblock-owned.json").read_text()
