@@ -74,13 +74,18 @@ def _create_temp(path: Path) -> tuple[Path, int]:
     """A fresh temporary file beside ``path`` (created, open for writing) with the mode ``path`` will get."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(path)
-    # O_EXCL on a fresh random name; mode 0o666 so the kernel applies the umask exactly as a plain open() does.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    fd = -1
     try:
+        # O_EXCL on a fresh random name; mode 0o666 so the kernel applies the umask exactly as a plain open() does.
+        # Inside the try: a Ctrl-C is raised right after the call returns, when the file exists but fd is not set.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with contextlib.suppress(FileNotFoundError):
             os.chmod(fd if os.chmod in os.supports_fd else tmp, stat.S_IMODE(os.stat(path).st_mode))
+    except FileExistsError:
+        raise  # not ours (O_EXCL): leave it
     except BaseException:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
         tmp.unlink(missing_ok=True)
         raise
     return tmp, fd
