@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -26,6 +27,8 @@ from ._extras import MissingExtraError
 VerbAdder = Callable[[argparse._SubParsersAction], None]
 
 #: exceptions that mean "the input was wrong" (exit status 2), as argparse does for bad options
+MAX_MESSAGE = 2000  # characters of an error line
+
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     FileNotFoundError,
@@ -38,7 +41,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="srblock", description="Squeeze-and-Remember block: train, evaluate, analyse."
+        prog="srblock", description="Squeeze-and-Remember block: train, evaluate, analyse.", allow_abbrev=False
     )
     parser.add_argument("--version", action="version", version=f"srblock {__version__}")
     trace_help = "on an error, show the full Python traceback (also SRBLOCK_TRACEBACK=1)"
@@ -47,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in VERBS:
         add(sub)
     for verb in sub.choices.values():  # every verb, so the flags go where users type them: srblock train -q ...
+        verb.allow_abbrev = False  # --epoch is not --epochs: a prefix is an error, never another option
         loudness = verb.add_mutually_exclusive_group()
         loudness.add_argument("-v", "--verbose", action="store_true", help="also show debug messages")
         loudness.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors; no progress bars")
@@ -107,13 +111,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         code, what = (143, "terminated (SIGTERM)") if isinstance(err, Terminated) else (130, "interrupted")
         hint = getattr(args, "resume_hint", None)
+        needs = getattr(args, "resume_needs", None)
         tail = f"; continue with: {hint}" if hint else ""
+        if hint and needs is not None and not needs.is_file():
+            tail = "; nothing was saved yet: run the same command again to start over"
         print(f"srblock: {what}; every file written so far is complete{tail}", file=sys.stderr)
         return code
     except Exception as err:
         if traceback:
             raise
         message = " ".join(str(err).split()) or type(err).__name__
+        if len(message) > MAX_MESSAGE:  # a huge value in a recipe must not flood the terminal: one line stays short
+            half, cut = MAX_MESSAGE // 2, len(message) - MAX_MESSAGE
+            message = f"{message[:half]} ... ({cut:,} characters left out) ... {message[-half:]}"
         if isinstance(getattr(err, "exit_code", None), int):  # our errors that know their class (a sweep's run)
             code = err.exit_code
         elif isinstance(err, USER_ERRORS):
@@ -150,7 +160,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--set",
         dest="overrides",
-        action="append",
+        action=_KeyValue,
         default=[],
         metavar="KEY=VALUE",
         help="extra override for every run, e.g. --set data.root=/data/cifar10 (repeatable)",
@@ -202,7 +212,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         from .experiments import sweep_command
 
         if args.config and not args.report and not args.dry_run:
-            args.resume_hint = f"srblock sweep -c {args.config} (finished runs are skipped, the interrupted resumes)"
+            args.resume_hint = (
+                f"srblock sweep -c {shlex.quote(args.config)} (finished runs are skipped, the interrupted resumes)"
+            )
         return sweep_command(
             args.config,
             report=args.report,
@@ -333,6 +345,17 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+class _KeyValue(argparse._AppendAction):
+    """``--set KEY=VALUE`` (repeatable); ``--set KEY VALUE`` is an error that shows the form to type."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        if "=" not in values:
+            parser.error(
+                f"{option_string} takes one KEY=VALUE argument, got {values!r}: write {option_string} {values}=VALUE"
+            )
+        super().__call__(parser, namespace, values, option_string)
+
+
 class _DottedOverrideParser(argparse.ArgumentParser):
     """A verb parser that also takes ``--section.key value`` / ``--section.key=value`` recipe overrides.
 
@@ -393,7 +416,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="train.batch_size (total over all ranks)")
     p.add_argument("--device", help="train.device: auto, cpu, cuda, cuda:N")
     p.add_argument("--amp", choices=["bf16", "fp16"], help="train.amp: mixed precision")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="recipe override")
+    p.add_argument("--set", dest="overrides", action=_KeyValue, default=[], metavar="KEY=VALUE", help="recipe override")
 
     def run(args: argparse.Namespace) -> int:
         import json
@@ -430,7 +453,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             if not args.config:
                 raise FileNotFoundError(f"nothing to resume: {output} holds no config.yaml; pass -c RECIPE to start")
             config = load_config(args.config, overrides)
-        args.resume_hint = f"srblock train --output {output} --resume"
+        args.resume_hint = f"srblock train --output {shlex.quote(str(output))} --resume"
+        args.resume_needs = output / "checkpoint_last.pt"  # before the first checkpoint there is nothing to resume
         summary = train(config, output, resume=args.resume)
         if summary.get("config") is not None and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 prints
             shown = {k: v for k, v in summary.items() if k not in ("config", "val", "test")}

@@ -10,25 +10,40 @@ Written by hand: none of the project's dependencies offers an atomic writer (``a
 creates ``0o600`` files).
 
 JSON is strict: NaN and ±inf become ``null`` (Python's ``json`` would write the non-standard bare ``NaN``).
+
+A folder has one writer: :func:`claim_folder` / :func:`lock_folder` hold ``<folder>/.srblock.lock`` (created
+exclusively, naming host and process) for as long as a run or a sweep writes there. What srblock wrote into a
+folder that people also use (sweep tables, analysis reports) is listed with its SHA-256 in
+``<folder>/.srblock-owned.json`` (:func:`mark_ours`); :func:`check_ours` refuses to replace a file that is not
+listed there, or changed since.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
 import secrets
+import socket
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
+    "LOCK_NAME",
+    "OWNED_NAME",
     "TEMP_SUFFIX",
+    "FolderBusyError",
     "atomic_open",
     "atomic_path",
+    "check_ours",
+    "claim_folder",
     "json_safe",
+    "lock_folder",
+    "mark_ours",
     "remove_stale_temps",
     "save_figure",
     "write_json",
@@ -36,10 +51,13 @@ __all__ = [
 ]
 
 TEMP_SUFFIX = ".tmp"
+LOCK_NAME = ".srblock.lock"
+OWNED_NAME = ".srblock-owned.json"
 
 
 def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+    # the writer's pid in the name: remove_stale_temps never deletes the file of a process that is still writing it
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}-{os.getpid()}{TEMP_SUFFIX}")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -56,13 +74,18 @@ def _create_temp(path: Path) -> tuple[Path, int]:
     """A fresh temporary file beside ``path`` (created, open for writing) with the mode ``path`` will get."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(path)
-    # O_EXCL on a fresh random name; mode 0o666 so the kernel applies the umask exactly as a plain open() does.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    fd = -1
     try:
+        # O_EXCL on a fresh random name; mode 0o666 so the kernel applies the umask exactly as a plain open() does.
+        # Inside the try: a Ctrl-C is raised right after the call returns, when the file exists but fd is not set.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with contextlib.suppress(FileNotFoundError):
             os.chmod(fd if os.chmod in os.supports_fd else tmp, stat.S_IMODE(os.stat(path).st_mode))
+    except FileExistsError:
+        raise  # not ours (O_EXCL): leave it
     except BaseException:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
         tmp.unlink(missing_ok=True)
         raise
     return tmp, fd
@@ -172,7 +195,8 @@ def save_figure(fig: Any, path: str | Path, **savefig_kwargs: Any) -> Path:
 def remove_stale_temps(folder: str | Path, names: Iterable[str] | None = None) -> list[Path]:
     """Delete temporary files that a killed :func:`atomic_open` left in ``folder``; returns what was removed.
 
-    ``names``: only temporaries of these target file names (default: of any file).
+    ``names``: only temporaries of these target file names (default: of any file). A temporary file whose writer
+    (named in it) still runs on this machine is left alone.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -181,8 +205,184 @@ def remove_stale_temps(folder: str | Path, names: Iterable[str] | None = None) -
     removed = []
     for tmp in folder.glob(f".*{TEMP_SUFFIX}"):
         target, _, token = tmp.name[1 : -len(TEMP_SUFFIX)].rpartition(".")
+        token, _, pid = token.partition("-")
         if not target or len(token) != 8 or (wanted is not None and target not in wanted):
+            continue
+        if pid.isdigit() and _alive(int(pid)):
             continue
         tmp.unlink(missing_ok=True)
         removed.append(tmp)
     return removed
+
+
+# ------------------------------------------------------------------------------------------------ one writer
+
+
+class FolderBusyError(FileExistsError):
+    """Another process writes into this folder (it holds ``<folder>/.srblock.lock``)."""
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else (PermissionError), or cannot tell: assume alive
+    return True
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _holder(lock: Path) -> str | None:
+    """The live owner (``host:pid``) named in ``lock``, or ``None`` when the lock is stale (its process is gone)."""
+    try:
+        text = lock.read_text(errors="replace").strip()
+    except FileNotFoundError:
+        return None
+    host, _, pid = text.partition(":")
+    if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        return None
+    return text or "a process that has not written its name yet"
+
+
+def _acquire(folder: Path, name: str) -> str | None:
+    """Create ``folder/name`` exclusively with our ``host:pid``; ``None`` on success, else the holder."""
+    lock = folder / name
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _holder(lock)
+            if holder is not None:
+                return holder
+            # its process died: move the stale lock aside (an atomic rename) and try again; if what was moved is
+            # the fresh lock of a process that took over first, it is put back
+            grave = folder / f".{name}.{secrets.token_hex(4)}-{os.getpid()}{TEMP_SUFFIX}"
+            try:
+                os.rename(lock, grave)
+            except FileNotFoundError:
+                continue
+            holder = _holder(grave)
+            if holder is not None:
+                with contextlib.suppress(FileExistsError):
+                    os.link(grave, lock)
+                grave.unlink(missing_ok=True)
+                return holder
+            grave.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(_owner())
+        return None
+    return _holder(lock) or "another process"
+
+
+@contextlib.contextmanager
+def claim_folder(folder: str | Path, *, name: str = LOCK_NAME) -> Iterator[bool]:
+    """Hold ``folder/name`` while the block runs; yields ``False`` (holding nothing) if another live process holds it.
+
+    The lock names its process (``host:pid``); one left by a process of this machine that no longer exists (killed)
+    is taken over. ``folder`` is created; if it was created here and is empty at the end, it is removed again, so a
+    start that fails leaves nothing behind.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp()) / "run"
+    >>> with claim_folder(folder) as mine:
+    ...     mine, (folder / LOCK_NAME).is_file()
+    (True, True)
+    >>> folder.exists()
+    False
+    """
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        holder = _acquire(folder, name)
+        if holder is not None:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            (folder / name).unlink(missing_ok=True)
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
+
+
+@contextlib.contextmanager
+def lock_folder(folder: str | Path, *, what: str = "folder") -> Iterator[None]:
+    """:func:`claim_folder`, raising :class:`FolderBusyError` (naming the other process) when it is held."""
+    folder = Path(folder)
+    with claim_folder(folder) as mine:
+        if not mine:
+            holder = _holder(folder / LOCK_NAME) or "another process"
+            raise FolderBusyError(
+                f"{what} {folder} is being written by another srblock process ({holder}, see {folder / LOCK_NAME}); "
+                "wait for it to finish or choose another folder"
+            )
+        yield
+
+
+# ------------------------------------------------------------------------------------------- what we wrote
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _owned(folder: Path) -> dict[str, str]:
+    try:
+        owned = json.loads((folder / OWNED_NAME).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return owned if isinstance(owned, dict) else {}
+
+
+def check_ours(*paths: str | Path, legacy: Callable[[Path], bool] | None = None) -> None:
+    """``FileExistsError`` naming every one of ``paths`` that exists but was not written by srblock (not listed in
+    its folder's ``.srblock-owned.json``, or changed since), before anything replaces them.
+
+    ``legacy(folder) -> bool`` recognises a folder that an srblock older than these lists wrote (e.g. a sweep
+    folder by its ``sweep.yaml``); it is asked only about folders without a list, whose existing ``paths`` are
+    then taken as ours (and listed).
+    """
+    paths = [Path(p) for p in paths]
+    if legacy is not None:
+        for folder in {p.parent for p in paths}:
+            if folder.is_dir() and not (folder / OWNED_NAME).exists() and legacy(folder):
+                mark_ours(*(p for p in paths if p.parent == folder))
+    foreign = []
+    for path in paths:
+        if not path.exists():
+            continue
+        recorded = _owned(path.parent).get(path.name)
+        if recorded is None or not path.is_file() or _sha256(path) != recorded:
+            foreign.append(path)
+    if foreign:
+        shown = ", ".join(str(p) for p in foreign)
+        raise FileExistsError(
+            f"{shown} {'was' if len(foreign) == 1 else 'were'} not written by srblock (or changed since), and srblock "
+            "never replaces such a file: move it away or choose another folder"
+        )
+
+
+def mark_ours(*paths: str | Path) -> None:
+    """Record ``paths`` (just written) with their SHA-256 in their folders' ``.srblock-owned.json``."""
+    by_folder: dict[Path, list[Path]] = {}
+    for path in map(Path, paths):
+        by_folder.setdefault(path.parent, []).append(path)
+    for folder, files in by_folder.items():
+        owned = _owned(folder)
+        owned.update({p.name: _sha256(p) for p in files if p.is_file()})
+        write_text(folder / OWNED_NAME, json.dumps(dict(sorted(owned.items())), indent=2) + "\n")

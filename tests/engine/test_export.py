@@ -49,5 +49,9 @@ def test_export_refuses_a_non_empty_folder(finished_run, tmp_path, capsys) -> No
     assert [p.name for p in (tmp_path / "shared").iterdir()] == ["keep.txt"]
     with pytest.raises(FileExistsError, match="exists and is not empty"):
         export_pretrained(run / "checkpoint_best.pt", tmp_path / "shared")
+    assert main([*argv, "--overwrite"]) == 2  # --overwrite replaces only an export, never a folder of the user's
+    assert [p.name for p in (tmp_path / "shared").iterdir()] == ["keep.txt"]
+    (tmp_path / "shared" / "keep.txt").unlink()
+    assert main(argv) == 0
     assert main([*argv, "--overwrite"]) == 0
     assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["README.md", "config.json", "model.safetensors"]

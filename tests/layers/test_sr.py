@@ -199,14 +199,14 @@ def test_bad_input_errors(x, message):
         ({"hidden": -1}, "hidden must be a positive int, got -1"),
         ({"channels": 0}, "channels must be a positive int, got 0"),
         ({"num_memories": True}, "num_memories must be a positive int, got True"),
-        ({"memory_std": -1.0}, "memory_std must be a number >= 0, got -1.0"),
+        ({"memory_std": -1.0}, "memory_std must be a finite number >= 0, got -1.0"),
         ({"feat_size": (5, 0)}, "feat_size entries must be positive"),
         ({"feat_size": (5, 4, 3)}, "feat_size must have 2 entries"),
         ({"memory_init": "ones"}, "memory_init must be one of"),
         ({"size_policy": "crop"}, "size_policy must be one of"),
-        ({"logit_scale": 0}, "logit_scale must be a number > 0, got 0"),
-        ({"logit_scale": True}, "logit_scale must be a number > 0, got True"),
-        ({"logit_scale": float("nan")}, "logit_scale must be a number > 0, got nan"),
+        ({"logit_scale": 0}, "logit_scale must be a finite number > 0, got 0"),
+        ({"logit_scale": True}, "logit_scale must be a finite number > 0, got True"),
+        ({"logit_scale": float("nan")}, "logit_scale must be a finite number > 0, got nan"),
     ],
 )
 def test_bad_construction_errors(kwargs, message):

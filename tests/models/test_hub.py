@@ -67,6 +67,11 @@ def test_existing_folder_is_not_overwritten_unless_asked(tmp_path, model) -> Non
     with pytest.raises(FileExistsError, match="exists and is not empty; choose another folder"):
         save_pretrained(model, target, SECTION)
     assert [p.name for p in target.iterdir()] == ["notes.txt"]
+    with pytest.raises(FileExistsError, match=r"is not an srblock export \(it holds notes.txt\)"):
+        save_pretrained(model, target, SECTION, overwrite=True)  # overwrite replaces only an export
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
+    (target / "notes.txt").unlink()
+    save_pretrained(model, target, SECTION)
     save_pretrained(model, target, SECTION, overwrite=True)
     assert sorted(p.name for p in target.iterdir()) == ["README.md", CONFIG_NAME, WEIGHTS_NAME]
     assert [p.name for p in tmp_path.iterdir()] == ["shared"]  # no staging folder left behind

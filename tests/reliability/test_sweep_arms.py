@@ -82,7 +82,7 @@ def test_stale_runs_are_listed_refused_and_rerun_only_when_asked(sweep_file: Pat
     assert second.calls == ["sr/seed0", "sr/seed1"]
     moved = sorted(p.parent.name + "/" + p.name.split("-")[0] for p in (out / ".stale").glob("*/*"))
     assert moved == ["sr/seed0", "sr/seed1"]  # the old results are kept, out of the way
-    assert "| `sr` | 2 |" in aggregate(out, log=lambda _: None)
+    assert "| `sr` (screen) | 2 |" in aggregate(out, log=lambda _: None)
 
 
 def test_a_report_from_the_saved_copy_names_the_recipe_change_and_the_way_out(sweep_file: Path) -> None:

@@ -10,6 +10,7 @@ SR block ``<b>``: ``usage_<b>.png``, ``memory_maps_<b>.png``, ``features_<b>.png
 from __future__ import annotations
 
 import copy
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..io import write_json, write_text
+from ..io import check_ours, mark_ours, write_json, write_text
 from .ablation import ablation
 from .dynamics import initial_routing, load_dynamics, plot_dynamics, routing_control
 from .features import feature_effect, plot_feature_effect
@@ -48,6 +49,23 @@ def resolve_classes(classes: Sequence[str | int] | None, class_names: Sequence[s
             known = ", ".join(class_names) if class_names else "none (the split has no class names; use indices)"
             raise ValueError(f"unknown class {c!r}; known class names: {known}")
     return out
+
+
+def _is_analysis_folder(folder: Path) -> bool:
+    """A folder written by an srblock older than the list of what it wrote: its analysis.json is ours."""
+    try:
+        result = json.loads((folder / "analysis.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(result, dict) and "blocks" in result and "files" in result
+
+
+def _check_outputs(output_dir: Path) -> None:
+    """``FileExistsError`` before anything is written when ``output_dir`` holds, under a name the analysis writes,
+    a file that srblock did not write (e.g. a ``report.md`` of the user's)."""
+    pictures = [p for p in output_dir.glob("*.png") if p.name.startswith(("usage_", "memory_maps_", "features_"))]
+    names = ("analysis.json", "report.md", "dynamics.png")
+    check_ours(*(output_dir / n for n in names), *sorted(pictures), legacy=_is_analysis_folder)
 
 
 def analyze_model(
@@ -86,7 +104,7 @@ def analyze_model(
         if (value is not None or name == "per_class") and (type(value) is not int or value <= 0):
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    _check_outputs(output_dir)
     chosen = resolve_classes(classes, class_names)
     if device is None:
         device = next(model.parameters()).device
@@ -169,6 +187,8 @@ def analyze_model(
         result["ablation"] = ablation(model, batches, device=device, max_images=max_images, acc_with_sr=record.accuracy)
     write_json(output_dir / "analysis.json", result, default=_json_default)  # atomic, strict (NaN -> null)
     write_report(result, output_dir / "report.md")
+    pictures = [output_dir / name for files in result["files"].values() for name in files.values()]
+    mark_ours(output_dir / "analysis.json", output_dir / "report.md", *pictures)
     return result
 
 
@@ -343,6 +363,7 @@ def analyze_checkpoint(
         )
         write_json(out / "analysis.json", result, default=_json_default)
         write_report(result, out / "report.md")
+        mark_ours(out / "analysis.json", out / "report.md", out / "dynamics.png")
     return result
 
 

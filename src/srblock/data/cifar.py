@@ -20,6 +20,8 @@ import os
 import sys
 import tarfile
 import warnings
+import zipfile
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -45,11 +47,25 @@ def load_npz_split(path: str | Path, num_classes: int | None = None) -> tuple[to
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
-    with np.load(path) as arrays:
-        missing = {"x", "y"} - set(arrays.files)
-        if missing:
-            raise ValueError(f"{path} must hold arrays 'x' (N x H x W x C uint8) and 'y'; missing {sorted(missing)}")
-        x, y = arrays["x"], arrays["y"]
+    if not zipfile.is_zipfile(path):  # np.load would try to unpickle it (and advise allow_pickle=True)
+        raise ValueError(f"{path} is not an npz file (truncated, or not written by numpy.savez); rewrite it")
+    try:
+        with np.load(path) as arrays:
+            missing = {"x", "y"} - set(arrays.files)
+            if missing:
+                raise ValueError(
+                    f"{path} must hold arrays 'x' (N x H x W x C uint8) and 'y'; missing {sorted(missing)}"
+                )
+            x, y = arrays["x"], arrays["y"]
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise ValueError(f"{path} is damaged ({type(err).__name__}: {err}); rewrite it") from None
+    except ValueError as err:
+        if "missing" in str(err):
+            raise
+        raise ValueError(
+            f"{path} holds Python objects, not plain arrays: srblock never unpickles a data file; save 'x' and 'y' as "
+            "numeric arrays"
+        ) from None
     return _as_tensors(x, y, path, num_classes)
 
 

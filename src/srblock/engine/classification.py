@@ -63,6 +63,7 @@ __all__ = ["INIT_SAMPLES", "TTA_MODES", "ClassificationTask", "tta_logits"]
 
 TTA_MODES = (None, "flip", "flip_translate")
 INIT_SAMPLES = ("first", "random")  # data.init_sample
+_RGB_DATASETS = ("cifar10", "cifar100", "digits", "imagenet")  # their images have 3 channels (digits: fed as RGB)
 
 _STATS = {
     "cifar10": (CIFAR_MEAN, CIFAR_STD),
@@ -98,6 +99,10 @@ def tta_logits(model: nn.Module, images: torch.Tensor, mode: str | None) -> torc
 
 def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_fraction(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1
 
 
 def _take(indices: torch.Tensor, limit: int | None, seed: int, name: str) -> torch.Tensor:
@@ -156,10 +161,25 @@ class ClassificationTask(Task):
             "init_images": (_is_count(data.get("init_images", 0)), "an int >= 0"),
             "init_sample": (data.get("init_sample", "first") in INIT_SAMPLES, f"one of {INIT_SAMPLES}"),
             "split_seed": (data.get("split_seed") is None or _is_count(data["split_seed"]), "null or an int >= 0"),
+            "val_fraction": (_is_fraction(data.get("val_fraction", 0.1)), "a number in [0, 1)"),  # before the data
         }
         for key, (ok, expected) in checks.items():
             if not ok:
                 raise ValueError(f"data.{key} must be {expected}, got {data[key]!r}")
+        for key in ("mean", "std"):  # per channel; their count is checked against the images when they are read
+            value = data.get(key)
+            numbers = isinstance(value, (list, tuple)) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+            )
+            if value is not None and (not numbers or not value or (key == "std" and min(value) <= 0)):
+                what = "positive numbers" if key == "std" else "numbers"
+                raise ValueError(f"data.{key} must be null or a list of {what}, one per image channel, got {value!r}")
+            channels = 3 if data.get("dataset") in _RGB_DATASETS else len(value or ())  # npz: checked when read
+            if value is not None and len(value) != channels:
+                raise ValueError(
+                    f"data.{key} has {len(value)} value(s) but {data['dataset']} images have {channels} channels: "
+                    "give one per channel"
+                )
         if data.get("tta") and data.get("dataset") == "imagenet":
             raise ValueError("data.tta is for in-memory datasets (CIFAR, npz, digits); set it to null for ImageNet")
 
@@ -245,14 +265,34 @@ class ClassificationTask(Task):
         """``(images, labels, test_images, test_labels)``, read once per task (the model's init uses them too)."""
         if getattr(self, "_cached_arrays", None) is None:
             self._cached_arrays = self._read_arrays()
-            labels, test_labels = self._cached_arrays[1], self._cached_arrays[3]
-            num_classes = self.config["model"].get("num_classes")
-            top = int(max(labels.max(), test_labels.max()))
-            if num_classes is not None and top >= num_classes:
-                raise ValueError(
-                    f"labels go up to {top} but model.num_classes is {num_classes}; set --model.num_classes {top + 1}"
-                )
+            self._check_arrays(*self._cached_arrays)
         return self._cached_arrays
+
+    def _check_arrays(
+        self, images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor
+    ) -> None:
+        """Before any epoch: labels in ``[0, model.num_classes)`` (the loss would ignore -100 and fail late on
+        others), test images of the training images' size, one ``data.mean``/``data.std`` value per channel."""
+        data, num_classes = self.config["data"], self.config["model"].get("num_classes")
+        low = int(min(labels.min(), test_labels.min())) if len(labels) and len(test_labels) else 0
+        top = int(max(labels.max(), test_labels.max())) if len(labels) and len(test_labels) else 0
+        if low < 0:
+            raise ValueError(f"labels must be class indices >= 0, but data.dataset {data['dataset']!r} holds {low}")
+        if num_classes is not None and top >= num_classes:
+            raise ValueError(
+                f"labels go up to {top} but model.num_classes is {num_classes}; set --model.num_classes {top + 1}"
+            )
+        if tuple(test_images.shape[1:]) != tuple(images.shape[1:]):
+            raise ValueError(
+                f"the test images are {'x'.join(map(str, test_images.shape[1:]))} (C x H x W) but the training images "
+                f"{'x'.join(map(str, images.shape[1:]))}: both splits must have one size"
+            )
+        for key in ("mean", "std"):
+            if data[key] is not None and len(data[key]) != images.shape[1]:
+                raise ValueError(
+                    f"data.{key} has {len(data[key])} value(s) but the images have {images.shape[1]} channel(s): give "
+                    "one per channel"
+                )
 
     def _read_arrays(self) -> tuple[torch.Tensor, ...]:
         """The split's tensors; a sweep process shares them between its runs (:mod:`srblock.data.shared`)."""

@@ -22,6 +22,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -39,9 +40,11 @@ __all__ = [
     "RESULT_NEUTRAL_KEYS",
     "RESUME_APPLIED_KEYS",
     "apply_overrides",
+    "check_finite",
     "config_diff",
     "config_hash",
     "load_config",
+    "load_yaml",
     "parse_override",
     "resolve_config",
 ]
@@ -150,8 +153,58 @@ def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str,
     return out
 
 
+#: The most nodes a recipe or sweep file may expand to (aliases counted every time they are used): a recipe has
+#: about a hundred, and nested aliases ("billion laughs") must not expand into gigabytes.
+MAX_YAML_NODES = 10_000
+#: The largest recipe or sweep file read (bytes).
+MAX_YAML_BYTES = 1 << 20
+
+
 class _Loader(yaml.SafeLoader):
-    """YAML as a user writes numbers: ``1e-3`` and ``5E4`` are floats (YAML 1.1, PyYAML's, needs ``1.0e-3``)."""
+    """YAML as a user writes it, read safely: ``1e-3`` and ``5E4`` are floats (YAML 1.1, PyYAML's, needs
+    ``1.0e-3``); a key written twice in one mapping is refused (YAML says keys are unique, PyYAML keeps the last
+    silently); a document that expands to more than :data:`MAX_YAML_NODES` nodes through aliases is refused."""
+
+    def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:
+        node = super().compose_mapping_node(anchor)
+        seen: dict[tuple[str, str], yaml.Mark] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            first = seen.setdefault((key.tag, key.value), key.start_mark)
+            if first is not key.start_mark:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key.value!r} (first on line {first.line + 1}, again on line "
+                    f"{key.start_mark.line + 1}): YAML keys are unique, write each once",
+                    key.start_mark,
+                )
+        return node
+
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        sizes: dict[int, int] = {}
+
+        def size(n: yaml.Node) -> int:  # memoised by node: an alias used N times counts N times, cheaply
+            if id(n) not in sizes:
+                children = n.value if isinstance(n, yaml.SequenceNode) else ()
+                if isinstance(n, yaml.MappingNode):
+                    children = [c for pair in n.value for c in pair]
+                sizes[id(n)] = 1 + sum(size(c) for c in children)
+                if sizes[id(n)] > MAX_YAML_NODES:
+                    raise yaml.composer.ComposerError(
+                        None,
+                        None,
+                        f"expands to more than {MAX_YAML_NODES:,} values through aliases (&anchor/*alias); "
+                        "write the values out instead",
+                        n.start_mark,
+                    )
+            return sizes[id(n)]
+
+        if node is not None:
+            size(node)
+        return node
 
 
 _Loader.add_implicit_resolver(
@@ -161,17 +214,32 @@ _Loader.add_implicit_resolver(
 )
 
 
+def load_yaml(path: str | Path, *, what: str = "recipe") -> Any:
+    """Read a recipe or sweep file with srblock's YAML rules (:class:`_Loader`); ``ValueError`` naming the file
+    and what is wrong for a file that is too large, not UTF-8 or not valid YAML."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise ValueError(f"{what} {path} is {size:,} bytes; a {what} file is at most {MAX_YAML_BYTES:,}")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ValueError(f"{what} {path} is not UTF-8 text (byte {err.start}, line {line}): save it as UTF-8") from None
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as err:
+        raise ValueError(f"{what} {path} is not valid YAML: {' '.join(str(err).split())}") from None
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:
         raise ValueError(f"recipe inheritance cycle: {' -> '.join(str(p) for p in (*seen, path))}")
     if not path.is_file():
         raise FileNotFoundError(f"recipe not found: {path}")
-    try:
-        with path.open() as f:
-            raw = yaml.load(f, Loader=_Loader) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"recipe {path} is not valid YAML: {' '.join(str(err).split())}") from None
+    raw = load_yaml(path) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"recipe {path} must be a YAML mapping, got {type(raw).__name__}")
     parents = raw.pop("defaults", None) or []
@@ -266,6 +334,25 @@ def check_types(
             raise ValueError(f"{section}.{key} must be {_type_name(default)}, got {value!r}")
 
 
+def check_finite(config: Any, where: str = "") -> None:
+    """``ValueError`` naming the first number anywhere in ``config`` (every section, lists and nested mappings) that
+    is NaN or ±inf: YAML's ``.nan``/``.inf`` pass every ``x <= 0`` check, so no key of any section may hold one.
+
+    >>> check_finite({"optim": {"lr": float("nan")}})
+    Traceback (most recent call last):
+    ...
+    ValueError: optim.lr must be a finite number, got nan
+    """
+    if isinstance(config, float) and not math.isfinite(config):
+        raise ValueError(f"{where or 'the value'} must be a finite number, got {config}")
+    if isinstance(config, Mapping):
+        for key, value in config.items():
+            check_finite(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(config, (list, tuple)):
+        for i, value in enumerate(config):
+            check_finite(value, f"{where}[{i}]")
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -307,9 +394,10 @@ def validate_config(config: Mapping[str, Any], task_train_keys: Iterable[str] = 
         raise ValueError(f"optim.lr must be a positive number, got {optim['lr']!r}")
     validate_groups(optim["groups"])
     check_lookahead(optim["lookahead"])
-    for key in ("momentum", "weight_decay"):
-        if optim[key] < 0:
-            raise ValueError(f"optim.{key} must be >= 0, got {optim[key]!r}")
+    if optim["weight_decay"] < 0:
+        raise ValueError(f"optim.weight_decay must be >= 0, got {optim['weight_decay']!r}")
+    if not 0 <= optim["momentum"] < 1:
+        raise ValueError(f"optim.momentum must be in [0, 1), got {optim['momentum']!r}")
     if schedule["name"] not in _SCHEDULES:
         raise ValueError(f"schedule.name must be one of {_SCHEDULES}, got {schedule['name']!r}")
     if schedule["name"] == "piecewise":
@@ -409,6 +497,7 @@ def resolve_config(config: Mapping[str, Any], overrides: Iterable[str] = ()) -> 
     overrides = list(overrides)
     before = _deep_merge(ENGINE_DEFAULTS, config)
     after = apply_overrides(before, overrides)
+    check_finite(after)  # before any other check: NaN and inf compare False with every bound
     _scale_schedule(before, after, {".".join(parse_override(o)[0]) for o in overrides})
     if not isinstance(after["task"], str):
         raise ValueError(f"task must be a name, got {after['task']!r}")

@@ -24,6 +24,7 @@ import contextlib
 import math
 import os
 import random
+import secrets
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -38,8 +39,8 @@ from srblock.data.loader import seed_for
 from srblock.layers import count_sr_params
 from srblock.layers.modes import eval_mode
 
-from ..io import json_safe, remove_stale_temps, write_json
-from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
+from ..io import FolderBusyError, json_safe, lock_folder, remove_stale_temps, write_json
+from .checkpoint import CheckpointError, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from .config import RESUME_APPLIED_KEYS, config_diff, config_hash, dump_config, key_matches, load_config, resolve_config
 from .distributed import DistInfo, init_distributed, resolve_device
 from .logger import ProgressLoader, RunLogger, write_metrics_csv
@@ -220,6 +221,9 @@ def train(
         quiet: print nothing (the files are written as usual).
 
     Under ``torchrun`` every rank calls this; rank 0 writes the files; all ranks return the same summary.
+    A run folder has one writer: rank 0 holds ``output_dir/.srblock.lock`` (:func:`srblock.io.lock_folder`) from
+    the check of the folder to the end, so a second ``train`` into the same folder, fresh or resumed, is refused
+    (:class:`srblock.io.FolderBusyError`) before it reads or writes anything.
     """
     output_dir = Path(output_dir)
     if config is None:
@@ -232,10 +236,33 @@ def train(
     device = resolve_device(train_cfg["device"], int(os.environ.get("LOCAL_RANK", "0")))
     dist, created = init_distributed(device)
     try:
-        return _Run(config, output_dir, dist, device, quiet=quiet).fit(resume=resume, stop_after=stop_after)
+        with _hold_run_folder(output_dir, dist, device):
+            # again under the lock: another writer may have finished a run here since the check above
+            check_output_dir(output_dir, config, resume=resume)
+            return _Run(config, output_dir, dist, device, quiet=quiet).fit(resume=resume, stop_after=stop_after)
     finally:
         if created:
             torch_dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def _hold_run_folder(output_dir: Path, dist: DistInfo, device: torch.device) -> Iterator[None]:
+    """Rank 0 holds the run folder's lock (:func:`srblock.io.lock_folder`) while the block runs; every rank raises
+    together when it cannot, so no rank waits for a rank 0 that has stopped."""
+    with contextlib.ExitStack() as held:
+        refused: FolderBusyError | None = None
+        if dist.is_main:
+            try:
+                held.enter_context(lock_folder(output_dir, what="run folder"))
+            except FolderBusyError as err:
+                refused = err
+        if dist.distributed:
+            taken = dist.all_reduce(torch.tensor([0.0 if refused else 1.0], device=device))
+            if float(taken[0]) < dist.world_size and refused is None:  # rank 0 could not take the lock
+                refused = FolderBusyError(f"run folder {output_dir} is being written by another srblock process")
+        if refused is not None:
+            raise refused
+        yield
 
 
 def _present(output_dir: Path) -> list[str]:
@@ -375,7 +402,13 @@ class _Run:
         self.select_on_train_loss = train_cfg["select"] == "train_loss"
         self.per_epoch = self.select_on_train_loss or config["schedule"]["name"] == "plateau"
         self.period_improved = False
+        # config.yaml is written with the first checkpoint of a call (never before: a start that fails leaves no
+        # run file behind, and config.yaml always describes a checkpoint)
+        self.config_written = False
         self.wall_time_s = 0.0
+        # which run a checkpoint belongs to: drawn at the start, kept by every checkpoint and summary.json, and
+        # compared when a checkpoint is restored (a file copied in from another run is refused)
+        self.run_id = secrets.token_hex(8)
 
     # -- checkpoints --------------------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -394,6 +427,7 @@ class _Run:
             "config_changes": self.config_changes,
             "wall_time_s": self.wall_time_s,
             "rng": get_rng_state(),
+            "run_id": self.run_id,
         }
 
     def _restore(self, path: Path) -> None:
@@ -414,6 +448,7 @@ class _Run:
         self.best_metric, self.best_step = state["best_metric"], state["best_step"]
         self.config_changes = list(state.get("config_changes", []))
         self.wall_time_s = state["wall_time_s"]
+        self.run_id = state.get("run_id") or self.run_id  # a checkpoint of an older srblock has none
         set_rng_state(state["rng"])
         if self.dist.rank:
             seed_everything(seed_for(self.config["seed"], self.dist.rank, self.step))
@@ -421,8 +456,34 @@ class _Run:
             self._apply_changes(changes, fresh)
         best_path = self.output_dir / "checkpoint_best.pt"
         if best_path.is_file():
-            self.best_state = load_checkpoint(best_path)["model"]
+            self.best_state = self._restore_best(best_path, state)
         self.logger.info(f"resumed from {path} at iteration {self.step}/{self.total_steps}")
+
+    def _restore_best(self, path: Path, last: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """The weights of ``checkpoint_best.pt``, once it is shown to belong to the run of ``last``: the same run id
+        (when both have one), its own config (result keys) and the iteration ``last`` recorded as the best."""
+        best = load_checkpoint(path)
+        why = []
+        if best.get("run_id") and last.get("run_id") and best["run_id"] != last["run_id"]:
+            why.append(f"run id {best['run_id']} is not this run's {last['run_id']}")
+        changed = [
+            k
+            for k in config_diff(resolve_config(best["config"]), self.config)
+            if not key_matches(k, RESUME_APPLIED_KEYS)
+        ]
+        if changed:
+            why.append(f"its config differs in {', '.join(changed)}")
+        # a best saved after 'last' is the crash between the two saves (see _save): the run redoes that period
+        step = best.get("step")
+        if last.get("best_step") is not None and step != last["best_step"] and not (step or 0) > last["step"]:
+            why.append(f"it was saved at iteration {step}, the run's best is at {last['best_step']}")
+        if why:
+            raise CheckpointError(
+                f"{path} does not belong to the run in {self.output_dir} ({'; '.join(why)}): it would be tested and "
+                "reported as this run's result. Move it away (the run then tests its last weights) or restore the "
+                "run's own checkpoint_best.pt"
+            )
+        return best["model"]
 
     def _apply_changes(self, changes: Mapping[str, tuple[Any, Any]], fresh: list[dict[str, Any]]) -> None:
         """Make the keys changed on resume real: optimizer hyperparameters, the LR schedule at this iteration."""
@@ -447,11 +508,15 @@ class _Run:
         if self.dist.is_main:
             state = self._state()
             if improved:  # best first: a crash in between leaves a stale 'last', which resumes into the same result
-                best = {**state, "model": self.best_state} if self.select_on_train_loss else state
+                best = state
+                if self.select_on_train_loss:  # an earlier epoch's weights: the checkpoint names their iteration
+                    best = {**state, "model": self.best_state, "step": self.best_step}
                 save_checkpoint(best, self.output_dir / "checkpoint_best.pt")
             save_checkpoint(state, self.output_dir / "checkpoint_last.pt")
+            if not self.config_written:  # with the first checkpoint of this call: config.yaml describes it
+                dump_config(self.config, self.output_dir / "config.yaml")
             write_metrics_csv(self.history, self.output_dir / "metrics.csv")
-        self.saved_step = self.step
+        self.saved_step, self.config_written = self.step, True
 
     def _mean_over_ranks(self, value: float) -> float:
         if not self.dist.distributed:
@@ -513,8 +578,6 @@ class _Run:
                 self.logger.info(f"removed {tmp.name}, left by an interrupted write")
         if resuming:
             self._restore(last)
-        if self.dist.is_main:  # after a successful restore only: config.yaml always describes the checkpoint
-            dump_config(self.config, self.output_dir / "config.yaml")
         self.dist.barrier()
         self.logger.info(
             f"{self.config['task']}: {self.config['model'].get('name')} with {self.params:,} parameters "
@@ -635,6 +698,7 @@ class _Run:
             "test": test,
             "sr_dynamics": dynamics or None,  # the SR columns of the last evaluation (see engine/sr_dynamics.py)
             "config_hash": config_hash(self.config),
+            "run_id": self.run_id,
             "config_changes": self.config_changes,
             "config": self.config,
         }

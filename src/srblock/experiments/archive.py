@@ -18,8 +18,8 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from ..io import atomic_open
-from .sweep import SUMMARY, SWEEP_COPY, aggregate
+from ..io import atomic_open, mark_ours
+from .sweep import SUMMARY, SWEEP_COPY, aggregate, check_sweep_outputs
 
 __all__ = ["RUN_FILES", "merge_runs"]
 
@@ -55,9 +55,10 @@ def _write(path: Path, data: bytes) -> None:
 def merge_runs(archive: str | Path, root: str | Path = ".", *, log: Callable[[str], None] = print) -> list[Path]:
     """Copy the runs of ``archive`` under ``root`` and re-aggregate each sweep folder that received runs.
 
-    A run file that exists here with other content stops the merge before anything is written (``FileExistsError``:
-    a finished run is never replaced); identical files are skipped, so merging an archive twice changes nothing.
-    ``sweep.yaml`` (rewritten by every start of a sweep) is replaced. Returns the sweep folders, sorted.
+    A file that exists here with other content (a run file, or a ``sweep.yaml`` that defines the sweep otherwise)
+    stops the merge before anything is written (``FileExistsError``: a finished run or a sweep definition is never
+    replaced), as does a file of the user's under a name the sweep's tables take; identical files are skipped, so
+    merging an archive twice changes nothing. Returns the sweep folders, sorted.
     """
     archive, root = Path(archive), Path(root)
     files = _members(archive)
@@ -67,19 +68,24 @@ def merge_runs(archive: str | Path, root: str | Path = ".", *, log: Callable[[st
         if not target.exists():
             new.append(path)
         elif target.read_bytes() != data:
-            (new if path.name == SWEEP_COPY else clashes).append(path)
+            clashes.append(path)
     if clashes:
         shown = ", ".join(str(p) for p in sorted(clashes)[:5])
         raise FileExistsError(
             f"{archive}: {len(clashes)} file(s) differ from the ones under {root.resolve()}, nothing was merged: "
-            f"{shown}. A finished run is never replaced: move the existing run folder away to take the archive's"
+            f"{shown}. A finished run or a sweep's definition is never replaced: move the existing file or run folder "
+            "away to take the archive's"
         )
-    for path in sorted(new):
-        _write(root / path, files[path])
     sweeps = sorted(
         {root / p.parents[2] for p in files if p.name == SUMMARY}
         | {root / p.parent for p in files if p.name == SWEEP_COPY}
     )
+    for folder in sweeps:
+        check_sweep_outputs(folder)  # before anything is written
+    for path in sorted(new):
+        _write(root / path, files[path])
+        if path.name == SWEEP_COPY:
+            mark_ours(root / path)
     runs = len({p.parent for p in new if p.name in RUN_FILES})
     log(f"merged {runs} new run(s) from {archive} ({len(files) - len(new)} file(s) already here)")
     for folder in sweeps:

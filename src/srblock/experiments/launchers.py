@@ -245,17 +245,22 @@ class LocalLauncher:
         if not isinstance(self.threads, int) or self.threads < 1:
             raise ValueError(f"local launcher: threads must be a positive int, got {threads!r}")
 
-    def slots(self) -> list[str | None]:
-        """The device of each worker: a GPU id, or ``None`` (CPU) when there are no GPUs."""
-        return [self.gpus[i % len(self.gpus)] if self.gpus else None for i in range(self.workers)]
+    def slots(self, count: int | None = None) -> list[str | None]:
+        """The device of each worker (of ``count``, default all): a GPU id, or ``None`` (CPU) when there are no GPUs."""
+        return [
+            self.gpus[i % len(self.gpus)] if self.gpus else None
+            for i in range(self.workers if count is None else count)
+        ]
 
     def launch(self, job: Callable[[Any], Any], items: Sequence[_HasFolder]) -> Iterator[tuple[Any, Result]]:
+        items = list(items)
+        workers = max(1, min(self.workers, len(items)))  # local:N with N above the runs: one worker per run
         context = multiprocessing.get_context("spawn")
         slots = context.Queue()
-        for slot in self.slots():
+        for slot in self.slots(workers):
             slots.put(slot)
         pool = ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=_init_local_worker, initargs=(slots, self.threads)
+            workers, mp_context=context, initializer=_init_local_worker, initargs=(slots, self.threads)
         )
         try:
             futures: dict[Future, Any] = {pool.submit(run_in_worker, job, item): item for item in items}

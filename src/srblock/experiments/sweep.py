@@ -44,6 +44,9 @@ Under ``torchrun`` every rank executes the same grid (the list of pending runs i
 before any run can finish) and each run trains over all ranks; only rank 0 deletes checkpoints and aggregates.
 Without torchrun, several sweep processes may work on the same grid at once (e.g. one per CPU core): a run is
 claimed through ``<run>/.sweep.lock`` and a run finished meanwhile by another process is skipped.
+Each run's ``train`` then holds the run folder's own lock (:func:`srblock.io.lock_folder`), so no other writer
+enters it. The files a sweep writes beside its runs (:data:`SWEEP_OUTPUTS`, ``table-<metric>.md``) are listed in
+``<output>/.srblock-owned.json``; a file of the user's under one of those names stops the sweep before it writes.
 To run several runs at once from one command (worker processes, one GPU each, or Slurm jobs), pick a launcher
 (:mod:`srblock.experiments.launchers`: ``--launcher local:N`` / ``slurm``, or a ``launcher:`` section in the file).
 """
@@ -60,11 +63,9 @@ import json
 import logging
 import math
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,9 +85,9 @@ from ..analysis.stats import (
     welch_ttest,
 )
 from ..data.shared import sharing_datasets
-from ..engine.config import config_diff
+from ..engine.config import config_diff, load_yaml
 from ..engine.logger import progress
-from ..io import atomic_open, write_json, write_text
+from ..io import OWNED_NAME, atomic_open, check_ours, claim_folder, mark_ours, write_json, write_text
 from .budget import Skipped, TimeBudget
 from .launchers import Launcher, make_launcher, parse_launcher_options, torch_settings_restored
 
@@ -115,6 +116,8 @@ SWEEP_COPY = "sweep.yaml"
 FAILED = "failed.json"  # the last failure of a run (--keep-going), removed when it succeeds
 STALE_DIR = ".stale"  # where --rerun-stale moves the folders of stale runs
 LOCK = ".sweep.lock"
+# what a sweep writes into its output folder besides the runs (and table-<metric>.md): never over a file of the user's
+SWEEP_OUTPUTS = (SWEEP_COPY, "results.csv", "table.md", "noise.md", "dynamics.md", "dynamics.png")
 # summary.json keys copied into results.csv when present (classification and segmentation)
 CSV_KEYS = (
     "best_val_acc",
@@ -285,12 +288,25 @@ def load_sweep(path: str | Path, extra_overrides: Sequence[str] = ()) -> Sweep:
     from ..recipes import find_recipe
 
     path = find_recipe(path, sweeps=True)
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = load_yaml(path, what="sweep file") or {}
     return sweep_from_dict(raw, source=path, extra_overrides=extra_overrides)
+
+
+def _arm_name(name: Any, where: str) -> str:
+    """An arm's name, checked to be one plain folder name: its runs go to ``<output>/<arm>/``, never elsewhere."""
+    text = str(name)
+    if not text or text.startswith(".") or text != text.strip() or any(c in text for c in "/\\\0:"):
+        raise ValueError(
+            f"{where}: arm name {text!r} must be a plain folder name (no '/', '\\', ':', not starting with '.'): "
+            "its runs are written to <output>/<arm>/"
+        )
+    return text
 
 
 def sweep_from_dict(raw: Mapping, source: Path | None = None, extra_overrides: Sequence[str] = ()) -> Sweep:
     where = str(source or "sweep")
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where}: a sweep file is a YAML mapping with 'arms', 'seeds' and 'output', got {raw!r:.80}")
     missing = [k for k in ("arms", "seeds", "output") if k not in raw]
     if missing:
         raise ValueError(f"{where}: missing key(s) {missing}; a sweep needs 'arms', 'seeds' and 'output'")
@@ -304,7 +320,7 @@ def sweep_from_dict(raw: Mapping, source: Path | None = None, extra_overrides: S
         overrides = _override_list(spec.get("overrides"), f"{where}: {name}")
         arm_seeds = None if spec.get("seeds") is None else _seed_list(spec["seeds"], f"{where}: arm {name}")
         arm_base = None if spec.get("baseline") is None else str(spec["baseline"])
-        arms.append(Arm(str(name), str(spec["recipe"]), overrides, arm_seeds, arm_base))
+        arms.append(Arm(_arm_name(name, where), str(spec["recipe"]), overrides, arm_seeds, arm_base))
     names = [a.name for a in arms]
     baseline = str(raw.get("baseline", names[0]))
     if baseline not in names:
@@ -373,7 +389,7 @@ def format_plan(runs: Sequence[Run], states: Sequence[RunState] | None = None) -
 _loaded: dict[tuple[str, tuple[str, ...]], dict] | None = None  # within _loading_once(): configs read so far
 
 
-@contextmanager
+@contextlib.contextmanager
 def _loading_once() -> Iterator[None]:
     """While a sweep runs, each run's config is read and resolved once: the tables refreshed after every run plan
     the whole grid again, which costs a second per run of a 40-run sweep when every config is read anew."""
@@ -421,6 +437,33 @@ def _engine_train(config: dict, output_dir: Path) -> dict:
     return train(config, output_dir, resume=True)  # a folder without run files starts fresh
 
 
+def _is_sweep_folder(folder: Path) -> bool:
+    """A sweep folder written before srblock listed the files it writes: its ``sweep.yaml`` is our copy."""
+    try:
+        doc = load_yaml(folder / SWEEP_COPY, what="sweep copy")
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and list(doc)[:4] == ["name", "output", "metric", "baseline"]
+
+
+def check_sweep_outputs(root: Path, *names: str) -> None:
+    """``FileExistsError`` before anything is written when ``root`` holds a file under a name the sweep writes
+    (``names``, default: all of them) that srblock did not write (:func:`srblock.io.check_ours`), e.g. a table of
+    the user's own. The files of a sweep folder of an older srblock (its ``sweep.yaml`` ours) are taken as ours."""
+    every = [root / name for name in SWEEP_OUTPUTS] + sorted(root.glob("table-*.md"))
+    if not (root / OWNED_NAME).exists() and _is_sweep_folder(root):
+        mark_ours(*(p for p in every if p.is_file()))
+    check_ours(*((root / name for name in names) if names else every))
+
+
+def _write_output(path: Path, text: str) -> Path:
+    """Write one of the sweep folder's own files (checked first, listed as ours after)."""
+    check_sweep_outputs(path.parent, path.name)
+    write_text(path, text)
+    mark_ours(path)
+    return path
+
+
 def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
@@ -445,7 +488,7 @@ def _write_sweep_copy(sweep: Sweep) -> None:
             for a in sweep.arms
         },
     }
-    write_text(sweep.output / SWEEP_COPY, yaml.safe_dump(doc, sort_keys=False))
+    _write_output(sweep.output / SWEEP_COPY, yaml.safe_dump(doc, sort_keys=False))
 
 
 @dataclass
@@ -532,48 +575,13 @@ def _record_failure(run: Run, err: BaseException) -> None:
     write_json(run.output_dir / FAILED, doc)
 
 
-@contextmanager
-def _claim(run_dir: Path, *, enabled: bool = True) -> Iterator[bool]:
-    """Hold ``run_dir/.sweep.lock`` (created exclusively) while training; yields False if another process holds it.
-
-    A lock left by a process of this machine that no longer exists (killed) is taken over.
-    """
-    run_dir.mkdir(parents=True, exist_ok=True)
+def _claim(run_dir: Path, *, enabled: bool = True) -> contextlib.AbstractContextManager[bool]:
+    """Hold ``run_dir/.sweep.lock`` while training (:func:`srblock.io.claim_folder`); yields False if another live
+    process holds it. (The run's ``train`` then holds the run folder's own lock, so no other writer can enter.)"""
     if not enabled:
-        yield True
-        return
-    lock = run_dir / LOCK
-    owner = f"{socket.gethostname()}:{os.getpid()}"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            host, _, pid = lock.read_text().partition(":")
-            if host != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
-                yield False
-                return
-            lock.unlink(missing_ok=True)  # its process died: take over
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(owner)
-        break
-    else:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return contextlib.nullcontext(True)
+    return claim_folder(run_dir, name=LOCK)
 
 
 def execute_run(
@@ -669,6 +677,7 @@ def run_sweep(
     # fixed now, so every torchrun rank runs the same list
     pending = [run for run, _ in plan.pending() if arms is None or run.arm in arms]
     if _rank() == 0:
+        check_sweep_outputs(sweep.output)  # before any write: a table of the user's own there stops the sweep
         for run, _ in blocked:
             _move_stale(run, sweep, log)
         _write_sweep_copy(sweep)
@@ -837,9 +846,9 @@ def aggregate(
     from_copy = sweep is None and (root / SWEEP_COPY).is_file()
     if from_copy:
         try:
-            raw = yaml.safe_load((root / SWEEP_COPY).read_text())
+            raw = load_yaml(root / SWEEP_COPY, what="sweep copy")
             sweep = sweep_from_dict(raw, source=root / SWEEP_COPY)
-        except (yaml.YAMLError, ValueError, TypeError) as err:
+        except (ValueError, TypeError) as err:
             raise ValueError(f"{root / SWEEP_COPY} is damaged ({' '.join(str(err).split())})") from None
     if sweep is not None:
         sweep = dataclasses.replace(sweep, output=root)  # the folder may have moved since the sweep ran
@@ -967,7 +976,7 @@ def aggregate(
     if plan is not None and plan.warnings:
         notes.append("Warning: " + "; ".join(plan.warnings))
     table = "\n".join(lines + notes) + "\n"
-    write_text(root / ("table.md" if metric == primary else f"table-{metric}.md"), table)
+    _write_output(root / ("table.md" if metric == primary else f"table-{metric}.md"), table)
     log(table)
     return table
 
@@ -977,6 +986,7 @@ def _write_results_csv(root: Path, rows: Sequence[Mapping], metric: str) -> None
     keys = [k for k in CSV_KEYS if any(k in r["summary"] for r in rows)]
     if metric not in keys:
         keys.insert(0, metric)
+    check_sweep_outputs(root, "results.csv")
     with atomic_open(root / "results.csv", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["arm", "seed", "metric", "value", *keys, "run_dir"])
@@ -984,6 +994,7 @@ def _write_results_csv(root: Path, rows: Sequence[Mapping], metric: str) -> None
             s = r["summary"]
             rel = os.path.relpath(r["run_dir"], root)
             writer.writerow([r["arm"], r["seed"], metric, s.get(metric, ""), *(s.get(k, "") for k in keys), rel])
+    mark_ours(root / "results.csv")
 
 
 def _kept_checkpoint(run: Path) -> Path | None:
@@ -1035,7 +1046,7 @@ def report_sweep_noise(root: str | Path, baseline: str | None = None) -> Path | 
     (default: ``<root>/sweep.yaml``'s) at the same seed; ``None`` when no arm has two runs with predictions."""
     root = Path(root)
     if baseline is None and (root / SWEEP_COPY).is_file():
-        baseline = (yaml.safe_load((root / SWEEP_COPY).read_text()) or {}).get("baseline")
+        baseline = (load_yaml(root / SWEEP_COPY, what="sweep copy") or {}).get("baseline")
     arms: dict[str, dict[str, np.ndarray]] = {}
     labels: np.ndarray | None = None
     for path in sorted(root.glob(f"*/*/{RUN_PREDICTIONS}")):
@@ -1095,7 +1106,7 @@ def report_sweep_noise(root: str | Path, baseline: str | None = None) -> Path | 
         "",
         *([blocks] if blocks else []),
     ]
-    return write_text(root / "noise.md", "\n".join(lines))
+    return _write_output(root / "noise.md", "\n".join(lines))
 
 
 def _analysis_values(run: Path) -> dict[str, float]:
@@ -1141,7 +1152,9 @@ def report_sweep_dynamics(root: str | Path) -> list[Path]:
         return []
     written = []
     if evaluations > 1:
+        check_sweep_outputs(root, "dynamics.png")
         plot_dynamics(arms, root / "dynamics.png", title=f"SR learning dynamics, {root}")
+        mark_ours(root / "dynamics.png")
         written.append(root / "dynamics.png")
     if finals:
         note = (
@@ -1152,7 +1165,7 @@ def report_sweep_dynamics(root: str | Path) -> list[Path]:
             "SR blocks removed, best checkpoint.\n"
         )
         columns = (*DYNAMICS_COLUMNS, "eta2_gain", "sr_contribution_pp")
-        write_text(root / "dynamics.md", dynamics_table(finals, columns) + note)
+        _write_output(root / "dynamics.md", dynamics_table(finals, columns) + note)
         written.append(root / "dynamics.md")
     return written
 

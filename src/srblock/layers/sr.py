@@ -30,7 +30,8 @@ This file imports nothing but torch, so it can be copied into any project on its
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+import operator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 
 import torch
@@ -56,12 +57,35 @@ MEMORY_INITS = ("zeros", "normal", "uniform")
 SIZE_POLICIES = ("strict", "interpolate")
 
 
+def _as_int(value: object) -> int | None:
+    """``value`` as an int if it is an integer as torch's layers take one (a Python int, a numpy or 0-d integer
+    tensor, via ``__index__``), else ``None``: a bool or a float (``7.5``, or ``8.0``) is never silently truncated."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def _positive_int(name: str, value: object) -> int:
+    number = _as_int(value)
+    if number is None or number <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return number
+
+
 def _to_size(feat_size: int | Sequence[int], spatial_dims: int) -> tuple[int, ...]:
-    size = (feat_size,) * spatial_dims if isinstance(feat_size, int) else tuple(int(s) for s in feat_size)
+    if _as_int(feat_size) is not None:
+        size = (_as_int(feat_size),) * spatial_dims
+    elif isinstance(feat_size, (str, bytes)) or not isinstance(feat_size, Iterable):
+        raise ValueError(f"feat_size must be a positive int or {spatial_dims} of them, got {feat_size!r}")
+    else:
+        size = tuple(_as_int(s) for s in feat_size)
     if len(size) != spatial_dims:
         raise ValueError(f"feat_size must have {spatial_dims} entries for a {spatial_dims}-d block, got {feat_size!r}")
-    if any(s <= 0 for s in size):
-        raise ValueError(f"feat_size entries must be positive, got {feat_size!r}")
+    if any(s is None or s <= 0 for s in size):
+        raise ValueError(f"feat_size entries must be positive ints, got {feat_size!r}")
     return size
 
 
@@ -192,13 +216,14 @@ class SRBlockNd(nn.Module):
     ) -> None:
         super().__init__()
         self._routing_cache: tuple | None = None
-        for name, value in (("channels", channels), ("num_memories", num_memories), ("hidden", hidden)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if isinstance(memory_std, bool) or not isinstance(memory_std, (int, float)) or memory_std < 0:
-            raise ValueError(f"memory_std must be a number >= 0, got {memory_std!r}")
-        if isinstance(logit_scale, bool) or not isinstance(logit_scale, (int, float)) or not logit_scale > 0:
-            raise ValueError(f"logit_scale must be a number > 0, got {logit_scale!r}")
+        channels = _positive_int("channels", channels)
+        num_memories = _positive_int("num_memories", num_memories)
+        hidden = _positive_int("hidden", hidden)
+        # finite: NaN passes every comparison, inf would make the memory or the softmax NaN
+        if isinstance(memory_std, bool) or not isinstance(memory_std, (int, float)) or not 0 <= memory_std < math.inf:
+            raise ValueError(f"memory_std must be a finite number >= 0, got {memory_std!r}")
+        if isinstance(logit_scale, bool) or not isinstance(logit_scale, (int, float)) or not 0 < logit_scale < math.inf:
+            raise ValueError(f"logit_scale must be a finite number > 0, got {logit_scale!r}")
         if isinstance(memory_init, str) and memory_init not in MEMORY_INITS:
             raise ValueError(f"memory_init must be one of {MEMORY_INITS} or a callable, got {memory_init!r}")
         if size_policy not in SIZE_POLICIES:
@@ -285,10 +310,10 @@ class SRBlockNd(nn.Module):
         x = _check_input(x, type(self).__name__, self.channels, self.feat_size, self.size_policy == "strict")
         if not _fusable(x, self.feat_size, self.size_policy == "interpolate"):
             return self._forward_general(x)
-        batch = x.shape[0]
-        flat = x.reshape(batch, -1)  # B x C*S, a view of a contiguous input
+        batch, positions = x.shape[0], math.prod(self.feat_size)  # sizes written out: an empty batch reshapes too
+        flat = x.reshape(batch, self.channels * positions)  # B x C*S, a view of a contiguous input
         squeeze = self.squeeze.weight.view(1, 1, self.channels).expand(batch, 1, self.channels)
-        z = torch.bmm(squeeze, flat.view(batch, self.channels, -1)).flatten(1)  # B x S: the 1x1 conv as one bmm
+        z = torch.bmm(squeeze, flat.view(batch, self.channels, positions)).flatten(1)  # B x S: the 1x1 conv, one bmm
         weights = self._memory_weights(z)  # B x P
         # X + sum_i w_i M_i as one addmm on the flattened map
         return _add_recalled(flat, weights, self.memory.flatten(1)).view_as(x)

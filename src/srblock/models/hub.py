@@ -66,6 +66,22 @@ def _shareable(config: Mapping[str, Any]) -> dict[str, Any]:
     return section
 
 
+def _check_export(folder: Path) -> None:
+    """``FileExistsError`` unless ``folder`` is an export (what :meth:`SRModel.save_pretrained` writes, nothing
+    else): ``overwrite`` replaces that and never a folder of anything else."""
+    ours = {CONFIG_NAME, WEIGHTS_NAME, "README.md"}
+    foreign = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else [folder.name]
+    foreign = [name for name in foreign if name not in ours]
+    if not foreign and not (folder / WEIGHTS_NAME).is_file():
+        foreign = [f"no {WEIGHTS_NAME}"]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise FileExistsError(
+            f"{folder} is not an srblock export (it holds {shown}), so --overwrite (overwrite=True) does not replace "
+            "it: it replaces only a folder of config.json, model.safetensors and README.md. Choose another folder"
+        )
+
+
 class SRModel(
     nn.Module,
     ModelHubMixin,
@@ -114,18 +130,27 @@ class SRModel(
         """Write ``config.json``, ``model.safetensors`` and a model card (``README.md``) into ``save_directory``.
 
         The folder is written whole next to its destination and then renamed into place, so it is never seen half
-        written; an existing non-empty folder is an error unless ``overwrite``. ``push_to_hub=True`` then uploads
-        it to ``repo_id`` (default: the folder's name); other keywords go to huggingface_hub's ``save_pretrained``.
+        written; an existing non-empty folder is an error unless ``overwrite``, which replaces only an earlier export
+        (a folder holding nothing but ``config.json``, ``model.safetensors`` and ``README.md``): anything else, a run
+        folder above all, is never deleted. ``push_to_hub=True`` then uploads it to ``repo_id`` (default: the
+        folder's name); other keywords go to huggingface_hub's ``save_pretrained``.
         """
         target = Path(save_directory)
-        if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
-            raise FileExistsError(
-                f"{target} exists and is not empty; choose another folder or pass overwrite=True (--overwrite)"
-            )
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            if not overwrite:
+                raise FileExistsError(
+                    f"{target} exists and is not empty; choose another folder or pass overwrite=True (--overwrite)"
+                )
+            _check_export(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # the mode a plain mkdir gives, not mkdtemp's 0o700
         try:
             super().save_pretrained(staging, config=kwargs.pop("config", None) or self.config, **kwargs)
+            for written in staging.iterdir():  # safetensors writes 0o600: give the mode every other writer's files get
+                os.chmod(written, 0o666 & ~umask)
             if target.exists() and (not target.is_dir() or any(target.iterdir())):  # overwrite: swap, then delete
                 old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
                 os.replace(target, old / target.name)

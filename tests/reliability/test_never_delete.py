@@ -1,0 +1,123 @@
+"""Class 2: srblock never deletes or overwrites what it did not write. ``export --overwrite`` replaces only an export;
+a sweep, ``sweep --merge`` and ``analyze`` refuse a file of the user's under a name they write, before writing."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from srblock.cli import main
+from srblock.experiments import aggregate, load_sweep, run_sweep
+
+from .conftest import error_line, snapshot
+from .test_sweep_arms import FakeTrain, sweep_file  # noqa: F401  (sweep_file is a fixture)
+
+
+def test_export_overwrite_never_deletes_a_run_folder(run_copy: Path, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("safetensors")
+    before = snapshot(run_copy)
+    ckpt = str(run_copy / "checkpoint_best.pt")
+    assert main(["export", "--checkpoint", ckpt, "--output", str(run_copy), "--overwrite", "-q"]) == 2
+    line = error_line(capsys)
+    assert "is not an srblock export" in line and "checkpoint_last.pt" in line
+    assert snapshot(run_copy) == before
+    export = tmp_path / "export"
+    assert main(["export", "--checkpoint", ckpt, "--output", str(export), "-q"]) == 0
+    assert main(["export", "--checkpoint", ckpt, "--output", str(export), "--overwrite", "-q"]) == 0  # ours: replaced
+    assert sorted(p.name for p in export.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+
+
+def test_exported_files_get_the_mode_of_a_plain_open(run_copy: Path, tmp_path: Path) -> None:
+    pytest.importorskip("safetensors")
+    import os
+
+    old = os.umask(0o002)
+    try:
+        assert (
+            main(["export", "--checkpoint", str(run_copy / "checkpoint_best.pt"), "--output", str(tmp_path / "e")]) == 0
+        )
+    finally:
+        os.umask(old)
+    assert (tmp_path / "e").stat().st_mode & 0o777 == 0o775
+    assert (tmp_path / "e" / "model.safetensors").stat().st_mode & 0o777 == 0o664
+
+
+def test_a_sweep_never_replaces_a_table_of_the_users(sweep_file: Path, capsys) -> None:  # noqa: F811
+    out = load_sweep(sweep_file).output
+    out.mkdir(parents=True)
+    (out / "table.md").write_text("my own notes\n")
+    before = snapshot(out)
+    train = FakeTrain()
+    assert main(["sweep", "-c", str(sweep_file), "-q"]) == 2
+    assert "table.md was not written by srblock" in error_line(capsys)
+    assert snapshot(out) == before and train.calls == []
+    (out / "table.md").unlink()
+    run_sweep(load_sweep(sweep_file), run_fn=train, log=lambda _: None)  # its own table it replaces at will
+    assert aggregate(out, log=lambda _: None)
+    (out / "table.md").write_text((out / "table.md").read_text() + "a line of mine\n")  # edited: now the user's
+    with pytest.raises(FileExistsError, match=r"table\.md was not written by srblock \(or changed since\)"):
+        aggregate(out, log=lambda _: None)
+
+
+def test_a_sweep_folder_of_an_older_srblock_is_still_ours(sweep_file: Path) -> None:  # noqa: F811
+    out = load_sweep(sweep_file).output
+    run_sweep(load_sweep(sweep_file), run_fn=FakeTrain(), log=lambda _: None)
+    (out / ".srblock-owned.json").unlink()  # as written before srblock listed its files
+    assert "| `sr` (screen) | 2 |" in aggregate(out, log=lambda _: None)
+
+
+def _archive(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    path = tmp_path / "runs.tgz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_merge_never_replaces_a_different_sweep_definition(
+    sweep_file: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,
+) -> None:
+    run_sweep(load_sweep(sweep_file), run_fn=FakeTrain(), log=lambda _: None)
+    monkeypatch.chdir(tmp_path)
+    out = Path("out")
+    other = yaml.safe_load((out / "sweep.yaml").read_text())
+    other["metric"] = "test_acc5"  # the same sweep folder, defined otherwise elsewhere
+    seed = out / "base" / "seed0"
+    archive = _archive(
+        tmp_path,
+        {
+            "out/sweep.yaml": yaml.safe_dump(other, sort_keys=False).encode(),
+            "out/base/seed9/summary.json": (seed / "summary.json").read_bytes(),
+        },
+    )
+    before = snapshot(out)
+    assert main(["sweep", "--merge", str(archive), "-q"]) == 2
+    assert "out/sweep.yaml" in error_line(capsys)
+    assert snapshot(out) == before
+
+
+def test_analyze_never_writes_over_a_report_of_the_users(run_copy: Path, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "report.md").write_text("my report\n")
+    argv = ["analyze", "--checkpoint", str(run_copy / "checkpoint_best.pt"), "--output", str(folder)]
+    assert main([*argv, "--max-images", "8", "-q"]) == 2
+    assert "report.md was not written by srblock" in error_line(capsys)
+    assert (folder / "report.md").read_text() == "my report\n"
+
+
+@pytest.mark.slow
+def test_analyze_replaces_its_own_report(run_copy: Path, tmp_path: Path) -> None:
+    argv = ["analyze", "--checkpoint", str(run_copy / "checkpoint_best.pt"), "--output", str(tmp_path / "a")]
+    assert main([*argv, "--max-images", "8", "-q"]) == 0
+    assert main([*argv, "--max-images", "8", "-q"]) == 0
+    assert "report.md" in (tmp_path / "a" / ".srblock-owned.json").read_text()
