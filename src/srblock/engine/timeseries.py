@@ -10,8 +10,8 @@ summary are the classification task's.
     root: a folder with ``<name>/<name>_TRAIN.ts`` and ``_TEST.ts`` (default ``null``: the copy inside aeon).
 
 The recipe's model must fit the data: ``model.num_classes`` the classes, ``model.in_channels`` the series'
-channels, and, with an SR block, ``model.input_size: [channels, length]`` (the length after resampling); checked
-before anything is built.
+channels, and ``model.input_size: [channels, length]`` (the length after resampling; every recipe sets it, an SR block
+needs it, the sweep's FLOP column reads it); checked before anything is built.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class TimeSeriesTask(ClassificationTask):
         model, data = self.config["model"], self.series()
         channels, length = data.train_x.shape[1:]
         expected = {"num_classes": len(data.classes), "in_channels": channels}
-        if model.get("sr_stage") is not None:
+        if model.get("sr_stage") is not None or model.get("input_size") is not None:
             expected["input_size"] = [channels, length]
         for key, value in expected.items():
             given = model.get(key)
