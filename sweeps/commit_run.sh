@@ -6,6 +6,7 @@ set -u
 out="${SRBLOCK_SWEEP_OUTPUT:?run me from srblock sweep --after-run}"
 run="${SRBLOCK_RUN_DIR:?}"
 paths=("$run" "$out/results.csv" "$out/table.md" "$out/sweep.yaml")
+[ -f "$out/.srblock-owned.json" ] && paths+=("$out/.srblock-owned.json")  # what srblock wrote there
 for _ in $(seq 1 20); do
   if git add -- "${paths[@]}" 2>/dev/null &&
     git commit -q -m "results: ${SRBLOCK_SWEEP_NAME:-sweep} ${SRBLOCK_RUN_ARM:-} seed ${SRBLOCK_RUN_SEED:-}" -- "${paths[@]}"; then
