@@ -50,7 +50,20 @@ def _keras_init(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-class FCN1d(nn.Module):
+class _Classifier1d(nn.Module):
+    """Stages ``block1..block3``, then global average pooling over time and a linear classifier (both networks)."""
+
+    def _add_head(self, features: int, num_classes: int) -> None:
+        self.pool = nn.AdaptiveAvgPool1d(1)
+        self.fc = nn.Linear(features, num_classes)
+        _keras_init(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.block3(self.block2(self.block1(x)))
+        return self.fc(self.pool(x).flatten(1))
+
+
+class FCN1d(_Classifier1d):
     """Fully convolutional network of Wang et al. (2017): 3 conv-BN-ReLU blocks, global average pooling, linear."""
 
     def __init__(self, in_channels: int = 1, num_classes: int = 2, widths: tuple[int, int, int] = (128, 256, 128)):
@@ -59,13 +72,7 @@ class FCN1d(nn.Module):
         channels = (in_channels, *widths)
         for i, k in enumerate(kernels):
             self.add_module(f"block{i + 1}", nn.Sequential(*_conv_bn(channels[i], channels[i + 1], k), nn.ReLU()))
-        self.pool = nn.AdaptiveAvgPool1d(1)
-        self.fc = nn.Linear(widths[-1], num_classes)
-        _keras_init(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.block3(self.block2(self.block1(x)))
-        return self.fc(self.pool(x).flatten(1))
+        self._add_head(widths[-1], num_classes)
 
 
 class ResidualBlock1d(nn.Module):
@@ -92,7 +99,7 @@ class ResidualBlock1d(nn.Module):
         return self.relu(self.body(x) + self.shortcut(x))
 
 
-class ResNet1d(nn.Module):
+class ResNet1d(_Classifier1d):
     """Residual network of Wang et al. (2017): 3 residual blocks, global average pooling, linear."""
 
     def __init__(self, in_channels: int = 1, num_classes: int = 2, widths: tuple[int, int, int] = (64, 128, 128)):
@@ -100,13 +107,7 @@ class ResNet1d(nn.Module):
         channels = (in_channels, *widths)
         for i in range(3):
             self.add_module(f"block{i + 1}", ResidualBlock1d(channels[i], channels[i + 1]))
-        self.pool = nn.AdaptiveAvgPool1d(1)
-        self.fc = nn.Linear(widths[-1], num_classes)
-        _keras_init(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.block3(self.block2(self.block1(x)))
-        return self.fc(self.pool(x).flatten(1))
+        self._add_head(widths[-1], num_classes)
 
 
 def _widths(base: tuple[int, int, int], width: float) -> tuple[int, int, int]:
