@@ -77,6 +77,7 @@ from ..analysis.stats import (
     summarize,
     welch_ttest,
 )
+from ..engine.checkpoint import kept_checkpoint
 from ..engine.config import config_diff
 from ..engine.logger import progress
 from ..io import atomic_open, write_json, write_text
@@ -114,6 +115,7 @@ CSV_KEYS = (
     "test_acc1",
     "test_acc5",
     "test_acc1_last",
+    "test_corruption_acc1",
     "best_val_miou",
     "test_miou",
     "test_miou_last",
@@ -908,11 +910,6 @@ def _write_results_csv(root: Path, rows: Sequence[Mapping], metric: str) -> None
             writer.writerow([r["arm"], r["seed"], metric, s.get(metric, ""), *(s.get(k, "") for k in keys), rel])
 
 
-def _kept_checkpoint(run: Path) -> Path | None:
-    """The checkpoint a finished run kept: the best (whose test accuracy the summary reports), else the last."""
-    return next((run / n for n in ("checkpoint_best.pt", "checkpoint_last.pt") if (run / n).is_file()), None)
-
-
 def analyze_sweep_runs(root: str | Path, *, log: Callable[[str], None] = _log.info) -> list[Path]:
     """For every finished run under ``root`` that kept a checkpoint (best, else last): the top-1 predictions of a
     classifier on the test split (``<run>/predictions_test.npz``, for :func:`report_sweep_noise`) and, for SR runs,
@@ -923,7 +920,7 @@ def analyze_sweep_runs(root: str | Path, *, log: Callable[[str], None] = _log.in
     written = []
     for summary_path in sorted(Path(root).glob(f"*/*/{SUMMARY}")):
         run = summary_path.parent
-        checkpoint = _kept_checkpoint(run)
+        checkpoint = kept_checkpoint(run)
         if checkpoint is None:
             continue
         summary = json.loads(summary_path.read_text())
