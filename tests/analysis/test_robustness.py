@@ -128,3 +128,16 @@ def test_sweep_command_scores_runs_that_kept_a_checkpoint(recipe: Path, cache: P
     assert all((sweep / arm / f"seed{s}" / ROBUSTNESS_FILE).is_file() for arm in "ab" for s in (0, 1))
     text = (sweep / "robustness.md").read_text()
     assert "`b` (baseline)" in text and "| `a` | 2 |" in text
+
+
+def test_a_resumed_run_may_switch_the_benchmark_on(recipe: Path, cache: Path, tmp_path: Path) -> None:
+    from srblock.engine import train
+
+    out = tmp_path / "run"
+    train(load_config(recipe, ["train.epochs=2"]), out, stop_after=1, quiet=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SRBLOCK_CACHE", str(cache))
+        config = load_config(recipe, ["train.epochs=2", "train.robustness=true"])
+        summary = train(config, out, resume=True, quiet=True)
+    assert summary["test_corruption_acc1"] is not None
+    assert summary["config_changes"][0]["changes"] == {"train.robustness": [False, True]}
