@@ -95,8 +95,18 @@ def _fake_run(folder: Path, seed: int, clean: float, mca: float) -> None:
     folder.mkdir(parents=True)
     acc = {name: [mca + 2 - s for s in range(len(SEVERITIES))] for name in CORRUPTIONS}
     corruption = {"acc1": acc, "mean": {n: float(np.mean(v)) for n, v in acc.items()}, "seed": 0, "count": 10}
+    corruption["by_severity"] = [mca + 2 - s for s in range(len(SEVERITIES))]
     summary = {"seed": seed, "test_acc1": clean, "test_corruption_acc1": mca, "test_corruption": corruption}
     (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def test_robustness_command_reads_a_run_trained_with_the_option(tmp_path: Path, capsys) -> None:
+    _fake_run(tmp_path / "run", 0, clean=90.0, mca=70.0)
+    assert main(["robustness", str(tmp_path / "run")]) == 0
+    printed = capsys.readouterr().out
+    assert "| gaussian_noise | 72.00 | 71.00 | 70.00 | 69.00 | 68.00 | 70.00 |" in printed
+    assert "clean top-1 90.00 %, mCA 70.00 %, drop 20.00 pp" in printed
+    assert main(["robustness", str(tmp_path / "run"), "--seed", "1"]) == 2, "another corruption seed: no numbers"
 
 
 def test_sweep_table_pairs_arms_by_seed(tmp_path: Path) -> None:

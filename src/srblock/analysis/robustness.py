@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 ROBUSTNESS_FILE = "robustness.json"
-_log = logging.getLogger("srblock")
+_log = logging.getLogger(__name__)
 
 
 def benchmark_checkpoint(
@@ -285,8 +285,14 @@ def robustness(
     if not path.is_dir():
         raise FileNotFoundError(f"no run or sweep folder at {path}")
     options = {"data_dir": data_dir, "device": device, "seed": seed, "redo": redo, "cache_dir": cache_dir}
+    summary = json.loads((path / "summary.json").read_text()) if (path / "summary.json").is_file() else {}
     if kept_checkpoint(path) is not None or (path / ROBUSTNESS_FILE).is_file():
         text = format_run(robustness_run(path, **options))
+    elif (summary.get("test_corruption") or {}).get("seed") == seed and not redo:  # trained with train.robustness
+        text = format_run({**summary, "clean_acc1": summary.get("test_acc1")})
+    else:
+        text = ""
+    if text:
         log(text)
         return text
     if any(path.glob("*/*/summary.json")):
@@ -296,6 +302,6 @@ def robustness(
 
         return robustness_sweep(path, baseline=baseline, seed=seed, compute=compute, redo=redo, log=log)
     raise FileNotFoundError(
-        f"{path} is neither a run folder (checkpoint_best.pt or checkpoint_last.pt) nor a sweep folder "
-        "(<arm>/seed<N>/summary.json)"
+        f"{path} is neither a run folder (checkpoint_best.pt or checkpoint_last.pt, or a summary.json of a run "
+        "trained with train.robustness) nor a sweep folder (<arm>/seed<N>/summary.json)"
     )

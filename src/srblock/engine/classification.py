@@ -38,6 +38,7 @@ The task's own keys of the ``train`` section (defaults in :attr:`ClassificationT
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -56,6 +57,8 @@ from .metrics import topk_correct
 from .task import BatchLoader, Loaders, Task, register_task
 
 __all__ = ["INIT_SAMPLES", "TTA_MODES", "ClassificationTask", "tta_logits"]
+
+_log = logging.getLogger(__name__)
 
 TTA_MODES = (None, "flip", "flip_translate")
 INIT_SAMPLES = ("first", "random")  # data.init_sample
@@ -375,6 +378,8 @@ class ClassificationTask(Task):
                 metrics = evaluate(loader, f"{name} {severity}")
                 acc1[name].append(metrics["acc1"])
                 count = metrics["count"]
+            if self.dist.is_main:
+                _log.info(f"{name}: top-1 {', '.join(f'{a:.2f}' for a in acc1[name])} (severity 1-5)")
         mean = {name: sum(v) / len(v) for name, v in acc1.items()}
         by_severity = [sum(v[i] for v in acc1.values()) / len(acc1) for i in range(len(SEVERITIES))]
         return {
