@@ -151,3 +151,13 @@ def test_a_resumed_run_may_switch_the_benchmark_on(recipe: Path, cache: Path, tm
         summary = train(config, out, resume=True, quiet=True)
     assert summary["test_corruption_acc1"] is not None
     assert summary["config_changes"][0]["changes"] == {"train.robustness": [False, True]}
+
+
+def test_sweep_report_compares_arms_on_mca(tmp_path: Path) -> None:
+    from srblock.experiments.sweep import aggregate
+
+    for seed in range(2):
+        _fake_run(tmp_path / "base" / f"seed{seed}", seed, 90.0, 70.0 + seed)
+        _fake_run(tmp_path / "sr" / f"seed{seed}", seed, 90.0, 70.5 + seed)
+    table = aggregate(tmp_path, metric="test_corruption_acc1", baseline="base", log=lambda _: None)
+    assert "test_corruption_acc1 mean ± std" in table and "| `sr` | 2 | 71.00 ± 0.71 |" in table
