@@ -345,6 +345,7 @@ def _add_robustness(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="data root, if it moved since training")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' random draws (default 0)")
+    p.add_argument("--max-images", type=int, metavar="N", help="run: score a seeded subset of N test images (a look)")
     p.add_argument("--baseline", help="sweep: the arm the others are compared to (default: the sweep's)")
     p.add_argument("--redo", action="store_true", help="recompute robustness.json where a checkpoint is kept")
     p.add_argument("--cache-dir", help="where corrupted sets are cached (default $SRBLOCK_CACHE or ~/.cache/srblock)")
@@ -357,6 +358,7 @@ def _add_robustness(sub: argparse._SubParsersAction) -> None:
             data_dir=args.data_dir,
             device=args.device,
             seed=args.seed,
+            max_images=args.max_images,
             redo=args.redo,
             baseline=args.baseline,
             cache_dir=args.cache_dir,

@@ -50,13 +50,16 @@ def benchmark_checkpoint(
     data_dir: str | Path | None = None,
     device: str | torch.device | None = None,
     seed: int = 0,
+    max_images: int | None = None,
     cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Clean and corrupted top-1 of a checkpoint written by ``srblock train`` on its recipe's test split.
 
     Returns ``{"checkpoint", "clean_acc1", "test_corruption_acc1" (mCA), "drop", "test_corruption" (per corruption
     and severity, see :meth:`srblock.engine.classification.ClassificationTask.corruption_metrics`), "seed",
-    "wall_time_s"}``. The recipe's normalisation and test-time augmentation apply; evaluation runs in float32.
+    "max_images", "wall_time_s"}``. The recipe's normalisation and test-time augmentation apply; evaluation runs
+    in float32. ``max_images``: score a seeded random subset of that many test images (the recipe's
+    ``data.test_subset``; a quick look, not comparable with the full split).
     """
     from ..engine import get_task, load_trained_model, resolve_config
     from ..engine.distributed import DistInfo
@@ -67,6 +70,8 @@ def benchmark_checkpoint(
     model, config = load_trained_model(checkpoint, map_location=device)
     if data_dir is not None:
         config = {**config, "data": {**config["data"], "root": str(data_dir)}}
+    if max_images is not None:
+        config = {**config, "data": {**config["data"], "test_subset": max_images}}
     config = resolve_config(config)
     seed_everything(config["seed"])
     task = get_task(config["task"])(config, DistInfo(), device)
@@ -86,6 +91,7 @@ def benchmark_checkpoint(
         "drop": clean - metrics["test_corruption_acc1"],
         "test_corruption": metrics["test_corruption"],
         "seed": seed,
+        "max_images": max_images,
         "wall_time_s": round(time.perf_counter() - start, 2),
     }
 
@@ -96,13 +102,14 @@ def robustness_run(
     data_dir: str | Path | None = None,
     device: str | torch.device | None = None,
     seed: int = 0,
+    max_images: int | None = None,
     redo: bool = False,
     cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """The benchmark of a run folder's kept checkpoint (best, else last), written to ``<run>/robustness.json``.
 
-    A ``robustness.json`` already there for the same ``seed`` is read, not recomputed (the benchmark is
-    deterministic), unless ``redo``.
+    A ``robustness.json`` already there for the same ``seed`` and ``max_images`` is read, not recomputed (the
+    benchmark is deterministic), unless ``redo``.
     """
     from ..engine.checkpoint import kept_checkpoint
 
@@ -110,7 +117,7 @@ def robustness_run(
     path = run_dir / ROBUSTNESS_FILE
     if path.is_file() and not redo:
         result = json.loads(path.read_text())
-        if result.get("seed") == seed:
+        if result.get("seed") == seed and result.get("max_images") == max_images:
             return result
     checkpoint = kept_checkpoint(run_dir)
     if checkpoint is None:
@@ -119,7 +126,8 @@ def robustness_run(
             "the benchmark in summary.json, or keep the checkpoints (a sweep's keep_checkpoints: best)"
         )
     _log.info(f"corruption benchmark of {checkpoint} (15 corruptions x 5 severities)")
-    result = benchmark_checkpoint(checkpoint, data_dir=data_dir, device=device, seed=seed, cache_dir=cache_dir)
+    options = {"data_dir": data_dir, "device": device, "seed": seed, "max_images": max_images, "cache_dir": cache_dir}
+    result = benchmark_checkpoint(checkpoint, **options)
     write_json(path, result)
     return result
 
@@ -155,7 +163,7 @@ def _run_values(
     if can_compute and redo:
         return values(result := compute(run_dir), result["clean_acc1"])
     path = run_dir / ROBUSTNESS_FILE
-    if path.is_file() and (result := json.loads(path.read_text())).get("seed") == seed:
+    if path.is_file() and (result := json.loads(path.read_text())).get("seed") == seed and not result.get("max_images"):
         return values(result, result["clean_acc1"])
     if (summary.get("test_corruption") or {}).get("seed") == seed and summary.get("test_corruption_acc1") is not None:
         return values(summary, summary.get("test_acc1"))
@@ -271,6 +279,7 @@ def robustness(
     data_dir: str | Path | None = None,
     device: str | torch.device | None = None,
     seed: int = 0,
+    max_images: int | None = None,
     redo: bool = False,
     baseline: str | None = None,
     cache_dir: str | Path | None = None,
@@ -285,10 +294,11 @@ def robustness(
     if not path.is_dir():
         raise FileNotFoundError(f"no run or sweep folder at {path}")
     options = {"data_dir": data_dir, "device": device, "seed": seed, "redo": redo, "cache_dir": cache_dir}
+    options["max_images"] = max_images
     summary = json.loads((path / "summary.json").read_text()) if (path / "summary.json").is_file() else {}
     if kept_checkpoint(path) is not None or (path / ROBUSTNESS_FILE).is_file():
         text = format_run(robustness_run(path, **options))
-    elif (summary.get("test_corruption") or {}).get("seed") == seed and not redo:  # trained with train.robustness
+    elif (summary.get("test_corruption") or {}).get("seed") == seed and not (redo or max_images):  # train.robustness
         text = format_run({**summary, "clean_acc1": summary.get("test_acc1")})
     else:
         text = ""
@@ -296,6 +306,8 @@ def robustness(
         log(text)
         return text
     if any(path.glob("*/*/summary.json")):
+        if max_images is not None:
+            raise ValueError("--max-images is for a quick look at one run; a sweep's table compares full test splits")
 
         def compute(run: Path) -> dict[str, Any]:
             return robustness_run(run, **options)
