@@ -348,7 +348,7 @@ def _add_robustness(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-images", type=int, metavar="N", help="run: score a seeded subset of N test images (a look)")
     p.add_argument("--baseline", help="sweep: the arm the others are compared to (default: the sweep's)")
     p.add_argument("--redo", action="store_true", help="recompute robustness.json where a checkpoint is kept")
-    p.add_argument("--cache-dir", help="where corrupted sets are cached (default $SRBLOCK_CACHE or ~/.cache/srblock)")
+    p.add_argument("--cache-dir", help="cache of corrupted sets (default: $SRBLOCK_CACHE/corruptions)")
 
     def run(args: argparse.Namespace) -> int:
         from .analysis.robustness import robustness

@@ -161,6 +161,14 @@ def test_corrupted_set_is_cached_and_remade_when_damaged(images, tmp_path, monke
     assert np.load(path).shape == tuple(images.shape)
 
 
+def test_an_unwritable_cache_costs_time_not_the_result(images, tmp_path, caplog) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with caplog.at_level("WARNING", logger="srblock"):
+        out = corrupted_set(images, "fog", 1, cache_dir=blocked)
+    assert torch.equal(out, corrupt(images, "fog", 1)) and "could not cache" in caplog.text
+
+
 def test_real_cifar_images_all_75_sets(shared_data) -> None:
     path = shared_data / "cifar10" / "test.npz"
     if not path.is_file():

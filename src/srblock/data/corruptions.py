@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -79,6 +80,8 @@ CORRUPTIONS = (
 SEVERITIES = (1, 2, 3, 4, 5)
 #: images per random-number stream: the draws of image i depend on the images of its chunk only
 CHUNK = 1000
+_log = logging.getLogger(__name__)
+
 #: the version of the corruptions' code: part of the cache key, raised whenever a corruption's output changes
 VERSION = 1
 
@@ -155,8 +158,9 @@ def corrupted_set(
 ) -> torch.Tensor:
     """:func:`corrupt`, cached: the result is kept in ``cache_dir`` (default :func:`default_cache_dir`) as
     ``<key>/<corruption>-<severity>.npy``, the key a hash of the images, ``seed`` and :data:`VERSION`, and read from
-    there on the next call with the same inputs (the 75 variants of CIFAR-10's test set take minutes to make on one
-    CPU thread, and 2.3 GB). Files are written atomically; a damaged one is made again."""
+    there on the next call with the same inputs (the 75 variants of CIFAR-10's test set take about two minutes of one
+    CPU thread, and 2.3 GB). Files are written atomically; a damaged one is made again, and one that cannot be
+    written (a read-only or full disk) is only warned about."""
     images = images.detach().cpu().contiguous()
     digest = hashlib.sha256(images.numpy().tobytes())
     digest.update(repr((tuple(images.shape), seed, VERSION)).encode())
@@ -169,9 +173,12 @@ def corrupted_set(
         except (OSError, ValueError):
             pass  # damaged (a copy cut short, say): made again below
     result = corrupt(images, corruption, severity, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path, "wb") as f:
-        np.save(f, result.numpy())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path, "wb") as f:
+            np.save(f, result.numpy())
+    except OSError as err:  # a read-only or full cache costs time, never the result (the end of a training run)
+        _log.warning(f"could not cache {path} ({err}); set SRBLOCK_CACHE to a writable folder")
     return result
 
 
