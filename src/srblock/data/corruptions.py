@@ -16,8 +16,8 @@ Deviations from the reference, each small and each deliberate:
   one-sided: tap ``i = 0 .. 2*ceil(radius)`` weighs ``exp(-i²/2σ²)`` and reads the pixel ``i`` steps along the
   blur angle (rounded to the pixel grid, edges clamped), as ImageMagick does; not bit-identical to it.
 - ``frost``: the reference blends crops of six frost photographs that it ships. Here the texture is procedural:
-  ridged fractal noise (thin bright veins over a faint haze, tinted ice-blue), five textures drawn from the seed,
-  a random crop per image, blended with the reference's weights. It is frost-like, not the photographs.
+  ridged fractal noise (grainy bright veins over a haze, mean about 0.48, tinted ice-blue), five textures drawn
+  from the seed, a random crop per image, blended with the reference's weights. Frost-like, not the photographs.
 - ``glass_blur`` reproduces what the published code does, which is not what it says: its "swap"
   ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` assigns numpy views, so each pixel takes the value of a neighbour
   (offsets in ``{-1, 0}``: ``randint(-1, 1)`` excludes 1) and the neighbour keeps its own. Because the loop runs
@@ -356,8 +356,9 @@ def _snow(x: _Array, param: tuple, rng: np.random.Generator) -> _Array:
 
 def _frost_textures(rng: np.random.Generator, count: int = 5, size: int = 128) -> _Array:
     """``count x size x size x 3`` procedural frost textures in [0, 255] (see the module docstring)."""
-    fine = _plasma(count, size, 1.6, rng)
-    veins = (1 - np.abs(2 * _plasma(count, size, 1.9, rng) - 1)) ** 6  # ridged noise: thin bright lines
+    # rough fractals (decay 1.4: much fine grain); ridged noise, 1 - |2p - 1|, draws bright veins where p crosses 0.5
+    fine = _plasma(count, size, 1.4, rng)
+    veins = (1 - np.abs(2 * _plasma(count, size, 1.4, rng) - 1)) ** 3
     texture = 0.35 * fine + 0.65 * veins
     texture = (texture - texture.min(axis=(1, 2), keepdims=True)) / np.ptp(texture, axis=(1, 2), keepdims=True)
     return texture[..., None] * np.array([0.86, 0.93, 1.0]) * 255
