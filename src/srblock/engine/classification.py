@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -251,8 +252,6 @@ class ClassificationTask(Task):
 
             return load_cifar(name, data["root"], download=data["download"])
         if name == "npz":
-            from pathlib import Path
-
             from srblock.data.cifar import load_npz_split
 
             if data["root"] is None:
@@ -347,7 +346,7 @@ class ClassificationTask(Task):
         evaluate: Callable[[BatchLoader, str], dict[str, Any]],
         *,
         seed: int = 0,
-        cache_dir: str | None = None,
+        cache_dir: str | Path | None = None,
     ) -> dict[str, Any]:
         """``{"test_corruption_acc1": mCA, "test_corruption": {...}}``: top-1 on every corruption x severity of the
         ``test`` loader's images (:func:`srblock.data.corruptions.corrupted_set`), each through ``evaluate`` (the
