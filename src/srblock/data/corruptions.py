@@ -14,7 +14,7 @@ Deviations from the reference, each small and each deliberate:
   corruption, the severity and the seed (and the draws of an image only on the images of its chunk).
 - ``motion_blur`` (and the streaks of ``snow``): ImageMagick's ``MotionBlurImage`` re-implemented as a line kernel,
   one-sided: tap ``i = 0 .. 2*ceil(radius)`` weighs ``exp(-i²/2σ²)`` and reads the pixel ``i`` steps along the
-  blur angle (rounded to the pixel grid, edges clamped), as ImageMagick does; not bit-identical to it.
+  blur angle (rounded to the pixel grid, edges clamped), after ImageMagick's kernel; not bit-identical to it.
 - ``frost``: the reference blends crops of six frost photographs that it ships. Here the texture is procedural:
   ridged fractal noise (grainy bright veins over a haze, mean about 0.48, tinted ice-blue), five textures drawn
   from the seed, a random crop per image, blended with the reference's weights. Frost-like, not the photographs.
@@ -22,7 +22,7 @@ Deviations from the reference, each small and each deliberate:
   ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` assigns numpy views, so each pixel takes the value of a neighbour
   (offsets in ``{-1, 0}``: ``randint(-1, 1)`` excludes 1) and the neighbour keeps its own. Because the loop runs
   from the bottom-right corner, the copies of one pass read unmodified pixels, which makes the pass one gather;
-  vectorised here (the reference's 900 Python-level swaps per image made it the slowest corruption).
+  vectorised here (the reference loops over the pixels of each image in Python).
 - Blurs use scipy's Gaussian filter (skimage's ``gaussian`` is a wrapper of it) and OpenCV's disk/Gaussian kernel
   for ``defocus_blur``, built here; ``elastic_transform``'s affine warp is a bilinear sample with mirrored edges
   (OpenCV quantises its coordinates to 1/32 pixel; this does not); ``zoom_blur`` resizes with torch's bilinear
