@@ -356,6 +356,44 @@ class _KeyValue(argparse._AppendAction):
         super().__call__(parser, namespace, values, option_string)
 
 
+def _add_robustness(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "robustness",
+        help="corruption benchmark (CIFAR-10-C's 15 corruptions x 5 severities) of a trained run or a sweep",
+        description="Score a run folder's kept checkpoint on its test split, clean and under the 15 corruptions x 5 "
+        "severities of CIFAR-10-C (Hendrycks & Dietterich 2019, their CIFAR parameters), generated from the test "
+        "set (seeded, cached); write robustness.json and print the table. On a sweep folder, score every run that "
+        "needs it (runs trained with --train.robustness true already carry the numbers) and write robustness.md: "
+        "clean top-1, mean corruption accuracy (mCA) and the drop of each arm against the baseline, paired by seed.",
+    )
+    p.add_argument("path", metavar="RUN|SWEEP_DIR", help="a run folder or a sweep's output folder")
+    p.add_argument("--data-dir", help="data root, if it moved since training")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' random draws (default 0)")
+    p.add_argument("--max-images", type=int, metavar="N", help="run: score a seeded subset of N test images (a look)")
+    p.add_argument("--baseline", help="sweep: the arm the others are compared to (default: the sweep's)")
+    p.add_argument("--redo", action="store_true", help="recompute robustness.json where a checkpoint is kept")
+    p.add_argument("--cache-dir", help="cache of corrupted sets (default: $SRBLOCK_CACHE/corruptions)")
+
+    def run(args: argparse.Namespace) -> int:
+        from .analysis.robustness import robustness
+
+        robustness(
+            args.path,
+            data_dir=args.data_dir,
+            device=args.device,
+            seed=args.seed,
+            max_images=args.max_images,
+            redo=args.redo,
+            baseline=args.baseline,
+            cache_dir=args.cache_dir,
+            log=print,
+        )
+        return 0
+
+    p.set_defaults(func=run)
+
+
 class _DottedOverrideParser(argparse.ArgumentParser):
     """A verb parser that also takes ``--section.key value`` / ``--section.key=value`` recipe overrides.
 
@@ -603,6 +641,7 @@ VERBS: list[VerbAdder] = [
     _add_eval,
     _add_overhead,
     _add_analyze,
+    _add_robustness,
     _add_sweep,
     _add_export,
 ]

@@ -22,7 +22,14 @@ import torch
 
 from ..io import atomic_open
 
-__all__ = ["CheckpointError", "get_rng_state", "load_checkpoint", "save_checkpoint", "set_rng_state"]
+__all__ = [
+    "CheckpointError",
+    "get_rng_state",
+    "kept_checkpoint",
+    "load_checkpoint",
+    "save_checkpoint",
+    "set_rng_state",
+]
 
 #: the two checkpoints of a run folder; a damaged one is reported with a pointer to the other.
 CHECKPOINTS = ("checkpoint_last.pt", "checkpoint_best.pt")
@@ -30,6 +37,13 @@ CHECKPOINTS = ("checkpoint_last.pt", "checkpoint_best.pt")
 
 class CheckpointError(ValueError):
     """A checkpoint file is damaged (truncated, not a torch file) or not an srblock checkpoint."""
+
+
+def kept_checkpoint(run: str | Path) -> Path | None:
+    """The checkpoint a finished run folder kept: the best (whose test accuracy its summary reports), else the last;
+    ``None`` when it kept neither."""
+    run = Path(run)
+    return next((run / n for n in ("checkpoint_best.pt", "checkpoint_last.pt") if (run / n).is_file()), None)
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:

@@ -36,12 +36,17 @@ The task's own keys of the ``train`` section (defaults in :attr:`ClassificationT
     mixup_switch_prob: with both alphas > 0, the probability that a batch gets CutMix instead of MixUp (timm's
         ``switch_prob``, 0.5). The draws come from ``(seed, training progress)``, not from the global generator, so
         seed k of two arms mixes the same pairs with the same λ and boxes, and dropout's stream is left as it was.
+    robustness: ``true`` evaluates the tested (best) weights at the end on the corruption benchmark, CIFAR-10-C's
+        15 corruptions x 5 severities of the test split (:mod:`srblock.data.corruptions`, seed 0, cached), and
+        adds ``test_corruption_acc1`` (the mean over the 75, mCA) and ``test_corruption`` (per corruption and
+        severity) to ``summary.json``; so a GPU run brings back numbers, not checkpoints. In-memory datasets only.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -49,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srblock.data.corruptions import CORRUPTIONS, SEVERITIES, corrupted_set
 from srblock.data.digits import DIGITS_MEAN, DIGITS_STD
 from srblock.data.loader import InMemoryLoader, make_loader, seed_for
 from srblock.data.shared import file_signature, shared_or_read
@@ -60,6 +66,8 @@ from .metrics import topk_correct
 from .task import BatchLoader, Loaders, Task, register_task
 
 __all__ = ["INIT_SAMPLES", "TTA_MODES", "ClassificationTask", "tta_logits"]
+
+_log = logging.getLogger(__name__)
 
 TTA_MODES = (None, "flip", "flip_translate")
 INIT_SAMPLES = ("first", "random")  # data.init_sample
@@ -147,6 +155,7 @@ class ClassificationTask(Task):
         "mixup_alpha": 0.0,
         "cutmix_alpha": 0.0,
         "mixup_switch_prob": 0.5,
+        "robustness": False,
     }
     _mix_seed: int | None = None  # the current training step's seed of the MixUp/CutMix draws (on_train_step)
     _mixer: nn.Module | None = None  # built on the first mixed batch
@@ -193,6 +202,8 @@ class ClassificationTask(Task):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= upper:
                 expected = "a number in [0, 1]" if upper == 1.0 else "a number >= 0 (0 = off)"
                 raise ValueError(f"train.{key} must be {expected}, got {value!r}")
+        if not isinstance(train.get("robustness", False), bool):
+            raise ValueError(f"train.robustness must be true or false, got {train['robustness']!r}")
 
     # -- data ---------------------------------------------------------------------------------------------------
     def build_loaders(self) -> Loaders:
@@ -328,6 +339,8 @@ class ClassificationTask(Task):
         from srblock.data.imagenet import imagenet_folder
 
         data = self.config["data"]
+        if self.config["train"]["robustness"]:  # refused before training, not after it
+            raise ValueError("train.robustness needs an in-memory dataset (CIFAR, npz, digits); set it false here")
         if data["root"] is None:
             raise ValueError("ImageNet needs data.root (--data-dir) with train/ and val/ class folders")
         size = {"crop_size": data["image_size"] or 224, "resize_size": data["resize_size"]}
@@ -416,6 +429,66 @@ class ClassificationTask(Task):
             "acc5": float(totals[2]) / count * 100,
             "loss": float(totals[0]) / count,
             "count": int(totals[3]),
+        }
+
+    def after_test(
+        self, model: nn.Module, test: BatchLoader, evaluate: Callable[[BatchLoader, str], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The corruption benchmark of the tested weights when ``train.robustness`` is set (see the module)."""
+        if not self.config["train"]["robustness"]:
+            return {}
+        return self.corruption_metrics(test, evaluate)
+
+    def corruption_metrics(
+        self,
+        test: BatchLoader,
+        evaluate: Callable[[BatchLoader, str], dict[str, Any]],
+        *,
+        seed: int = 0,
+        cache_dir: str | Path | None = None,
+    ) -> dict[str, Any]:
+        """``{"test_corruption_acc1": mCA, "test_corruption": {...}}``: top-1 on every corruption x severity of the
+        ``test`` loader's images (:func:`srblock.data.corruptions.corrupted_set`), each through ``evaluate`` (the
+        recipe's normalisation and test-time augmentation apply, as on the clean split). ``test_corruption`` holds
+        ``acc1`` ({corruption: [severity 1..5]}), ``mean`` (per corruption), ``by_severity``, ``seed``, ``count``."""
+        if not isinstance(test, InMemoryLoader):
+            raise ValueError(
+                "the corruption benchmark needs an in-memory test split (CIFAR, npz, digits), got "
+                f"{type(test).__name__}; set train.robustness: false"
+            )
+        images = test.images.cpu()
+        acc1: dict[str, list[float]] = {}
+        count = 0
+        for name in CORRUPTIONS:
+            acc1[name] = []
+            for severity in SEVERITIES:
+                corrupted = corrupted_set(images, name, severity, seed=seed, cache_dir=cache_dir)
+                loader = InMemoryLoader(
+                    corrupted,
+                    test.labels,
+                    test.batch_size,
+                    train=False,
+                    augment=test.augment,
+                    rank=self.dist.rank,
+                    world_size=self.dist.world_size,
+                    device=self.device,
+                )
+                metrics = evaluate(loader, f"{name} {severity}")
+                acc1[name].append(metrics["acc1"])
+                count = metrics["count"]
+            if self.dist.is_main:
+                _log.info(f"{name}: top-1 {', '.join(f'{a:.2f}' for a in acc1[name])} (severity 1-5)")
+        mean = {name: sum(v) / len(v) for name, v in acc1.items()}
+        by_severity = [sum(v[i] for v in acc1.values()) / len(acc1) for i in range(len(SEVERITIES))]
+        return {
+            "test_corruption_acc1": sum(mean.values()) / len(mean),
+            "test_corruption": {
+                "acc1": acc1,
+                "mean": mean,
+                "by_severity": by_severity,
+                "seed": seed,
+                "count": count,
+            },
         }
 
     def summarize(self, val: dict[str, Any] | None, test: dict[str, Any] | None) -> dict[str, Any]:

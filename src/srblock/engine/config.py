@@ -134,6 +134,7 @@ RESUME_APPLIED_KEYS = (
     "train.channels_last",
     "train.compile",
     "train.deterministic",
+    "train.robustness",  # the classification task's end-of-training corruption benchmark: training is unchanged
 )
 
 _SCHEDULES = ("multistep", "poly", "cosine", "piecewise", "constant", "plateau")

@@ -47,7 +47,7 @@ every rank returns the same dict.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -160,6 +160,14 @@ class Task:
             f"best_val_{key}": None if val is None else val.get(key),
             f"test_{key}": None if test is None else test.get(key),
         }
+
+    def after_test(
+        self, model: nn.Module, test: BatchLoader, evaluate: Callable[[BatchLoader, str], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Extra keys of ``summary.json``, computed once at the end of training with the tested (best) weights;
+        ``evaluate(loader, name)`` runs :meth:`evaluate` as the engine does. None by default (the classification
+        task evaluates the corruption benchmark here when ``train.robustness`` is set)."""
+        return {}
 
     def on_train_step(self, model: nn.Module, progress: float) -> None:
         """Called before every training step with ``progress = step / total_steps`` in [0, 1).

@@ -679,8 +679,10 @@ class _Run:
         if eval_name == "test":
             best_val = None
         last = self.task.summarize(None, test if last_test is None else last_test)
+        extra = self.task.after_test(self.model, self.loaders.test, self._evaluate) if test is not None else {}
         summary = {
             **self.task.summarize(best_val, test),
+            **extra,
             **{f"{k}_last": v for k, v in last.items() if k.startswith("test_") and test is not None},
             "best_epoch": None if self.best_step is None else round(self.best_step / self.steps_per_epoch, 4),
             "best_step": self.best_step,

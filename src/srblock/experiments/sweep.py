@@ -85,6 +85,7 @@ from ..analysis.stats import (
     welch_ttest,
 )
 from ..data.shared import sharing_datasets
+from ..engine.checkpoint import kept_checkpoint
 from ..engine.config import config_diff, load_yaml
 from ..engine.logger import progress
 from ..io import OWNED_NAME, atomic_open, check_ours, claim_folder, mark_ours, write_json, write_text
@@ -124,6 +125,7 @@ CSV_KEYS = (
     "test_acc1",
     "test_acc5",
     "test_acc1_last",
+    "test_corruption_acc1",
     "best_val_miou",
     "test_miou",
     "test_miou_last",
@@ -997,11 +999,6 @@ def _write_results_csv(root: Path, rows: Sequence[Mapping], metric: str) -> None
     mark_ours(root / "results.csv")
 
 
-def _kept_checkpoint(run: Path) -> Path | None:
-    """The checkpoint a finished run kept: the best (whose test accuracy the summary reports), else the last."""
-    return next((run / n for n in ("checkpoint_best.pt", "checkpoint_last.pt") if (run / n).is_file()), None)
-
-
 def analyze_sweep_runs(root: str | Path, *, log: Callable[[str], None] = _log.info) -> list[Path]:
     """For every finished run under ``root`` that kept a checkpoint (best, else last): the top-1 predictions of a
     classifier on the test split (``<run>/predictions_test.npz``, for :func:`report_sweep_noise`) and, for SR runs,
@@ -1012,7 +1009,7 @@ def analyze_sweep_runs(root: str | Path, *, log: Callable[[str], None] = _log.in
     written = []
     for summary_path in sorted(Path(root).glob(f"*/*/{SUMMARY}")):
         run = summary_path.parent
-        checkpoint = _kept_checkpoint(run)
+        checkpoint = kept_checkpoint(run)
         if checkpoint is None:
             continue
         summary = json.loads(summary_path.read_text())

@@ -1,0 +1,166 @@
+"""The corruption benchmark of trained runs: the end-of-training option, ``srblock robustness RUN`` and ``SWEEP``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from srblock.analysis.robustness import ROBUSTNESS_FILE, robustness_sweep
+from srblock.cli import main
+from srblock.data.corruptions import CORRUPTIONS, SEVERITIES
+from srblock.engine import load_config
+
+RECIPE = """\
+seed: 0
+data: {{dataset: npz, root: {root}, val_fraction: 0.25, crop_padding: 1}}
+model: {{name: cifar_resnet18, num_classes: 4, width: 0.0625, input_size: [3, 8, 8]}}
+optim: {{lr: 0.05, momentum: 0.9}}
+schedule: {{milestones: [1]}}
+train: {{epochs: 1, batch_size: 24, device: cpu}}
+"""
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny npz dataset (8x8 images, 4 classes) and a one-epoch ResNet-18 recipe on it."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for name, n in (("train", 48), ("test", 16)):
+        np.savez(root / f"{name}.npz", x=rng.integers(0, 255, (n, 8, 8, 3), dtype=np.uint8), y=np.arange(n) % 4)
+    path = root / "tiny.yaml"
+    path.write_text(RECIPE.format(root=root))
+    return path
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def _train(recipe: Path, out: Path, cache: Path, *extra: str) -> dict:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SRBLOCK_CACHE", str(cache))
+        assert main(["train", "-q", "-c", str(recipe), "--output", str(out), *extra]) == 0
+    return json.loads((out / "summary.json").read_text())
+
+
+@pytest.mark.slow
+def test_train_robustness_option_stores_the_benchmark_in_the_summary(recipe: Path, cache: Path, tmp_path: Path):
+    summary = _train(recipe, tmp_path / "run", cache, "--train.robustness", "true")
+    corruption = summary["test_corruption"]
+    assert list(corruption["acc1"]) == list(CORRUPTIONS)
+    assert all(len(v) == len(SEVERITIES) and all(0 <= a <= 100 for a in v) for v in corruption["acc1"].values())
+    mean = np.mean([np.mean(v) for v in corruption["acc1"].values()])
+    assert summary["test_corruption_acc1"] == pytest.approx(mean) and corruption["count"] == 16
+    assert any(cache.rglob("gaussian_noise-1.npy")), "the corrupted sets are cached"
+    # the robustness command reads those numbers back from a run that kept a checkpoint: the same model, same sets
+    assert main(["robustness", "-q", str(tmp_path / "run"), "--cache-dir", str(cache / "corruptions")]) == 0
+    result = json.loads((tmp_path / "run" / ROBUSTNESS_FILE).read_text())
+    assert result["test_corruption"]["acc1"] == corruption["acc1"]
+    assert result["clean_acc1"] == pytest.approx(summary["test_acc1"])
+
+
+def test_robustness_option_is_validated(recipe: Path) -> None:
+    assert load_config(recipe)["train"]["robustness"] is False
+    with pytest.raises(ValueError, match=r"train\.robustness must be true or false"):
+        load_config(recipe, ["train.robustness=yes please"])
+
+
+def test_robustness_command_on_a_run_prints_the_table(recipe: Path, cache: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    _train(recipe, run, cache)
+    capsys.readouterr()
+    assert main(["robustness", str(run), "--cache-dir", str(cache / "corruptions")]) == 0
+    printed = capsys.readouterr().out
+    assert "| gaussian_noise |" in printed and "mCA" in printed
+    result = json.loads((run / ROBUSTNESS_FILE).read_text())
+    assert result["drop"] == pytest.approx(result["clean_acc1"] - result["test_corruption_acc1"])
+    before = (run / ROBUSTNESS_FILE).stat().st_mtime_ns
+    assert main(["robustness", "-q", str(run), "--cache-dir", str(cache / "corruptions")]) == 0
+    assert (run / ROBUSTNESS_FILE).stat().st_mtime_ns == before, "an existing robustness.json is read, not redone"
+    assert main(["robustness", "-q", str(run), "--max-images", "8", "--cache-dir", str(cache / "corruptions")]) == 0
+    quick = json.loads((run / ROBUSTNESS_FILE).read_text())
+    assert quick["max_images"] == 8 and quick["test_corruption"]["count"] == 8, "a subset is scored anew"
+
+
+def test_robustness_command_refuses_a_folder_without_runs(tmp_path: Path, capsys) -> None:
+    assert main(["robustness", str(tmp_path)]) == 2
+    assert "neither a run folder" in capsys.readouterr().err
+
+
+def _fake_run(folder: Path, seed: int, clean: float, mca: float) -> None:
+    """A finished run whose summary carries the benchmark (as ``train.robustness: true`` writes it)."""
+    folder.mkdir(parents=True)
+    acc = {name: [mca + 2 - s for s in range(len(SEVERITIES))] for name in CORRUPTIONS}
+    corruption = {"acc1": acc, "mean": {n: float(np.mean(v)) for n, v in acc.items()}, "seed": 0, "count": 10}
+    corruption["by_severity"] = [mca + 2 - s for s in range(len(SEVERITIES))]
+    summary = {"seed": seed, "test_acc1": clean, "test_corruption_acc1": mca, "test_corruption": corruption}
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def test_robustness_command_reads_a_run_trained_with_the_option(tmp_path: Path, capsys) -> None:
+    _fake_run(tmp_path / "run", 0, clean=90.0, mca=70.0)
+    assert main(["robustness", str(tmp_path / "run")]) == 0
+    printed = capsys.readouterr().out
+    assert "| gaussian_noise | 72.00 | 71.00 | 70.00 | 69.00 | 68.00 | 70.00 |" in printed
+    assert "clean top-1 90.00 %, mCA 70.00 %, drop 20.00 pp" in printed
+    assert main(["robustness", str(tmp_path / "run"), "--seed", "1"]) == 2, "another corruption seed: no numbers"
+
+
+def test_sweep_table_pairs_arms_by_seed(tmp_path: Path) -> None:
+    for seed in range(3):
+        _fake_run(tmp_path / "base" / f"seed{seed}", seed, 90.0 + seed, 70.0 + seed)
+        _fake_run(tmp_path / "sr" / f"seed{seed}", seed, 90.5 + seed, 71.0 + seed + 0.1 * seed)
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump({"baseline": "base"}))
+    (tmp_path / "sr" / "seed9").mkdir()
+    (tmp_path / "sr" / "seed9" / "summary.json").write_text(json.dumps({"seed": 9, "test_acc1": 50.0}))
+    text = robustness_sweep(tmp_path, log=lambda _: None)
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| `")}
+    assert "(baseline)" in rows["`base` (baseline)"]
+    sr = [c.strip() for c in rows["`sr`"].split("|")[1:-1]]
+    assert sr[1] == "3" and sr[3].startswith("+0.50") and sr[5].startswith("+1.10")  # Δ clean, Δ mCA (paired)
+    assert "sign 3/3" in sr[6]
+    assert "| gaussian_noise | 71.00 | +1.10" in text, "per-corruption Δ is paired too"
+    assert "Left out" in text and "`sr/seed9`" in text
+    assert (tmp_path / "robustness.md").read_text() == text
+
+
+@pytest.mark.slow
+def test_sweep_command_scores_runs_that_kept_a_checkpoint(recipe: Path, cache: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    for arm, lr in (("a", "0.05"), ("b", "0.01")):
+        for seed in (0, 1):
+            _train(recipe, sweep / arm / f"seed{seed}", cache, "--seed", str(seed), "--optim.lr", lr)
+    shutil.copy(sweep / "a" / "seed0" / "summary.json", tmp_path / "kept.json")
+    assert main(["robustness", "-q", str(sweep), "--baseline", "b", "--cache-dir", str(cache / "corruptions")]) == 0
+    assert all((sweep / arm / f"seed{s}" / ROBUSTNESS_FILE).is_file() for arm in "ab" for s in (0, 1))
+    text = (sweep / "robustness.md").read_text()
+    assert "`b` (baseline)" in text and "| `a` | 2 |" in text
+
+
+def test_a_resumed_run_may_switch_the_benchmark_on(recipe: Path, cache: Path, tmp_path: Path) -> None:
+    from srblock.engine import train
+
+    out = tmp_path / "run"
+    train(load_config(recipe, ["train.epochs=2"]), out, stop_after=1, quiet=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SRBLOCK_CACHE", str(cache))
+        config = load_config(recipe, ["train.epochs=2", "train.robustness=true"])
+        summary = train(config, out, resume=True, quiet=True)
+    assert summary["test_corruption_acc1"] is not None
+    assert summary["config_changes"][0]["changes"] == {"train.robustness": [False, True]}
+
+
+def test_sweep_report_compares_arms_on_mca(tmp_path: Path) -> None:
+    from srblock.experiments.sweep import aggregate
+
+    for seed in range(2):
+        _fake_run(tmp_path / "base" / f"seed{seed}", seed, 90.0, 70.0 + seed)
+        _fake_run(tmp_path / "sr" / f"seed{seed}", seed, 90.0, 70.5 + seed)
+    table = aggregate(tmp_path, metric="test_corruption_acc1", baseline="base", log=lambda _: None)
+    assert "test_corruption_acc1 mean ± std" in table and "| `sr` | 2 | 71.00 ± 0.71 |" in table
