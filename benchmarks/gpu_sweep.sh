@@ -46,7 +46,7 @@ RESULTS="${RESULTS:-results/cifar10-gpu-fast}"
 # Issue 21's questions in priority order: 1. the main comparisons (airbench ± SR to 60 pairs, then the paper's ResNet18
 # ± SR on the short schedule), 2. placement, 3. capacity, 5. other regularizers, 6. other plug-in blocks. A window
 # goes on with the next phase only when the one before has nothing left that fits the time.
-PHASES="${PHASES:-cifar10_gpu_fast_airbench_plain@airbench,airbench-sr:40 cifar10_gpu_fast_r18:180 cifar10_gpu_fast_airbench_placement:40 cifar10_gpu_fast_airbench_capacity:40 cifar10_gpu_fast_airbench_regularizers:40 cifar10_gpu_fast_airbench_blocks:40}"
+PHASES="${PHASES:-cifar10_gpu_fast_airbench_plain@airbench,airbench-sr:40 cifar10_gpu_fast_r18:180 cifar10_gpu_fast_airbench_placement:40 cifar10_gpu_fast_airbench_capacity:40 cifar10_gpu_fast_airbench_robustness:60 cifar10_gpu_fast_airbench_regularizers:40 cifar10_gpu_fast_airbench_blocks:40}"
 read -r -a SWEEP_SET_WORDS <<<"${SWEEP_SET:-}"
 PACK_SECONDS=20  # kept free for packing
 OVERRUN_SECONDS=45  # a run that outlasts its estimate is stopped this long after the sweep's budget (lost, not packed)

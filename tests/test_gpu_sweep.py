@@ -95,7 +95,7 @@ def test_pack_takes_only_the_runs_finished_in_this_window_and_merge_adds_them_on
         here, there = (root / SWEEP / arm / "seed1" / "summary.json" for root in (home, device))
         assert here.read_bytes() == there.read_bytes()
     table = (home / SWEEP / "table.md").read_text()
-    assert "| `b` | 2 |" in table and "4 finished runs" in table
+    assert "| `b` (screen) | 2 |" in table and "4 finished runs" in table
     assert "merged 0 new run(s)" in _merge(home, archive, monkeypatch, capsys)  # twice changes nothing
 
     other = home / SWEEP / "b" / "seed1" / "summary.json"
@@ -175,6 +175,7 @@ def test_default_phases_are_issue_21s_questions_in_priority_order() -> None:
         "cifar10_gpu_fast_r18",
         "cifar10_gpu_fast_airbench_placement",
         "cifar10_gpu_fast_airbench_capacity",
+        "cifar10_gpu_fast_airbench_robustness",
         "cifar10_gpu_fast_airbench_regularizers",
         "cifar10_gpu_fast_airbench_blocks",
     ]

@@ -163,4 +163,4 @@ def test_sweep_report_compares_arms_on_mca(tmp_path: Path) -> None:
         _fake_run(tmp_path / "base" / f"seed{seed}", seed, 90.0, 70.0 + seed)
         _fake_run(tmp_path / "sr" / f"seed{seed}", seed, 90.0, 70.5 + seed)
     table = aggregate(tmp_path, metric="test_corruption_acc1", baseline="base", log=lambda _: None)
-    assert "test_corruption_acc1 mean ± std" in table and "| `sr` | 2 | 71.00 ± 0.71 |" in table
+    assert "test_corruption_acc1 mean ± std" in table and "| `sr` (screen) | 2 | 71.00 ± 0.71 |" in table
