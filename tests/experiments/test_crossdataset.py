@@ -145,3 +145,28 @@ def test_a_report_of_the_users_is_never_replaced(tmp_path):
     with pytest.raises(FileExistsError, match="not written by srblock"):
         compare_sweeps([tmp_path / "gunpoint-fcn"], tmp_path / "out", load_fn=_fake_load)
     assert (tmp_path / "out" / "crossdataset.md").read_text() == "my notes\n"
+
+
+def test_a_stale_run_is_left_out_of_the_pairs_and_named(tmp_path):
+    folder = make_sweep(tmp_path, "GunPoint", "fcn", {0: 97.0, 1: 97.0, 2: 96.0}, {0: 98.0, 1: 97.0, 2: 10.0})
+    summary_path = folder / "GunPoint-fcn-sr" / "seed2" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["config"]["model"]["sr_stage"] = 2  # trained with another config than the sweep's arm now gives
+    summary_path.write_text(json.dumps(summary))
+    pair = read_pair(folder, load_fn=_fake_load)
+    assert sorted(pair.sr) == [0, 1] and pair.paired.n == 2
+    report, _ = compare_sweeps([folder], tmp_path / "out", load_fn=_fake_load)
+    assert "Left out (1;" in report and "GunPoint-fcn-sr/seed2" in report
+
+
+def test_cli_writes_into_the_folders_parent_by_default(tmp_path, monkeypatch, capsys):
+    from srblock.experiments import crossdataset
+
+    real = crossdataset.compare_sweeps
+    monkeypatch.setattr(crossdataset, "compare_sweeps", lambda f, o: real(f, o, load_fn=_fake_load))
+    make_sweep(tmp_path, "GunPoint", "fcn", {0: 97.0, 1: 97.0}, {0: 98.0, 1: 97.0})
+    make_sweep(tmp_path, "ArrowHead", "fcn", {0: 84.0, 1: 83.0}, {0: 84.0, 1: 84.0})
+    assert main(["compare", str(tmp_path / "gunpoint-fcn"), str(tmp_path / "arrowhead-fcn")]) == 0
+    assert (tmp_path / "crossdataset.md").read_text().startswith("# Cross-dataset report: 2 sweeps")
+    assert main(["compare", str(tmp_path)]) == 0  # the folder of sweep folders: the same place, replaced (ours)
+    assert "wrote " + str(tmp_path / "crossdataset.md") in capsys.readouterr().out

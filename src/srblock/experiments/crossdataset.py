@@ -71,6 +71,7 @@ class Pair:
     sr_params: int | None
     time_ratio: float  # mean wall time of an SR run / of a baseline run
     epochs: float | None
+    left_out: tuple[str, ...] = ()  # runs not counted (stale, broken), one line each
 
     @property
     def screen(self) -> bool:
@@ -121,7 +122,7 @@ def read_pair(folder: str | Path, *, load_fn: LoadFn | None = None) -> Pair:
         raise ValueError(f"{folder}: a cross-dataset comparison needs a baseline and one SR arm, the sweep has {arms}")
     sweep.output = folder  # the folder may have moved since the sweep ran
     plan = plan_sweep(sweep, load_fn=load_fn, check=False, strict=False)
-    rows, _ = _load_summaries(folder, plan)
+    rows, left_out = _load_summaries(folder, plan)
     other = next(a for a in arms if a != sweep.baseline)
     by_arm = {a: [r for r in rows if r["arm"] == a] for a in arms}
     scores = {a: {r["seed"]: float(r["summary"][sweep.metric]) for r in by_arm[a] if sweep.metric in r["summary"]}
@@ -148,6 +149,7 @@ def read_pair(folder: str | Path, *, load_fn: LoadFn | None = None) -> Pair:
         sr_params=max(sr_params) if sr_params else None,
         time_ratio=sr_time / base_time if base_time > 0 else math.nan,
         epochs=max(epochs) if epochs else None,
+        left_out=tuple(left_out),
     )
 
 
@@ -222,8 +224,7 @@ def draw_cd(labels: Sequence[str], scores: np.ndarray, path: Path) -> None:
 
 def _pair_row(pair: Pair, metric_digits: int = 2) -> str:
     base, sr = summarize(list(pair.baseline.values())), summarize(list(pair.sr.values()))
-    base_mean = pair.means()[0] if pair.paired.n else base.mean
-    published, diff = _published(pair, base_mean)
+    published, diff = _published(pair, base.mean)
     cells = [
         pair.dataset + (" (screen)" if pair.screen else ""),
         _estimator(pair.model, False),
@@ -274,6 +275,9 @@ def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.n
             f"(screen): {len(screens)} dataset × model with fewer than {MIN_PAIRS} pairs, listed but kept out of "
             "the tests and the diagram."
         )
+    left_out = [f"{p.folder}: {line}" for p in ordered for line in p.left_out]
+    if left_out:
+        lines.append(f"Left out ({len(left_out)}; rerun them with srblock sweep --rerun-stale): " + "; ".join(left_out))
     tested = [p for p in ordered if not p.screen]
     groups = [(_estimator(m, False), [p for p in tested if p.model == m]) for m in sorted({p.model for p in tested})]
     groups.append(("pooled (every dataset × model)", tested))
