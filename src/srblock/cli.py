@@ -634,6 +634,36 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 # In the order a newcomer meets them: data -> models -> engine -> analysis.
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="one report across datasets from several baseline-vs-SR sweeps (Wilcoxon, critical difference diagram)",
+        description="Pair each sweep folder's baseline and SR arm by seed (e.g. results/timeseries/<dataset>-<model>) "
+        "and write crossdataset.md (per dataset: paired Δ and its 95 % CI, sign test, the published accuracy, the SR "
+        "dynamics and cost; across datasets: the Wilcoxon signed-rank test) and cd.png (aeon's critical difference "
+        "diagram) into --output. Never replaces a file srblock did not write.",
+    )
+    p.add_argument("folders", nargs="+", metavar="FOLDER", help="sweep output folders, or folders of them")
+    p.add_argument("--output", help="folder for crossdataset.md and cd.png (default: the folders' common parent)")
+
+    def run(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from .experiments.crossdataset import compare_sweeps
+
+        folders = [Path(f) for f in args.folders]
+        output = args.output
+        if output is None:
+            single = len(folders) == 1 and not (folders[0] / "sweep.yaml").is_file()
+            output = folders[0] if single else Path(os.path.commonpath([f.resolve().parent for f in folders]))
+        report, written = compare_sweeps(folders, output)
+        print(report)
+        print("wrote " + ", ".join(map(str, written)))
+        return 0
+
+    p.set_defaults(func=run)
+
+
 VERBS: list[VerbAdder] = [
     _add_demo,
     _add_recipes,
@@ -643,6 +673,7 @@ VERBS: list[VerbAdder] = [
     _add_analyze,
     _add_robustness,
     _add_sweep,
+    _add_compare,
     _add_export,
 ]
 

@@ -1,0 +1,353 @@
+"""Across datasets: one report over several two-arm sweeps (a baseline and its SR arm each, e.g. the time-series
+sweeps ``timeseries_<dataset>_<model>``), as the time-series community reads a new method.
+
+:func:`compare_sweeps` reads each sweep folder the way :func:`srblock.experiments.sweep.aggregate` does (its
+``sweep.yaml`` copy, the finished runs of its plan; stale runs are left out), pairs the two arms by seed and writes
+into ``output``:
+
+- ``crossdataset.md``: per dataset × model the paired Δ with its 95 % CI and the sign test
+  (:mod:`srblock.analysis.stats`), our baseline against the published mean accuracy
+  (:data:`srblock.data.timeseries.PUBLISHED_ACCURACY`), the SR dynamics at the end of training and the cost; across
+  datasets, per model and pooled, the Wilcoxon signed-rank test over the per-dataset means;
+- ``cd.png``: aeon's critical difference diagram over the estimators (each model with and without SR) on the
+  datasets where all of them have runs.
+
+A dataset × model with fewer than two pairs is a *screen*: listed, kept out of the tests and the diagram.
+This module lives in ``experiments`` (not ``analysis``) because it reads sweep folders.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import stats as _st
+
+from ..analysis.stats import PairedResult, SignResult, paired_ttest, sign_test, summarize
+from ..data.timeseries import PUBLISHED_ACCURACY
+from ..engine.config import load_yaml
+from ..io import check_ours, mark_ours, save_figure, write_text
+from .sweep import (
+    SWEEP_COPY,
+    LoadFn,
+    _dynamics_text,
+    _fmt,
+    _fmt_p,
+    _interval_text,
+    _load_summaries,
+    plan_sweep,
+    sweep_from_dict,
+)
+
+__all__ = ["CD_ALPHA", "MIN_PAIRS", "PUBLISHED_TOLERANCE", "Pair", "compare_sweeps", "read_pair"]
+
+#: Fewer pairs than this: a screen (no paired interval can be formed from one pair).
+MIN_PAIRS = 2
+#: Our baseline should reproduce the published mean within this many points where the source has >= 10 runs.
+PUBLISHED_TOLERANCE = 2.0
+PUBLISHED_MIN_RUNS = 10
+#: Significance level of the critical difference diagram's cliques (the Wilcoxon-Holm test of Ismail Fawaz et al.).
+CD_ALPHA = 0.05
+REPORT_NAME = "crossdataset.md"
+CD_NAME = "cd.png"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One sweep: a dataset × model, its baseline and SR arm's metric per seed, and what the report shows of it."""
+
+    folder: Path
+    dataset: str
+    model: str  # "fcn", "resnet": the zoo name without its "tsc_" prefix
+    baseline: dict[int, float]
+    sr: dict[int, float]
+    paired: PairedResult
+    sign: SignResult
+    entropy: str  # the SR arm's routing entropy at the end (per block when several), "–" without dynamics
+    memory_ratio: str
+    sr_params: int | None
+    time_ratio: float  # mean wall time of an SR run / of a baseline run
+    epochs: float | None
+    left_out: tuple[str, ...] = ()  # runs not counted (stale, broken), one line each
+
+    @property
+    def screen(self) -> bool:
+        return self.paired.n < MIN_PAIRS
+
+    def means(self) -> tuple[float, float]:
+        """Baseline and SR mean over the paired seeds (the per-dataset scores the cross-dataset tests compare)."""
+        keys = set(self.baseline) & set(self.sr)
+        return float(np.mean([self.baseline[k] for k in keys])), float(np.mean([self.sr[k] for k in keys]))
+
+
+def _not_a_sweep(folder: Path, why: str) -> ValueError:
+    return ValueError(
+        f"{folder} is not a sweep output folder ({why}; expected {SWEEP_COPY} beside <arm>/seed<N>/summary.json, "
+        "as srblock sweep writes, or a folder of such folders)"
+    )
+
+
+def _sweep_folders(folders: Sequence[str | Path]) -> list[Path]:
+    """Each argument is a sweep folder, or a folder whose sub-folders are (``results/timeseries``)."""
+    found: list[Path] = []
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise _not_a_sweep(folder, "not a folder")
+        if (folder / SWEEP_COPY).is_file():
+            found.append(folder)
+            continue
+        inner = sorted(p for p in folder.iterdir() if p.is_dir() and (p / SWEEP_COPY).is_file())
+        if not inner:
+            raise _not_a_sweep(folder, f"no {SWEEP_COPY} in it nor in its sub-folders")
+        found += inner
+    return list(dict.fromkeys(found))
+
+
+def read_pair(folder: str | Path, *, load_fn: LoadFn | None = None) -> Pair:
+    """The two arms of one sweep folder paired by seed; ``ValueError`` naming the folder when it is no two-arm sweep.
+
+    ``load_fn`` loads a recipe for the staleness check (default: the engine's ``load_config``, as ``aggregate``)."""
+    folder = Path(folder)
+    if not (folder / SWEEP_COPY).is_file():
+        raise _not_a_sweep(folder, f"no {SWEEP_COPY}")
+    try:
+        sweep = sweep_from_dict(load_yaml(folder / SWEEP_COPY, what="sweep copy"), source=folder / SWEEP_COPY)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{folder / SWEEP_COPY} is damaged ({' '.join(str(err).split())})") from None
+    arms = [a.name for a in sweep.arms]
+    if len(arms) != 2:
+        raise ValueError(f"{folder}: a cross-dataset comparison needs a baseline and one SR arm, the sweep has {arms}")
+    sweep.output = folder  # the folder may have moved since the sweep ran
+    plan = plan_sweep(sweep, load_fn=load_fn, check=False, strict=False)
+    rows, left_out = _load_summaries(folder, plan)
+    other = next(a for a in arms if a != sweep.baseline)
+    by_arm = {a: [r for r in rows if r["arm"] == a] for a in arms}
+    scores = {a: {r["seed"]: float(r["summary"][sweep.metric]) for r in by_arm[a] if sweep.metric in r["summary"]}
+              for a in arms}  # fmt: skip
+    summaries = [r["summary"] for r in rows]
+    config = next((s["config"] for s in summaries if isinstance(s.get("config"), dict)), {})
+    dataset = (config.get("data") or {}).get("name") or folder.name
+    model = str((config.get("model") or {}).get("name") or "?").removeprefix("tsc_")
+    sr_runs = [r["summary"] for r in by_arm[other]]
+    sr_params = {s.get("sr_params") for s in sr_runs} - {None}
+    times = {a: [float(r["summary"]["wall_time_s"]) for r in by_arm[a] if "wall_time_s" in r["summary"]] for a in arms}
+    base_time, sr_time = (float(np.mean(times[a])) if times[a] else math.nan for a in (sweep.baseline, other))
+    epochs = {s.get("epochs") for s in summaries} - {None}
+    return Pair(
+        folder=folder,
+        dataset=dataset,
+        model=model,
+        baseline=scores[sweep.baseline],
+        sr=scores[other],
+        paired=paired_ttest(scores[sweep.baseline], scores[other]),
+        sign=sign_test(scores[sweep.baseline], scores[other]),
+        entropy=_dynamics_text(sr_runs, "routing_entropy"),
+        memory_ratio=_dynamics_text(sr_runs, "memory_ratio"),
+        sr_params=max(sr_params) if sr_params else None,
+        time_ratio=sr_time / base_time if base_time > 0 else math.nan,
+        epochs=max(epochs) if epochs else None,
+        left_out=tuple(left_out),
+    )
+
+
+def _published(pair: Pair, base_mean: float) -> tuple[str, str]:
+    """The published mean (± std, runs) and our baseline's difference to it, flagged beyond the tolerance."""
+    entry = PUBLISHED_ACCURACY.get(pair.dataset, {}).get(pair.model)
+    if entry is None:
+        return "–", "–"
+    mean, std, runs = entry
+    diff = base_mean - mean
+    held = runs >= PUBLISHED_MIN_RUNS
+    flag = " **> 2 pp**" if held and abs(diff) > PUBLISHED_TOLERANCE else "" if held else f" ({runs} runs)"
+    return f"{mean:.1f} ± {std:.1f} ({runs})", f"{diff:+.2f}{flag}"
+
+
+@dataclass(frozen=True)
+class WilcoxonRow:
+    name: str
+    n: int
+    above: int
+    below: int
+    ties: int
+    statistic: float
+    p: float
+
+
+def wilcoxon_over(pairs: Sequence[Pair], name: str) -> WilcoxonRow:
+    """Two-sided Wilcoxon signed-rank test of SR's against the baseline's per-dataset mean
+    (``scipy.stats.wilcoxon``, zero differences dropped); NaN with no non-zero difference."""
+    means = np.array([p.means() for p in pairs]).reshape(-1, 2)
+    diffs = np.round(means[:, 1] - means[:, 0], 9)  # equal means summed in another order are a tie, not 1e-15
+    above, below = int((diffs > 0).sum()), int((diffs < 0).sum())
+    stat = p = math.nan
+    if above + below:
+        res = _st.wilcoxon(diffs)
+        stat, p = float(res.statistic), float(res.pvalue)
+    return WilcoxonRow(name, len(pairs), above, below, len(pairs) - above - below, stat, p)
+
+
+def _estimator(model: str, sr: bool) -> str:
+    label = {"fcn": "FCN", "resnet": "ResNet"}.get(model, model)
+    return f"{label}+SR" if sr else label
+
+
+def cd_scores(pairs: Sequence[Pair]) -> tuple[list[str], list[str], np.ndarray]:
+    """Datasets, estimators and the datasets × estimators matrix of mean scores, over the datasets where every
+    estimator (each model with and without SR) has a tested (non-screen) sweep."""
+    tested = [p for p in pairs if not p.screen]
+    models = sorted({p.model for p in tested})
+    by_key = {(p.dataset, p.model): p for p in tested}
+    datasets = sorted(d for d in {p.dataset for p in tested} if all((d, m) in by_key for m in models))
+    labels = [_estimator(m, sr) for m in models for sr in (False, True)]
+    scores = np.array([[by_key[d, m].means()[sr] for m in models for sr in (0, 1)] for d in datasets])
+    return datasets, labels, scores.reshape(len(datasets), len(labels))
+
+
+def draw_cd(labels: Sequence[str], scores: np.ndarray, path: Path) -> None:
+    """aeon's critical difference diagram (higher score better) of the datasets × estimators ``scores``, saved
+    atomically to ``path``."""
+    from .._extras import requires_extra
+
+    with requires_extra("timeseries", "the critical difference diagram (aeon)"):
+        import matplotlib.pyplot as plt
+        from aeon.visualisation import plot_critical_difference
+
+    fig, _ = plot_critical_difference(scores, list(labels), test="wilcoxon", correction="holm", alpha=CD_ALPHA)
+    try:
+        save_figure(fig, path, dpi=150, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+
+
+def _pair_row(pair: Pair, metric_digits: int = 2) -> str:
+    base, sr = summarize(list(pair.baseline.values())), summarize(list(pair.sr.values()))
+    published, diff = _published(pair, base.mean)
+    cells = [
+        pair.dataset + (" (screen)" if pair.screen else ""),
+        _estimator(pair.model, False),
+        f"{pair.epochs:g}" if pair.epochs is not None else "–",
+        str(pair.paired.n),
+        f"{_fmt(base.mean)} ± {_fmt(base.std)}",
+        f"{_fmt(sr.mean)} ± {_fmt(sr.std)}",
+        "–" if math.isnan(pair.paired.delta) else f"{pair.paired.delta:+.2f}",
+        _interval_text(pair.paired.ci_low, pair.paired.ci_high, metric_digits),
+        "–" if pair.screen or pair.sign.n == 0 else f"{pair.sign.wins}/{pair.sign.n} (p {_fmt_p(pair.sign.p)})",
+        published,
+        diff,
+        pair.entropy,
+        pair.memory_ratio,
+        f"{pair.sr_params:,}" if pair.sr_params is not None else "–",
+        _fmt(pair.time_ratio),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.ndarray] | None) -> str:
+    """The markdown report; ``cd``: the diagram's datasets, estimators and scores (``None`` when none was drawn)."""
+    header = [
+        "dataset", "model", "epochs", "pairs", "baseline mean ± std", "+SR mean ± std", "Δ (paired)", "Δ 95 % CI",
+        "sign (wins/n)", "published (runs)", "ours − published", "routing entropy", "memory ratio", "SR params",
+        "time SR/baseline",
+    ]  # fmt: skip
+    lines = ["## Per dataset", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    ordered = sorted(pairs, key=lambda p: (p.dataset.lower(), p.model))
+    lines += [_pair_row(p) for p in ordered]
+    screens = [p for p in ordered if p.screen]
+    lines += [
+        "",
+        "Δ = mean over the seeds both arms ran of (SR − baseline) test accuracy (%); 95 % CI: the paired t-interval "
+        "(`scipy.stats.ttest_rel`); sign: seeds where SR beat the baseline of the non-tied pairs, exact two-sided "
+        "sign test (`scipy.stats.binomtest`). Published: the mean ± std (runs) of "
+        "`srblock.data.timeseries.PUBLISHED_ACCURACY` (the review's tables, or dl-4-tsc's result files); "
+        f"**> 2 pp** flags a difference beyond {PUBLISHED_TOLERANCE:g} points where the source has "
+        f"≥ {PUBLISHED_MIN_RUNS} runs (with fewer runs the difference is shown, not held to it). The sweeps may train "
+        "fewer epochs than the review (column epochs): a shortfall there is explained by it only if the baseline "
+        "has not converged. Routing entropy (1 = uniform over the P memories, 0 = one memory per series) and "
+        "memory ratio (RMS of the recalled memory / RMS of the block's input): the SR runs' mean at their last "
+        "evaluation (`sr_dynamics`). Time SR/baseline: mean wall time per run (equal epochs, so also per epoch); "
+        "runs shared the CPU with other work, so read it as a rough ratio.",
+    ]
+    if screens:
+        lines.append(
+            f"(screen): {len(screens)} dataset × model with fewer than {MIN_PAIRS} pairs, listed but kept out of "
+            "the tests and the diagram."
+        )
+    left_out = [f"{p.folder}: {line}" for p in ordered for line in p.left_out]
+    if left_out:
+        lines.append(f"Left out ({len(left_out)}; rerun them with srblock sweep --rerun-stale): " + "; ".join(left_out))
+    tested = [p for p in ordered if not p.screen]
+    groups = [(_estimator(m, False), [p for p in tested if p.model == m]) for m in sorted({p.model for p in tested})]
+    groups.append(("pooled (every dataset × model)", tested))
+    lines += [
+        "",
+        "## Across datasets",
+        "",
+        "| model | datasets | SR above | SR below | ties | Wilcoxon W | p |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, members in groups:
+        w = wilcoxon_over(members, name)
+        lines.append(f"| {name} | {w.n} | {w.above} | {w.below} | {w.ties} | {_fmt(w.statistic, 1)} | {_fmt_p(w.p)} |")
+    lines += [
+        "",
+        "Two-sided Wilcoxon signed-rank test of SR's per-dataset mean test accuracy against the baseline's "
+        "(`scipy.stats.wilcoxon`, exact for small samples, zero differences dropped); the unit is a dataset (a "
+        "dataset × model when pooled), not a seed. With n datasets the smallest possible p is 2 / 2ⁿ "
+        "(n = 5: 0.0625).",
+        "",
+        "## Critical difference diagram",
+        "",
+    ]
+    if cd is None:
+        lines.append(
+            "Not drawn: it needs at least three estimators and two datasets on which every one has a tested sweep."
+        )
+    else:
+        datasets, labels, scores = cd
+        friedman = _st.friedmanchisquare(*scores.T)
+        lines += [
+            f"![critical difference diagram]({CD_NAME})",
+            "",
+            f"Drawn with aeon (`aeon.visualisation.plot_critical_difference`) over {len(datasets)} datasets "
+            f"({', '.join(datasets)}) and the estimators {', '.join(labels)}: each estimator's average rank (1 = best "
+            "accuracy; ties share the mean rank). A bar (clique) joins estimators not told apart. aeon first runs "
+            f"the Friedman test over the ranks (here p = {_fmt_p(float(friedman.pvalue))}, "
+            "`scipy.stats.friedmanchisquare`); when it is not significant at "
+            f"α = {CD_ALPHA:g}, every estimator is one clique. Otherwise the cliques come from pairwise one-sided "
+            "Wilcoxon signed-rank tests with Holm's correction (aeon's `test='wilcoxon', correction='holm'`, the "
+            "Wilcoxon-Holm procedure of Ismail Fawaz et al.; not the Nemenyi test of Demšar's original diagrams).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def compare_sweeps(
+    folders: Sequence[str | Path], output: str | Path, *, load_fn: LoadFn | None = None
+) -> tuple[str, list[Path]]:
+    """Read the sweep folders (or folders of them), write ``crossdataset.md`` and, when it can be drawn, ``cd.png``
+    into ``output``; return the report and the files written. A file there of the same name that srblock did
+    not write stops it before anything is written (:func:`srblock.io.check_ours`)."""
+    output = Path(output)
+    report_path, cd_path = output / REPORT_NAME, output / CD_NAME
+    check_ours(report_path, cd_path)
+    pairs = [read_pair(folder, load_fn=load_fn) for folder in _sweep_folders(folders)]
+    seen: dict[tuple[str, str], Path] = {}
+    for p in pairs:
+        if (p.dataset, p.model) in seen:
+            raise ValueError(f"{p.dataset} × {p.model} twice: {seen[p.dataset, p.model]} and {p.folder}")
+        seen[p.dataset, p.model] = p.folder
+    output.mkdir(parents=True, exist_ok=True)
+    datasets, labels, scores = cd_scores(pairs)
+    written = []
+    drawn = len(datasets) >= 2 and len(labels) >= 3  # aeon's Friedman test needs three estimators
+    if drawn:
+        draw_cd(labels, scores, cd_path)
+        written.append(cd_path)
+    title = f"# Cross-dataset report: {len(pairs)} sweeps\n\n"
+    report = title + format_report(pairs, cd=(datasets, labels, scores) if drawn else None)
+    write_text(report_path, report)
+    written.insert(0, report_path)
+    mark_ours(*written)
+    return report, written

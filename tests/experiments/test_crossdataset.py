@@ -1,0 +1,172 @@
+"""The cross-dataset report over baseline-vs-SR sweep folders (srblock.experiments.crossdataset, `srblock compare`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy import stats
+
+from srblock.cli import main
+from srblock.experiments.crossdataset import compare_sweeps, read_pair
+
+
+def _fake_load(recipe: str, overrides) -> dict:
+    """Stand-in for the engine's load_config: the recipe name ``<dataset>_<model>[_sr]`` gives the config."""
+    dataset, model, *sr = recipe.split("_")
+    config = {"data": {"name": dataset}, "model": {"name": f"tsc_{model}", **({"sr_stage": 3} if sr else {})}}
+    for item in overrides:
+        key, value = item.split("=", 1)
+        config[key] = yaml.safe_load(value)
+    return config
+
+
+def make_sweep(
+    root: Path, dataset: str, model: str, base: dict[int, float], sr: dict[int, float], *, time: float = 2.0
+) -> Path:
+    """A sweep folder as `srblock sweep` leaves it: sweep.yaml and <arm>/seed<N>/summary.json."""
+    folder = root / f"{dataset.lower()}-{model}"
+    arms = {f"{dataset}-{model}": f"{dataset}_{model}", f"{dataset}-{model}-sr": f"{dataset}_{model}_sr"}
+    doc = {
+        "name": f"timeseries-{folder.name}",
+        "output": str(folder),
+        "metric": "test_acc1",
+        "baseline": f"{dataset}-{model}",
+        "seeds": sorted(set(base) | set(sr)),
+        "arms": {arm: {"recipe": recipe, "seeds": sorted(base if i == 0 else sr)} for i, (arm, recipe) in
+                 enumerate(arms.items())},
+    }  # fmt: skip
+    folder.mkdir(parents=True)
+    (folder / "sweep.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    for (arm, recipe), scores in zip(arms.items(), (base, sr), strict=True):
+        for seed, acc in scores.items():
+            run = folder / arm / f"seed{seed}"
+            run.mkdir(parents=True)
+            is_sr = recipe.endswith("_sr")
+            summary = {
+                "test_acc1": acc,
+                "epochs": 50.0,
+                "params": 1000 + 300 * is_sr,
+                "sr_params": 300 * is_sr,
+                "wall_time_s": time * (1.5 if is_sr else 1.0),
+                "seed": seed,
+                "config": _fake_load(recipe, [f"seed={seed}"]),
+            }
+            if is_sr:
+                summary["sr_dynamics"] = {"block3.sr.routing_entropy": 0.25, "block3.sr.memory_ratio": 0.5}
+            (run / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+def _row(report: str, dataset: str, model: str) -> list[str]:
+    line = next(ln for ln in report.splitlines() if ln.startswith(f"| {dataset}") and f"| {model} |" in ln)
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_pairs_by_seed_and_matches_scipy_paired_interval(tmp_path):
+    base = {0: 90.0, 1: 91.0, 2: 89.5, 3: 90.5, 4: 92.0}  # seed 4 has no SR twin, seed 5 no baseline
+    sr = {0: 90.8, 1: 91.2, 2: 90.9, 3: 90.6, 5: 80.0}
+    pair = read_pair(make_sweep(tmp_path, "ArrowHead", "fcn", base, sr), load_fn=_fake_load)
+    keys = [0, 1, 2, 3]
+    res = stats.ttest_rel([sr[k] for k in keys], [base[k] for k in keys])
+    ci = res.confidence_interval(0.95)
+    assert (pair.dataset, pair.model, pair.paired.n) == ("ArrowHead", "fcn", 4)
+    assert pair.paired.delta == pytest.approx(np.mean([sr[k] - base[k] for k in keys]))
+    assert (pair.paired.ci_low, pair.paired.ci_high) == pytest.approx((ci.low, ci.high))
+    assert (pair.sign.wins, pair.sign.n) == (4, 4)
+    assert pair.means() == pytest.approx((np.mean([base[k] for k in keys]), np.mean([sr[k] for k in keys])))
+    assert pair.time_ratio == pytest.approx(1.5) and pair.sr_params == 300 and pair.entropy == "0.250"
+
+
+def test_wilcoxon_across_datasets_matches_scipy_and_screens_stay_out(tmp_path):
+    deltas = {"ArrowHead": 0.4, "GunPoint": -0.2, "OSULeaf": 0.9, "ACSF1": 0.3}
+    means = {}
+    for i, (dataset, d) in enumerate(deltas.items()):
+        base = {s: 80.0 + i + 0.3 * s for s in range(3)}
+        sr = {s: v + d + 0.05 * s for s, v in base.items()}
+        make_sweep(tmp_path, dataset, "fcn", base, sr)
+        means[dataset] = (np.mean(list(base.values())), np.mean(list(sr.values())))
+    make_sweep(tmp_path, "JapaneseVowels", "fcn", {0: 99.0, 1: 98.0}, {0: 50.0})  # one pair: a screen
+    report, written = compare_sweeps([tmp_path], tmp_path / "out", load_fn=_fake_load)
+    expected = stats.wilcoxon([m[1] for m in means.values()], [m[0] for m in means.values()])
+    fcn = next(ln for ln in report.splitlines() if ln.startswith("| FCN | "))
+    assert fcn.split(" | ")[1:5] == ["4", "3", "1", "0"]  # datasets, SR above, below, ties: the screen is out
+    assert f"| {expected.statistic:.1f} | {expected.pvalue:.3g} |" in fcn
+    assert _row(report, "JapaneseVowels (screen)", "FCN")[3] == "1"
+    assert written == [tmp_path / "out" / "crossdataset.md"]  # one model: no diagram
+    assert "Not drawn" in report
+
+
+def test_critical_difference_diagram_over_the_four_estimators(tmp_path):
+    rng = np.random.default_rng(0)
+    for dataset in ("ArrowHead", "GunPoint", "OSULeaf", "ACSF1", "BasicMotions"):
+        for model in ("fcn", "resnet"):
+            base = {s: float(80 + rng.normal()) for s in range(3)}
+            make_sweep(tmp_path, dataset, model, base, {s: v + float(rng.normal()) for s, v in base.items()})
+    make_sweep(tmp_path, "JapaneseVowels", "fcn", {0: 99.0, 1: 98.0}, {0: 99.0, 1: 99.5})  # no ResNet: not drawn
+    report, written = compare_sweeps([tmp_path], tmp_path, load_fn=_fake_load)
+    assert written == [tmp_path / "crossdataset.md", tmp_path / "cd.png"]
+    assert (tmp_path / "cd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "over 5 datasets (ACSF1, ArrowHead, BasicMotions, GunPoint, OSULeaf)" in report
+    assert "Holm" in report and "estimators FCN, FCN+SR, ResNet, ResNet+SR" in report and "Friedman" in report
+    assert "| pooled (every dataset × model) | 11 |" in report
+    # written by us, so a second report replaces both; a sub-folder arg works like the parent
+    compare_sweeps(sorted(p for p in tmp_path.iterdir() if p.is_dir()), tmp_path, load_fn=_fake_load)
+
+
+def test_baseline_against_the_published_mean(tmp_path):
+    make_sweep(tmp_path, "GunPoint", "fcn", {0: 97.0, 1: 97.0}, {0: 98.0, 1: 97.0})  # review: 100.0 (10 runs)
+    make_sweep(tmp_path, "ArrowHead", "fcn", {0: 84.0, 1: 83.0}, {0: 84.0, 1: 84.0})  # review: 84.3 (10 runs)
+    make_sweep(tmp_path, "ACSF1", "fcn", {0: 80.0, 1: 82.0}, {0: 80.0, 1: 81.0})  # dl-4-tsc: 89.8 (5 runs)
+    make_sweep(tmp_path, "BasicMotions", "fcn", {0: 80.0, 1: 82.0}, {0: 80.0, 1: 81.0})  # nothing published
+    report, _ = compare_sweeps([tmp_path], tmp_path / "out", load_fn=_fake_load)
+    assert _row(report, "GunPoint", "FCN")[9:11] == ["100.0 ± 0.0 (10)", "-3.00 **> 2 pp**"]
+    assert _row(report, "ArrowHead", "FCN")[9:11] == ["84.3 ± 1.5 (10)", "-0.80"]
+    assert _row(report, "ACSF1", "FCN")[9:11] == ["89.8 ± 1.6 (5)", "-8.80 (5 runs)"]
+    assert _row(report, "BasicMotions", "FCN")[9:11] == ["–", "–"]
+
+
+def test_a_folder_that_is_not_a_sweep_is_one_clear_line(tmp_path, capsys):
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(ValueError, match=r"plain is not a sweep output folder .*sweep\.yaml"):
+        compare_sweeps([tmp_path / "plain"], tmp_path, load_fn=_fake_load)
+    assert main(["compare", str(tmp_path / "plain"), "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a sweep output folder" in err
+
+
+def test_a_report_of_the_users_is_never_replaced(tmp_path):
+    make_sweep(tmp_path, "GunPoint", "fcn", {0: 97.0, 1: 97.0}, {0: 98.0, 1: 97.0})
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "crossdataset.md").write_text("my notes\n")
+    with pytest.raises(FileExistsError, match="not written by srblock"):
+        compare_sweeps([tmp_path / "gunpoint-fcn"], tmp_path / "out", load_fn=_fake_load)
+    assert (tmp_path / "out" / "crossdataset.md").read_text() == "my notes\n"
+
+
+def test_a_stale_run_is_left_out_of_the_pairs_and_named(tmp_path):
+    folder = make_sweep(tmp_path, "GunPoint", "fcn", {0: 97.0, 1: 97.0, 2: 96.0}, {0: 98.0, 1: 97.0, 2: 10.0})
+    summary_path = folder / "GunPoint-fcn-sr" / "seed2" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["config"]["model"]["sr_stage"] = 2  # trained with another config than the sweep's arm now gives
+    summary_path.write_text(json.dumps(summary))
+    pair = read_pair(folder, load_fn=_fake_load)
+    assert sorted(pair.sr) == [0, 1] and pair.paired.n == 2
+    report, _ = compare_sweeps([folder], tmp_path / "out", load_fn=_fake_load)
+    assert "Left out (1;" in report and "GunPoint-fcn-sr/seed2" in report
+
+
+def test_cli_writes_into_the_folders_parent_by_default(tmp_path, monkeypatch, capsys):
+    from srblock.experiments import crossdataset
+
+    real = crossdataset.compare_sweeps
+    monkeypatch.setattr(crossdataset, "compare_sweeps", lambda f, o: real(f, o, load_fn=_fake_load))
+    make_sweep(tmp_path, "GunPoint", "fcn", {0: 97.0, 1: 97.0}, {0: 98.0, 1: 97.0})
+    make_sweep(tmp_path, "ArrowHead", "fcn", {0: 84.0, 1: 83.0}, {0: 84.0, 1: 84.0})
+    assert main(["compare", str(tmp_path / "gunpoint-fcn"), str(tmp_path / "arrowhead-fcn")]) == 0
+    assert (tmp_path / "crossdataset.md").read_text().startswith("# Cross-dataset report: 2 sweeps")
+    assert main(["compare", str(tmp_path)]) == 0  # the folder of sweep folders: the same place, replaced (ours)
+    assert "wrote " + str(tmp_path / "crossdataset.md") in capsys.readouterr().out
