@@ -53,9 +53,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from scipy import ndimage
 
+from .._extras import requires_extra
 from ..io import atomic_open
+
+with requires_extra("analysis", "the corruption benchmark (scipy.ndimage)"):
+    from scipy import ndimage
 
 __all__ = ["CHUNK", "CORRUPTIONS", "SEVERITIES", "VERSION", "corrupt", "corrupted_set", "default_cache_dir"]
 

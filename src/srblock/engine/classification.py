@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srblock.data.corruptions import CORRUPTIONS, SEVERITIES, corrupted_set
+from srblock._extras import requires_extra
 from srblock.data.digits import DIGITS_MEAN, DIGITS_STD
 from srblock.data.loader import InMemoryLoader, make_loader, seed_for
 from srblock.data.shared import file_signature, shared_or_read
@@ -204,6 +204,9 @@ class ClassificationTask(Task):
                 raise ValueError(f"train.{key} must be {expected}, got {value!r}")
         if not isinstance(train.get("robustness", False), bool):
             raise ValueError(f"train.robustness must be true or false, got {train['robustness']!r}")
+        if train.get("robustness"):  # its extra is named when the recipe is read, not after training
+            with requires_extra("analysis", "train.robustness (the corruption benchmark, scipy.ndimage)"):
+                import scipy.ndimage  # noqa: F401
 
     # -- data ---------------------------------------------------------------------------------------------------
     def build_loaders(self) -> Loaders:
@@ -451,6 +454,8 @@ class ClassificationTask(Task):
         ``test`` loader's images (:func:`srblock.data.corruptions.corrupted_set`), each through ``evaluate`` (the
         recipe's normalisation and test-time augmentation apply, as on the clean split). ``test_corruption`` holds
         ``acc1`` ({corruption: [severity 1..5]}), ``mean`` (per corruption), ``by_severity``, ``seed``, ``count``."""
+        from srblock.data.corruptions import CORRUPTIONS, SEVERITIES, corrupted_set  # needs the analysis extra
+
         if not isinstance(test, InMemoryLoader):
             raise ValueError(
                 "the corruption benchmark needs an in-memory test split (CIFAR, npz, digits), got "
