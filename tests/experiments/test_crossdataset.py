@@ -85,7 +85,7 @@ def test_wilcoxon_across_datasets_matches_scipy_and_screens_stay_out(tmp_path):
     deltas = {"ArrowHead": 0.4, "GunPoint": -0.2, "OSULeaf": 0.9, "ACSF1": 0.3}
     means = {}
     for i, (dataset, d) in enumerate(deltas.items()):
-        base = {s: 80.0 + i + 0.3 * s for s in range(3)}
+        base = {s: 80.0 + i + 0.3 * s for s in range(4)}  # 4 pairs: more than a screen
         sr = {s: v + d + 0.05 * s for s, v in base.items()}
         make_sweep(tmp_path, dataset, "fcn", base, sr)
         means[dataset] = (np.mean(list(base.values())), np.mean(list(sr.values())))
@@ -104,9 +104,11 @@ def test_critical_difference_diagram_over_the_four_estimators(tmp_path):
     rng = np.random.default_rng(0)
     for dataset in ("ArrowHead", "GunPoint", "OSULeaf", "ACSF1", "BasicMotions"):
         for model in ("fcn", "resnet"):
-            base = {s: float(80 + rng.normal()) for s in range(3)}
+            base = {s: float(80 + rng.normal()) for s in range(4)}
             make_sweep(tmp_path, dataset, model, base, {s: v + float(rng.normal()) for s, v in base.items()})
-    make_sweep(tmp_path, "JapaneseVowels", "fcn", {0: 99.0, 1: 98.0}, {0: 99.0, 1: 99.5})  # no ResNet: not drawn
+    make_sweep(  # tested (4 pairs), but it has no ResNet sweep: not in the diagram
+        tmp_path, "JapaneseVowels", "fcn", {0: 99.0, 1: 98.0, 2: 97.0, 3: 98.5}, {0: 99.0, 1: 99.5, 2: 97.5, 3: 98.0}
+    )
     report, written = compare_sweeps([tmp_path], tmp_path, load_fn=_fake_load)
     assert written == [tmp_path / "crossdataset.md", tmp_path / "cd.png"]
     assert (tmp_path / "cd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -29,7 +29,7 @@ import yaml
 
 from ..data.corruptions import CORRUPTIONS, SEVERITIES
 from ..io import write_json, write_text
-from .stats import paired_ttest, sign_test, summarize
+from .stats import SCREEN_SEEDS, paired_ttest, sign_test, summarize
 
 __all__ = [
     "ROBUSTNESS_FILE",
@@ -178,6 +178,8 @@ def _pair_cells(base: Mapping[Any, float], arm: Mapping[Any, float]) -> list[str
         return ["–", "–"]
     ci = "" if math.isnan(pair.ci_low) else f" [{pair.ci_low:+.2f}, {pair.ci_high:+.2f}]"
     sign = sign_test(base, arm)
+    if pair.n <= SCREEN_SEEDS:  # a screen: Δ and its interval, no p-values
+        return [f"{pair.delta:+.2f}{ci}", f"– (screen, {pair.n}); sign {sign.wins}/{sign.n}"]
     p = "–" if math.isnan(pair.p) else f"{pair.p:.3g} ({pair.n})"
     return [f"{pair.delta:+.2f}{ci}", f"{p}; sign {sign.wins}/{sign.n}"]
 

@@ -24,6 +24,7 @@ with requires_extra("analysis", "the statistics of srblock.analysis.stats (t-tes
     from scipy import stats as _st
 
 __all__ = [
+    "SCREEN_SEEDS",
     "PairedResult",
     "SeedEffect",
     "SeedNoise",
@@ -39,6 +40,12 @@ __all__ = [
     "welch_power",
     "welch_ttest",
 ]
+
+
+#: A comparison over this many paired seeds or fewer is a screen: its row keeps Δ and the intervals (wide, and honest
+#: about it) but no p-values or seed counts, which a reader would take as evidence that three runs cannot give. One
+#: rule for the sweep tables, the cross-dataset report and the robustness table.
+SCREEN_SEEDS = 3
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ into ``output``:
 - ``cd.png``: aeon's critical difference diagram over the estimators (each model with and without SR) on the
   datasets where all of them have runs.
 
-A dataset × model with fewer than two pairs is a *screen*: listed, kept out of the tests and the diagram.
+A dataset × model with 3 pairs or fewer (:data:`srblock.analysis.stats.SCREEN_SEEDS`) is a *screen*: listed with its
+Δ and interval, without p-values, and kept out of the tests and the diagram.
 This module lives in ``experiments`` (not ``analysis``) because it reads sweep folders.
 """
 
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as _st
 
-from ..analysis.stats import PairedResult, SignResult, paired_ttest, sign_test, summarize
+from ..analysis.stats import SCREEN_SEEDS, PairedResult, SignResult, paired_ttest, sign_test, summarize
 from ..data.timeseries import PUBLISHED_ACCURACY
 from ..engine.config import load_yaml
 from ..io import check_ours, mark_ours, save_figure, write_text
@@ -42,10 +43,8 @@ from .sweep import (
     sweep_from_dict,
 )
 
-__all__ = ["CD_ALPHA", "MIN_PAIRS", "PUBLISHED_TOLERANCE", "Pair", "compare_sweeps", "read_pair"]
+__all__ = ["CD_ALPHA", "PUBLISHED_TOLERANCE", "Pair", "compare_sweeps", "read_pair"]
 
-#: Fewer pairs than this: a screen (no paired interval can be formed from one pair).
-MIN_PAIRS = 2
 #: Our baseline should reproduce the published mean within this many points where the source has >= 10 runs.
 PUBLISHED_TOLERANCE = 2.0
 PUBLISHED_MIN_RUNS = 10
@@ -75,7 +74,7 @@ class Pair:
 
     @property
     def screen(self) -> bool:
-        return self.paired.n < MIN_PAIRS
+        return self.paired.n <= SCREEN_SEEDS
 
     def means(self) -> tuple[float, float]:
         """Baseline and SR mean over the paired seeds (the per-dataset scores the cross-dataset tests compare)."""
@@ -272,8 +271,8 @@ def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.n
     ]
     if screens:
         lines.append(
-            f"(screen): {len(screens)} dataset × model with fewer than {MIN_PAIRS} pairs, listed but kept out of "
-            "the tests and the diagram."
+            f"(screen): {len(screens)} dataset × model with {SCREEN_SEEDS} pairs or fewer, listed with Δ and its "
+            "interval but without p-values, and kept out of the tests and the diagram."
         )
     left_out = [f"{p.folder}: {line}" for p in ordered for line in p.left_out]
     if left_out:

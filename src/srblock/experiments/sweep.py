@@ -74,6 +74,7 @@ import numpy as np
 import yaml
 
 from ..analysis.stats import (
+    SCREEN_SEEDS,
     PairedResult,
     SignResult,
     paired_ttest,
@@ -798,11 +799,6 @@ def _check_metric(metric: str, summaries: Sequence[Mapping]) -> None:
 def _check_baseline(baseline: str | None, arms: Sequence[str]) -> None:
     if baseline is not None and arms and baseline not in arms:
         raise ValueError(f"baseline {baseline!r} is not an arm; arms are {list(arms)}")
-
-
-#: An arm with this many seeds or fewer is a screen: its table row keeps Δ and the intervals (wide, and honest about
-#: it) but no p-values or seed counts, which a reader would take as evidence that three runs cannot give.
-SCREEN_SEEDS = 3
 
 
 def _fmt(x: float, digits: int = 2) -> str:
