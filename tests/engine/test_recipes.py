@@ -143,7 +143,9 @@ def test_issue21_cpu_sweeps_run_the_w25_protocol_into_their_own_folders() -> Non
     assert len(load_sweep("cifar10_gpu_fast_r18").seeds) >= 20
 
 
-@pytest.mark.parametrize("name", ["cifar10_cpu_w25", *ISSUE21_CPU, *ISSUE21_GPU, "timeseries_screen_italypowerdemand_fcn"])
+@pytest.mark.parametrize(
+    "name", ["cifar10_cpu_w25", *ISSUE21_CPU, *ISSUE21_GPU, "timeseries_screen_italypowerdemand_fcn"]
+)
 def test_issue21_arms_build_what_their_names_say(name: str) -> None:
     """-m234 / -b23: SR after those stages; -pN / -uN: P and U; se / cbam / eca: that attention; every arm with its
     own control differs from it in SR (its name ends in -sr) or in the SR memory's weight decay only."""
