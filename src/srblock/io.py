@@ -44,6 +44,7 @@ __all__ = [
     "json_safe",
     "lock_folder",
     "mark_ours",
+    "remove_ours",
     "remove_stale_temps",
     "save_figure",
     "write_json",
@@ -375,6 +376,20 @@ def check_ours(*paths: str | Path, legacy: Callable[[Path], bool] | None = None)
             f"{shown} {'was' if len(foreign) == 1 else 'were'} not written by srblock (or changed since), and srblock "
             "never replaces such a file: move it away or choose another folder"
         )
+
+
+def remove_ours(path: str | Path) -> bool:
+    """Delete ``path`` if srblock wrote it (:func:`check_ours` passes) and drop it from its folder's list; a file of
+    someone else's raises ``FileExistsError``. Returns whether a file was removed."""
+    path = Path(path)
+    check_ours(path)
+    if not path.exists():
+        return False
+    path.unlink()
+    owned = _owned(path.parent)
+    owned.pop(path.name, None)
+    write_text(path.parent / OWNED_NAME, json.dumps(dict(sorted(owned.items())), indent=2) + "\n")
+    return True
 
 
 def mark_ours(*paths: str | Path) -> None:

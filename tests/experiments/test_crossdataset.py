@@ -172,3 +172,20 @@ def test_cli_writes_into_the_folders_parent_by_default(tmp_path, monkeypatch, ca
     assert (tmp_path / "crossdataset.md").read_text().startswith("# Cross-dataset report: 2 sweeps")
     assert main(["compare", str(tmp_path)]) == 0  # the folder of sweep folders: the same place, replaced (ours)
     assert "wrote " + str(tmp_path / "crossdataset.md") in capsys.readouterr().out
+
+
+def test_a_later_report_without_a_diagram_removes_the_earlier_diagram(tmp_path):
+    rng = np.random.default_rng(1)
+    for dataset in ("ArrowHead", "GunPoint"):
+        for model in ("fcn", "resnet"):
+            base = {s: float(80 + rng.normal()) for s in range(4)}
+            make_sweep(tmp_path / "runs", dataset, model, base, {s: v + float(rng.normal()) for s, v in base.items()})
+    _, written = compare_sweeps([tmp_path / "runs"], tmp_path, load_fn=_fake_load)
+    assert tmp_path / "cd.png" in written
+    report, written = compare_sweeps([tmp_path / "runs" / "arrowhead-fcn"], tmp_path, load_fn=_fake_load)
+    assert written == [tmp_path / "crossdataset.md"] and not (tmp_path / "cd.png").exists()
+    assert "cd.png" not in report
+    (tmp_path / "cd.png").write_bytes(b"someone's own picture")  # not ours: refused, nothing replaced
+    with pytest.raises(FileExistsError, match=r"cd\.png"):
+        compare_sweeps([tmp_path / "runs" / "arrowhead-fcn"], tmp_path, load_fn=_fake_load)
+    assert (tmp_path / "cd.png").read_bytes() == b"someone's own picture"

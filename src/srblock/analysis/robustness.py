@@ -29,7 +29,7 @@ import yaml
 
 from ..data.corruptions import CORRUPTIONS, SEVERITIES
 from ..io import write_json, write_text
-from .stats import SCREEN_SEEDS, paired_ttest, sign_test, summarize
+from .stats import SCREEN_SEEDS, format_interval, format_paired, paired_ttest, sign_test, summarize
 
 __all__ = [
     "ROBUSTNESS_FILE",
@@ -176,11 +176,9 @@ def _pair_cells(base: Mapping[Any, float], arm: Mapping[Any, float]) -> list[str
     pair = paired_ttest(base, arm)
     if pair.n == 0:
         return ["–", "–"]
-    ci = "" if math.isnan(pair.ci_low) else f" [{pair.ci_low:+.2f}, {pair.ci_high:+.2f}]"
+    ci = "" if math.isnan(pair.ci_low) else f" {format_interval(pair.ci_low, pair.ci_high)}"
     sign = sign_test(base, arm)
-    if pair.n <= SCREEN_SEEDS:  # a screen: Δ and its interval, no p-values
-        return [f"{pair.delta:+.2f}{ci}", f"– (screen, {pair.n}); sign {sign.wins}/{sign.n}"]
-    p = "–" if math.isnan(pair.p) else f"{pair.p:.3g} ({pair.n})"
+    p = f"– (screen, {pair.n})" if pair.n <= SCREEN_SEEDS else format_paired(pair)  # a screen: no p-values
     return [f"{pair.delta:+.2f}{ci}", f"{p}; sign {sign.wins}/{sign.n}"]
 
 

@@ -31,6 +31,11 @@ __all__ = [
     "SignResult",
     "Summary",
     "WelchResult",
+    "format_interval",
+    "format_number",
+    "format_p",
+    "format_paired",
+    "format_sign",
     "paired_ttest",
     "required_seeds",
     "seed_effect",
@@ -346,3 +351,32 @@ def seed_effect(values: Sequence[Sequence[float]]) -> SeedEffect:
     f = ms_seed / ms_resid
     component = max(0.0, (ms_seed - ms_resid) / k)
     return SeedEffect(k, n, f, float(_st.f.sf(f, n - 1, (n - 1) * (k - 1))), component / (component + ms_resid))
+
+
+# The cells of every table that reports these tests (sweep tables, the cross-dataset report, robustness.md): one
+# spelling of a missing value ("–"), of a p-value (3 significant digits) and of an interval (signed).
+
+
+def format_number(x: float | None, digits: int = 2) -> str:
+    """``x`` with ``digits`` decimals; "–" for None or NaN."""
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def format_p(p: float) -> str:
+    """A p-value with 3 significant digits; "–" for NaN (too few values to test)."""
+    return "–" if math.isnan(p) else f"{p:.3g}"
+
+
+def format_interval(low: float, high: float, digits: int = 2) -> str:
+    """A signed interval ``[low, high]``; "–" when it could not be computed (NaN)."""
+    return "–" if math.isnan(low) else f"[{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def format_paired(result: PairedResult) -> str:
+    """The paired t-test's p and its number of pairs, ``p (n)``; "–" below two pairs."""
+    return "–" if result.n < 2 else f"{format_p(result.p)} ({result.n})"
+
+
+def format_sign(result: SignResult) -> str:
+    """The sign test's p, wins and non-tied pairs, ``p (wins/n)``; "–" without a non-tied pair."""
+    return "–" if result.n == 0 else f"{format_p(result.p)} ({result.wins}/{result.n})"

@@ -27,17 +27,24 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as _st
 
-from ..analysis.stats import SCREEN_SEEDS, PairedResult, SignResult, paired_ttest, sign_test, summarize
+from ..analysis.stats import (
+    SCREEN_SEEDS,
+    PairedResult,
+    SignResult,
+    format_interval,
+    format_number,
+    format_p,
+    paired_ttest,
+    sign_test,
+    summarize,
+)
 from ..data.timeseries import PUBLISHED_ACCURACY
 from ..engine.config import load_yaml
-from ..io import check_ours, mark_ours, save_figure, write_text
+from ..io import check_ours, mark_ours, remove_ours, save_figure, write_text
 from .sweep import (
     SWEEP_COPY,
     LoadFn,
     _dynamics_text,
-    _fmt,
-    _fmt_p,
-    _interval_text,
     _load_summaries,
     plan_sweep,
     sweep_from_dict,
@@ -229,17 +236,17 @@ def _pair_row(pair: Pair, metric_digits: int = 2) -> str:
         _estimator(pair.model, False),
         f"{pair.epochs:g}" if pair.epochs is not None else "–",
         str(pair.paired.n),
-        f"{_fmt(base.mean)} ± {_fmt(base.std)}",
-        f"{_fmt(sr.mean)} ± {_fmt(sr.std)}",
+        f"{format_number(base.mean)} ± {format_number(base.std)}",
+        f"{format_number(sr.mean)} ± {format_number(sr.std)}",
         "–" if math.isnan(pair.paired.delta) else f"{pair.paired.delta:+.2f}",
-        _interval_text(pair.paired.ci_low, pair.paired.ci_high, metric_digits),
-        "–" if pair.screen or pair.sign.n == 0 else f"{pair.sign.wins}/{pair.sign.n} (p {_fmt_p(pair.sign.p)})",
+        format_interval(pair.paired.ci_low, pair.paired.ci_high, metric_digits),
+        "–" if pair.screen or pair.sign.n == 0 else f"{pair.sign.wins}/{pair.sign.n} (p {format_p(pair.sign.p)})",
         published,
         diff,
         pair.entropy,
         pair.memory_ratio,
         f"{pair.sr_params:,}" if pair.sr_params is not None else "–",
-        _fmt(pair.time_ratio),
+        format_number(pair.time_ratio),
     ]
     return "| " + " | ".join(cells) + " |"
 
@@ -289,7 +296,8 @@ def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.n
     ]
     for name, members in groups:
         w = wilcoxon_over(members, name)
-        lines.append(f"| {name} | {w.n} | {w.above} | {w.below} | {w.ties} | {_fmt(w.statistic, 1)} | {_fmt_p(w.p)} |")
+        statistic = format_number(w.statistic, 1)
+        lines.append(f"| {name} | {w.n} | {w.above} | {w.below} | {w.ties} | {statistic} | {format_p(w.p)} |")
     lines += [
         "",
         "Two-sided Wilcoxon signed-rank test of SR's per-dataset mean test accuracy against the baseline's "
@@ -313,7 +321,7 @@ def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.n
             f"Drawn with aeon (`aeon.visualisation.plot_critical_difference`) over {len(datasets)} datasets "
             f"({', '.join(datasets)}) and the estimators {', '.join(labels)}: each estimator's average rank (1 = best "
             "accuracy; ties share the mean rank). A bar (clique) joins estimators not told apart. aeon first runs "
-            f"the Friedman test over the ranks (here p = {_fmt_p(float(friedman.pvalue))}, "
+            f"the Friedman test over the ranks (here p = {format_p(float(friedman.pvalue))}, "
             "`scipy.stats.friedmanchisquare`); when it is not significant at "
             f"α = {CD_ALPHA:g}, every estimator is one clique. Otherwise the cliques come from pairwise one-sided "
             "Wilcoxon signed-rank tests with Holm's correction (aeon's `test='wilcoxon', correction='holm'`, the "
@@ -326,8 +334,9 @@ def compare_sweeps(
     folders: Sequence[str | Path], output: str | Path, *, load_fn: LoadFn | None = None
 ) -> tuple[str, list[Path]]:
     """Read the sweep folders (or folders of them), write ``crossdataset.md`` and, when it can be drawn, ``cd.png``
-    into ``output``; return the report and the files written. A file there of the same name that srblock did
-    not write stops it before anything is written (:func:`srblock.io.check_ours`)."""
+    into ``output``; return the report and the files written. A ``cd.png`` of an earlier report is removed when
+    this one draws none. A file there of the same name that srblock did not write stops it before anything is
+    written (:func:`srblock.io.check_ours`)."""
     output = Path(output)
     report_path, cd_path = output / REPORT_NAME, output / CD_NAME
     check_ours(report_path, cd_path)
@@ -344,6 +353,8 @@ def compare_sweeps(
     if drawn:
         draw_cd(labels, scores, cd_path)
         written.append(cd_path)
+    else:  # a diagram of an earlier report would be read as this one's
+        remove_ours(cd_path)
     title = f"# Cross-dataset report: {len(pairs)} sweeps\n\n"
     report = title + format_report(pairs, cd=(datasets, labels, scores) if drawn else None)
     write_text(report_path, report)

@@ -75,8 +75,11 @@ import yaml
 
 from ..analysis.stats import (
     SCREEN_SEEDS,
-    PairedResult,
-    SignResult,
+    format_interval,
+    format_number,
+    format_p,
+    format_paired,
+    format_sign,
     paired_ttest,
     required_seeds,
     seed_effect,
@@ -801,14 +804,6 @@ def _check_baseline(baseline: str | None, arms: Sequence[str]) -> None:
         raise ValueError(f"baseline {baseline!r} is not an arm; arms are {list(arms)}")
 
 
-def _fmt(x: float, digits: int = 2) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
-def _fmt_p(p: float) -> str:
-    return "–" if math.isnan(p) else f"{p:.3g}"
-
-
 def _length(summary: Mapping) -> str:
     """The run's length as trained: ``N epochs`` or ``N iterations`` (from the summary or its config)."""
     if summary.get("steps") is not None and summary.get("epochs") is not None:
@@ -904,14 +899,14 @@ def aggregate(
             f"`{arm}`" + (" (baseline)" if is_base else " (screen)" if screen else ""),
             *([("–" if is_base else f"`{control}`")] if own else []),
             str(s.n),
-            f"{_fmt(s.mean, digits)} ± {_fmt(s.std, digits)}",
-            f"[{_fmt(s.ci_low, digits)}, {_fmt(s.ci_high, digits)}]",
+            f"{format_number(s.mean, digits)} ± {format_number(s.std, digits)}",
+            f"[{format_number(s.ci_low, digits)}, {format_number(s.ci_high, digits)}]",
             "–" if is_base or math.isnan(w.delta) else f"{w.delta:+.{digits}f}",  # nan: an arm without runs yet
-            "–" if is_base else _interval_text(pair.ci_low, pair.ci_high, digits),
-            "–" if is_base else _interval_text(w.ci_low, w.ci_high, digits),
-            "–" if is_base or screen else _fmt_p(w.p),
-            "–" if is_base or screen else _paired_text(pair),
-            "–" if is_base or screen else _sign_text(sign_test(by_seed[control], by_seed[arm])),
+            "–" if is_base else format_interval(pair.ci_low, pair.ci_high, digits),
+            "–" if is_base else format_interval(w.ci_low, w.ci_high, digits),
+            "–" if is_base or screen else format_p(w.p),
+            "–" if is_base or screen else format_paired(pair),
+            "–" if is_base or screen else format_sign(sign_test(by_seed[control], by_seed[arm])),
             need,
         ]
         if ref_col:
@@ -1075,7 +1070,7 @@ def report_sweep_noise(root: str | Path, baseline: str | None = None) -> Path | 
         blocks = (
             f"Seeds as blocks, over the {effect.arms} arms that ran all {effect.seeds} of the baseline's seeds "
             f"({', '.join(full)}): the seed explains {100 * effect.share:.0f} % of the per-run variance of test "
-            f"top-1 (two-way ANOVA, F = {effect.f:.2f}, p = {_fmt_p(effect.p)}).\n"
+            f"top-1 (two-way ANOVA, F = {effect.f:.2f}, p = {format_p(effect.p)}).\n"
         )
     lines = [
         "| arm | runs | test top-1 | std | flip std | rest std | disagreement | vs baseline, same seed | seed r (n) |",
@@ -1201,18 +1196,6 @@ def _forward_mflops(model_json: str) -> float | None:
         return 2 * count_macs(model, torch.zeros(1, *size, device="meta")) / 1e6
     except (ValueError, TypeError, KeyError, RuntimeError, NotImplementedError):  # a config of an older srblock
         return None
-
-
-def _interval_text(low: float, high: float, digits: int) -> str:
-    return "–" if math.isnan(low) else f"[{low:+.{digits}f}, {high:+.{digits}f}]"
-
-
-def _paired_text(result: PairedResult) -> str:
-    return "–" if result.n < 2 else f"{_fmt_p(result.p)} ({result.n})"
-
-
-def _sign_text(result: SignResult) -> str:
-    return "–" if result.n == 0 else f"{_fmt_p(result.p)} ({result.wins}/{result.n})"
 
 
 def _seeds_text(n: int) -> str:
