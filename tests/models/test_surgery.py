@@ -280,3 +280,33 @@ def test_reinsert_with_another_layout_replaces_the_hook(vit: nn.Module) -> None:
     assert len(vit.blocks[5]._forward_hooks) == 1
     tokens = torch.randn(2, 5, 192)
     torch.testing.assert_close(vit.blocks[5](tokens), block(vit.blocks[5].forward(tokens)))
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "shape", "last"),
+    [
+        ("tsc_fcn", {"in_channels": 2}, (2, 40), 3),
+        ("tsc_resnet", {"in_channels": 2}, (2, 40), 3),
+        ("cifar_resnet18", {"width": 0.25}, (3, 16, 16), 4),
+    ],
+)
+def test_sr_before_global_average_pooling_learns_only_memories_constant_in_space(
+    name: str, kwargs: dict, shape: tuple[int, ...], last: int
+) -> None:
+    """After the last stage these models average over space (time), so the loss gradient of the block's output - and
+    with it every memory's gradient and AdamW step, from the zero init - is the same at every position: that block
+    can add only a routed per-channel bias. One stage earlier the memories take a shape."""
+    spread = {}
+    for stage in (last - 1, last):
+        torch.manual_seed(0)
+        model = create_model(name, num_classes=3, sr_stage=stage, num_memories=4, input_size=shape, **kwargs)
+        (block,) = find_sr_blocks(model).values()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+        x, y = torch.randn(16, *shape), torch.randint(0, 3, (16,))
+        for _ in range(5):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        memory = block.memory.detach().flatten(2)  # P x C x positions
+        spread[stage] = (memory.std(dim=-1).max() / memory.abs().max()).item()
+    assert spread[last] < 1e-5 and spread[last - 1] > 1e-2, spread
