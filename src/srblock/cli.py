@@ -336,7 +336,7 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
             device=args.device,
         )
         out = Path(result["output_dir"])
-        print(f"accuracy with SR: {result['accuracy']['acc1_sr']:.2f} % on {result['num_images']} images")
+        print(f"accuracy with SR: {result['accuracy']['acc1_sr']:.2f} % on {result['num_images']} {result['inputs']}")
         if "ablation" in result:
             print(f"accuracy without SR: {result['ablation']['acc_no_sr']:.2f} %")
         print(f"wrote {out / 'report.md'}")

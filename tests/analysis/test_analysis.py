@@ -13,7 +13,7 @@ from srblock.analysis.ablation import ablation, evaluate_accuracy
 from srblock.analysis.features import feature_effect
 from srblock.analysis.maps import memory_maps
 from srblock.analysis.plots import is_png
-from srblock.analysis.report import analyze_model, resolve_classes
+from srblock.analysis.report import analyze_model, resolve_classes, write_report
 from srblock.analysis.usage import collect_memory_weights, summarize_usage
 from srblock.layers import SRBlock
 
@@ -108,7 +108,7 @@ def test_analyze_model_writes_every_file(trained, batches, tmp_path):
     for name in ("usage_sr.png", "memory_maps_sr.png", "features_sr.png"):
         assert f"]({name})" in report
     saved = json.loads((tmp_path / "analysis.json").read_text())
-    assert saved["num_images"] == 60
+    assert saved["num_images"] == 60 and saved["inputs"] == "images"
     assert saved["blocks"]["sr"]["usage"]["max_abs_row_sum_error"] < 1e-5
     assert list(saved["blocks"]["sr"]["usage"]["classes"]) == ["red", "blue"]
     assert saved["blocks"]["sr"]["features"]["classes"] == ["red", "blue"]
@@ -160,6 +160,9 @@ def test_analyze_model_handles_a_1d_block(tmp_path):
     data = [(torch.randn(10, 4, 6), torch.arange(10) % 2)]
     result = analyze_model(net, data, tmp_path, per_class=3)
     assert result["blocks"]["0"]["num_memories"] == 2
+    assert result["inputs"] == "series"
+    report = write_report(result, tmp_path / "report.md").read_text()
+    assert "Split: 10 series;" in report and "images" not in report
     for png in tmp_path.glob("*.png"):
         _assert_valid_png(png)
     assert len(list(tmp_path.glob("*.png"))) == 3

@@ -126,6 +126,7 @@ def analyze_model(
         "title": title,
         "output_dir": str(output_dir),
         "num_images": record.num_images,
+        "inputs": "series" if next(iter(record.samples.values()), torch.zeros(1, 1, 1)).dim() == 2 else "images",
         "classes": [{"class": c, "name": name_of(c)} for c in chosen],
         "per_class": per_class,
         "accuracy": {
@@ -208,8 +209,9 @@ def write_report(result: dict[str, Any], path: str | Path) -> Path:
     """``report.md`` from an :func:`analyze_model` result: the numbers in words and tables, the pictures embedded."""
     lines = [f"# SR analysis{': ' + result['title'] if result.get('title') else ''}", ""]
     acc = result["accuracy"]
+    inputs = result.get("inputs", "images")  # "series" for a 1-D model
     lines += [
-        f"Split: {result['num_images']} images; top-1 accuracy with SR {_pct(acc['acc1_sr'])}, "
+        f"Split: {result['num_images']} {inputs}; top-1 accuracy with SR {_pct(acc['acc1_sr'])}, "
         f"top-5 {_pct(acc['acc5_sr'])}.",
         "",
     ]
@@ -224,7 +226,7 @@ def write_report(result: dict[str, Any], path: str | Path) -> Path:
             f"| SR removed (identity) | {_pct(ab['acc_no_sr'])} |",
             "",
             f"Removing SR changes top-1 accuracy by {ab['delta_pp']:+.2f} percentage points "
-            f"({ab['num_images']} images; the paper's ImageNet D2D P=10 model lost 0.4).",
+            f"({ab['num_images']} {inputs}; the paper's ImageNet D2D P=10 model lost 0.4).",
             "",
         ]
     if result.get("dynamics_plot"):
@@ -245,10 +247,11 @@ def write_report(result: dict[str, Any], path: str | Path) -> Path:
         p = info["num_memories"]
         lines += [f"## SR block `{block}` (P = {p})", "", "### Memory usage (softmax weights)", ""]
         lines += [
-            f"Mean ± std of the {p} weights over the first {usage['per_class']} images of each chosen class and over "
-            f"all {usage['overall']['count']} images (rows sum to 1 up to {usage['max_abs_row_sum_error']:.1e}).",
+            f"Mean ± std of the {p} weights over the first {usage['per_class']} {inputs} of each chosen class and "
+            f"over all {usage['overall']['count']} {inputs} "
+            f"(rows sum to 1 up to {usage['max_abs_row_sum_error']:.1e}).",
             "",
-            "| images | " + " | ".join(f"M{i + 1}" for i in range(p)) + " |",
+            f"| {inputs} | " + " | ".join(f"M{i + 1}" for i in range(p)) + " |",
             "|---|" + "---|" * p,
         ]
         for label, stats in [("all", usage["overall"]), *usage["classes"].items()]:
@@ -277,16 +280,16 @@ def write_report(result: dict[str, Any], path: str | Path) -> Path:
             lines += [
                 "",
                 "Control: the same model with its routing (squeeze + FCN) put back to its seeded init, each tensor "
-                "rescaled to its trained norm (weight decay shrinks without turning), same images "
+                f"rescaled to its trained norm (weight decay shrinks without turning), same {inputs} "
                 f"(rows marked 'routing at init'). Class separation of the weights, η² (share of their variance the "
                 f"class explains): trained {ctrl['eta2_trained']:.4f}, at init {ctrl['eta2_init']:.4f}, difference "
-                f"{ctrl['delta']:+.4f} (95 % paired bootstrap over {ctrl['num_images']} images: "
+                f"{ctrl['delta']:+.4f} (95 % paired bootstrap over {ctrl['num_images']} {inputs}: "
                 f"[{ctrl['ci_low']:+.4f}, {ctrl['ci_high']:+.4f}]). " + verdict,
             ]
         hist = usage["argmax_histogram"]
         lines += [
             "",
-            "Images whose largest weight is on each memory block: "
+            f"{inputs.capitalize()} whose largest weight is on each memory block: "
             + ", ".join(f"M{i + 1}: {n}" for i, n in enumerate(hist))
             + ".",
             "",
@@ -307,7 +310,7 @@ def write_report(result: dict[str, Any], path: str | Path) -> Path:
             lines += [
                 "### Feature effect (channel-mean before/after SR, mean absolute difference)",
                 "",
-                "Relative change 100·Σ|X̂−X| / Σ|X| per sample image: "
+                "Relative change 100·Σ|X̂−X| / Σ|X| per sample: "
                 + ", ".join(
                     f"{c}: {r:.2f} %" for c, r in zip(feat["classes"], feat["relative_change_pct"], strict=True)
                 )
