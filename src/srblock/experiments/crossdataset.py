@@ -76,6 +76,7 @@ class Pair:
     memory_ratio: str
     sr_params: int | None
     time_ratio: float  # mean wall time of an SR run / of a baseline run
+    run_seconds: float  # wall time of all its finished runs together
     epochs: float | None
     left_out: tuple[str, ...] = ()  # runs not counted (stale, broken), one line each
 
@@ -154,6 +155,7 @@ def read_pair(folder: str | Path, *, load_fn: LoadFn | None = None) -> Pair:
         memory_ratio=_dynamics_text(sr_runs, "memory_ratio"),
         sr_params=max(sr_params) if sr_params else None,
         time_ratio=sr_time / base_time if base_time > 0 else math.nan,
+        run_seconds=float(sum(sum(t) for t in times.values())),
         epochs=max(epochs) if epochs else None,
         left_out=tuple(left_out),
     )
@@ -275,6 +277,10 @@ def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.n
         "memory ratio (RMS of the recalled memory / RMS of the block's input): the SR runs' mean at their last "
         "evaluation (`sr_dynamics`). Time SR/baseline: mean wall time per run (equal epochs, so also per epoch); "
         "runs shared the CPU with other work, so read it as a rough ratio.",
+        "",
+        f"Compute: {sum(len(p.baseline) + len(p.sr) for p in ordered)} finished runs, "
+        f"{sum(p.run_seconds for p in ordered) / 3600:.1f} hours of run time in all (the sum of their `wall_time_s`, "
+        "each run on its own thread or threads, as the sweep files ran them).",
     ]
     if screens:
         lines.append(
