@@ -144,7 +144,14 @@ def test_issue21_cpu_sweeps_run_the_w25_protocol_into_their_own_folders() -> Non
 
 
 @pytest.mark.parametrize(
-    "name", ["cifar10_cpu_w25", *ISSUE21_CPU, *ISSUE21_GPU, "timeseries_screen_italypowerdemand_fcn"]
+    "name",
+    [
+        "cifar10_cpu_w25",
+        *ISSUE21_CPU,
+        *ISSUE21_GPU,
+        "timeseries_screen_italypowerdemand_fcn",
+        "timeseries_screen_sgd_italypowerdemand_fcn",
+    ],
 )
 def test_issue21_arms_build_what_their_names_say(name: str) -> None:
     """-m234 / -b23: SR after those stages; -pN / -uN: P and U; se / cbam / eca: that attention; every arm with its
