@@ -17,11 +17,35 @@ if not (REPO_ROOT / "mkdocs.yml").is_file():
     pytest.skip("no mkdocs.yml next to the tests (an installed sdist)", allow_module_level=True)
 
 
-def _rst_module():
-    spec = importlib.util.spec_from_file_location("griffe_rst", REPO_ROOT / "docs" / "griffe_rst.py")
+def _docs_module(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "docs" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _rst_module():
+    return _docs_module("griffe_rst")
+
+
+def test_a_page_includes_a_reports_first_table_or_the_one_under_a_heading(tmp_path: Path, monkeypatch) -> None:
+    from mkdocs.exceptions import PluginError
+
+    hooks = _docs_module("hooks")
+    monkeypatch.setattr(hooks, "ROOT", tmp_path)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "report.md").write_text(
+        "# Report\n\n## Per dataset\n\n| a |\n|---|\n| 1 |\n\nlegend\n\n## Across datasets\n\n| b |\n|---|\n"
+        "| 2 |\n\n4 finished runs under `x`, trained for 3 iterations.\n"
+    )
+    page = "x\n<!-- table: results/report.md -->\ny\n<!-- table: results/report.md section: Across datasets -->\n"
+    runs = "4 finished runs under `x`, trained for 3 iterations."  # the report's run count, after either table
+    expected = f"x\n| a |\n|---|\n| 1 |\n\n{runs}\ny\n| b |\n|---|\n| 2 |\n\n{runs}\n"
+    assert hooks.on_page_markdown(page, page=None) == expected
+    with pytest.raises(PluginError, match="no such heading"):
+        hooks.on_page_markdown("<!-- table: results/report.md section: Cost -->", page=None)
+    with pytest.raises(PluginError, match="does not exist"):
+        hooks.on_page_markdown("<!-- table: results/other.md -->", page=None)
 
 
 def test_site_builds_strict_with_reference_and_plots(tmp_path: Path) -> None:
