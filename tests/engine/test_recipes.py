@@ -151,6 +151,7 @@ def test_issue21_cpu_sweeps_run_the_w25_protocol_into_their_own_folders() -> Non
         *ISSUE21_GPU,
         "timeseries_screen_italypowerdemand_fcn",
         "timeseries_screen_sgd_italypowerdemand_fcn",
+        "cifar10_cpu_w25_adamw",
     ],
 )
 def test_issue21_arms_build_what_their_names_say(name: str) -> None:
