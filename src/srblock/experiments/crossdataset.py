@@ -261,7 +261,8 @@ def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.n
         "time SR/baseline",
     ]  # fmt: skip
     lines = ["## Per dataset", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    ordered = sorted(pairs, key=lambda p: (p.dataset.lower(), p.model))
+    waiting = sorted(p.folder.name for p in pairs if not p.baseline and not p.sr)  # a sweep not yet started
+    ordered = sorted((p for p in pairs if p.baseline or p.sr), key=lambda p: (p.dataset.lower(), p.model))
     lines += [_pair_row(p) for p in ordered]
     screens = [p for p in ordered if p.screen]
     lines += [
@@ -287,6 +288,8 @@ def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.n
             f"(screen): {len(screens)} dataset × model with {SCREEN_SEEDS} pairs or fewer, listed with Δ and its "
             "interval but without p-values, and kept out of the tests and the diagram."
         )
+    if waiting:
+        lines.append(f"No finished run yet ({len(waiting)}, not in the table): {', '.join(waiting)}.")
     left_out = [f"{p.folder}: {line}" for p in ordered for line in p.left_out]
     if left_out:
         lines.append(f"Left out ({len(left_out)}; rerun them with srblock sweep --rerun-stale): " + "; ".join(left_out))
