@@ -187,3 +187,19 @@ def test_issue21_arms_build_what_their_names_say(name: str) -> None:
         # a control without parameter groups has "optim.groups: {}" where the arm has the memory's group
         memory = {"optim.groups", "optim.groups.sr_memory.weight_decay"}
         assert changed and all(k in allowed or k in memory for k in changed), (arm, changed)
+
+
+def test_the_cpu_queue_of_issue_21_runs_every_placement_and_capacity_arm_then_the_other_sweeps() -> None:
+    from srblock.experiments import load_sweep
+
+    script = (Path(__file__).resolve().parents[2] / "sweeps" / "where_sr_helps.sh").read_text()
+    listed = {
+        arm for name in ("placement", "capacity") for arm in re.search(rf"^{name}=(\S+)$", script, re.M)[1].split(",")
+    }
+    w25 = {arm.name for arm in load_sweep("cifar10_cpu_w25").arms}
+    assert listed == {a for a in w25 if re.search(r"-sr-[mpu]\d+$", a)}
+    others = re.search(r"^for sweep in (.+); do$", script, re.M)[1].split()
+    assert others == ["cifar10_cpu_w25_adamw", "cifar10_cpu_w25_robustness", *ISSUE21_CPU]
+    protocol = load_sweep("cifar10_cpu_w25").overrides
+    for name in others:  # the w25 protocol, AdamW's arms changing only the optimizer
+        assert set(protocol) <= set(load_sweep(name).overrides), name

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Issue 21's CPU sweeps ("where does SR help?", docs/guide/questions.md) in priority order, at low priority, each
+# finished run committed (sweeps/commit_run.sh): placement and capacity on the w25 protocol (the paper tabulates
+# their arms), then AdamW +- SR (does a routing that learns help?), distribution shift, other regularizers, other
+# cheap blocks. About 25 CPU-minutes a run, 8 paired seeds an arm: a quiet machine runs the lot (about 240 runs) in about 50 hours,
+# so it spans sessions. Resumable: run the same command again; finished runs are skipped, an interrupted one
+# continues from its checkpoint_last.pt. One process on both cores (two threads that sleep while they wait):
+#   nohup sweeps/where_sr_helps.sh > /tmp/where_sr_helps.log 2>&1 &
+set -eu
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+placement=r18-d2d-sr-m1,r18-d2d-sr-m2,r18-d2d-sr-m4,r18-d2d-sr-m34,r18-d2d-sr-m234
+capacity=r18-d2d-sr-p1,r18-d2d-sr-p2,r18-d2d-sr-p4,r18-d2d-sr-p32,r18-d2d-sr-p100,r18-d2d-sr-u4,r18-d2d-sr-u16,r18-d2d-sr-u64
+nice -n 10 .venv/bin/srblock sweep -c cifar10_cpu_w25 --arms "$placement,$capacity" --after-run sweeps/commit_run.sh
+for sweep in cifar10_cpu_w25_adamw cifar10_cpu_w25_robustness cifar10_cpu_w25_regularizers cifar10_cpu_w25_blocks; do
+  nice -n 10 .venv/bin/srblock sweep -c "$sweep" --after-run sweeps/commit_run.sh
+done
