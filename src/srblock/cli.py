@@ -139,6 +139,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _seed_list(text: str) -> list[int]:
+    from .experiments import parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep",
@@ -203,6 +212,13 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 
     p.add_argument("--merge", metavar="ARCHIVE", help="add the runs of a results archive made elsewhere, then report")
     p.add_argument("--arms", type=lambda text: text.split(","), metavar="A,B", help="run only these arms")
+    p.add_argument(
+        "--seeds",
+        type=_seed_list,
+        metavar="N-M",
+        help="run only these seeds (3-9, 0,2,5); with --report, table only their runs in table-seeds<N-M>.md (e.g. "
+        "fresh seeds that played no part in choosing the arms)",
+    )
     p.add_argument("--time-budget", type=float, metavar="S", help="start no run that is not expected to end within S s")
     p.add_argument(
         "--run-seconds", type=float, metavar="S", help="expected run length while an arm has no finished run"
@@ -230,6 +246,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
             launcher=args.launcher,
             launcher_options=args.launcher_options,
             arms=args.arms,
+            seeds=args.seeds,
             time_budget=args.time_budget,
             run_seconds=args.run_seconds,
         )

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import stats
 
 from srblock.experiments import aggregate, expand_grid, format_plan, load_sweep, run_sweep, sweep_command
@@ -505,3 +507,45 @@ def test_an_arms_baseline_must_be_another_arm(sweep_file, baseline, match):
     sweep_file.write_text(yaml.safe_dump(doc))
     with pytest.raises(ValueError, match=match):
         load_sweep(sweep_file)
+
+
+def test_seeds_limit_the_runs_and_table_only_their_runs_beside_the_full_table(sweep_file):
+    doc = yaml.safe_load(sweep_file.read_text())
+    doc["seeds"] = [0, 1, 2]
+    sweep_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+    train = FakeTrain()
+    sweep_command(str(sweep_file), seeds=[1, 2], run_fn=train, load_fn=_fake_load)
+    assert sorted((c["seed"], p.parent.name) for c, p in train.calls) == [
+        (1, "base"),
+        (1, "sr"),
+        (2, "base"),
+        (2, "sr"),
+    ]
+    out = sweep_file.parent / "out"
+    sweep_command(str(sweep_file), seeds=[0], run_fn=train, load_fn=_fake_load)  # the rest of the grid
+    full, csv_before = (out / "table.md").read_text(), (out / "results.csv").read_text()
+    sweep_command(str(sweep_file), report=str(out), seeds=[1, 2], load_fn=_fake_load)
+    fresh = (out / "table-seeds1-2.md").read_text()
+    assert (out / "table.md").read_text() == full and (out / "results.csv").read_text() == csv_before
+    cells = [c.strip() for c in next(r for r in fresh.splitlines() if r.startswith("| `sr`")).strip("|").split("|")]
+    diffs = [METRIC[(10, s)] - METRIC[(0, s)] for s in (1, 2)]
+    ci = stats.ttest_rel([METRIC[(10, s)] for s in (1, 2)], [METRIC[(0, s)] for s in (1, 2)]).confidence_interval()
+    assert cells[1] == "2" and cells[4] == f"{np.mean(diffs):+.2f}" and cells[5] == f"[{ci.low:+.2f}, {ci.high:+.2f}]"
+    assert "4 finished runs under" in fresh and "Seeds 1-2 only (`--seeds`)." in fresh
+    with pytest.raises(ValueError, match="has none of the seeds 7-8; its seeds are 0-2"):
+        sweep_command(str(sweep_file), seeds=[7, 8], run_fn=train, load_fn=_fake_load)
+
+
+def test_cli_reads_seed_ranges_and_names_a_bad_one(capsys):
+    from srblock.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["sweep", "--report", ".", "--seeds", "3-x"])
+    assert "seeds: expected N, N-M or a comma list of them (3-9, 0,2,5), got '3-x'" in capsys.readouterr().err
+
+
+@given(st.lists(st.integers(min_value=0, max_value=60), min_size=1, max_size=20))
+def test_seed_text_reads_back_as_the_same_seeds(seeds: list[int]) -> None:
+    from srblock.experiments import format_seeds, parse_seeds
+
+    assert parse_seeds(format_seeds(seeds)) == sorted(set(seeds))

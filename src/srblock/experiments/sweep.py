@@ -102,7 +102,9 @@ __all__ = [
     "aggregate",
     "expand_grid",
     "format_plan",
+    "format_seeds",
     "load_sweep",
+    "parse_seeds",
     "plan_sweep",
     "run_state",
     "run_sweep",
@@ -357,6 +359,36 @@ def _launcher_spec(value: Any, where: str) -> str | dict | None:
     if value is None or isinstance(value, str) or (isinstance(value, Mapping) and "name" in value):
         return dict(value) if isinstance(value, Mapping) else value
     raise ValueError(f"{where}: 'launcher' must be a name (local:4) or a mapping with 'name', got {value!r}")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Seeds from ``"3-9"``, ``"0,2,5"`` or both (``"0-2,5"``), sorted and unique; ``ValueError`` naming the part it
+    cannot read."""
+    seeds: set[int] = set()
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        try:
+            first, last = int(low), int(high if dash else low)
+        except ValueError:
+            raise ValueError(f"seeds: expected N, N-M or a comma list of them (3-9, 0,2,5), got {part!r}") from None
+        if first < 0 or last < first:
+            raise ValueError(f"seeds: expected 0 <= N <= M in N-M, got {part!r}")
+        seeds.update(range(first, last + 1))
+    return sorted(seeds)
+
+
+def format_seeds(seeds: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2,5"`` (the inverse of :func:`parse_seeds`)."""
+    parts: list[str] = []
+    ordered = sorted(set(seeds))
+    start = prev = ordered[0] if ordered else None
+    for seed in [*ordered[1:], None]:
+        if seed is not None and seed == prev + 1:
+            prev = seed
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = seed
+    return ",".join(parts)
 
 
 def expand_grid(sweep: Sweep) -> list[Run]:
@@ -635,6 +667,7 @@ def run_sweep(
     rerun_stale: bool = False,
     launcher: Launcher | None = None,
     arms: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
     budget: TimeBudget | None = None,
 ) -> list[Run]:
     """Check every arm, run every pending run of the grid, then aggregate (rank 0). Returns the runs executed now,
@@ -652,13 +685,17 @@ def run_sweep(
     aside, see the module docstring). A run that raises stops the sweep with :class:`RunFailedError` naming it;
     with ``keep_going`` the failure is recorded in the run's ``failed.json``, the sweep goes on, and the returned
     list holds only the runs that succeeded (the failed ones are logged and left for the next invocation).
-    ``arms``: run only these arms (the table still shows every arm). ``budget``: start no run that is not expected
-    to end by its deadline (:class:`srblock.experiments.budget.TimeBudget`; not under torchrun).
+    ``arms``, ``seeds``: run only these arms, these seeds (the table still shows every run). ``budget``: start no run
+    that is not expected to end by its deadline (:class:`srblock.experiments.budget.TimeBudget`; not under torchrun).
     """
     known = [a.name for a in sweep.arms]
     unknown = sorted(set(arms or ()) - set(known))
     if unknown:
         raise ValueError(f"unknown arm(s) {unknown} for sweep {sweep.name}; its arms are {known}")
+    grid_seeds = sorted({run.seed for run in expand_grid(sweep)})
+    if seeds is not None and not set(seeds) & set(grid_seeds):
+        raise ValueError(f"sweep {sweep.name} has none of the seeds {format_seeds(seeds)}; its seeds are "
+                         f"{format_seeds(grid_seeds)}")  # fmt: skip
     if budget is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("a time budget could stop the ranks of a torchrun sweep at different runs; run it without")
     launcher = launcher or make_launcher()
@@ -681,7 +718,9 @@ def run_sweep(
     )
     runs = plan.runs
     # fixed now, so every torchrun rank runs the same list
-    pending = [run for run, _ in plan.pending() if arms is None or run.arm in arms]
+    pending = [
+        run for run, _ in plan.pending() if (arms is None or run.arm in arms) and (seeds is None or run.seed in seeds)
+    ]
     if _rank() == 0:
         check_sweep_outputs(sweep.output)  # before any write: a table of the user's own there stops the sweep
         for run, _ in blocked:
@@ -690,6 +729,7 @@ def run_sweep(
     log(
         f"sweep {sweep.name}: {len(runs)} runs, {sum(st.finished for st in plan.states)} done, {len(pending)} to run"
         + (f" of the arms {', '.join(arms)}" if arms else "")
+        + (f" of the seeds {format_seeds(seeds)}" if seeds is not None else "")
         + (f" ({launcher.name} launcher, {launcher.workers or 'any number of'} at a time)" if pending else "")
     )
     executed: list[Run] = []
@@ -821,6 +861,7 @@ def aggregate(
     baseline: str | None = None,
     metric: str | None = None,
     reference_effect: float | None = None,
+    seeds: Sequence[int] | None = None,
     log: Callable[[str], None] = _log.info,
     load_fn: LoadFn | None = None,
 ) -> str:
@@ -832,6 +873,8 @@ def aggregate(
     than the sweep's own (e.g. ``test_acc1_last``, arms compared at matched epochs) is tabled in
     ``table-<metric>.md``, leaving the sweep's ``table.md`` and ``results.csv`` as they are. With a sweep, stale
     and broken runs (:func:`run_state`, configs from ``load_fn``) are listed under the table, never in it.
+    ``seeds`` tables only the runs of those seeds (e.g. fresh seeds that played no part in choosing the arms), in
+    ``table[-<metric>]-seeds<N-M>.md``.
     """
     root = Path(root)
     if not root.is_dir():
@@ -849,6 +892,8 @@ def aggregate(
     metric = metric or primary
     plan = plan_sweep(sweep, load_fn=load_fn, check=False, strict=False) if sweep is not None else None
     rows, left_out = _load_summaries(root, plan)
+    if seeds is not None:
+        rows = [r for r in rows if r["seed"] in set(seeds)]
     arms = [a.name for a in sweep.arms] if sweep else sorted({r["arm"] for r in rows})
     _check_baseline(baseline, arms)
     baseline = baseline or (sweep.baseline if sweep else (arms[0] if arms else None))
@@ -857,7 +902,7 @@ def aggregate(
     if reference_effect is None and sweep is not None:
         reference_effect = sweep.reference_effect
 
-    if metric == primary:
+    if metric == primary and seeds is None:
         _write_results_csv(root, rows, metric)
 
     by_seed = {
@@ -930,7 +975,10 @@ def aggregate(
     lengths = sorted({_length(r["summary"]) for r in rows} - {""})
     notes = [
         "",
-        f"{len(rows)} finished runs under `{root}`" + (f", trained for {'; '.join(lengths)}" if lengths else "") + ".",
+        f"{len(rows)} finished runs under `{root}`"
+        + (f", trained for {'; '.join(lengths)}" if lengths else "")
+        + "."
+        + (f" Seeds {format_seeds(seeds)} only (`--seeds`)." if seeds is not None else ""),
         (
             "Δ = mean(arm) − mean(its `vs` arm, the control the sweep file names for it; else "
             f"`{baseline}`), and every test below compares the arm with that control"
@@ -969,7 +1017,10 @@ def aggregate(
     if plan is not None and plan.warnings:
         notes.append("Warning: " + "; ".join(plan.warnings))
     table = "\n".join(lines + notes) + "\n"
-    _write_output(root / ("table.md" if metric == primary else f"table-{metric}.md"), table)
+    name = "table" if metric == primary else f"table-{metric}"
+    if seeds is not None:
+        name += f"-seeds{format_seeds(seeds).replace(',', '_')}"
+    _write_output(root / f"{name}.md", table)
     log(table)
     return table
 
@@ -1220,6 +1271,7 @@ def sweep_command(
     launcher_options: Sequence[str] = (),
     merge: str | None = None,
     arms: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
     time_budget: float | None = None,
     run_seconds: float | None = None,
 ) -> int:
@@ -1236,8 +1288,10 @@ def sweep_command(
     sweep file's ``launcher:`` (see :mod:`srblock.experiments.launchers`).
     The plan (``dry_run``) and the table (``report``) are this command's output and go to stdout; ``analyze``
     (with ``report``) first saves predictions and analyses of the runs that have none yet (:func:`analyze_sweep_runs`).
-    ``arms`` limits the runs to those arms; ``time_budget`` (seconds from now; ``run_seconds``: the expected length of
-    a run of an arm without a finished one) starts no run that would not end in time (:mod:`.budget`).
+    ``arms`` and ``seeds`` limit the runs to those arms and seeds (``seeds`` with ``report``: a table of those seeds'
+    runs alone, beside the full one; no dynamics or noise tables); ``time_budget`` (seconds from now;
+    ``run_seconds``: the expected length of a run of an arm without a finished one) starts no run that would not
+    end in time (:mod:`.budget`).
     """
     budget = None if time_budget is None else TimeBudget(time.time() + time_budget, run_seconds)
     if merge is not None:
@@ -1249,7 +1303,9 @@ def sweep_command(
         if analyze:
             analyze_sweep_runs(report, log=print)
         sweep = load_sweep(config, overrides) if config else None
-        aggregate(report, sweep=sweep, baseline=baseline, metric=metric, log=print, load_fn=load_fn)
+        aggregate(report, sweep=sweep, baseline=baseline, metric=metric, seeds=seeds, log=print, load_fn=load_fn)
+        if seeds is not None:
+            return 0
         written = report_sweep_dynamics(report)
         if written:
             print("SR learning dynamics per arm: " + ", ".join(map(str, written)))
@@ -1300,6 +1356,7 @@ def sweep_command(
         keep_going=keep_going,
         rerun_stale=rerun_stale,
         arms=arms,
+        seeds=seeds,
         budget=budget,
     )
     return 1 if any((r.output_dir / FAILED).is_file() for r in expand_grid(sweep)) else 0
