@@ -122,11 +122,12 @@ def analyze_model(
     def name_of(c: int) -> str:
         return class_names[c] if class_names is not None and c < len(class_names) else str(c)
 
+    sample = next(iter(record.samples.values()), None)
     result: dict[str, Any] = {
         "title": title,
         "output_dir": str(output_dir),
         "num_images": record.num_images,
-        "inputs": "series" if next(iter(record.samples.values()), torch.zeros(1, 1, 1)).dim() == 2 else "images",
+        "inputs": "series" if sample is not None and sample.dim() == 2 else "images",  # C x L: a 1-D model's
         "classes": [{"class": c, "name": name_of(c)} for c in chosen],
         "per_class": per_class,
         "accuracy": {
