@@ -97,3 +97,14 @@ def test_a_routing_only_shrunk_by_weight_decay_is_not_learned_selection():
     control = routing_control(model, batches, init, bootstrap=50)["0"]
     assert abs(raw["delta"]) > 1e-3  # the shrink alone moves η²
     assert control["delta"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_dynamics_table_leaves_out_a_value_a_run_could_not_define() -> None:
+    from srblock.analysis.dynamics import dynamics_table
+
+    runs = [  # P = 1: the routing entropy has no meaning and is stored as null; the other columns stand
+        {"block3.sr.memory_ratio": 0.01, "block3.sr.routing_entropy": None},
+        {"block3.sr.memory_ratio": 0.03, "block3.sr.routing_entropy": None},
+    ]
+    row = dynamics_table({"p1": runs}, columns=["memory_ratio", "routing_entropy"]).splitlines()[2]
+    assert row == "| `p1` | block3.sr | 2 | 0.02 ± 0.014 | – |"

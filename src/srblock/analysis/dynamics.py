@@ -203,7 +203,8 @@ def dynamics_table(
             n = sum(any(key.startswith(f"{block}.") for key in run) for run in runs)
             cells = []
             for column in columns:
-                values = [float(run[f"{block}.{column}"]) for run in runs if f"{block}.{column}" in run]
+                # None: a value the run could not define (the entropy over P = 1 memory), stored as JSON null
+                values = [float(v) for run in runs if (v := run.get(f"{block}.{column}")) is not None]
                 s = summarize([v for v in values if not math.isnan(v)])
                 cell = "–" if s.n == 0 else f"{s.mean:.4g}" + ("" if s.n < 2 else f" ± {s.std:.2g}")
                 cells.append(cell + (f" ({s.n})" if 0 < s.n < n else ""))
