@@ -152,6 +152,7 @@ def test_issue21_cpu_sweeps_run_the_w25_protocol_into_their_own_folders() -> Non
         "timeseries_screen_italypowerdemand_fcn",
         "timeseries_screen_sgd_italypowerdemand_fcn",
         "cifar10_cpu_w25_adamw",
+        *(p.stem for p in sorted((RECIPE_ROOT / "sweeps").glob("timeseries_*.yaml"))),
     ],
 )
 def test_issue21_arms_build_what_their_names_say(name: str) -> None:
@@ -164,7 +165,7 @@ def test_issue21_arms_build_what_their_names_say(name: str) -> None:
     from srblock.experiments import load_sweep
 
     configs = _arm_configs(name)
-    stage_names = {"cifar_resnet18": "layer", "cifar_airbench": "block", "tsc_fcn": "block"}
+    stage_names = {"cifar_resnet18": "layer", "cifar_airbench": "block", "tsc_fcn": "block", "tsc_resnet": "block"}
     for arm, config in configs.items():
         with torch.device("meta"):
             model = build_model(config)

@@ -12,7 +12,7 @@ import yaml
 from scipy import stats
 
 from srblock.cli import main
-from srblock.experiments.crossdataset import compare_sweeps, format_report, read_pair
+from srblock.experiments.crossdataset import compare_sweeps, format_report, read_pairs
 
 
 def _fake_load(recipe: str, overrides) -> dict:
@@ -21,28 +21,45 @@ def _fake_load(recipe: str, overrides) -> dict:
     config = {"data": {"name": dataset}, "model": {"name": f"tsc_{model}", **({"sr_stage": 3} if sr else {})}}
     for item in overrides:
         key, value = item.split("=", 1)
-        config[key] = yaml.safe_load(value)
+        *parents, leaf = key.split(".")
+        section = config
+        for parent in parents:
+            section = section.setdefault(parent, {})
+        section[leaf] = yaml.safe_load(value)
     return config
 
 
 def make_sweep(
-    root: Path, dataset: str, model: str, base: dict[int, float], sr: dict[int, float], *, time: float = 2.0
+    root: Path,
+    dataset: str,
+    model: str,
+    base: dict[int, float],
+    sr: dict[int, float],
+    *,
+    time: float = 2.0,
+    block1: dict[int, float] | None = None,
 ) -> Path:
-    """A sweep folder as `srblock sweep` leaves it: sweep.yaml and <arm>/seed<N>/summary.json."""
+    """A sweep folder as `srblock sweep` leaves it: sweep.yaml and <arm>/seed<N>/summary.json; ``block1``: the
+    scores of a third arm, ``<baseline>-sr-m1`` (SR after block 1)."""
     folder = root / f"{dataset.lower()}-{model}"
-    arms = {f"{dataset}-{model}": f"{dataset}_{model}", f"{dataset}-{model}-sr": f"{dataset}_{model}_sr"}
+    arms = {
+        f"{dataset}-{model}": (f"{dataset}_{model}", base, []),
+        f"{dataset}-{model}-sr": (f"{dataset}_{model}_sr", sr, []),
+    }
+    if block1 is not None:
+        arms[f"{dataset}-{model}-sr-m1"] = (f"{dataset}_{model}_sr", block1, ["model.sr_stage=1"])
     doc = {
         "name": f"timeseries-{folder.name}",
         "output": str(folder),
         "metric": "test_acc1",
         "baseline": f"{dataset}-{model}",
         "seeds": sorted(set(base) | set(sr)),
-        "arms": {arm: {"recipe": recipe, "seeds": sorted(base if i == 0 else sr)} for i, (arm, recipe) in
-                 enumerate(arms.items())},
+        "arms": {arm: {"recipe": recipe, "seeds": sorted(scores), "overrides": dict(o.split("=") for o in extra)}
+                 for arm, (recipe, scores, extra) in arms.items()},
     }  # fmt: skip
     folder.mkdir(parents=True)
     (folder / "sweep.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    for (arm, recipe), scores in zip(arms.items(), (base, sr), strict=True):
+    for arm, (recipe, scores, extra) in arms.items():
         for seed, acc in scores.items():
             run = folder / arm / f"seed{seed}"
             run.mkdir(parents=True)
@@ -54,7 +71,7 @@ def make_sweep(
                 "sr_params": 300 * is_sr,
                 "wall_time_s": time * (1.5 if is_sr else 1.0),
                 "seed": seed,
-                "config": _fake_load(recipe, [f"seed={seed}"]),
+                "config": _fake_load(recipe, [*extra, f"seed={seed}"]),
             }
             if is_sr:
                 summary["sr_dynamics"] = {"block3.sr.routing_entropy": 0.25, "block3.sr.memory_ratio": 0.5}
@@ -70,7 +87,7 @@ def _row(report: str, dataset: str, model: str) -> list[str]:
 def test_pairs_by_seed_and_matches_scipy_paired_interval(tmp_path):
     base = {0: 90.0, 1: 91.0, 2: 89.5, 3: 90.5, 4: 92.0}  # seed 4 has no SR twin, seed 5 no baseline
     sr = {0: 90.8, 1: 91.2, 2: 90.9, 3: 90.6, 5: 80.0}
-    pair = read_pair(make_sweep(tmp_path, "ArrowHead", "fcn", base, sr), load_fn=_fake_load)
+    (pair,) = read_pairs(make_sweep(tmp_path, "ArrowHead", "fcn", base, sr), load_fn=_fake_load)
     keys = [0, 1, 2, 3]
     res = stats.ttest_rel([sr[k] for k in keys], [base[k] for k in keys])
     ci = res.confidence_interval(0.95)
@@ -96,10 +113,10 @@ def test_wilcoxon_across_datasets_matches_scipy_and_screens_stay_out(tmp_path):
     make_sweep(tmp_path, "JapaneseVowels", "fcn", {0: 99.0, 1: 98.0}, {0: 50.0})  # one pair: a screen
     report, written = compare_sweeps([tmp_path], tmp_path / "out", load_fn=_fake_load)
     expected = stats.wilcoxon([m[1] for m in means.values()], [m[0] for m in means.values()])
-    fcn = next(ln for ln in report.splitlines() if ln.startswith("| FCN | "))
+    fcn = next(ln for ln in report.splitlines() if ln.startswith("| FCN+SR | "))
     assert fcn.split(" | ")[1:5] == ["4", "3", "1", "0"]  # datasets, SR above, below, ties: the screen is out
     assert f"| {expected.statistic:.1f} | {expected.pvalue:.3g} |" in fcn
-    assert _row(report, "JapaneseVowels (screen)", "FCN")[3] == "1"
+    assert _row(report, "JapaneseVowels (screen)", "FCN")[4] == "1"
     assert written == [tmp_path / "out" / "crossdataset.md"]  # one model: no diagram
     assert "Not drawn" in report
 
@@ -118,7 +135,7 @@ def test_critical_difference_diagram_over_the_four_estimators(tmp_path):
     assert (tmp_path / "cd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "over 5 datasets (ACSF1, ArrowHead, BasicMotions, GunPoint, OSULeaf)" in report
     assert "Holm" in report and "estimators FCN, FCN+SR, ResNet, ResNet+SR" in report and "Friedman" in report
-    assert "| pooled (every dataset × model) | 11 |" in report
+    assert "| SR pooled (every dataset × model) | 11 |" in report
     # written by us, so a second report replaces both; a sub-folder arg works like the parent
     compare_sweeps(sorted(p for p in tmp_path.iterdir() if p.is_dir()), tmp_path, load_fn=_fake_load)
 
@@ -129,10 +146,10 @@ def test_baseline_against_the_published_mean(tmp_path):
     make_sweep(tmp_path, "ACSF1", "fcn", {0: 80.0, 1: 82.0}, {0: 80.0, 1: 81.0})  # dl-4-tsc: 89.8 (5 runs)
     make_sweep(tmp_path, "BasicMotions", "fcn", {0: 80.0, 1: 82.0}, {0: 80.0, 1: 81.0})  # nothing published
     report, _ = compare_sweeps([tmp_path], tmp_path / "out", load_fn=_fake_load)
-    assert _row(report, "GunPoint", "FCN")[9:11] == ["100.0 ± 0.0 (10)", "-3.00 **> 2 pp**"]
-    assert _row(report, "ArrowHead", "FCN")[9:11] == ["84.3 ± 1.5 (10)", "-0.80"]
-    assert _row(report, "ACSF1", "FCN")[9:11] == ["89.8 ± 1.6 (5)", "-8.80 (5 runs)"]
-    assert _row(report, "BasicMotions", "FCN")[9:11] == ["–", "–"]
+    assert _row(report, "GunPoint", "FCN")[10:12] == ["100.0 ± 0.0 (10)", "-3.00 **> 2 pp**"]
+    assert _row(report, "ArrowHead", "FCN")[10:12] == ["84.3 ± 1.5 (10)", "-0.80"]
+    assert _row(report, "ACSF1", "FCN")[10:12] == ["89.8 ± 1.6 (5)", "-8.80 (5 runs)"]
+    assert _row(report, "BasicMotions", "FCN")[10:12] == ["–", "–"]
 
 
 def test_a_folder_that_is_not_a_sweep_is_one_clear_line(tmp_path, capsys):
@@ -159,7 +176,7 @@ def test_a_stale_run_is_left_out_of_the_pairs_and_named(tmp_path):
     summary = json.loads(summary_path.read_text())
     summary["config"]["model"]["sr_stage"] = 2  # trained with another config than the sweep's arm now gives
     summary_path.write_text(json.dumps(summary))
-    pair = read_pair(folder, load_fn=_fake_load)
+    (pair,) = read_pairs(folder, load_fn=_fake_load)
     assert sorted(pair.sr) == [0, 1] and pair.paired.n == 2
     report, _ = compare_sweeps([folder], tmp_path / "out", load_fn=_fake_load)
     assert "Left out (1;" in report and "GunPoint-fcn-sr/seed2" in report
@@ -203,4 +220,24 @@ def test_a_sweep_without_finished_runs_is_named_not_tabled(tmp_path):
     report, _ = compare_sweeps([tmp_path], tmp_path, load_fn=_fake_load)
     assert "No finished run yet (1, not in the table): gunpoint-fcn." in report
     assert "gunpoint" not in report.split("No finished run yet")[0].lower()
-    assert _row(report, "ArrowHead", "FCN")[3] == "4"
+    assert _row(report, "ArrowHead", "FCN")[4] == "4"
+
+
+def test_a_second_sr_arm_is_its_own_row_test_and_estimator(tmp_path):
+    rng = np.random.default_rng(2)
+    for dataset in ("ArrowHead", "GunPoint", "OSULeaf"):
+        for model in ("fcn", "resnet"):
+            base = {s: float(80 + rng.normal()) for s in range(4)}
+            sr = {s: v + float(rng.normal()) for s, v in base.items()}
+            make_sweep(tmp_path, dataset, model, base, sr, block1={s: v + 1.0 + 0.1 * s for s, v in base.items()})
+    report, written = compare_sweeps([tmp_path], tmp_path, load_fn=_fake_load)
+    row = next(ln for ln in report.splitlines() if ln.startswith("| GunPoint | FCN | SR m1 (block 1, P"))
+    assert [c.strip() for c in row.strip("|").split("|")][4:5] == ["4"]  # its pairs
+    assert "| FCN+SR m1 | 3 | 3 | 0 | 0 |" in report  # above its baseline on every dataset
+    assert (
+        "| SR m1 pooled (every dataset × model) | 6 |" in report
+        and "| SR pooled (every dataset × model) | 6 |" in report
+    )
+    assert "estimators FCN, FCN+SR, FCN+SR m1, ResNet, ResNet+SR, ResNet+SR m1" in report
+    assert "Compute: 72 finished runs" in report and report.startswith("# Cross-dataset report: 6 sweeps")
+    assert tmp_path / "cd.png" in written

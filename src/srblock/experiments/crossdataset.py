@@ -1,18 +1,19 @@
-"""Across datasets: one report over several two-arm sweeps (a baseline and its SR arm each, e.g. the time-series
-sweeps ``timeseries_<dataset>_<model>``), as the time-series community reads a new method.
+"""Across datasets: one report over several sweeps of a baseline against its SR arms (the time-series sweeps
+``timeseries_<dataset>_<model>``: the model, the model + SR after its last stage, and + SR after block 1), as the
+time-series community reads a new method.
 
 :func:`compare_sweeps` reads each sweep folder the way :func:`srblock.experiments.sweep.aggregate` does (its
-``sweep.yaml`` copy, the finished runs of its plan; stale runs are left out), pairs the two arms by seed and writes
-into ``output``:
+``sweep.yaml`` copy, the finished runs of its plan; stale runs are left out), pairs each SR arm (named
+``<baseline>-sr[-variant]``) with the baseline by seed and writes into ``output``:
 
-- ``crossdataset.md``: per dataset × model the paired Δ with its 95 % CI and the sign test
+- ``crossdataset.md``: per dataset × model × SR arm the paired Δ with its 95 % CI and the sign test
   (:mod:`srblock.analysis.stats`), our baseline against the published mean accuracy
   (:data:`srblock.data.timeseries.PUBLISHED_ACCURACY`), the SR dynamics at the end of training and the cost; across
-  datasets, per model and pooled, the Wilcoxon signed-rank test over the per-dataset means;
-- ``cd.png``: aeon's critical difference diagram over the estimators (each model with and without SR) on the
-  datasets where all of them have runs.
+  datasets, per model and SR arm and pooled, the Wilcoxon signed-rank test over the per-dataset means;
+- ``cd.png``: aeon's critical difference diagram over the estimators (each model, with its main SR arm, and each
+  other SR arm tested everywhere) on the datasets where all of them have runs.
 
-A dataset × model with 3 pairs or fewer (:data:`srblock.analysis.stats.SCREEN_SEEDS`) is a *screen*: listed with its
+An SR arm with 3 pairs or fewer (:data:`srblock.analysis.stats.SCREEN_SEEDS`) is a *screen*: listed with its
 Δ and interval, without p-values, and kept out of the tests and the diagram.
 This module lives in ``experiments`` (not ``analysis``) because it reads sweep folders.
 """
@@ -20,9 +21,10 @@ This module lives in ``experiments`` (not ``analysis``) because it reads sweep f
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import stats as _st
@@ -50,7 +52,7 @@ from .sweep import (
     sweep_from_dict,
 )
 
-__all__ = ["CD_ALPHA", "PUBLISHED_TOLERANCE", "Pair", "compare_sweeps", "read_pair"]
+__all__ = ["CD_ALPHA", "PUBLISHED_TOLERANCE", "Pair", "compare_sweeps", "read_pairs"]
 
 #: Our baseline should reproduce the published mean within this many points where the source has >= 10 runs.
 PUBLISHED_TOLERANCE = 2.0
@@ -63,11 +65,14 @@ CD_NAME = "cd.png"
 
 @dataclass(frozen=True)
 class Pair:
-    """One sweep: a dataset × model, its baseline and SR arm's metric per seed, and what the report shows of it."""
+    """One SR arm of a sweep against the sweep's baseline: a dataset × model × SR variant, both arms' metric per
+    seed, and what the report shows of it."""
 
     folder: Path
     dataset: str
     model: str  # "fcn", "resnet": the zoo name without its "tsc_" prefix
+    variant: str  # the SR arm's name after "<baseline>-sr" ("" for the sweep's main SR arm, "m1" for "...-sr-m1")
+    where: str  # where the SR arm puts its block(s) and how large: "block 3, P 10"
     baseline: dict[int, float]
     sr: dict[int, float]
     paired: PairedResult
@@ -76,7 +81,8 @@ class Pair:
     memory_ratio: str
     sr_params: int | None
     time_ratio: float  # mean wall time of an SR run / of a baseline run
-    run_seconds: float  # wall time of all its finished runs together
+    run_seconds: float  # wall time of its finished runs (the baseline's counted with the sweep's first SR arm)
+    base_runs: int  # the baseline's finished runs counted here (the same rule)
     epochs: float | None
     left_out: tuple[str, ...] = ()  # runs not counted (stale, broken), one line each
 
@@ -113,8 +119,9 @@ def _sweep_folders(folders: Sequence[str | Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def read_pair(folder: str | Path, *, load_fn: LoadFn | None = None) -> Pair:
-    """The two arms of one sweep folder paired by seed; ``ValueError`` naming the folder when it is no two-arm sweep.
+def read_pairs(folder: str | Path, *, load_fn: LoadFn | None = None) -> list[Pair]:
+    """Each SR arm of one sweep folder paired by seed with the sweep's baseline; ``ValueError`` naming the folder
+    when it is no sweep of a baseline and SR arms.
 
     ``load_fn`` loads a recipe for the staleness check (default: the engine's ``load_config``, as ``aggregate``)."""
     folder = Path(folder)
@@ -125,40 +132,63 @@ def read_pair(folder: str | Path, *, load_fn: LoadFn | None = None) -> Pair:
     except (ValueError, TypeError) as err:
         raise ValueError(f"{folder / SWEEP_COPY} is damaged ({' '.join(str(err).split())})") from None
     arms = [a.name for a in sweep.arms]
-    if len(arms) != 2:
-        raise ValueError(f"{folder}: a cross-dataset comparison needs a baseline and one SR arm, the sweep has {arms}")
+    others = [a for a in arms if a != sweep.baseline]
+    if not others or not all(a.startswith(f"{sweep.baseline}-sr") for a in others):
+        raise ValueError(
+            f"{folder}: a cross-dataset comparison needs a baseline and SR arms named <baseline>-sr[-variant], the "
+            f"sweep has {arms} (baseline {sweep.baseline!r})"
+        )
     sweep.output = folder  # the folder may have moved since the sweep ran
     plan = plan_sweep(sweep, load_fn=load_fn, check=False, strict=False)
     rows, left_out = _load_summaries(folder, plan)
-    other = next(a for a in arms if a != sweep.baseline)
     by_arm = {a: [r for r in rows if r["arm"] == a] for a in arms}
     scores = {a: {r["seed"]: float(r["summary"][sweep.metric]) for r in by_arm[a] if sweep.metric in r["summary"]}
               for a in arms}  # fmt: skip
+    times = {a: [float(r["summary"]["wall_time_s"]) for r in by_arm[a] if "wall_time_s" in r["summary"]] for a in arms}
     summaries = [r["summary"] for r in rows]
     config = next((s["config"] for s in summaries if isinstance(s.get("config"), dict)), {})
     dataset = (config.get("data") or {}).get("name") or folder.name
     model = str((config.get("model") or {}).get("name") or "?").removeprefix("tsc_")
-    sr_runs = [r["summary"] for r in by_arm[other]]
-    sr_params = {s.get("sr_params") for s in sr_runs} - {None}
-    times = {a: [float(r["summary"]["wall_time_s"]) for r in by_arm[a] if "wall_time_s" in r["summary"]] for a in arms}
-    base_time, sr_time = (float(np.mean(times[a])) if times[a] else math.nan for a in (sweep.baseline, other))
     epochs = {s.get("epochs") for s in summaries} - {None}
-    return Pair(
-        folder=folder,
-        dataset=dataset,
-        model=model,
-        baseline=scores[sweep.baseline],
-        sr=scores[other],
-        paired=paired_ttest(scores[sweep.baseline], scores[other]),
-        sign=sign_test(scores[sweep.baseline], scores[other]),
-        entropy=_dynamics_text(sr_runs, "routing_entropy"),
-        memory_ratio=_dynamics_text(sr_runs, "memory_ratio"),
-        sr_params=max(sr_params) if sr_params else None,
-        time_ratio=sr_time / base_time if base_time > 0 else math.nan,
-        run_seconds=float(sum(sum(t) for t in times.values())),
-        epochs=max(epochs) if epochs else None,
-        left_out=tuple(left_out),
-    )
+    base_time = float(np.mean(times[sweep.baseline])) if times[sweep.baseline] else math.nan
+    pairs = []
+    for index, other in enumerate(others):
+        sr_runs = [r["summary"] for r in by_arm[other]]
+        sr_params = {s.get("sr_params") for s in sr_runs} - {None}
+        sr_time = float(np.mean(times[other])) if times[other] else math.nan
+        section = next((s["config"]["model"] for s in sr_runs if isinstance(s.get("config"), dict)), {})
+        pairs.append(
+            Pair(
+                folder=folder,
+                dataset=dataset,
+                model=model,
+                variant=other.removeprefix(f"{sweep.baseline}-sr").lstrip("-"),
+                where=_where(section),
+                baseline=scores[sweep.baseline],
+                sr=scores[other],
+                paired=paired_ttest(scores[sweep.baseline], scores[other]),
+                sign=sign_test(scores[sweep.baseline], scores[other]),
+                entropy=_dynamics_text(sr_runs, "routing_entropy"),
+                memory_ratio=_dynamics_text(sr_runs, "memory_ratio"),
+                sr_params=max(sr_params) if sr_params else None,
+                time_ratio=sr_time / base_time if base_time > 0 else math.nan,
+                # the baseline's runs are counted once, with the sweep's first SR arm
+                run_seconds=float(sum(times[other]) + (sum(times[sweep.baseline]) if index == 0 else 0.0)),
+                base_runs=len(scores[sweep.baseline]) if index == 0 else 0,
+                epochs=max(epochs) if epochs else None,
+                left_out=tuple(left_out) if index == 0 else (),
+            )
+        )
+    return pairs
+
+
+def _where(model: Mapping[str, Any]) -> str:
+    """``"block 3, P 10"``: where an SR arm's model puts its block(s) (``sr_stage``) and its memories (P)."""
+    stage = model.get("sr_stage")
+    if stage is None:
+        return "–"
+    stages = "+".join(str(m) for m in stage) if isinstance(stage, list) else str(stage)
+    return f"block {stages}, P {model.get('num_memories', '?')}"
 
 
 def _published(pair: Pair, base_mean: float) -> tuple[str, str]:
@@ -197,20 +227,26 @@ def wilcoxon_over(pairs: Sequence[Pair], name: str) -> WilcoxonRow:
     return WilcoxonRow(name, len(pairs), above, below, len(pairs) - above - below, stat, p)
 
 
-def _estimator(model: str, sr: bool) -> str:
+def _estimator(model: str, variant: str | None) -> str:
+    """``"FCN"`` (``variant`` None: the baseline), ``"FCN+SR"`` (the main SR arm), ``"FCN+SR m1"``."""
     label = {"fcn": "FCN", "resnet": "ResNet"}.get(model, model)
-    return f"{label}+SR" if sr else label
+    return label if variant is None else f"{label}+SR" + (f" {variant}" if variant else "")
 
 
 def cd_scores(pairs: Sequence[Pair]) -> tuple[list[str], list[str], np.ndarray]:
     """Datasets, estimators and the datasets × estimators matrix of mean scores, over the datasets where every
-    estimator (each model with and without SR) has a tested (non-screen) sweep."""
+    estimator (each model, with and without its main SR arm) has a tested (non-screen) sweep. Another SR variant
+    joins as an estimator when it is tested on every one of those datasets."""
     tested = [p for p in pairs if not p.screen]
     models = sorted({p.model for p in tested})
-    by_key = {(p.dataset, p.model): p for p in tested}
-    datasets = sorted(d for d in {p.dataset for p in tested} if all((d, m) in by_key for m in models))
-    labels = [_estimator(m, sr) for m in models for sr in (False, True)]
-    scores = np.array([[by_key[d, m].means()[sr] for m in models for sr in (0, 1)] for d in datasets])
+    by_key = {(p.dataset, p.model, p.variant): p for p in tested}
+    datasets = sorted(d for d in {p.dataset for p in tested} if all((d, m, "") in by_key for m in models))
+    extra = sorted({(p.model, p.variant) for p in tested if p.variant})
+    extra = [(m, v) for m, v in extra if all((d, m, v) in by_key for d in datasets)]
+    columns = [(m, None) for m in models] + [(m, "") for m in models] + extra
+    columns.sort(key=lambda c: (c[0], c[1] is not None, c[1] or ""))
+    labels = [_estimator(m, v) for m, v in columns]
+    scores = np.array([[by_key[d, m, v or ""].means()[0 if v is None else 1] for m, v in columns] for d in datasets])
     return datasets, labels, scores.reshape(len(datasets), len(labels))
 
 
@@ -235,7 +271,8 @@ def _pair_row(pair: Pair, metric_digits: int = 2) -> str:
     published, diff = _published(pair, base.mean)
     cells = [
         pair.dataset + (" (screen)" if pair.screen else ""),
-        _estimator(pair.model, False),
+        _estimator(pair.model, None),
+        _estimator(pair.model, pair.variant).partition("+")[2] + f" ({pair.where})",
         f"{pair.epochs:g}" if pair.epochs is not None else "–",
         str(pair.paired.n),
         f"{format_number(base.mean)} ± {format_number(base.std)}",
@@ -256,13 +293,15 @@ def _pair_row(pair: Pair, metric_digits: int = 2) -> str:
 def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.ndarray] | None) -> str:
     """The markdown report; ``cd``: the diagram's datasets, estimators and scores (``None`` when none was drawn)."""
     header = [
-        "dataset", "model", "epochs", "pairs", "baseline mean ± std", "+SR mean ± std", "Δ (paired)", "Δ 95 % CI",
+        "dataset", "model", "SR arm", "epochs", "pairs", "baseline mean ± std", "+SR mean ± std", "Δ (paired)",
+        "Δ 95 % CI",
         "sign (wins/n)", "published (runs)", "ours − published", "routing entropy", "memory ratio", "SR params",
         "time SR/baseline",
     ]  # fmt: skip
     lines = ["## Per dataset", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    waiting = sorted(p.folder.name for p in pairs if not p.baseline and not p.sr)  # a sweep not yet started
-    ordered = sorted((p for p in pairs if p.baseline or p.sr), key=lambda p: (p.dataset.lower(), p.model))
+    # an SR arm without a finished run yet (a sweep not started, or an arm added to a running one)
+    waiting = sorted(p.folder.name + (f" (SR {p.variant})" if p.variant else "") for p in pairs if not p.sr)
+    ordered = sorted((p for p in pairs if p.sr), key=lambda p: (p.dataset.lower(), p.model, p.variant))
     lines += [_pair_row(p) for p in ordered]
     screens = [p for p in ordered if p.screen]
     lines += [
@@ -279,7 +318,7 @@ def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.n
         "evaluation (`sr_dynamics`). Time SR/baseline: mean wall time per run (equal epochs, so also per epoch); "
         "runs shared the CPU with other work, so read it as a rough ratio.",
         "",
-        f"Compute: {sum(len(p.baseline) + len(p.sr) for p in ordered)} finished runs, "
+        f"Compute: {sum(p.base_runs + len(p.sr) for p in ordered)} finished runs, "
         f"{sum(p.run_seconds for p in ordered) / 3600:.1f} hours of run time in all (the sum of their `wall_time_s`, "
         "each run on its own thread or threads, as the sweep files ran them).",
     ]
@@ -294,13 +333,16 @@ def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.n
     if left_out:
         lines.append(f"Left out ({len(left_out)}; rerun them with srblock sweep --rerun-stale): " + "; ".join(left_out))
     tested = [p for p in ordered if not p.screen]
-    groups = [(_estimator(m, False), [p for p in tested if p.model == m]) for m in sorted({p.model for p in tested})]
-    groups.append(("pooled (every dataset × model)", tested))
+    kinds = sorted({(p.model, p.variant) for p in tested})
+    groups = [(_estimator(m, v), [p for p in tested if (p.model, p.variant) == (m, v)]) for m, v in kinds]
+    for variant in sorted({v for _, v in kinds}):
+        name = "SR" + (f" {variant}" if variant else "")
+        groups.append((f"{name} pooled (every dataset × model)", [p for p in tested if p.variant == variant]))
     lines += [
         "",
         "## Across datasets",
         "",
-        "| model | datasets | SR above | SR below | ties | Wilcoxon W | p |",
+        "| against its baseline | datasets | SR above | SR below | ties | Wilcoxon W | p |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, members in groups:
@@ -349,12 +391,12 @@ def compare_sweeps(
     output = Path(output)
     report_path, cd_path = output / REPORT_NAME, output / CD_NAME
     check_ours(report_path, cd_path)
-    pairs = [read_pair(folder, load_fn=load_fn) for folder in _sweep_folders(folders)]
+    pairs = [pair for folder in _sweep_folders(folders) for pair in read_pairs(folder, load_fn=load_fn)]
     seen: dict[tuple[str, str], Path] = {}
-    for p in pairs:
-        if (p.dataset, p.model) in seen:
-            raise ValueError(f"{p.dataset} × {p.model} twice: {seen[p.dataset, p.model]} and {p.folder}")
-        seen[p.dataset, p.model] = p.folder
+    for folder, key in dict.fromkeys((p.folder, (p.dataset, p.model)) for p in pairs):
+        if key in seen:
+            raise ValueError(f"{key[0]} × {key[1]} twice: {seen[key]} and {folder}")
+        seen[key] = folder
     output.mkdir(parents=True, exist_ok=True)
     datasets, labels, scores = cd_scores(pairs)
     written = []
@@ -364,7 +406,7 @@ def compare_sweeps(
         written.append(cd_path)
     else:  # a diagram of an earlier report would be read as this one's
         remove_ours(cd_path)
-    title = f"# Cross-dataset report: {len(pairs)} sweeps\n\n"
+    title = f"# Cross-dataset report: {len({p.folder for p in pairs})} sweeps\n\n"
     report = title + format_report(pairs, cd=(datasets, labels, scores) if drawn else None)
     write_text(report_path, report)
     written.insert(0, report_path)
