@@ -655,7 +655,8 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
         help="one report across datasets from several baseline-vs-SR sweeps (Wilcoxon, critical difference diagram)",
-        description="Pair each sweep folder's baseline and SR arm by seed (e.g. results/timeseries/<dataset>-<model>) "
+        description="Pair each sweep folder's baseline with each of its SR arms (<baseline>-sr[-variant]) by seed "
+        "(e.g. results/timeseries/<dataset>-<model>) "
         "and write crossdataset.md (per dataset: paired Δ and its 95 % CI, sign test, the published accuracy, the SR "
         "dynamics and cost; across datasets: the Wilcoxon signed-rank test) and cd.png (aeon's critical difference "
         "diagram) into --output. Never replaces a file srblock did not write.",
