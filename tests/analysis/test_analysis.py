@@ -193,3 +193,16 @@ print(all(isinstance(f, Figure) for f in figures), "matplotlib.pyplot" in sys.mo
     assert len(list(tmp_path.glob("*.png"))) == 3
     for png in tmp_path.glob("*.png"):
         _assert_valid_png(png)
+
+
+def test_a_1d_blocks_memories_are_drawn_as_curves_over_the_steps(tmp_path):
+    from srblock.analysis import plot_memory_maps
+
+    maps = torch.randn(4, 24)  # P x L: the channel-mean memories of a 1-D block
+    fig = plot_memory_maps(maps, tmp_path / "maps.png")
+    (ax,) = [a for a in fig.axes if a.get_visible()]
+    assert [line.get_label() for line in ax.get_lines()][:4] == ["M1", "M2", "M3", "M4"]
+    assert list(ax.get_lines()[2].get_ydata()) == pytest.approx(maps[2].tolist())
+    _assert_valid_png(tmp_path / "maps.png")
+    fig2d = plot_memory_maps(torch.randn(4, 5, 6))  # a 2-D block: a heat map per memory, and a colour bar
+    assert sum(a.get_visible() for a in fig2d.axes) == 5

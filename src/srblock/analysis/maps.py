@@ -48,10 +48,13 @@ def _as_2d(m: torch.Tensor) -> torch.Tensor:
 
 
 def plot_memory_maps(maps: torch.Tensor, path: str | Path | None = None, *, title: str = "") -> Figure:
-    """A grid of P heat maps on one diverging colour scale centred on 0 (so blocks are comparable).
+    """A grid of P heat maps on one diverging colour scale centred on 0 (so blocks are comparable); for a 1-D block
+    (``maps`` P x L) one panel of P curves over the steps, which a heat map of one row would hide.
 
     ``maps`` is one block's entry of :func:`memory_maps`; the figure is also saved as PNG to ``path`` when given.
     """
+    if maps.dim() == 2:
+        return _plot_memory_curves(maps, path, title=title)
     arrays = [_as_2d(m).numpy() for m in maps]
     limit = symmetric_limit(*arrays)
     fig, axes = grid(len(arrays), max_cols=5, panel=2.2, layout=None)
@@ -62,6 +65,23 @@ def plot_memory_maps(maps: torch.Tensor, path: str | Path | None = None, *, titl
         fig.colorbar(image, ax=list(axes), shrink=0.8, label="channel mean")
     if title:
         fig.suptitle(title, fontsize=10)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def _plot_memory_curves(maps: torch.Tensor, path: str | Path | None, *, title: str) -> Figure:
+    """The P channel-mean memories of a 1-D block as curves over the steps, on one axis."""
+    fig, (ax,) = grid(1, panel=4.0)
+    fig.set_size_inches(7.0, 3.2)
+    steps = range(1, maps.shape[1] + 1)
+    for i, curve in enumerate(maps.numpy()):
+        ax.plot(steps, curve, label=f"M{i + 1}", linewidth=1.2)
+    ax.axhline(0.0, color="0.6", linewidth=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("channel mean")
+    ax.legend(fontsize=7, ncol=2 if len(maps) > 5 else 1, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.set_title(title or "channel-mean memory over the steps", fontsize=10)
     if path is not None:
         save_figure(fig, path)
     return fig
