@@ -215,10 +215,10 @@ def test_a_later_report_without_a_diagram_removes_the_earlier_diagram(tmp_path):
 def test_a_sweep_without_finished_runs_is_named_not_tabled(tmp_path):
     make_sweep(tmp_path, "ArrowHead", "fcn", {0: 90.0, 1: 91.0, 2: 89.5, 3: 90.5}, {0: 90.8, 1: 91.2, 2: 90.9, 3: 90.6})
     waiting = make_sweep(tmp_path, "GunPoint", "fcn", {0: 99.0}, {0: 99.0})
-    for run in waiting.glob("*/seed0"):
-        (run / "summary.json").unlink()
+    (waiting / "GunPoint-fcn-sr" / "seed0" / "summary.json").unlink()  # its baseline run has finished
     report, _ = compare_sweeps([tmp_path], tmp_path, load_fn=_fake_load)
     assert "No finished run yet (1, not in the table): gunpoint-fcn." in report
+    assert "Compute: 9 finished runs" in report  # the waiting sweep's baseline run counts
     assert "gunpoint" not in report.split("No finished run yet")[0].lower()
     assert _row(report, "ArrowHead", "FCN")[4] == "4"
 

@@ -318,8 +318,8 @@ def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.n
         "evaluation (`sr_dynamics`). Time SR/baseline: mean wall time per run (equal epochs, so also per epoch); "
         "runs shared the CPU with other work, so read it as a rough ratio.",
         "",
-        f"Compute: {sum(p.base_runs + len(p.sr) for p in ordered)} finished runs, "
-        f"{sum(p.run_seconds for p in ordered) / 3600:.1f} hours of run time in all (the sum of their `wall_time_s`, "
+        f"Compute: {sum(p.base_runs + len(p.sr) for p in pairs)} finished runs, "
+        f"{sum(p.run_seconds for p in pairs) / 3600:.1f} hours of run time in all (the sum of their `wall_time_s`, "
         "each run on its own thread or threads, as the sweep files ran them).",
     ]
     if screens:
@@ -329,7 +329,7 @@ def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.n
         )
     if waiting:
         lines.append(f"No finished run yet ({len(waiting)}, not in the table): {', '.join(waiting)}.")
-    left_out = [f"{p.folder}: {line}" for p in ordered for line in p.left_out]
+    left_out = [f"{p.folder}: {line}" for p in pairs for line in p.left_out]
     if left_out:
         lines.append(f"Left out ({len(left_out)}; rerun them with srblock sweep --rerun-stale): " + "; ".join(left_out))
     tested = [p for p in ordered if not p.screen]
