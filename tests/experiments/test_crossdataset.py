@@ -12,6 +12,7 @@ import yaml
 from scipy import stats
 
 from srblock.cli import main
+from srblock.engine.config import apply_overrides
 from srblock.experiments.crossdataset import compare_sweeps, format_report, read_pairs
 
 
@@ -19,14 +20,7 @@ def _fake_load(recipe: str, overrides) -> dict:
     """Stand-in for the engine's load_config: the recipe name ``<dataset>_<model>[_sr]`` gives the config."""
     dataset, model, *sr = recipe.split("_")
     config = {"data": {"name": dataset}, "model": {"name": f"tsc_{model}", **({"sr_stage": 3} if sr else {})}}
-    for item in overrides:
-        key, value = item.split("=", 1)
-        *parents, leaf = key.split(".")
-        section = config
-        for parent in parents:
-            section = section.setdefault(parent, {})
-        section[leaf] = yaml.safe_load(value)
-    return config
+    return apply_overrides(config, overrides)
 
 
 def make_sweep(

@@ -14,21 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
+from srblock.engine.config import apply_overrides
 from srblock.experiments import aggregate, expand_grid, format_plan, load_sweep, run_sweep, sweep_command
 from srblock.experiments import sweep as sweep_module
 
 
 def _fake_load(recipe: str, overrides):
     """A stand-in for engine.load_config: YAML recipe + dotted ``key=value`` overrides (YAML-typed)."""
-    config = yaml.safe_load(Path(recipe).read_text())
-    for item in overrides:
-        key, value = item.split("=", 1)
-        node = config
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value)
-    return config
+    return apply_overrides(yaml.safe_load(Path(recipe).read_text()), overrides)
 
 
 # metric per (num_memories, seed): made-up numbers with unequal spread across arms
