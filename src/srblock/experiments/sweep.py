@@ -379,16 +379,13 @@ def parse_seeds(text: str) -> list[int]:
 
 def format_seeds(seeds: Sequence[int]) -> str:
     """``[0, 1, 2, 5]`` -> ``"0-2,5"`` (the inverse of :func:`parse_seeds`)."""
-    parts: list[str] = []
-    ordered = sorted(set(seeds))
-    start = prev = ordered[0] if ordered else None
-    for seed in [*ordered[1:], None]:
-        if seed is not None and seed == prev + 1:
-            prev = seed
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        start = prev = seed
-    return ",".join(parts)
+    ranges: list[list[int]] = []  # [first, last] of each run of consecutive seeds
+    for seed in sorted(set(seeds)):
+        if ranges and seed == ranges[-1][1] + 1:
+            ranges[-1][1] = seed
+        else:
+            ranges.append([seed, seed])
+    return ",".join(str(first) if first == last else f"{first}-{last}" for first, last in ranges)
 
 
 def expand_grid(sweep: Sweep) -> list[Run]:
