@@ -91,9 +91,9 @@ def test_pairs_by_seed_and_matches_scipy_paired_interval(tmp_path):
     assert (pair.sign.wins, pair.sign.n) == (4, 4)
     assert pair.means() == pytest.approx((np.mean([base[k] for k in keys]), np.mean([sr[k] for k in keys])))
     assert pair.time_ratio == pytest.approx(1.5) and pair.sr_params == 300 and pair.entropy == "0.250"
-    assert pair.run_seconds == pytest.approx(5 * 2.0 + 5 * 3.0)  # every finished run, paired or not
-    hours = dataclasses.replace(pair, run_seconds=9000.0)
-    assert "Compute: 20 finished runs, 5.0 hours of run time" in format_report([hours, hours], cd=None)
+    assert (pair.base_seconds, pair.sr_seconds) == pytest.approx((5 * 2.0, 5 * 3.0))  # every finished run
+    hours = dataclasses.replace(pair, base_seconds=3600.0, sr_seconds=5400.0)
+    assert "Compute: 10 finished runs, 2.5 hours of run time" in format_report([hours], cd=None)
 
 
 def test_wilcoxon_across_datasets_matches_scipy_and_screens_stay_out(tmp_path):

@@ -81,10 +81,10 @@ class Pair:
     memory_ratio: str
     sr_params: int | None
     time_ratio: float  # mean wall time of an SR run / of a baseline run
-    run_seconds: float  # wall time of its finished runs (the baseline's counted with the sweep's first SR arm)
-    base_runs: int  # the baseline's finished runs counted here (the same rule)
+    base_seconds: float  # wall time of the baseline's finished runs, paired or not (its sweep's, shared by its SR arms)
+    sr_seconds: float  # wall time of the SR arm's finished runs
     epochs: float | None
-    left_out: tuple[str, ...] = ()  # runs not counted (stale, broken), one line each
+    left_out: tuple[str, ...] = ()  # its sweep's runs not counted (stale, broken), one line each
 
     @property
     def screen(self) -> bool:
@@ -152,7 +152,7 @@ def read_pairs(folder: str | Path, *, load_fn: LoadFn | None = None) -> list[Pai
     epochs = {s.get("epochs") for s in summaries} - {None}
     base_time = float(np.mean(times[sweep.baseline])) if times[sweep.baseline] else math.nan
     pairs = []
-    for index, other in enumerate(others):
+    for other in others:
         sr_runs = [r["summary"] for r in by_arm[other]]
         sr_params = {s.get("sr_params") for s in sr_runs} - {None}
         sr_time = float(np.mean(times[other])) if times[other] else math.nan
@@ -172,11 +172,10 @@ def read_pairs(folder: str | Path, *, load_fn: LoadFn | None = None) -> list[Pai
                 memory_ratio=_dynamics_text(sr_runs, "memory_ratio"),
                 sr_params=max(sr_params) if sr_params else None,
                 time_ratio=sr_time / base_time if base_time > 0 else math.nan,
-                # the baseline's runs are counted once, with the sweep's first SR arm
-                run_seconds=float(sum(times[other]) + (sum(times[sweep.baseline]) if index == 0 else 0.0)),
-                base_runs=len(scores[sweep.baseline]) if index == 0 else 0,
+                base_seconds=float(sum(times[sweep.baseline])),
+                sr_seconds=float(sum(times[other])),
                 epochs=max(epochs) if epochs else None,
-                left_out=tuple(left_out) if index == 0 else (),
+                left_out=tuple(left_out),
             )
         )
     return pairs
@@ -304,6 +303,9 @@ def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.n
     ordered = sorted((p for p in pairs if p.sr), key=lambda p: (p.dataset.lower(), p.model, p.variant))
     lines += [_pair_row(p) for p in ordered]
     screens = [p for p in ordered if p.screen]
+    sweeps = {p.folder: p for p in pairs}  # a sweep's baseline and left-out runs are shared by its SR arms: once each
+    runs = sum(len(p.baseline) for p in sweeps.values()) + sum(len(p.sr) for p in pairs)
+    hours = (sum(p.base_seconds for p in sweeps.values()) + sum(p.sr_seconds for p in pairs)) / 3600
     lines += [
         "",
         "Δ = mean over the seeds both arms ran of (SR − baseline) test accuracy (%); 95 % CI: the paired t-interval "
@@ -318,8 +320,7 @@ def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.n
         "evaluation (`sr_dynamics`). Time SR/baseline: mean wall time per run (equal epochs, so also per epoch); "
         "runs shared the CPU with other work, so read it as a rough ratio.",
         "",
-        f"Compute: {sum(p.base_runs + len(p.sr) for p in pairs)} finished runs, "
-        f"{sum(p.run_seconds for p in pairs) / 3600:.1f} hours of run time in all (the sum of their `wall_time_s`, "
+        f"Compute: {runs} finished runs, {hours:.1f} hours of run time in all (the sum of their `wall_time_s`, "
         "each run on its own thread or threads, as the sweep files ran them).",
     ]
     if screens:
@@ -329,7 +330,7 @@ def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.n
         )
     if waiting:
         lines.append(f"No finished run yet ({len(waiting)}, not in the table): {', '.join(waiting)}.")
-    left_out = [f"{p.folder}: {line}" for p in pairs for line in p.left_out]
+    left_out = [f"{folder}: {line}" for folder, p in sweeps.items() for line in p.left_out]
     if left_out:
         lines.append(f"Left out ({len(left_out)}; rerun them with srblock sweep --rerun-stale): " + "; ".join(left_out))
     tested = [p for p in ordered if not p.screen]
