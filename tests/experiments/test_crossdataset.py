@@ -235,3 +235,14 @@ def test_a_second_sr_arm_is_its_own_row_test_and_estimator(tmp_path):
     assert "estimators FCN, FCN+SR, FCN+SR m1, ResNet, ResNet+SR, ResNet+SR m1" in report
     assert "Compute: 72 finished runs" in report and report.startswith("# Cross-dataset report: 6 sweeps")
     assert tmp_path / "cd.png" in written
+
+
+def test_one_sweep_named_twice_under_other_spellings_is_read_once(tmp_path, monkeypatch):
+    make_sweep(tmp_path, "GunPoint", "fcn", {0: 97.0, 1: 97.0}, {0: 98.0, 1: 97.0})
+    monkeypatch.chdir(tmp_path)
+    again = [Path("gunpoint-fcn"), tmp_path / "gunpoint-fcn" / ".." / "gunpoint-fcn"]
+    report, _ = compare_sweeps([tmp_path, *again], tmp_path / "out", load_fn=_fake_load)
+    assert report.startswith("# Cross-dataset report: 1 sweeps")
+    other = make_sweep(tmp_path / "other", "GunPoint", "fcn", {0: 96.0}, {0: 95.0})  # a second sweep: refused
+    with pytest.raises(ValueError, match=r"one sweep per dataset × model; GunPoint × fcn comes from two: .*other"):
+        compare_sweeps([tmp_path, other], tmp_path / "out", load_fn=_fake_load)

@@ -116,7 +116,10 @@ def _sweep_folders(folders: Sequence[str | Path]) -> list[Path]:
         if not inner:
             raise _not_a_sweep(folder, f"no {SWEEP_COPY} in it nor in its sub-folders")
         found += inner
-    return list(dict.fromkeys(found))
+    unique: dict[Path, Path] = {}  # one folder under two spellings ("a/b", "/abs/a/b", "a/x/../b") is read once
+    for folder in found:
+        unique.setdefault(folder.resolve(), folder)
+    return list(unique.values())
 
 
 def read_pairs(folder: str | Path, *, load_fn: LoadFn | None = None) -> list[Pair]:
@@ -396,7 +399,10 @@ def compare_sweeps(
     seen: dict[tuple[str, str], Path] = {}
     for folder, key in dict.fromkeys((p.folder, (p.dataset, p.model)) for p in pairs):
         if key in seen:
-            raise ValueError(f"{key[0]} × {key[1]} twice: {seen[key]} and {folder}")
+            raise ValueError(
+                f"a report takes one sweep per dataset × model; {key[0]} × {key[1]} comes from two: {seen[key]} and "
+                f"{folder} (compare them in separate reports)"
+            )
         seen[key] = folder
     output.mkdir(parents=True, exist_ok=True)
     datasets, labels, scores = cd_scores(pairs)
