@@ -246,3 +246,17 @@ def test_one_sweep_named_twice_under_other_spellings_is_read_once(tmp_path, monk
     other = make_sweep(tmp_path / "other", "GunPoint", "fcn", {0: 96.0}, {0: 95.0})  # a second sweep: refused
     with pytest.raises(ValueError, match=r"one sweep per dataset × model; GunPoint × fcn comes from two: .*other"):
         compare_sweeps([tmp_path, other], tmp_path / "out", load_fn=_fake_load)
+
+
+def test_a_run_without_a_number_for_the_metric_is_left_out_and_named(tmp_path):
+    base = {0: 97.0, 1: 97.0, 2: 96.0, 3: 95.0, 4: 96.5}
+    folder = make_sweep(tmp_path, "GunPoint", "fcn", base, {0: 98.0, 1: 97.0, 2: 99.0, 3: 96.0, 4: 97.5})
+    for seed, value in ((2, None), (3, float("nan"))):  # NaN: written as null by srblock, as NaN by json.dumps
+        path = folder / "GunPoint-fcn-sr" / f"seed{seed}" / "summary.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "test_acc1": value}))
+    (pair,) = read_pairs(folder, load_fn=_fake_load)
+    assert sorted(pair.sr) == [0, 1, 4] and (pair.sign.wins, pair.sign.n) == (2, 2)  # seed 1: a tie
+    report, _ = compare_sweeps([folder], tmp_path / "out", load_fn=_fake_load)
+    assert (
+        "GunPoint-fcn-sr/seed2" in report and "GunPoint-fcn-sr/seed3" in report and "no number for test_acc1" in report
+    )

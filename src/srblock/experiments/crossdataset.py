@@ -20,6 +20,7 @@ This module lives in ``experiments`` (not ``analysis``) because it reads sweep f
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -145,8 +146,14 @@ def read_pairs(folder: str | Path, *, load_fn: LoadFn | None = None) -> list[Pai
     plan = plan_sweep(sweep, load_fn=load_fn, check=False, strict=False)
     rows, left_out = _load_summaries(folder, plan)
     by_arm = {a: [r for r in rows if r["arm"] == a] for a in arms}
-    scores = {a: {r["seed"]: float(r["summary"][sweep.metric]) for r in by_arm[a] if sweep.metric in r["summary"]}
-              for a in arms}  # fmt: skip
+    scores: dict[str, dict[int, float]] = {a: {} for a in arms}
+    for r in rows:  # a finished run without the metric (NaN: written as null) cannot be paired: named, not counted
+        value = _number(r["summary"].get(sweep.metric))
+        if value is not None:
+            scores[r["arm"]][r["seed"]] = value
+        else:
+            shown = json.dumps(r["summary"].get(sweep.metric, "absent"))
+            left_out.append(f"`{r['arm']}/seed{r['seed']}` (no number for {sweep.metric} in its summary.json: {shown})")
     times = {a: [float(r["summary"]["wall_time_s"]) for r in by_arm[a] if "wall_time_s" in r["summary"]] for a in arms}
     summaries = [r["summary"] for r in rows]
     config = next((s["config"] for s in summaries if isinstance(s.get("config"), dict)), {})
@@ -182,6 +189,12 @@ def read_pairs(folder: str | Path, *, load_fn: LoadFn | None = None) -> list[Pai
             )
         )
     return pairs
+
+
+def _number(value: object) -> float | None:
+    """``value`` as a float when it is a finite number (not a bool), else ``None``."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
 
 
 def _where(model: Mapping[str, Any]) -> str:
@@ -335,7 +348,10 @@ def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.n
         lines.append(f"No finished run yet ({len(waiting)}, not in the table): {', '.join(waiting)}.")
     left_out = [f"{folder}: {line}" for folder, p in sweeps.items() for line in p.left_out]
     if left_out:
-        lines.append(f"Left out ({len(left_out)}; rerun them with srblock sweep --rerun-stale): " + "; ".join(left_out))
+        lines.append(
+            f"Left out ({len(left_out)}; rerun stale or broken ones with srblock sweep --rerun-stale): "
+            + "; ".join(left_out)
+        )
     tested = [p for p in ordered if not p.screen]
     kinds = sorted({(p.model, p.variant) for p in tested})
     groups = [(_estimator(m, v), [p for p in tested if (p.model, p.variant) == (m, v)]) for m, v in kinds]
