@@ -260,3 +260,12 @@ def test_a_run_without_a_number_for_the_metric_is_left_out_and_named(tmp_path):
     assert (
         "GunPoint-fcn-sr/seed2" in report and "GunPoint-fcn-sr/seed3" in report and "no number for test_acc1" in report
     )
+
+
+def test_an_sr_arm_whose_baseline_has_no_run_yet_shows_no_published_difference(tmp_path):
+    folder = make_sweep(tmp_path, "GunPoint", "fcn", {0: 97.0, 1: 97.0}, {0: 98.0, 1: 97.0})
+    for seed in (0, 1):
+        (folder / "GunPoint-fcn" / f"seed{seed}" / "summary.json").unlink()
+    report, _ = compare_sweeps([folder], tmp_path / "out", load_fn=_fake_load)
+    row = _row(report, "GunPoint (screen)", "FCN")
+    assert row[4:8] == ["0", "– ± –", "97.50 ± 0.71", "–"] and row[10:12] == ["100.0 ± 0.0 (10)", "–"]

@@ -213,6 +213,8 @@ def _published(pair: Pair, base_mean: float) -> tuple[str, str]:
         return "–", "–"
     mean, std, runs = entry
     diff = base_mean - mean
+    if math.isnan(diff):  # the baseline has no finished run yet
+        return f"{mean:.1f} ± {std:.1f} ({runs})", "–"
     held = runs >= PUBLISHED_MIN_RUNS
     flag = " **> 2 pp**" if held and abs(diff) > PUBLISHED_TOLERANCE else "" if held else f" ({runs} runs)"
     return f"{mean:.1f} ± {std:.1f} ({runs})", f"{diff:+.2f}{flag}"
