@@ -269,3 +269,9 @@ def test_an_sr_arm_whose_baseline_has_no_run_yet_shows_no_published_difference(t
     report, _ = compare_sweeps([folder], tmp_path / "out", load_fn=_fake_load)
     row = _row(report, "GunPoint (screen)", "FCN")
     assert row[4:8] == ["0", "– ± –", "97.50 ± 0.71", "–"] and row[10:12] == ["100.0 ± 0.0 (10)", "–"]
+
+
+def test_the_screen_line_counts_sr_arms(tmp_path):
+    make_sweep(tmp_path, "GunPoint", "fcn", {0: 97.0, 1: 97.0}, {0: 98.0, 1: 97.0}, block1={0: 96.0, 1: 97.0})
+    report, _ = compare_sweeps([tmp_path], tmp_path / "out", load_fn=_fake_load)
+    assert "(screen): 2 SR arms (of 1 dataset × model) with 3 pairs or fewer" in report

@@ -343,8 +343,9 @@ def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.n
     ]
     if screens:
         lines.append(
-            f"(screen): {len(screens)} dataset × model with {SCREEN_SEEDS} pairs or fewer, listed with Δ and its "
-            "interval but without p-values, and kept out of the tests and the diagram."
+            f"(screen): {len(screens)} SR arm{'s' * (len(screens) > 1)} (of "
+            f"{len({(p.dataset, p.model) for p in screens})} dataset × model) with {SCREEN_SEEDS} pairs or fewer, "
+            "listed with Δ and its interval but without p-values, and kept out of the tests and the diagram."
         )
     if waiting:
         lines.append(f"No finished run yet ({len(waiting)}, not in the table): {', '.join(waiting)}.")
