@@ -662,7 +662,10 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
         "diagram) into --output. Never replaces a file srblock did not write.",
     )
     p.add_argument("folders", nargs="+", metavar="FOLDER", help="sweep output folders, or folders of them")
-    p.add_argument("--output", help="folder for crossdataset.md and cd.png (default: the folders' common parent)")
+    p.add_argument(
+        "--output",
+        help="folder for crossdataset.md and cd.png (default: a folder of sweeps given, or the sweeps' common parent)",
+    )
 
     def run(args: argparse.Namespace) -> int:
         from pathlib import Path
@@ -671,9 +674,10 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 
         folders = [Path(f) for f in args.folders]
         output = args.output
-        if output is None:
-            single = len(folders) == 1 and not (folders[0] / "sweep.yaml").is_file()
-            output = folders[0] if single else Path(os.path.commonpath([f.resolve().parent for f in folders]))
+        if output is None:  # a folder of sweeps itself, a sweep folder's parent; one folder named twice is one
+            homes = [f.resolve().parent if (f / "sweep.yaml").is_file() else f for f in folders]
+            same = len({h.resolve() for h in homes}) == 1
+            output = homes[0] if same else Path(os.path.commonpath([h.resolve() for h in homes]))
         report, written = compare_sweeps(folders, output)
         print(report)
         print("wrote " + ", ".join(map(str, written)))

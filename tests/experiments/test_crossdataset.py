@@ -275,3 +275,16 @@ def test_the_screen_line_counts_sr_arms(tmp_path):
     make_sweep(tmp_path, "GunPoint", "fcn", {0: 97.0, 1: 97.0}, {0: 98.0, 1: 97.0}, block1={0: 96.0, 1: 97.0})
     report, _ = compare_sweeps([tmp_path], tmp_path / "out", load_fn=_fake_load)
     assert "(screen): 2 SR arms (of 1 dataset × model) with 3 pairs or fewer" in report
+
+
+def test_cli_default_output_does_not_move_when_a_folder_is_named_twice(tmp_path, monkeypatch):
+    from srblock.experiments import crossdataset
+
+    real = crossdataset.compare_sweeps
+    monkeypatch.setattr(crossdataset, "compare_sweeps", lambda f, o: real(f, o, load_fn=_fake_load))
+    runs = tmp_path / "runs"
+    make_sweep(runs, "GunPoint", "fcn", {0: 97.0, 1: 97.0}, {0: 98.0, 1: 97.0})
+    for folders in ([runs, runs], [runs, runs / "gunpoint-fcn"]):  # as `srblock compare runs` alone: into runs
+        assert main(["compare", *map(str, folders)]) == 0
+        assert (runs / "crossdataset.md").is_file() and not (tmp_path / "crossdataset.md").exists()
+        (runs / "crossdataset.md").unlink()
