@@ -288,3 +288,14 @@ def test_cli_default_output_does_not_move_when_a_folder_is_named_twice(tmp_path,
         assert main(["compare", *map(str, folders)]) == 0
         assert (runs / "crossdataset.md").is_file() and not (tmp_path / "crossdataset.md").exists()
         (runs / "crossdataset.md").unlink()
+
+
+def test_sweeps_of_different_metrics_are_not_mixed(tmp_path):
+    make_sweep(tmp_path, "GunPoint", "fcn", {0: 97.0, 1: 97.0}, {0: 98.0, 1: 97.0})
+    last = make_sweep(tmp_path, "ArrowHead", "fcn", {0: 84.0, 1: 83.0}, {0: 84.0, 1: 84.0})
+    doc = yaml.safe_load((last / "sweep.yaml").read_text())
+    (last / "sweep.yaml").write_text(yaml.safe_dump({**doc, "metric": "test_acc1_last"}, sort_keys=False))
+    with pytest.raises(
+        ValueError, match=r"one metric .*; they use test_acc1_last \(.*arrowhead-fcn\), test_acc1 \(.*gunpoint-fcn\)$"
+    ):
+        compare_sweeps([tmp_path], tmp_path / "out", load_fn=_fake_load)

@@ -86,6 +86,7 @@ class Pair:
     sr_seconds: float  # wall time of the SR arm's finished runs
     epochs: float | None
     left_out: tuple[str, ...] = ()  # its sweep's runs not counted (stale, broken), one line each
+    metric: str = "test_acc1"  # its sweep's metric, the summary.json key compared
 
     @property
     def screen(self) -> bool:
@@ -186,6 +187,7 @@ def read_pairs(folder: str | Path, *, load_fn: LoadFn | None = None) -> list[Pai
                 sr_seconds=float(sum(times[other])),
                 epochs=max(epochs) if epochs else None,
                 left_out=tuple(left_out),
+                metric=sweep.metric,
             )
         )
     return pairs
@@ -423,6 +425,12 @@ def compare_sweeps(
                 f"{folder} (compare them in separate reports)"
             )
         seen[key] = folder
+    metrics: dict[str, Path] = {}
+    for pair in pairs:
+        metrics.setdefault(pair.metric, pair.folder)
+    if len(metrics) > 1:  # one Wilcoxon test over test_acc1 here and test_acc1_last there would mean nothing
+        shown = ", ".join(f"{metric} ({folder})" for metric, folder in metrics.items())
+        raise ValueError(f"a report compares one metric across its sweeps; they use {shown}")
     output.mkdir(parents=True, exist_ok=True)
     datasets, labels, scores = cd_scores(pairs)
     written = []
