@@ -146,6 +146,39 @@ def test_resume_skips_finished_runs(sweep_file):
     assert len(second.calls) == 1
 
 
+def test_a_run_without_a_checkpoint_to_resume_keeps_its_files_and_starts_again(sweep_file, capsys):
+    # killed before its first checkpoint, or a fresh checkout that kept the logs but not the ignored checkpoint
+    sweep = load_sweep(sweep_file)
+    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)
+    folder = sweep.output / "sr" / "seed1"
+    (folder / "summary.json").unlink()
+    (folder / "metrics.csv").write_text("step,loss\n12,0.5\n")
+    (folder / "config.yaml").write_text("seed: 1\n")
+    assert sweep_module.run_state(expand_grid(sweep)[3]).state == "interrupted"
+    assert sweep_command(str(sweep_file), dry_run=True) == 0
+    assert "[interrupted] sr" in capsys.readouterr().out
+
+    second = FakeTrain()
+    executed = run_sweep(sweep, run_fn=second, load_fn=_fake_load, log=lambda _: None)
+    assert [(r.arm, r.seed) for r in executed] == [("sr", 1)] and second.calls[0][1] == folder
+    (kept,) = (sweep.output / sweep_module.INTERRUPTED_DIR / "sr").iterdir()
+    assert kept.name.startswith("seed1-")
+    assert sorted(p.name for p in kept.iterdir()) == ["config.yaml", "metrics.csv"]
+    assert (kept / "metrics.csv").read_text() == "step,loss\n12,0.5\n"
+    assert (folder / "summary.json").is_file() and not (folder / "metrics.csv").exists()
+    assert not (folder / sweep_module.LOCK).exists()
+
+
+def test_a_bare_config_or_a_checkpoint_is_not_interrupted(sweep_file):
+    run = expand_grid(load_sweep(sweep_file))[0]
+    run.output_dir.mkdir(parents=True)
+    (run.output_dir / "config.yaml").write_text("seed: 0\n")  # killed before anything else: starts fresh
+    assert sweep_module.run_state(run).state == "todo"
+    (run.output_dir / "metrics.csv").write_text("step\n")
+    (run.output_dir / "checkpoint_last.pt").write_bytes(b"x")
+    assert sweep_module.run_state(run).state == "partial"
+
+
 def test_dry_run_lists_runs_and_their_state(sweep_file, capsys):
     sweep = load_sweep(sweep_file)
     run = expand_grid(sweep)[0]

@@ -72,3 +72,12 @@ def test_engine_sweep_two_arms_two_seeds(tmp_path: Path, monkeypatch):
     assert cells[7] == ("–" if np.isnan(p) else f"{p:.3g}")
 
     assert run_sweep(sweep, log=lambda _: None) == []  # everything finished: nothing to run
+
+    # a run whose summary and checkpoint are gone but whose log stayed (a checkout without the ignored checkpoint):
+    # the engine alone refuses that folder; the sweep moves its files aside and trains it again, to the same result
+    run_dir = out / "sr" / "seed1"
+    (run_dir / "summary.json").unlink()
+    assert [(r.arm, r.seed) for r in run_sweep(sweep, log=lambda _: None)] == [("sr", 1)]
+    assert json.loads((run_dir / "summary.json").read_text())["test_acc1"] == acc["sr", "1"]
+    (kept,) = (out / sweep_module.INTERRUPTED_DIR / "sr").iterdir()
+    assert (kept / "metrics.csv").is_file() and (kept / "config.yaml").is_file()

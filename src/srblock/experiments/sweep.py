@@ -38,7 +38,11 @@ one state (:func:`run_state`):
 - ``broken``: ``summary.json`` does not parse (from an older srblock; results are written atomically now):
   treated like ``stale``.
 - ``failed``: the last attempt raised (recorded in ``failed.json`` with ``--keep-going``); retried.
-- ``partial``: ``checkpoint_last.pt`` without a summary: resumed.  ``todo``: nothing there yet.
+- ``partial``: ``checkpoint_last.pt`` without a summary: resumed.
+- ``interrupted``: run files (``metrics.csv``, ...) but neither a summary nor ``checkpoint_last.pt`` to resume from
+  (killed before its first checkpoint, or a checkout that kept the logs but not the ignored checkpoint): its files
+  are moved to ``<output>/.interrupted/<arm>/seed<N>-<time>/`` (nothing is deleted) and it starts again.
+- ``todo``: nothing there yet.
 
 Under ``torchrun`` every rank executes the same grid (the list of pending runs is fixed when the sweep starts,
 before any run can finish) and each run trains over all ranks; only rank 0 deletes checkpoints and aggregates.
@@ -122,6 +126,7 @@ RUN_PREDICTIONS = "predictions_test.npz"  # the test split's top-1 predictions o
 SWEEP_COPY = "sweep.yaml"
 FAILED = "failed.json"  # the last failure of a run (--keep-going), removed when it succeeds
 STALE_DIR = ".stale"  # where --rerun-stale moves the folders of stale runs
+INTERRUPTED_DIR = ".interrupted"  # where a run that cannot resume leaves its files when it starts again
 LOCK = ".sweep.lock"
 # what a sweep writes into its output folder besides the runs (and table-<metric>.md): never over a file of the user's
 SWEEP_OUTPUTS = (SWEEP_COPY, "results.csv", "table.md", "noise.md", "dynamics.md", "dynamics.png")
@@ -187,7 +192,7 @@ class Run:
 class RunState:
     """Where a run stands (see the module docstring): ``state`` and a one-line ``detail``."""
 
-    state: str  # done | unchecked | stale | broken | failed | partial | todo
+    state: str  # done | unchecked | stale | broken | failed | partial | interrupted | todo
     detail: str = ""
     summary: dict | None = None
 
@@ -256,7 +261,17 @@ def run_state(run: Run, expected: Mapping | None = None, resolve: Callable[[dict
         return RunState("failed", f"last attempt: {error}")
     if (folder / "checkpoint_last.pt").is_file():
         return RunState("partial", "resumes from checkpoint_last.pt")
+    if _unresumable(folder):
+        return RunState("interrupted", f"no checkpoint_last.pt: its files move to {INTERRUPTED_DIR}/, it starts again")
     return RunState("todo")
+
+
+def _unresumable(folder: Path) -> bool:
+    """Run files beside neither a summary nor a checkpoint to resume from (a bare ``config.yaml`` starts fresh)."""
+    from ..engine.trainer import RUN_FILES
+
+    present = {name for name in RUN_FILES if (folder / name).is_file()}
+    return bool(present) and not present & {SUMMARY, "checkpoint_last.pt"} and present != {"config.yaml"}
 
 
 def _override_list(value: Any, where: str) -> list[str]:
@@ -406,12 +421,13 @@ def expand_grid(sweep: Sweep) -> list[Run]:
 
 
 def format_plan(runs: Sequence[Run], states: Sequence[RunState] | None = None) -> str:
-    """One line per run: state, arm, seed, folder, overrides (and why a run is stale, broken or failed)."""
+    """One line per run: state, arm, seed, folder, overrides (and why a run is stale, broken, failed or
+    interrupted)."""
     states = list(states) if states is not None else [run_state(r) for r in runs]
     lines = []
     for r, st in zip(runs, states, strict=True):
         line = f"[{st.state}] {r.arm:<20} seed={r.seed:<3} {r.output_dir}  {' '.join(r.overrides)}"
-        lines.append(line + (f"\n    {st.detail}" if st.state in ("stale", "broken", "failed") else ""))
+        lines.append(line + (f"\n    {st.detail}" if st.state in ("stale", "broken", "failed", "interrupted") else ""))
     counts = {name: sum(st.state == name for st in states) for name in ("done", "stale", "broken", "failed")}
     n_done = counts["done"]
     tail = "".join(f", {counts[k]} {k}" for k in ("stale", "broken", "failed") if counts[k])
@@ -604,6 +620,19 @@ def _move_stale(run: Run, sweep: Sweep, log: Callable[[str], None]) -> None:
     log(f"    moved the stale run {run.name} to {target}")
 
 
+def _move_interrupted(run: Run, sweep: Sweep) -> None:
+    """Move the files of a run that cannot resume (:func:`_unresumable`) out of its folder, which this process has
+    claimed (its lock stays), so that the run starts again without losing them."""
+    target = sweep.output / INTERRUPTED_DIR / run.arm / f"seed{run.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in run.output_dir.iterdir():
+        if entry.name != LOCK:
+            os.replace(entry, target / entry.name)
+    _log.warning(
+        "%s seed=%s had no checkpoint to resume from: its files are in %s; it starts again", run.arm, run.seed, target
+    )
+
+
 def _record_failure(run: Run, err: BaseException) -> None:
     message = " ".join(str(err).split()) or type(err).__name__
     doc = {"arm": run.arm, "seed": run.seed, "type": type(err).__name__, "error": message, "time": time.time()}
@@ -637,6 +666,8 @@ def execute_run(
     with _claim(run.output_dir, enabled=single) as claimed:
         if not claimed:
             return None
+        if single and _unresumable(run.output_dir):
+            _move_interrupted(run, sweep)
         _log.info("%s seed=%s -> %s", run.arm, run.seed, run.output_dir)
         start = time.perf_counter()
         try:
