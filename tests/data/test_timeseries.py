@@ -74,6 +74,41 @@ def test_resample_is_linear_and_keeps_the_endpoints() -> None:
     assert out.shape == (2, 1, 7)
 
 
+def test_cubic_resampling_is_scipys_not_a_knot_spline_and_exact_on_a_cubic() -> None:
+    from scipy.interpolate import interp1d
+
+    steps = np.arange(6.0)
+    cubic = np.stack([steps**3 - 2 * steps, np.sin(steps)]).astype(np.float32)  # 2 channels x 6 steps
+    out = resample([cubic], 11, "cubic")[0]
+    new = np.linspace(0, 5, 11)
+    np.testing.assert_allclose(out[0].numpy(), new**3 - 2 * new, rtol=1e-5, atol=1e-4)  # a cubic is kept exactly
+    np.testing.assert_allclose(out[1].numpy(), interp1d(steps, cubic[1], kind="cubic")(new), atol=1e-5)
+    linear = resample([cubic], 11)[0]
+    assert (linear[0] - out[0]).abs().max() > 1  # the linear one cuts the cubic's corners
+    assert out[:, 0].tolist() == cubic[:, 0].tolist() and out[:, -1].tolist() == cubic[:, -1].tolist()
+
+
+def test_resample_refuses_what_it_cannot_do() -> None:
+    with pytest.raises(ValueError, match="4 steps or more, got one of 3"):
+        resample([np.zeros((1, 3))], 8, "cubic")
+    with pytest.raises(ValueError, match="interpolation must be one of"):
+        resample([np.zeros((1, 3))], 8, "nearest")
+
+
+def test_without_normalize_the_series_keep_their_levels() -> None:
+    # JapaneseVowels as the review read it: the level of each cepstral channel is part of the speaker's signature
+    data = load_ucr("JapaneseVowels", normalize=False, interpolation="cubic")
+    raw, _ = load_classification("JapaneseVowels", split="test")  # the longest series (29 steps) are test series
+    i = next(i for i, s in enumerate(raw) if s.shape[-1] == 29)  # already at the longest length: left as it is
+    torch.testing.assert_close(data.test_x[i], torch.as_tensor(raw[i], dtype=torch.float32))
+    # the channel levels alone name the speaker (nearest class centroid of the 12 means: 91 % of the test series,
+    # chance 11 %); z-normalising per series sets every level to 0
+    centroids = torch.stack([data.train_x.mean(-1)[data.train_y == k].mean(0) for k in range(9)])
+    predicted = torch.cdist(data.test_x.mean(-1), centroids).argmin(1)
+    assert (predicted == data.test_y).float().mean() > 0.85
+    assert (load_ucr("JapaneseVowels").train_x.mean(-1).abs() < 1e-5).all()
+
+
 def test_missing_aeon_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "aeon.datasets", None)
     with pytest.raises(MissingExtraError, match=r"pip install 'srblock\[timeseries\]'"):

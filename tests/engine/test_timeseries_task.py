@@ -106,6 +106,19 @@ def test_the_task_checks_the_model_against_the_data() -> None:
         _build("timeseries/gunpoint_fcn_sr", ["model.input_size=[1, 128]"])
     with pytest.raises(ValueError, match=r"train\.select must be one of"):
         load_config("timeseries/gunpoint_fcn", ["train.select=val_loss"])
+    with pytest.raises(ValueError, match=r"data\.interpolation must be one of \('linear', 'cubic'\), got 'nearest'"):
+        load_config("timeseries/japanesevowels_fcn", ["data.interpolation=nearest"])
+    with pytest.raises(ValueError, match=r"data\.normalize"):
+        load_config("timeseries/gunpoint_fcn", ["data.normalize=[1]"])
+
+
+def test_only_the_multivariate_archive_recipes_keep_the_raw_levels() -> None:
+    # the review z-normalised the UCR series (the 2015 archive ships them so) and read its multivariate archive
+    # (JapaneseVowels) as it was, resampled by a cubic spline
+    for path in TS_RECIPES:
+        data = load_config(path)["data"]
+        raw = data["name"] == "JapaneseVowels"
+        assert (data["normalize"], data["interpolation"]) == ((False, "cubic") if raw else (True, "linear")), path.stem
 
 
 def _build(recipe: str, overrides: list[str] | None = None) -> None:

@@ -8,6 +8,9 @@ summary are the classification task's.
 ``data`` keys:
     name: the archive dataset (e.g. ``GunPoint``; :data:`srblock.data.timeseries.UCR_DATASETS` are the recipes').
     root: a folder with ``<name>/<name>_TRAIN.ts`` and ``_TEST.ts`` (default ``null``: the copy inside aeon).
+    normalize: z-normalise each series and channel (default ``true``; the JapaneseVowels recipes: ``false``, as the
+        review read the multivariate archive).
+    interpolation: how series of unequal length reach the longest length, ``linear`` (default) or ``cubic``.
 
 The recipe's model must fit the data: ``model.num_classes`` the classes, ``model.in_channels`` the series'
 channels, and ``model.input_size: [channels, length]`` (the length after resampling; every recipe sets it, an SR block
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from srblock.data.timeseries import SeriesLoader, UCRData, load_ucr
+from srblock.data.timeseries import INTERPOLATIONS, SeriesLoader, UCRData, load_ucr
 
 from .classification import ClassificationTask
 from .task import Loaders, register_task
@@ -31,13 +34,15 @@ class TimeSeriesTask(ClassificationTask):
     """Classification of float ``N x C x L`` series held in memory; no augmentation."""
 
     data_types: ClassVar[dict[str, tuple[type, ...]]] = {}
-    data_defaults: ClassVar[dict[str, Any]] = {"name": None, "root": None}
+    data_defaults: ClassVar[dict[str, Any]] = {"name": None, "root": None, "normalize": True, "interpolation": "linear"}
 
     @classmethod
     def validate_data(cls, data: dict[str, Any]) -> None:
         super(ClassificationTask, cls).validate_data(data)
         if not isinstance(data.get("name"), str):
             raise ValueError(f"data.name must be an archive dataset name such as 'GunPoint', got {data.get('name')!r}")
+        if data.get("interpolation", "linear") not in INTERPOLATIONS:
+            raise ValueError(f"data.interpolation must be one of {INTERPOLATIONS}, got {data['interpolation']!r}")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -47,7 +52,9 @@ class TimeSeriesTask(ClassificationTask):
         """The prepared dataset, read once per task."""
         if getattr(self, "_series", None) is None:
             data = self.config["data"]
-            self._series = load_ucr(data["name"], data["root"])
+            self._series = load_ucr(
+                data["name"], data["root"], normalize=data["normalize"], interpolation=data["interpolation"]
+            )
         return self._series
 
     def _check_model(self) -> None:
