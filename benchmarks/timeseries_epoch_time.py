@@ -8,6 +8,7 @@ trust the ratios more than the absolute numbers). The test evaluations (every ``
 set-up are left out. Prints a Markdown table with the full schedule's extrapolated CPU hours per run:
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/timeseries_epoch_time.py
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/timeseries_epoch_time.py --sr-stage 1   # the sweeps' -sr-m1 arm
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from srblock.engine.optim import build_optimizer
 from srblock.recipes import find_recipe
 
 
-def _step_timer(recipe: str):
-    config = load_config(f"timeseries/{recipe}")
+def _step_timer(recipe: str, overrides: list[str] | None = None):
+    config = load_config(f"timeseries/{recipe}", overrides or [])
     data = load_ucr(config["data"]["name"])
     batch = config["train"]["batch_size"]
     model = build_model(config).train()
@@ -50,6 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=7, help="timed steps per recipe")
     parser.add_argument("--datasets", nargs="*", default=None, help="lower-case recipe prefixes (default: all)")
+    parser.add_argument("--sr-stage", type=int, default=None, help="put the SR block here (default: the _sr recipe's)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     folder = find_recipe("timeseries/gunpoint_fcn").parent
@@ -59,7 +61,8 @@ def main() -> None:
     print("| recipe | steps/epoch | CPU s/epoch | + SR | SR / base | full schedule, CPU h (base) | epochs |")
     print("|---|---|---|---|---|---|---|")
     for name in names:
-        (base, steps, epochs), (sr, _, _) = _step_timer(name), _step_timer(f"{name}_sr")
+        placement = [] if args.sr_stage is None else [f"model.sr_stage={args.sr_stage}"]
+        (base, steps, epochs), (sr, _, _) = _step_timer(name), _step_timer(f"{name}_sr", placement)
         times: tuple[list[float], list[float]] = ([], [])
         for i in range(args.steps + 2):
             b, s = base(), sr()
