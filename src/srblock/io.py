@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import math
 import os
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
+    "FIGURE_COLORS",
     "LOCK_NAME",
     "OWNED_NAME",
     "TEMP_SUFFIX",
@@ -184,12 +186,33 @@ def write_json(path: str | Path, value: Any, *, default: Any = None) -> Path:
     return write_text(path, text + "\n")
 
 
-def save_figure(fig: Any, path: str | Path, **savefig_kwargs: Any) -> Path:
-    """``fig.savefig`` into a temporary file, then replace ``path`` (the format comes from the suffix)."""
+#: Colours of a saved PNG figure's palette (:func:`save_figure`).
+FIGURE_COLORS = 256
+
+
+def save_figure(fig: Any, path: str | Path, *, palette: bool = True, **savefig_kwargs: Any) -> Path:
+    """``fig.savefig`` into a temporary file, then replace ``path`` (the format comes from the suffix).
+
+    An opaque PNG is stored with a palette of at most :data:`FIGURE_COLORS` colours (Pillow's median cut, then its
+    optimised encoder): a plot's few colours stay as they are, a smooth colour map is cut to 256 steps, and the file
+    is about a third of matplotlib's RGBA one. Result figures are committed with the runs, and the repository must
+    stay small enough to travel to a GPU machine; ``palette=False`` keeps matplotlib's own PNG.
+    """
     path = Path(path)
     savefig_kwargs.setdefault("format", path.suffix.lstrip(".").lower() or "png")
+    if savefig_kwargs["format"] != "png" or not palette or savefig_kwargs.get("transparent"):
+        with atomic_open(path, "wb") as f:
+            fig.savefig(f, **savefig_kwargs)
+        return path
+    from PIL import Image  # matplotlib's own dependency
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, **savefig_kwargs)
+    buffer.seek(0)
+    with Image.open(buffer) as rendered:
+        image = rendered.convert("RGB").quantize(FIGURE_COLORS, method=Image.Quantize.MEDIANCUT)
     with atomic_open(path, "wb") as f:
-        fig.savefig(f, **savefig_kwargs)
+        image.save(f, format="PNG", optimize=True)
     return path
 
 
