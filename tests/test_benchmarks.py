@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,20 @@ def test_block_costs_tiny_on_cpu(tmp_path):
     assert rows["SR+SE"]["added_params"] == rows["SE"]["added_params"] + rows["SR"]["added_params"]
     assert rows["SR"]["sr_params"] == rows["SR"]["added_params"] and rows["SR"]["mflops"] > rows["none"]["mflops"]
     assert "| 0.0625 | SR+SE |" in done.stdout
+
+
+def test_timeseries_epoch_time_at_another_placement():
+    pytest.importorskip("aeon")
+    cmd = [sys.executable, "benchmarks/timeseries_epoch_time.py", "--datasets", "italypowerdemand", "--steps", "1"]
+    done = subprocess.run(
+        [*cmd, "--sr-stage", "1"],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "OMP_NUM_THREADS": "1"},
+    )
+    rows = [line.strip("|").split("|") for line in done.stdout.splitlines()[2:]]
+    assert [r[0].strip() for r in rows] == ["italypowerdemand_fcn", "italypowerdemand_resnet"]
+    assert all(float(r[2]) > 0 and float(r[4]) > 0 and r[6].strip() in ("2000", "1500") for r in rows)
