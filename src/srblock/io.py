@@ -194,13 +194,14 @@ def save_figure(fig: Any, path: str | Path, *, palette: bool = True, **savefig_k
     """``fig.savefig`` into a temporary file, then replace ``path`` (the format comes from the suffix).
 
     An opaque PNG is stored with a palette of at most :data:`FIGURE_COLORS` colours (Pillow's median cut, then its
-    optimised encoder): a plot's few colours stay as they are, a smooth colour map is cut to 256 steps, and the file
-    is about a third of matplotlib's RGBA one. Result figures are committed with the runs, and the repository must
-    stay small enough to travel to a GPU machine; ``palette=False`` keeps matplotlib's own PNG.
+    optimised encoder, keeping the resolution): a plot's few colours stay as they are, a smooth colour map is cut to
+    256 steps, and the file is about a third of matplotlib's RGBA one. Result figures are committed with the runs,
+    and the repository must stay small enough to travel to a GPU machine. A figure with any transparency, and
+    ``palette=False``, keep matplotlib's own PNG.
     """
     path = Path(path)
     savefig_kwargs.setdefault("format", path.suffix.lstrip(".").lower() or "png")
-    if savefig_kwargs["format"] != "png" or not palette or savefig_kwargs.get("transparent"):
+    if savefig_kwargs["format"] != "png" or not palette:
         with atomic_open(path, "wb") as f:
             fig.savefig(f, **savefig_kwargs)
         return path
@@ -210,9 +211,17 @@ def save_figure(fig: Any, path: str | Path, *, palette: bool = True, **savefig_k
     fig.savefig(buffer, **savefig_kwargs)
     buffer.seek(0)
     with Image.open(buffer) as rendered:
-        image = rendered.convert("RGB").quantize(FIGURE_COLORS, method=Image.Quantize.MEDIANCUT)
+        rendered.load()
+        dpi = rendered.info.get("dpi")
+        translucent = rendered.mode in ("RGBA", "LA") and rendered.getextrema()[-1][0] < 255
+        image = (
+            None if translucent else rendered.convert("RGB").quantize(FIGURE_COLORS, method=Image.Quantize.MEDIANCUT)
+        )
     with atomic_open(path, "wb") as f:
-        image.save(f, format="PNG", optimize=True)
+        if image is None:
+            f.write(buffer.getvalue())
+        else:
+            image.save(f, format="PNG", optimize=True, **({"dpi": dpi} if dpi else {}))
     return path
 
 

@@ -32,6 +32,7 @@ def test_a_png_figure_is_saved_with_a_palette_close_to_matplotlibs(tmp_path: Pat
     with Image.open(tmp_path / "palette.png") as small, Image.open(tmp_path / "rgba.png") as full:
         assert small.mode == "P" and len(small.getcolors(FIGURE_COLORS + 1) or []) <= FIGURE_COLORS
         assert full.mode == "RGBA" and small.size == full.size
+        assert small.info["dpi"] == pytest.approx(full.info["dpi"])  # the resolution is kept
         difference = np.abs(np.asarray(small.convert("RGB"), float) - np.asarray(full.convert("RGB"), float))
     assert difference.mean() < 1.0 and np.percentile(difference, 99.9) < 40  # of 255: the same picture
     assert (tmp_path / "palette.png").stat().st_size < 0.7 * (tmp_path / "rgba.png").stat().st_size
@@ -44,3 +45,7 @@ def test_other_formats_and_transparent_figures_are_matplotlibs(tmp_path: Path) -
     save_any(fig, tmp_path / "clear.png", transparent=True)
     with Image.open(tmp_path / "clear.png") as image:
         assert image.mode == "RGBA" and image.getextrema()[3][0] == 0  # the transparent background stays
+    fig.set_facecolor((1.0, 0.8, 0.8, 0.5))  # half-transparent: not flattened into an opaque palette
+    save_any(fig, tmp_path / "pink.png")
+    with Image.open(tmp_path / "pink.png") as image:
+        assert image.mode == "RGBA" and image.getextrema()[3][0] == 128

@@ -110,6 +110,8 @@ def test_the_task_checks_the_model_against_the_data() -> None:
         load_config("timeseries/japanesevowels_fcn", ["data.interpolation=nearest"])
     with pytest.raises(ValueError, match=r"data\.normalize"):
         load_config("timeseries/gunpoint_fcn", ["data.normalize=[1]"])
+    with pytest.raises(ValueError, match=r"data\.normalize must be true or false, got None"):
+        load_config("timeseries/gunpoint_fcn", ["data.normalize=null"])
 
 
 def test_only_the_multivariate_archive_recipes_keep_the_raw_levels() -> None:

@@ -150,9 +150,7 @@ def test_a_run_without_a_checkpoint_to_resume_keeps_its_files_and_starts_again(s
     # killed before its first checkpoint, or a fresh checkout that kept the logs but not the ignored checkpoint
     sweep = load_sweep(sweep_file)
     run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)
-    folder = sweep.output / "sr" / "seed1"
-    (folder / "summary.json").unlink()
-    (folder / "metrics.csv").write_text("step,loss\n12,0.5\n")
+    folder = _interrupt(sweep)
     (folder / "config.yaml").write_text("seed: 1\n")
     assert sweep_module.run_state(expand_grid(sweep)[3]).state == "interrupted"
     assert sweep_command(str(sweep_file), dry_run=True) == 0
@@ -167,6 +165,39 @@ def test_a_run_without_a_checkpoint_to_resume_keeps_its_files_and_starts_again(s
     assert (kept / "metrics.csv").read_text() == "step,loss\n12,0.5\n"
     assert (folder / "summary.json").is_file() and not (folder / "metrics.csv").exists()
     assert not (folder / sweep_module.LOCK).exists()
+
+
+def _interrupt(sweep, arm: str = "sr", seed: int = 1) -> Path:
+    """Leave the finished run ``arm``/``seed`` as a killed one that lost its checkpoint: a log, no summary."""
+    folder = sweep.output / arm / f"seed{seed}"
+    (folder / "summary.json").unlink()
+    (folder / "metrics.csv").write_text("step,loss\n12,0.5\n")
+    return folder
+
+
+def test_an_interrupted_run_another_process_still_writes_is_left_alone(sweep_file):
+    from srblock.io import lock_folder
+
+    sweep = load_sweep(sweep_file)
+    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)
+    folder = _interrupt(sweep)
+    second = FakeTrain()
+    with lock_folder(folder):  # e.g. `srblock train --resume` before its first checkpoint
+        run_sweep(sweep, run_fn=second, load_fn=_fake_load, log=lambda _: None)
+        assert (folder / "metrics.csv").is_file() and (folder / ".srblock.lock").is_file()
+    assert second.calls == [] and not (sweep.output / sweep_module.INTERRUPTED_DIR).exists()
+
+
+def test_interrupted_runs_are_refused_under_torchrun_and_shown_before_a_failure(sweep_file, monkeypatch):
+    sweep = load_sweep(sweep_file)
+    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)
+    folder = _interrupt(sweep)
+    (folder / sweep_module.FAILED).write_text('{"error": "killed"}')
+    assert sweep_module.run_state(expand_grid(sweep)[3]).state == "interrupted"  # its files will move, failure too
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match=r"1 run\(s\) left files but no checkpoint .*sr/seed1.*without torchrun"):
+        run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)
+    assert (folder / "metrics.csv").is_file()
 
 
 def test_a_bare_config_or_a_checkpoint_is_not_interrupted(sweep_file):

@@ -41,6 +41,8 @@ class TimeSeriesTask(ClassificationTask):
         super(ClassificationTask, cls).validate_data(data)
         if not isinstance(data.get("name"), str):
             raise ValueError(f"data.name must be an archive dataset name such as 'GunPoint', got {data.get('name')!r}")
+        if not isinstance(data.get("normalize", True), bool):
+            raise ValueError(f"data.normalize must be true or false, got {data['normalize']!r}")
         if data.get("interpolation", "linear") not in INTERPOLATIONS:
             raise ValueError(f"data.interpolation must be one of {INTERPOLATIONS}, got {data['interpolation']!r}")
 

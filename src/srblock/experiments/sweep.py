@@ -41,7 +41,8 @@ one state (:func:`run_state`):
 - ``partial``: ``checkpoint_last.pt`` without a summary: resumed.
 - ``interrupted``: run files (``metrics.csv``, ...) but neither a summary nor ``checkpoint_last.pt`` to resume from
   (killed before its first checkpoint, or a checkout that kept the logs but not the ignored checkpoint): its files
-  are moved to ``<output>/.interrupted/<arm>/seed<N>-<time>/`` (nothing is deleted) and it starts again.
+  are moved to ``<output>/.interrupted/<arm>/seed<N>-<time>-<suffix>/`` (nothing is deleted) and it starts again;
+  not under torchrun, which refuses to start while there are such runs.
 - ``todo``: nothing there yet.
 
 Under ``torchrun`` every rank executes the same grid (the list of pending runs is fixed when the sweep starts,
@@ -68,6 +69,7 @@ import logging
 import math
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -96,7 +98,18 @@ from ..data.shared import sharing_datasets
 from ..engine.checkpoint import kept_checkpoint
 from ..engine.config import config_diff, load_yaml
 from ..engine.logger import progress
-from ..io import OWNED_NAME, atomic_open, check_ours, claim_folder, mark_ours, write_json, write_text
+from ..io import (
+    LOCK_NAME,
+    OWNED_NAME,
+    FolderBusyError,
+    atomic_open,
+    check_ours,
+    claim_folder,
+    lock_folder,
+    mark_ours,
+    write_json,
+    write_text,
+)
 from .budget import Skipped, TimeBudget
 from .launchers import Launcher, make_launcher, parse_launcher_options, torch_settings_restored
 
@@ -253,6 +266,8 @@ def run_state(run: Run, expected: Mapping | None = None, resolve: Callable[[dict
         changed = _changes(recorded, expected, resolve)
         if changed:
             return RunState("stale", f"half-finished with another config: {changed}")
+    if _unresumable(folder):
+        return RunState("interrupted", f"no checkpoint_last.pt: its files move to {INTERRUPTED_DIR}/, it starts again")
     if (folder / FAILED).is_file():
         try:
             error = json.loads((folder / FAILED).read_text()).get("error", "")
@@ -261,8 +276,6 @@ def run_state(run: Run, expected: Mapping | None = None, resolve: Callable[[dict
         return RunState("failed", f"last attempt: {error}")
     if (folder / "checkpoint_last.pt").is_file():
         return RunState("partial", "resumes from checkpoint_last.pt")
-    if _unresumable(folder):
-        return RunState("interrupted", f"no checkpoint_last.pt: its files move to {INTERRUPTED_DIR}/, it starts again")
     return RunState("todo")
 
 
@@ -622,12 +635,17 @@ def _move_stale(run: Run, sweep: Sweep, log: Callable[[str], None]) -> None:
 
 def _move_interrupted(run: Run, sweep: Sweep) -> None:
     """Move the files of a run that cannot resume (:func:`_unresumable`) out of its folder, which this process has
-    claimed (its lock stays), so that the run starts again without losing them."""
-    target = sweep.output / INTERRUPTED_DIR / run.arm / f"seed{run.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    target.mkdir(parents=True, exist_ok=True)
-    for entry in run.output_dir.iterdir():
-        if entry.name != LOCK:
-            os.replace(entry, target / entry.name)
+    claimed, into a new folder under ``<output>/.interrupted/``, so that the run starts again without losing them.
+    Holds the run folder's own lock meanwhile: :class:`~srblock.io.FolderBusyError` while another process (a
+    ``srblock train --resume``, a torchrun sweep) still writes there."""
+    stamp = f"seed{run.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    with lock_folder(run.output_dir, what="run folder"):
+        parent = sweep.output / INTERRUPTED_DIR / run.arm
+        parent.mkdir(parents=True, exist_ok=True)
+        target = Path(tempfile.mkdtemp(prefix=f"{stamp}-", dir=parent))  # a new folder, never an earlier one
+        for entry in run.output_dir.iterdir():
+            if entry.name not in (LOCK, LOCK_NAME):
+                os.replace(entry, target / entry.name)
     _log.warning(
         "%s seed=%s had no checkpoint to resume from: its files are in %s; it starts again", run.arm, run.seed, target
     )
@@ -666,8 +684,13 @@ def execute_run(
     with _claim(run.output_dir, enabled=single) as claimed:
         if not claimed:
             return None
+        if single and (run.output_dir / SUMMARY).is_file():  # finished by another process meanwhile
+            return None
         if single and _unresumable(run.output_dir):
-            _move_interrupted(run, sweep)
+            try:
+                _move_interrupted(run, sweep)
+            except FolderBusyError:
+                return None
         _log.info("%s seed=%s -> %s", run.arm, run.seed, run.output_dir)
         start = time.perf_counter()
         try:
@@ -741,6 +764,13 @@ def run_sweep(
         )
     if blocked and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("--rerun-stale moves run folders: run it once without torchrun")
+    interrupted = [r.name for r, st in zip(plan.runs, plan.states, strict=True) if st.state == "interrupted"]
+    if interrupted and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError(
+            f"sweep {sweep.name}: {len(interrupted)} run(s) left files but no checkpoint to resume from "
+            f"({', '.join(interrupted)}): run the sweep once without torchrun, which moves them to "
+            f"{sweep.output / INTERRUPTED_DIR}"
+        )
     job = functools.partial(
         execute_run, sweep=sweep, run_fn=run_fn or _engine_train, load_fn=load_fn or _engine_load, budget=budget
     )
