@@ -60,8 +60,8 @@ def main() -> None:
         names = [n for n in names if n.split("_")[0] in args.datasets]
     print("| recipe | steps/epoch | CPU s/epoch | + SR | SR / base | full schedule, CPU h (base) | epochs |")
     print("|---|---|---|---|---|---|---|")
+    placement = [] if args.sr_stage is None else [f"model.sr_stage={args.sr_stage}"]
     for name in names:
-        placement = [] if args.sr_stage is None else [f"model.sr_stage={args.sr_stage}"]
         (base, steps, epochs), (sr, _, _) = _step_timer(name), _step_timer(f"{name}_sr", placement)
         times: tuple[list[float], list[float]] = ([], [])
         for i in range(args.steps + 2):

@@ -99,18 +99,19 @@ def resample(series: list[np.ndarray], length: int, interpolation: str = "linear
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
     out = torch.empty(len(series), series[0].shape[0], length)
     for i, x in enumerate(series):
-        steps = np.asarray(x).shape[-1]
+        x = np.asarray(x)
+        steps = x.shape[-1]
         if steps == length:
-            out[i] = torch.as_tensor(np.asarray(x, dtype=np.float32))
+            out[i] = torch.as_tensor(x.astype(np.float32))
         elif interpolation == "linear":
-            t = torch.as_tensor(np.asarray(x, dtype=np.float32)).unsqueeze(0)
+            t = torch.as_tensor(x.astype(np.float32)).unsqueeze(0)
             out[i] = F.interpolate(t, size=length, mode="linear", align_corners=True)[0]
         else:
             if steps < 4:
                 raise ValueError(f"cubic interpolation needs series of 4 steps or more, got one of {steps}")
             from scipy.interpolate import make_interp_spline
 
-            spline = make_interp_spline(np.arange(steps), np.asarray(x, dtype=np.float64), k=3, axis=-1)
+            spline = make_interp_spline(np.arange(steps), x.astype(np.float64), k=3, axis=-1)
             out[i] = torch.from_numpy(spline(np.linspace(0, steps - 1, length)).astype(np.float32))
     return out
 

@@ -747,10 +747,11 @@ def run_sweep(
     if seeds is not None and not set(seeds) & set(grid_seeds):
         raise ValueError(f"sweep {sweep.name} has none of the seeds {format_seeds(seeds)}; its seeds are "
                          f"{format_seeds(grid_seeds)}")  # fmt: skip
-    if budget is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if budget is not None and torchrun:
         raise ValueError("a time budget could stop the ranks of a torchrun sweep at different runs; run it without")
     launcher = launcher or make_launcher()
-    if launcher.name != "sequential" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if launcher.name != "sequential" and torchrun:
         raise ValueError(f"the {launcher.name} launcher starts its own processes; run it without torchrun")
     plan = plan_sweep(sweep, load_fn=load_fn)
     _check_metric(sweep.metric, [st.summary for st in plan.states if st.summary])
@@ -762,10 +763,10 @@ def run_sweep(
             f"damaged, nothing was started: {shown}. Rerun them with --rerun-stale (their folders move to "
             f"{sweep.output / STALE_DIR}) or restore the settings they ran with"
         )
-    if blocked and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if blocked and torchrun:
         raise ValueError("--rerun-stale moves run folders: run it once without torchrun")
     interrupted = [r.name for r, st in zip(plan.runs, plan.states, strict=True) if st.state == "interrupted"]
-    if interrupted and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if interrupted and torchrun:
         raise ValueError(
             f"sweep {sweep.name}: {len(interrupted)} run(s) left files but no checkpoint to resume from "
             f"({', '.join(interrupted)}): run the sweep once without torchrun, which moves them to "
