@@ -79,6 +79,27 @@ def test_plot_dynamics_takes_runs_written_before_a_column_existed(tmp_path):
     assert line.get_ydata()[-1] == pytest.approx(1e-4) and (tmp_path / "d.png").stat().st_size > 0
 
 
+def test_plot_dynamics_keeps_a_dozen_arms_apart_and_their_legend_off_the_data(tmp_path):
+    """Past ten arms the colour cycle repeats: each arm still gets its own line style, and the legend sits in its own
+    panel, not over a curve."""
+    from srblock.analysis.dynamics import plot_dynamics
+
+    cols = "layer3.sr.memory_ratio,layer3.sr.routing_change,layer3.sr.routing_entropy,layer3.sr.memory_spread"
+    arms = {}
+    for k in range(12):
+        run = tmp_path / f"arm{k}"
+        run.mkdir()
+        (run / "metrics.csv").write_text(f"epoch,{cols}\n1.0,0.001,0.1,0.99,0.2\n2.0,0.00{k + 1},0.2,0.9,0.2\n")
+        arms[f"arm{k}"] = [run]
+    fig = plot_dynamics(arms)
+    ratio = next(ax for ax in fig.axes if ax.get_title() == "memory_ratio")
+    styles = {(line.get_color(), line.get_linestyle()) for line in ratio.get_lines()}
+    assert len(ratio.get_lines()) == 12 and len(styles) == 12
+    (legend_ax,) = [ax for ax in fig.axes if ax.get_legend() is not None]
+    assert not legend_ax.get_lines() and not legend_ax.axison
+    assert [t.get_text() for t in legend_ax.get_legend().get_texts()] == [f"arm{k} (1)" for k in range(12)]
+
+
 def test_a_routing_only_shrunk_by_weight_decay_is_not_learned_selection():
     """Scaling the routing down (what weight decay does) flattens the softmax and changes η² without any learning;
     the control rescales the init to the trained norm, so a pure shrink gives exactly no difference."""

@@ -212,6 +212,9 @@ def dynamics_table(
     return "\n".join(lines) + "\n"
 
 
+_LINESTYLES = ("-", "--", ":", "-.")
+
+
 def plot_dynamics(
     arms: Mapping[str, Sequence[str | Path]],
     path: str | Path | None = None,
@@ -224,32 +227,37 @@ def plot_dynamics(
     The figure is also saved as PNG to ``path`` when given."""
     from .plots import grid, save_figure
 
-    fig, axes = grid(len(DYNAMICS_COLUMNS), max_cols=4, panel=3.0)
+    fig, axes = grid(len(DYNAMICS_COLUMNS) + 1, max_cols=4, panel=3.0)  # the last panel holds the legend
+    panels, legend_ax = axes[:-1], axes[-1]
     for index, (label, run_dirs) in enumerate(arms.items()):
         curves = [load_dynamics(d) for d in run_dirs]
         curves = [c[block] if block else next(iter(c.values())) for c in curves if c]
         if not curves:
             continue
         epochs = curves[0]["epoch"]
-        for ax, column in zip(axes, DYNAMICS_COLUMNS, strict=True):
+        for ax, column in zip(panels, DYNAMICS_COLUMNS, strict=True):
             # runs written before a column existed lack it (or its first rows: NaN after a resume)
             rows = [c[column][: len(epochs)] for c in curves if len(c.get(column, ())) >= len(epochs)]
             if not rows:
                 continue
             values = torch.tensor(rows)
-            color = f"C{index % 10}"  # one colour per arm in every panel, also where an arm lacks a column
-            line = ax.plot(epochs, values.nanmean(0).tolist(), label=f"{label} ({len(values)})", color=color)[0]
+            # one style per arm in every panel, also where an arm lacks a column; past 10 arms the dash changes
+            style = {"color": f"C{index % 10}", "linestyle": _LINESTYLES[index // 10 % len(_LINESTYLES)]}
+            line = ax.plot(epochs, values.nanmean(0).tolist(), label=f"{label} ({len(values)})", **style)[0]
             finite = torch.where(values.isnan(), values.nanmean(0), values)
             low, high = finite.min(0).values.tolist(), finite.max(0).values.tolist()
             ax.fill_between(epochs, low, high, alpha=0.2, color=line.get_color())
-    for ax, column in zip(axes, DYNAMICS_COLUMNS, strict=True):
+    for ax, column in zip(panels, DYNAMICS_COLUMNS, strict=True):
         ax.set_title(column, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)
         positive = any((line.get_ydata() > 0).any() for line in ax.get_lines())
         if column in ("memory_ratio", "routing_change", "routing_turn") and positive:
             ax.set_yscale("log")
-    max(axes, key=lambda ax: len(ax.get_lines())).legend(fontsize=7)
+    legend_ax.axis("off")
+    handles, labels = max(panels, key=lambda ax: len(ax.get_lines())).get_legend_handles_labels()
+    if handles:
+        legend_ax.legend(handles, labels, loc="upper left", fontsize=7, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
     if path is not None:
