@@ -110,7 +110,8 @@ def test_pack_takes_only_the_runs_finished_in_this_window_and_merge_adds_them_on
 
 @pytest.mark.slow
 def test_cpu_smoke_run_of_the_whole_script(tmp_path: Path) -> None:
-    """data (a tiny JPEG archive) -> two sweep phases, two runs at a time under a time budget -> pack -> merge."""
+    """The default stages: data (a tiny JPEG archive) -> two sweep phases, two runs at a time under a time budget ->
+    pack -> merge; the GPU checks and benchmarks run only when named, so the window is the sweeps'."""
     device, home = tmp_path / "device", tmp_path / "home"
     archive = write_jpeg_tar(device / ".device" / "cifar10" / "cifar10-jpeg.tar.xz", per_class=3)
     sha = hashlib.sha256(archive.read_bytes()).hexdigest()
@@ -130,9 +131,6 @@ def test_cpu_smoke_run_of_the_whole_script(tmp_path: Path) -> None:
     tiny = "--set train.epochs=1 --set model.width=0.0625 --set train.batch_size=16 --set train.device=cpu"
     result = _script(
         device,
-        "data",
-        "sweep",
-        "pack",
         timeout=400,
         TIME_BUDGET="240",
         WORKERS="2",
@@ -142,6 +140,7 @@ def test_cpu_smoke_run_of_the_whole_script(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "cifar10 in .device/cifar10: 30 train and 30 test images" in result.stdout
+    assert "== check" not in result.stdout and "== bench" not in result.stdout
     assert "(local launcher, 2 at a time)" in result.stdout
     assert {p.name for p in (device / ".device" / "cifar10").iterdir()} >= {"train.npz", "test.npz"}
     with tarfile.open(device / "out" / "gpu_runs.tar.gz") as tar:
