@@ -99,6 +99,21 @@ def test_sr_recipe_trains_with_dynamics(tmp_path: Path) -> None:
     assert "block3.sr.routing_entropy" in summary["sr_dynamics"]
 
 
+def test_a_recipe_takes_a_coarse_memory(tmp_path: Path) -> None:
+    """model.sr.feat_size (with size_policy interpolate) sizes the memory below the series' 150 steps; the task's
+    check of model.input_size against the data still holds, and the run's parameter count is the smaller block's."""
+    from srblock.layers.sr import sr_param_count
+
+    coarse = ["train.epochs=1", "model.width=0.25", "train.device=cpu", "model.num_memories=10"]
+    coarse += ["model.sr.feat_size=16", "model.sr.size_policy=interpolate"]
+    summary = train(load_config("timeseries/gunpoint_fcn_sr", coarse), tmp_path / "run", quiet=True)
+    assert summary["sr_params"] == sr_param_count(32, 16, hidden=8, num_memories=10, spatial_dims=1)
+    memory = load_checkpoint(tmp_path / "run" / "checkpoint_last.pt")["model"]["block3.sr.memory"]
+    assert memory.shape == (10, 32, 16) and math.isfinite(summary["test_acc1"])
+    with pytest.raises(ValueError, match=r"pass size_policy='interpolate'"):
+        _build("timeseries/gunpoint_fcn_sr", ["model.sr.feat_size=16"])
+
+
 def test_the_task_checks_the_model_against_the_data() -> None:
     with pytest.raises(ValueError, match=r"set model.in_channels: 6"):
         _build("timeseries/basicmotions_fcn", ["model.in_channels=1"])

@@ -118,6 +118,27 @@ def test_1d_model_gets_1d_block() -> None:
     assert model(x).shape == (2, 2, 40)
 
 
+def test_feat_size_builds_a_coarse_memory_that_the_block_resizes_to_the_input() -> None:
+    """feat_size (beyond the paper) sizes the memory and the routing's input below the stage's output; the block
+    pools the squeezed map down for the routing and adds the memory linearly resized to the input's length."""
+    model = nn.Sequential(nn.Conv1d(2, 3, 3, padding=1))
+    block = insert_sr(model, "0", input_size=(2, 40), num_memories=4, hidden=3, feat_size=5, size_policy="interpolate")
+    assert block.memory.shape == (4, 3, 5) and block.fc1.in_features == 5
+    assert sr_param_count(3, 5, hidden=3, num_memories=4, spatial_dims=1) == sum(p.numel() for p in block.parameters())
+    x = torch.randn(2, 2, 40)
+    features = model[0](x)
+    torch.testing.assert_close(model(x), features)  # zero memory: the identity, as at the paper's size
+    with torch.no_grad():
+        block.memory.copy_(torch.linspace(0.0, 4.0, 5).expand(4, 3, 5))  # every memory the same ramp 0..4
+    ramp = torch.nn.functional.interpolate(block.memory[:1], size=40, mode="linear", align_corners=False)
+    torch.testing.assert_close(model(x) - features, ramp.expand(2, 3, 40))  # weights sum to 1 over equal memories
+    fresh = nn.Sequential(nn.Conv1d(2, 3, 3, padding=1))
+    with pytest.raises(ValueError, match=r"feat_size=5 builds the block for another size .*\(40,\).*interpolate"):
+        insert_sr(fresh, "0", input_size=(2, 40), feat_size=5)
+    with pytest.raises(ValueError, match="feat_size must have 1 entries"):
+        insert_sr(fresh, "0", input_size=(2, 40), feat_size=(5, 5), size_policy="interpolate")
+
+
 def test_falls_back_to_real_forward_when_meta_fails() -> None:
     class DataDependent(nn.Module):
         def __init__(self) -> None:

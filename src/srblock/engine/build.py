@@ -26,7 +26,7 @@ __all__ = ["build_model", "check_buildable", "check_model_section", "export_pret
 # create_model's parameters that a recipe does not write under their own name
 _NOT_RECIPE_KEYS = {"name", "sr_kwargs", "kwargs"}
 # SRBlockNd's parameters that insert_sr fills in itself (the rest are the recipe's model.sr keys)
-_SR_FILLED = {"self", "channels", "feat_size", "num_memories", "hidden", "device", "dtype"}
+_SR_FILLED = {"self", "channels", "num_memories", "hidden", "device", "dtype"}  # feat_size: a coarser memory
 
 
 def _keyword_params(fn: Callable[..., Any]) -> tuple[dict[str, inspect.Parameter], bool]:

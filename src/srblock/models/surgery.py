@@ -175,6 +175,7 @@ def insert_sr(
     num_memories: int = DEFAULT_NUM_MEMORIES,
     hidden: int = DEFAULT_HIDDEN,
     layout: str | None = None,
+    feat_size: int | Sequence[int] | None = None,
     **sr_kwargs: Any,
 ) -> SRBlockNd:
     """Insert an SR block after the submodule ``after`` of any model, in place, and return the block.
@@ -183,6 +184,10 @@ def insert_sr(
     meta device when the model allows). A 1-d, 2-d or 3-d block is chosen from the output's rank. The block's
     memory starts at zero, so the model's output is unchanged until it trains. ``sr_kwargs`` go to the block
     (``act_layer``, ``memory_init``, ``size_policy``, ...); it is made on the model's device and dtype.
+
+    ``feat_size`` (beyond the paper): build the block for this spatial size instead of the traced one, a coarser
+    memory (``P x C x feat_size``) that the block resizes to the input (``size_policy="interpolate"``, required):
+    e.g. ``feat_size=16`` on a 1460-step series holds 16 values per channel and memory instead of 1,460.
 
     ``layout``: ``"channels_first"`` (B x C x *S, CNN feature maps) or ``"channels_last"`` (B x *S x C, e.g. the
     B x N x C tokens of a ViT block). ``None`` reads the output as channels first, and refuses an output that looks
@@ -225,13 +230,19 @@ def insert_sr(
             f"insert after its last module ({last!r}) instead"
         )
     channels, spatial = (shape[-1], shape[1:-1]) if layout == "channels_last" else (shape[1], shape[2:])
+    dims = len(spatial)
+    if feat_size is not None:
+        if sr_kwargs.get("size_policy") != "interpolate":
+            raise ValueError(
+                f"feat_size={feat_size!r} builds the block for another size than the output of {after!r} "
+                f"({tuple(spatial)}); pass size_policy='interpolate' so it resizes its memory to the input"
+            )
+        spatial = feat_size
     ref = _first_float_param(target)
     ref = ref if ref is not None else _first_float_param(model)
     dd = {"device": ref.device, "dtype": ref.dtype} if ref is not None else {}
     with _own_rng_stream(dd.get("device")):
-        block = _SR_BY_DIMS[len(spatial)](
-            channels, spatial, num_memories=num_memories, hidden=hidden, **{**dd, **sr_kwargs}
-        )
+        block = _SR_BY_DIMS[dims](channels, spatial, num_memories=num_memories, hidden=hidden, **{**dd, **sr_kwargs})
     target.add_module("sr", block)
     # A hook left by an earlier insert (remove_sr keeps it, around an Identity) must match this block's layout.
     for key, hook in list(target._forward_hooks.items()):
