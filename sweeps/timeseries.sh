@@ -8,9 +8,11 @@ set -eu
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
 sweeps=()
-for dataset in italypowerdemand basicmotions gunpoint arrowhead japanesevowels osuleaf acsf1; do
+for dataset in italypowerdemand basicmotions gunpoint arrowhead japanesevowels; do
   sweeps+=("timeseries_${dataset}_fcn" "timeseries_${dataset}_resnet")
 done
+# the two long-series datasets FCN first: ACSF1 x FCN tests the prediction RESULTS.md §7 wrote before its runs
+sweeps+=(timeseries_osuleaf_fcn timeseries_acsf1_fcn timeseries_osuleaf_resnet timeseries_acsf1_resnet)
 worker() {
   for sweep in "${sweeps[@]}"; do
     nice -n 10 .venv/bin/srblock sweep -c "$sweep" --after-run sweeps/commit_run.sh
