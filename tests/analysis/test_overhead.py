@@ -38,6 +38,16 @@ def test_small_cifar_model_params_match_eq1():
     assert report["latency_ratio_eval"] is None and report["latency_ratio_train"] is None
 
 
+def test_a_coarse_block_is_counted_at_its_own_size():
+    """A block built for 4x4 on an 8x8 stage (size_policy interpolate): Eq. (1) at 4x4, no false warning."""
+    coarse = {"feat_size": 4, "size_policy": "interpolate"}
+    report = overhead_report(
+        "cifar_resnet18", sr_stage=3, num_memories=4, hidden=8, width=0.25, sr_kwargs=coarse, timing=False
+    )
+    assert report["sr_params"] == report["sr_params_formula"] == sr_param_count(64, 4, hidden=8, num_memories=4)
+    assert "WARNING" not in format_overhead(report)
+
+
 def test_macs_count_the_memory_recall():
     block = SRBlock(16, 4, num_memories=3, hidden=2)
     # squeeze 16 per position, routing (W2 W1) z 16*3 (W2 W1 is kept between eval passes), recall 3 * 16*16;

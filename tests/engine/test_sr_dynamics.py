@@ -60,6 +60,25 @@ def test_memory_ratio_matches_the_recalled_features() -> None:
     assert cols[".memory_spread"] > 0
 
 
+def test_memory_ratio_of_a_coarse_block_is_what_it_adds_at_the_input_size() -> None:
+    """A block built for 5 steps (size_policy interpolate) on 23-step inputs: the ratio is the RMS of the recalled map
+    at 23 steps, as the block adds it, not of the 5-step memory."""
+    from srblock import SRBlock1d
+    from srblock.engine.sr_dynamics import SRDynamics
+
+    torch.manual_seed(0)
+    block = SRBlock1d(4, 5, num_memories=3, hidden=2, memory_init="normal", size_policy="interpolate")
+    with torch.no_grad():
+        block.memory[:, :, 0] += 3.0  # a spike at one end: resizing changes the RMS a lot
+    dynamics = SRDynamics(block)
+    x = torch.randn(6, 4, 23)
+    with dynamics.track(), torch.no_grad():
+        recalled = block(x) - x
+    expected = recalled.pow(2).mean().sqrt() / x.pow(2).mean().sqrt()
+    assert dynamics.columns()[".memory_ratio"] == pytest.approx(float(expected), rel=1e-5)
+    assert block.resized_memory((23,)).shape == (3, 4, 23) and block.resized_memory((5,)) is block.memory
+
+
 def test_zero_memory_control_moves_routing_by_weight_decay_only(tiny_data: Path, tmp_path: Path) -> None:
     """Memory frozen at zero: the block is an exact identity, memory_ratio is 0 and the routing weights only
     shrink by weight decay: θ_T = θ₀ · Π(1 − lr_t·wd) with momentum, i.e. routing_change = 1 − that product."""

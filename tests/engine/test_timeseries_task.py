@@ -112,6 +112,7 @@ def test_a_recipe_takes_a_coarse_memory(tmp_path: Path) -> None:
     assert memory.shape == (10, 32, 16) and math.isfinite(summary["test_acc1"])
     with pytest.raises(ValueError, match=r"pass size_policy='interpolate'"):
         _build("timeseries/gunpoint_fcn_sr", ["model.sr.feat_size=16"])
+    _build("timeseries/gunpoint_fcn_sr", ["model.sr.feat_size=null"])  # null: the stage's own size, as if absent
 
 
 def test_the_task_checks_the_model_against_the_data() -> None:

@@ -137,6 +137,14 @@ def test_feat_size_builds_a_coarse_memory_that_the_block_resizes_to_the_input() 
         insert_sr(fresh, "0", input_size=(2, 40), feat_size=5)
     with pytest.raises(ValueError, match="feat_size must have 1 entries"):
         insert_sr(fresh, "0", input_size=(2, 40), feat_size=(5, 5), size_policy="interpolate")
+    with pytest.raises(ValueError, match="feat_size entries must be positive"):
+        insert_sr(fresh, "0", input_size=(2, 40), feat_size=0, size_policy="interpolate")
+    with pytest.raises(ValueError, match=r"feat_size=41 is larger than the output of '0' \(\(40,\)\)"):
+        insert_sr(fresh, "0", input_size=(2, 40), feat_size=41, size_policy="interpolate")
+    assert insert_sr(fresh, "0", input_size=(2, 40), feat_size=40).memory.shape == (2, 3, 40)  # its own size: strict
+    coarse = {"feat_size": 6, "size_policy": "interpolate"}  # one size for every stage: 8x8 -> 6x6, but 4x4 -> ?
+    with pytest.raises(ValueError, match=r"larger than the output of 'layer4' \(\(4, 4\)\)"):
+        create_model("cifar_resnet18", sr_stage=[3, 4], width=0.25, sr_kwargs=coarse)
 
 
 def test_falls_back_to_real_forward_when_meta_fails() -> None:

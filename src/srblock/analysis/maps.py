@@ -71,17 +71,18 @@ def plot_memory_maps(maps: torch.Tensor, path: str | Path | None = None, *, titl
 
 
 def _plot_memory_curves(maps: torch.Tensor, path: str | Path | None, *, title: str) -> Figure:
-    """The P channel-mean memories of a 1-D block as curves over the steps, on one axis."""
+    """The P channel-mean memories of a 1-D block as curves over the memory's positions (the series' steps, unless
+    the block is built coarser and resizes its memory to the series), on one axis."""
     fig, (ax,) = grid(1, panel=4.0)
     fig.set_size_inches(7.0, 3.2)
     steps = range(1, maps.shape[1] + 1)
     for i, curve in enumerate(maps.numpy()):
         ax.plot(steps, curve, label=f"M{i + 1}", linewidth=1.2)
     ax.axhline(0.0, color="0.6", linewidth=0.8)
-    ax.set_xlabel("step")
+    ax.set_xlabel("memory position")
     ax.set_ylabel("channel mean")
     ax.legend(fontsize=7, ncol=2 if len(maps) > 5 else 1, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    ax.set_title(title or "channel-mean memory over the steps", fontsize=10)
+    ax.set_title(title or "channel-mean memory over its positions", fontsize=10)
     if path is not None:
         save_figure(fig, path)
     return fig

@@ -46,7 +46,9 @@ def sr_blocks_formula(model: nn.Module, images: torch.Tensor) -> tuple[int, dict
     """Eq. (1) summed over the SR blocks of ``model``, with C and H·W read from the tensor each block really sees.
 
     Returns the parameter count and the observed input shape (C, *S) per block name. Reading the shapes from a
-    forward pass (not from the block's own attributes) makes this an independent check of how the block was sized.
+    forward pass (not from the block's own attributes) makes this an independent check of how the block was sized;
+    a block built for another size on purpose (``size_policy="interpolate"``, e.g. a coarse ``feat_size``) counts
+    the positions of its own ``feat_size``, whose memory and routing it holds.
     """
     shapes: dict[str, tuple[int, ...]] = {}
     blocks = find_sr_blocks(model)
@@ -67,6 +69,8 @@ def sr_blocks_formula(model: nn.Module, images: torch.Tensor) -> tuple[int, dict
     total = 0
     for name, block in blocks.items():
         channels, *spatial = shapes[name]
+        if block.size_policy == "interpolate":
+            spatial = list(block.feat_size)
         total += sr_param_count(
             channels, tuple(spatial), block.hidden, block.num_memories, spatial_dims=block.spatial_dims
         )

@@ -128,7 +128,12 @@ def check_model_section(model: Mapping[str, Any]) -> None:
         sr_params, _ = _keyword_params(SRBlockNd.__init__)
         sr_known = [k for k in sr_params if k not in _SR_FILLED]
         check_keys("model.sr", sr, sr_known)
-        _check_values("model.sr", sr, _hints(SRBlockNd.__init__))
+        # feat_size null: the stage's own size (insert_sr's default), as if the key were absent
+        _check_values(
+            "model.sr",
+            {k: v for k, v in sr.items() if not (k == "feat_size" and v is None)},
+            _hints(SRBlockNd.__init__),
+        )
     if unknown:  # the builder passes **kwargs on: let it say on the meta device whether it takes them
         try:
             _meta_build(model)

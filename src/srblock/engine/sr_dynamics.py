@@ -54,11 +54,12 @@ class SRDynamics:
         self.blocks = find_sr_blocks(model)
         self.init = {name: _routing_vector(block).cpu() for name, block in self.blocks.items()}
         self._sums: dict[str, torch.Tensor] = {}
+        self._size: dict[str, tuple[int, ...]] = {}
 
     @contextmanager
     def track(self) -> Iterator[None]:
         """Accumulate the activation statistics of every forward pass inside the context (hooks removed on exit)."""
-        self._sums = {}
+        self._sums, self._size = {}, {}
         handles = []
         for name, block in self.blocks.items():
             handles.append(block.register_forward_pre_hook(self._input_hook(name)))
@@ -70,7 +71,7 @@ class SRDynamics:
                 handle.remove()
 
     def _add(self, name: str, index: int, value: torch.Tensor) -> None:
-        sums = self._sums.setdefault(name, torch.zeros(5, dtype=torch.float64, device=value.device))
+        sums = self._sums.setdefault(name, torch.zeros(6, dtype=torch.float64, device=value.device))
         sums[index] += value.double()
 
     def _input_hook(self, name: str):
@@ -78,15 +79,17 @@ class SRDynamics:
             x = inputs[0].detach()
             self._add(name, 0, x.float().pow(2).sum())
             self._add(name, 1, torch.tensor(float(x.numel()), device=x.device))
+            self._size[name] = tuple(x.shape[2:])  # the memory is added at this size (a coarse block resizes it)
 
         return hook
 
     def _weights_hook(self, name: str, block: nn.Module):
         def hook(_module: nn.Module, _inputs: tuple, weights: torch.Tensor) -> None:
             w = weights.detach().float()
-            memory = block.memory.detach().float().flatten(1)
+            memory = block.resized_memory(self._size.get(name, block.feat_size)).detach().float().flatten(1)
             gram = memory @ memory.T  # P x P
             self._add(name, 2, ((w @ gram) * w).sum())  # Σ_b ‖w_b M‖²
+            self._add(name, 5, torch.tensor(float(w.shape[0] * memory.shape[1]), device=w.device))
             self._add(name, 3, -(w * w.clamp_min(1e-30).log()).sum())
             self._add(name, 4, torch.tensor(float(w.shape[0]), device=w.device))
 
@@ -100,8 +103,7 @@ class SRDynamics:
             if sums is not None:
                 sums = sums.clone()
                 self.dist.all_reduce(sums)
-                x_sq, x_n, recall_sq, entropy, samples = sums.tolist()
-                recall_n = samples * block.memory[0].numel()
+                x_sq, x_n, recall_sq, entropy, samples, recall_n = sums.tolist()
                 x_rms = math.sqrt(x_sq / x_n) if x_n else math.nan
                 recall_rms = math.sqrt(recall_sq / recall_n) if recall_n else math.nan
                 out[f"{name}.memory_ratio"] = recall_rms / x_rms if x_rms else math.nan

@@ -324,6 +324,13 @@ class SRBlockNd(nn.Module):
         x = _check_input(x, type(self).__name__, self.channels, self.feat_size, self.size_policy == "strict")
         return self._memory_weights(self._squeezed(x))
 
+    def resized_memory(self, size: Sequence[int]) -> torch.Tensor:
+        """The P memories (P x C x *size) as the block adds them to an input of spatial ``size``: linearly resized
+        from ``feat_size`` as :meth:`forward` resizes the recalled map (the same map, since resizing is linear)."""
+        if tuple(size) == self.feat_size:
+            return self.memory
+        return F.interpolate(self.memory, size=tuple(size), mode=_INTERP_MODE[self.spatial_dims], align_corners=False)
+
     def _squeezed(self, x: torch.Tensor) -> torch.Tensor:
         """The squeezed map ``z`` (B x S) at the trained size: the 1x1 conv, then average-pooled to ``feat_size``."""
         return _POOL[self.spatial_dims](self.squeeze(x), self.feat_size).flatten(1)

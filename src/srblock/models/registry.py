@@ -125,9 +125,11 @@ def create_model(
             :func:`register_model`: 10 for the CIFAR nets, 1000 for the ImageNet ResNets).
         sr_stage: M, the stage whose output gets the SR block (``None``: no SR block), or a sequence of stages, each
             getting its own block (e.g. ``(2, 3, 4)``; every block with the same P, U and options). A block is sized
-            for its stage's output at the native input size (CIFAR 32², ImageNet 224²) or at ``input_size``.
+            for its stage's output at the native input size (CIFAR 32², ImageNet 224²) or at ``input_size``, unless
+            ``sr_kwargs`` gives a coarser ``feat_size`` (one size for every block, see :func:`insert_sr`).
         num_memories: P, number of memory tensors. hidden: U, hidden width of the block's FCN.
-        sr_kwargs: further SR block options (``act_layer``, ``memory_init``, ``memory_std``, ``size_policy``).
+        sr_kwargs: further SR block options (``act_layer``, ``memory_init``, ``memory_std``, ``size_policy``,
+            ``logit_scale``, ``feat_size``).
         regularizer: ``None``, ``"dropout"``, ``"dropout2d"`` or ``"dropblock"`` at the places of PAPER.md §2,
             always before the SR block on the same stage output. drop_rate: its rate (default per PAPER.md §2).
         attention: ``None``, ``"se"``, ``"cbam"`` or ``"eca"`` inside every residual block (ResNets; airbench: on the

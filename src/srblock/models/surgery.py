@@ -31,7 +31,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ..layers.modes import eval_mode
-from ..layers.sr import SRBlock1d, SRBlock2d, SRBlock3d, SRBlockNd, find_sr_blocks
+from ..layers.sr import SRBlock1d, SRBlock2d, SRBlock3d, SRBlockNd, _to_size, find_sr_blocks
 
 __all__ = ["insert_sr", "remove_sr"]
 
@@ -180,14 +180,16 @@ def insert_sr(
 ) -> SRBlockNd:
     """Insert an SR block after the submodule ``after`` of any model, in place, and return the block.
 
-    C and the spatial size are read from one dry-run forward pass of a ``(1, *input_size)`` zero input (on the
-    meta device when the model allows). A 1-d, 2-d or 3-d block is chosen from the output's rank. The block's
-    memory starts at zero, so the model's output is unchanged until it trains. ``sr_kwargs`` go to the block
-    (``act_layer``, ``memory_init``, ``size_policy``, ...); it is made on the model's device and dtype.
+    C and the spatial size (unless ``feat_size`` is given) are read from one dry-run forward pass of a
+    ``(1, *input_size)`` zero input (on the meta device when the model allows). A 1-d, 2-d or 3-d block is chosen
+    from the output's rank. The block's memory starts at zero, so the model's output is unchanged until it trains.
+    ``sr_kwargs`` go to the block (``act_layer``, ``memory_init``, ``size_policy``, ...); it is made on the model's
+    device and dtype.
 
-    ``feat_size`` (beyond the paper): build the block for this spatial size instead of the traced one, a coarser
-    memory (``P x C x feat_size``) that the block resizes to the input (``size_policy="interpolate"``, required):
-    e.g. ``feat_size=16`` on a 1460-step series holds 16 values per channel and memory instead of 1,460.
+    ``feat_size`` (beyond the paper): build the block for this spatial size, at most the traced one on each axis,
+    instead of the traced one: a coarser memory (``P x C x feat_size``) that the block resizes to the input
+    (``size_policy="interpolate"``, required when the sizes differ) and a routing that reads the squeezed map pooled
+    to ``feat_size``; e.g. ``feat_size=16`` on a 1460-step series holds 16 values per channel and memory, not 1,460.
 
     ``layout``: ``"channels_first"`` (B x C x *S, CNN feature maps) or ``"channels_last"`` (B x *S x C, e.g. the
     B x N x C tokens of a ViT block). ``None`` reads the output as channels first, and refuses an output that looks
@@ -231,13 +233,18 @@ def insert_sr(
         )
     channels, spatial = (shape[-1], shape[1:-1]) if layout == "channels_last" else (shape[1], shape[2:])
     dims = len(spatial)
-    if feat_size is not None:
+    if feat_size is not None and (size := _to_size(feat_size, dims)) != tuple(spatial):
+        if any(s > t for s, t in zip(size, spatial, strict=True)):
+            raise ValueError(
+                f"feat_size={feat_size!r} is larger than the output of {after!r} ({tuple(spatial)}) on some axis; "
+                "feat_size builds a coarser block, at most the output's size on each axis"
+            )
         if sr_kwargs.get("size_policy") != "interpolate":
             raise ValueError(
                 f"feat_size={feat_size!r} builds the block for another size than the output of {after!r} "
                 f"({tuple(spatial)}); pass size_policy='interpolate' so it resizes its memory to the input"
             )
-        spatial = feat_size
+        spatial = size
     ref = _first_float_param(target)
     ref = ref if ref is not None else _first_float_param(model)
     dd = {"device": ref.device, "dtype": ref.dtype} if ref is not None else {}
