@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The time-series sweep (docs/guide/timeseries.md): FCN and ResNet, each with and without SR, 10 paired seeds, on
 # 7 archive datasets, cheapest first (but ACSF1 x FCN before the long datasets' ResNets, see below); one sweep file
-# per dataset and model. Two one-thread worker processes walk
-# the same list: a run is claimed through its lock, so they share every sweep and neither waits for the other.
+# per dataset and model. Two one-thread worker processes walk the same list: a run is claimed through its lock, so
+# they share every sweep and neither waits for the other.
 # Each finished run is committed (sweeps/commit_run.sh). Resumable: run it again.
 #   nohup sweeps/timeseries.sh > /tmp/timeseries_sweep.log 2>&1 &
 set -eu

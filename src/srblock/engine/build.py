@@ -101,7 +101,7 @@ def check_model_section(model: Mapping[str, Any]) -> None:
     ValueError: unknown key model.widht; did you mean 'width'?
     """
     from srblock.layers import SRBlockNd
-    from srblock.models import create_model, get_model_entry
+    from srblock.models import create_model, get_model_entry, insert_sr
 
     if "name" not in model:
         raise ValueError(f"the recipe's model section needs a 'name' (a registered model), got keys {sorted(model)}")
@@ -128,12 +128,8 @@ def check_model_section(model: Mapping[str, Any]) -> None:
         sr_params, _ = _keyword_params(SRBlockNd.__init__)
         sr_known = [k for k in sr_params if k not in _SR_FILLED]
         check_keys("model.sr", sr, sr_known)
-        # feat_size null: the stage's own size (insert_sr's default), as if the key were absent
-        _check_values(
-            "model.sr",
-            {k: v for k, v in sr.items() if not (k == "feat_size" and v is None)},
-            _hints(SRBlockNd.__init__),
-        )
+        # the keys go through insert_sr, whose own annotation wins (feat_size: null is its default, the stage's size)
+        _check_values("model.sr", sr, {**_hints(SRBlockNd.__init__), **_hints(insert_sr)})
     if unknown:  # the builder passes **kwargs on: let it say on the meta device whether it takes them
         try:
             _meta_build(model)
