@@ -13,10 +13,19 @@ for dataset in italypowerdemand basicmotions gunpoint arrowhead japanesevowels; 
   sweeps+=("timeseries_${dataset}_fcn" "timeseries_${dataset}_resnet")
 done
 # the two long-series datasets FCN first: ACSF1 x FCN tests the prediction RESULTS.md §7 wrote before its runs
-sweeps+=(timeseries_osuleaf_fcn timeseries_acsf1_fcn timeseries_osuleaf_resnet timeseries_acsf1_resnet)
+long=(osuleaf_fcn acsf1_fcn osuleaf_resnet acsf1_resnet)
 worker() {
   for sweep in "${sweeps[@]}"; do
     nice -n 10 .venv/bin/srblock sweep -c "$sweep" --after-run sweeps/commit_run.sh
+  done
+  # the long datasets: the baseline and the block-3 arm (the fixed placement) on all 10 seeds first, the
+  # block-1 arm after them
+  for pass in primary all; do
+    for name in "${long[@]}"; do
+      arms=()
+      [ "$pass" = primary ] && arms=(--arms "${name/_/-},${name/_/-}-sr")
+      nice -n 10 .venv/bin/srblock sweep -c "timeseries_$name" "${arms[@]}" --after-run sweeps/commit_run.sh
+    done
   done
 }
 worker & sleep 60; worker & wait

@@ -606,3 +606,16 @@ def test_seed_text_reads_back_as_the_same_seeds(seeds: list[int]) -> None:
     from srblock.experiments import format_seeds, parse_seeds
 
     assert parse_seeds(format_seeds(seeds)) == sorted(set(seeds))
+
+
+def test_dry_run_lists_only_the_selected_runs(sweep_file, capsys):
+    sweep = load_sweep(sweep_file)
+    arm = sweep.arms[0].name
+    assert sweep_command(str(sweep_file), dry_run=True, arms=[arm], seeds=[0]) == 0
+    out = capsys.readouterr().out
+    assert out.count("[todo]") == 1 and f"{arm} " in out and "seed=1" not in out
+    assert "3 other runs of the sweep left out" in out and "1 runs: 0 done, 1 to run" in out
+    with pytest.raises(ValueError, match="unknown arm"):
+        sweep_command(str(sweep_file), dry_run=True, arms=["nope"])
+    with pytest.raises(ValueError, match="none of the seeds"):
+        sweep_command(str(sweep_file), dry_run=True, seeds=[99])

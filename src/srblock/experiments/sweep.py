@@ -706,6 +706,26 @@ def execute_run(
         return {"wall_time_s": time.perf_counter() - start, **summary}
 
 
+def _selection(sweep: Sweep, arms: Sequence[str] | None, seeds: Sequence[int] | None) -> Callable[[Run], bool]:
+    """Check ``--arms`` / ``--seeds`` against the sweep's grid (one-line errors) and return the test a run passes
+    when it is among them."""
+    known = [a.name for a in sweep.arms]
+    unknown = sorted(set(arms or ()) - set(known))
+    if unknown:
+        raise ValueError(f"unknown arm(s) {unknown} for sweep {sweep.name}; its arms are {known}")
+    grid_seeds = sorted({run.seed for run in expand_grid(sweep)})
+    if seeds is not None and not set(seeds) & set(grid_seeds):
+        raise ValueError(f"sweep {sweep.name} has none of the seeds {format_seeds(seeds)}; its seeds are "
+                         f"{format_seeds(grid_seeds)}")  # fmt: skip
+    return lambda run: (arms is None or run.arm in arms) and (seeds is None or run.seed in seeds)
+
+
+def _selection_words(arms: Sequence[str] | None, seeds: Sequence[int] | None) -> str:
+    return (f" of the arms {', '.join(arms)}" if arms else "") + (
+        f" of the seeds {format_seeds(seeds)}" if seeds is not None else ""
+    )
+
+
 @_loading_once()
 def run_sweep(
     sweep: Sweep,
@@ -739,14 +759,7 @@ def run_sweep(
     ``arms``, ``seeds``: run only these arms, these seeds (the table still shows every run). ``budget``: start no run
     that is not expected to end by its deadline (:class:`srblock.experiments.budget.TimeBudget`; not under torchrun).
     """
-    known = [a.name for a in sweep.arms]
-    unknown = sorted(set(arms or ()) - set(known))
-    if unknown:
-        raise ValueError(f"unknown arm(s) {unknown} for sweep {sweep.name}; its arms are {known}")
-    grid_seeds = sorted({run.seed for run in expand_grid(sweep)})
-    if seeds is not None and not set(seeds) & set(grid_seeds):
-        raise ValueError(f"sweep {sweep.name} has none of the seeds {format_seeds(seeds)}; its seeds are "
-                         f"{format_seeds(grid_seeds)}")  # fmt: skip
+    selected = _selection(sweep, arms, seeds)
     torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if budget is not None and torchrun:
         raise ValueError("a time budget could stop the ranks of a torchrun sweep at different runs; run it without")
@@ -777,9 +790,7 @@ def run_sweep(
     )
     runs = plan.runs
     # fixed now, so every torchrun rank runs the same list
-    pending = [
-        run for run, _ in plan.pending() if (arms is None or run.arm in arms) and (seeds is None or run.seed in seeds)
-    ]
+    pending = [run for run, _ in plan.pending() if selected(run)]
     if _rank() == 0:
         check_sweep_outputs(sweep.output)  # before any write: a table of the user's own there stops the sweep
         for run, _ in blocked:
@@ -787,8 +798,7 @@ def run_sweep(
         _write_sweep_copy(sweep)
     log(
         f"sweep {sweep.name}: {len(runs)} runs, {sum(st.finished for st in plan.states)} done, {len(pending)} to run"
-        + (f" of the arms {', '.join(arms)}" if arms else "")
-        + (f" of the seeds {format_seeds(seeds)}" if seeds is not None else "")
+        + _selection_words(arms, seeds)
         + (f" ({launcher.name} launcher, {launcher.workers or 'any number of'} at a time)" if pending else "")
     )
     executed: list[Run] = []
@@ -1381,8 +1391,15 @@ def sweep_command(
     sweep.baseline = baseline or sweep.baseline
     sweep.metric = metric or sweep.metric
     if dry_run:
+        selected = _selection(sweep, arms, seeds)
         plan = plan_sweep(sweep, load_fn=load_fn, need_data=False)
         _check_metric(sweep.metric, [st.summary for st in plan.states if st.summary])
+        if arms is not None or seeds is not None:  # the runs this command would run, and what it leaves out
+            keep = [i for i, run in enumerate(plan.runs) if selected(run)]
+            left = len(plan.runs) - len(keep)
+            plan = Plan([plan.runs[i] for i in keep], [plan.configs[i] for i in keep],
+                        [plan.states[i] for i in keep], plan.warnings)  # fmt: skip
+            print(f"only the runs{_selection_words(arms, seeds)} ({left} other runs of the sweep left out):")
         print(plan.format())
         return 0
     spec = sweep.launcher
