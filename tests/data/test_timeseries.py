@@ -67,6 +67,27 @@ def test_unequal_lengths_resampled_to_the_longest(name: str, channels: int, long
     torch.testing.assert_close(x[i], ref, atol=1e-5, rtol=0)
 
 
+def test_length_resamples_every_series_to_it() -> None:
+    native = load_ucr("ArrowHead", normalize=False)
+    assert native.train_x.shape[-1] == 251 and not native.resampled
+    short = load_ucr("ArrowHead", normalize=False, length=63)
+    assert short.train_x.shape == (36, 1, 63) and short.test_x.shape == (175, 1, 63) and not short.resampled
+    torch.testing.assert_close(short.train_x, resample(list(native.train_x.numpy()), 63))
+    torch.testing.assert_close(short.test_x[:, :, [0, -1]], native.test_x[:, :, [0, -1]])  # endpoints kept
+    assert torch.equal(short.train_y, native.train_y) and short.classes == native.classes
+    longer = load_ucr("GunPoint", length=600)  # then z-normalised at the new length
+    assert longer.train_x.shape == (50, 1, 600)
+    torch.testing.assert_close(longer.train_x.std(-1), torch.ones(50, 1), atol=1e-3, rtol=0)
+    torch.testing.assert_close(load_ucr("GunPoint", length=150).train_x, load_ucr("GunPoint").train_x)
+    assert load_ucr("JapaneseVowels", length=40).resampled  # unequal lengths, each series resampled to 40
+
+
+@pytest.mark.parametrize("length", [1, 0, 2.5, True, "63"])
+def test_length_must_be_an_int_of_two_steps_or_more(length: object) -> None:
+    with pytest.raises(ValueError, match="length must be an int of at least 2 steps"):
+        load_ucr("GunPoint", length=length)  # type: ignore[arg-type]
+
+
 def test_resample_is_linear_and_keeps_the_endpoints() -> None:
     ramp = np.linspace(0.0, 1.0, 4, dtype=np.float32)[None]  # 1 channel x 4 steps
     out = resample([ramp, np.zeros((1, 7), np.float32)], 7)

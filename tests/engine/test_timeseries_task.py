@@ -115,6 +115,21 @@ def test_a_recipe_takes_a_coarse_memory(tmp_path: Path) -> None:
     _build("timeseries/gunpoint_fcn_sr", ["model.sr.feat_size=null"])  # null: the stage's own size, as if absent
 
 
+def test_data_length_resamples_the_series_and_the_model_follows(tmp_path: Path) -> None:
+    """data.length (beyond the review: for experiments on the length) trains at the new length; the SR block's
+    memory and the task's check of model.input_size follow it."""
+    quick = ["train.epochs=1", "model.width=0.25", "train.device=cpu", "data.length=40"]
+    with pytest.raises(ValueError, match=r"set model.input_size: \[1, 40\]"):
+        _build("timeseries/gunpoint_fcn_sr", quick)
+    summary = train(
+        load_config("timeseries/gunpoint_fcn_sr", [*quick, "model.input_size=[1, 40]"]), tmp_path / "run", quiet=True
+    )
+    memory = load_checkpoint(tmp_path / "run" / "checkpoint_last.pt")["model"]["block3.sr.memory"]
+    assert memory.shape[-1] == 40 and math.isfinite(summary["test_acc1"])
+    with pytest.raises(ValueError, match=r"data\.length must be an int of at least 2 steps, .* got 1"):
+        load_config("timeseries/gunpoint_fcn", ["data.length=1"])
+
+
 def test_the_task_checks_the_model_against_the_data() -> None:
     with pytest.raises(ValueError, match=r"set model.in_channels: 6"):
         _build("timeseries/basicmotions_fcn", ["model.in_channels=1"])

@@ -11,7 +11,8 @@ learning for time series classification: a review", DMKD 2019, and its code ``hf
 * series of unequal length (JapaneseVowels: 7-29 steps, PickupGestureWiimoteZ: 29-361) are resampled to the
   longest length of the dataset (train and test together), endpoints kept: by linear interpolation, or
   ``interpolation="cubic"``, the not-a-knot cubic spline (scipy's ``interp1d(kind="cubic")``) with which dl-4-tsc
-  prepared the review's multivariate archive; equal-length datasets are left as they are;
+  prepared the review's multivariate archive; equal-length datasets are left as they are; ``length=N`` (not the
+  review's: for experiments on the series' length) resamples every series to ``N`` steps the same way instead;
 * every series is then z-normalised per channel (mean 0, std 1 over its time axis; aeon's ``Normalizer``, which
   leaves a constant channel at 0), as the UCR archive's papers do, unless ``normalize=False``: the review read its
   multivariate archive (JapaneseVowels) as it was, and there the level of each channel carries the class (the
@@ -37,6 +38,7 @@ __all__ = [
     "UCR_DATASETS",
     "SeriesLoader",
     "UCRData",
+    "check_length",
     "load_ucr",
     "resample",
     "znormalize",
@@ -78,7 +80,7 @@ class UCRData(NamedTuple):
     test_x: torch.Tensor
     test_y: torch.Tensor
     classes: tuple[str, ...]
-    resampled: bool  # whether the series had unequal lengths and were resampled to the longest
+    resampled: bool  # whether the series had unequal lengths (resampled to the longest, or to ``length``)
 
 
 def _label_order(labels: np.ndarray) -> list[str]:
@@ -126,19 +128,33 @@ def znormalize(x: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(Normalizer().fit_transform(x.double().numpy())).float()
 
 
+def check_length(length: object, key: str = "length") -> None:
+    """A one-line ``ValueError`` unless ``length`` (named ``key`` in it) is None or an int of at least 2 steps."""
+    if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 2):
+        raise ValueError(f"{key} must be an int of at least 2 steps, or null for the longest series', got {length!r}")
+
+
 def load_ucr(
-    name: str, extract_path: str | None = None, *, normalize: bool = True, interpolation: str = "linear"
+    name: str,
+    extract_path: str | None = None,
+    *,
+    normalize: bool = True,
+    interpolation: str = "linear",
+    length: int | None = None,
 ) -> UCRData:
     """The archive dataset ``name`` prepared as the module docstring says, read offline through aeon.
 
     ``extract_path``: a folder holding ``<name>/<name>_TRAIN.ts`` (default: the copy inside aeon's wheel; aeon
     would download a dataset it neither ships nor finds there). ``normalize``: z-normalise each series and channel;
-    ``interpolation``: how series of unequal length are resampled (:func:`resample`).
+    ``interpolation``: how series of unequal length are resampled (:func:`resample`). ``length``: resample every
+    series to this many steps (at least 2) instead of the longest series' length (which is also the default of an
+    equal-length dataset, whose series are then left as they are).
 
     >>> data = load_ucr("GunPoint")
     >>> tuple(data.train_x.shape), tuple(data.test_x.shape), data.classes
     ((50, 1, 150), (150, 1, 150), ('1', '2'))
     """
+    check_length(length)
     from .._extras import requires_extra
 
     with requires_extra("timeseries", "the UCR/UEA archive datasets (aeon.datasets)"):
@@ -149,8 +165,7 @@ def load_ucr(
     index = {c: i for i, c in enumerate(classes)}
     series = [list(x) for x, _ in splits]  # a 3-d array or a list of C x L_i arrays: C x L_i each
     lengths = {s.shape[-1] for part in series for s in part}
-    length = max(lengths)
-    xs = [resample(part, length, interpolation) for part in series]
+    xs = [resample(part, length or max(lengths), interpolation) for part in series]
     if normalize:
         xs = [znormalize(x) for x in xs]
     ys = [torch.tensor([index[str(v)] for v in y], dtype=torch.long) for _, y in splits]

@@ -11,6 +11,8 @@ summary are the classification task's.
     normalize: z-normalise each series and channel (default ``true``; the JapaneseVowels recipes: ``false``, as the
         review read the multivariate archive).
     interpolation: how series of unequal length reach the longest length, ``linear`` (default) or ``cubic``.
+    length: resample every series to this many steps with that interpolation (default ``null``: the longest
+        series' length; not the review's protocol: an experiment on the series' length sets it).
 
 The recipe's model must fit the data: ``model.num_classes`` the classes, ``model.in_channels`` the series'
 channels, and ``model.input_size: [channels, length]`` (the length after resampling; every recipe sets it, an SR block
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from srblock.data.timeseries import INTERPOLATIONS, SeriesLoader, UCRData, load_ucr
+from srblock.data.timeseries import INTERPOLATIONS, SeriesLoader, UCRData, check_length, load_ucr
 
 from .classification import ClassificationTask
 from .task import Loaders, register_task
@@ -34,7 +36,13 @@ class TimeSeriesTask(ClassificationTask):
     """Classification of float ``N x C x L`` series held in memory; no augmentation."""
 
     data_types: ClassVar[dict[str, tuple[type, ...]]] = {}
-    data_defaults: ClassVar[dict[str, Any]] = {"name": None, "root": None, "normalize": True, "interpolation": "linear"}
+    data_defaults: ClassVar[dict[str, Any]] = {
+        "name": None,
+        "root": None,
+        "normalize": True,
+        "interpolation": "linear",
+        "length": None,
+    }
 
     @classmethod
     def validate_data(cls, data: dict[str, Any]) -> None:
@@ -45,6 +53,7 @@ class TimeSeriesTask(ClassificationTask):
             raise ValueError(f"data.normalize must be true or false, got {data['normalize']!r}")
         if data.get("interpolation", "linear") not in INTERPOLATIONS:
             raise ValueError(f"data.interpolation must be one of {INTERPOLATIONS}, got {data['interpolation']!r}")
+        check_length(data.get("length"), "data.length")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -55,7 +64,11 @@ class TimeSeriesTask(ClassificationTask):
         if getattr(self, "_series", None) is None:
             data = self.config["data"]
             self._series = load_ucr(
-                data["name"], data["root"], normalize=data["normalize"], interpolation=data["interpolation"]
+                data["name"],
+                data["root"],
+                normalize=data["normalize"],
+                interpolation=data["interpolation"],
+                length=data["length"],
             )
         return self._series
 
