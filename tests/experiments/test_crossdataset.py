@@ -299,3 +299,19 @@ def test_sweeps_of_different_metrics_are_not_mixed(tmp_path):
         ValueError, match=r"one metric .*; they use test_acc1_last \(.*arrowhead-fcn\), test_acc1 \(.*gunpoint-fcn\)$"
     ):
         compare_sweeps([tmp_path], tmp_path / "out", load_fn=_fake_load)
+
+
+def test_equal_means_summed_in_another_order_tie_in_the_ranks_and_the_wilcoxon(tmp_path):
+    # 0.1 + 0.2 + 0.3 != 0.3 + 0.2 + 0.1 in floating point: the same scores over seeds must still be one mean
+    values, swapped = [99.1, 99.2, 99.3, 99.4], [99.1, 99.2, 99.4, 99.3]
+    folder = make_sweep(tmp_path, "GunPoint", "fcn", dict(enumerate(values)), dict(enumerate(swapped)))
+    (pair,) = read_pairs(folder, load_fn=_fake_load)
+    assert np.mean(values) != np.mean(swapped)  # the float noise the rounding removes
+    base, sr = pair.means()
+    assert base == sr
+    from srblock.experiments.crossdataset import cd_scores, wilcoxon_over
+
+    row = wilcoxon_over([pair], "FCN+SR")
+    assert (row.above, row.below, row.ties) == (0, 0, 1)
+    _, _, scores = cd_scores([pair])
+    assert scores[0, 0] == scores[0, 1]  # tied scores get tied ranks in the Friedman test and the diagram

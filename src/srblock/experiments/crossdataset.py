@@ -93,9 +93,11 @@ class Pair:
         return self.paired.n <= SCREEN_SEEDS
 
     def means(self) -> tuple[float, float]:
-        """Baseline and SR mean over the paired seeds (the per-dataset scores the cross-dataset tests compare)."""
-        keys = set(self.baseline) & set(self.sr)
-        return float(np.mean([self.baseline[k] for k in keys])), float(np.mean([self.sr[k] for k in keys]))
+        """Baseline and SR mean over the paired seeds (the per-dataset scores the cross-dataset tests compare),
+        rounded to 9 decimals: equal means summed in another order are a tie in every test, not 1e-15 apart."""
+        keys = sorted(set(self.baseline) & set(self.sr))
+        base, sr = (round(float(np.mean([arm[k] for k in keys])), 9) for arm in (self.baseline, self.sr))
+        return base, sr
 
 
 def _not_a_sweep(folder: Path, why: str) -> ValueError:
@@ -237,7 +239,7 @@ def wilcoxon_over(pairs: Sequence[Pair], name: str) -> WilcoxonRow:
     """Two-sided Wilcoxon signed-rank test of SR's against the baseline's per-dataset mean
     (``scipy.stats.wilcoxon``, zero differences dropped); NaN with no non-zero difference."""
     means = np.array([p.means() for p in pairs]).reshape(-1, 2)
-    diffs = np.round(means[:, 1] - means[:, 0], 9)  # equal means summed in another order are a tie, not 1e-15
+    diffs = means[:, 1] - means[:, 0]  # exactly 0 for equal (rounded) means
     above, below = int((diffs > 0).sum()), int((diffs < 0).sum())
     stat = p = math.nan
     if above + below:
