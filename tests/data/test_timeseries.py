@@ -82,6 +82,24 @@ def test_length_resamples_every_series_to_it() -> None:
     assert load_ucr("JapaneseVowels", length=40).resampled  # unequal lengths, each series resampled to 40
 
 
+def test_detail_keeps_the_step_count_and_removes_the_fine_detail() -> None:
+    native = load_ucr("ArrowHead", normalize=False)
+    smooth = load_ucr("ArrowHead", normalize=False, detail=63)
+    assert smooth.train_x.shape == native.train_x.shape == (36, 1, 251)
+    coarse = resample(list(native.train_x.numpy()), 63)
+    torch.testing.assert_close(smooth.train_x, resample(list(coarse.numpy()), 251))  # down to 63 steps and back
+    torch.testing.assert_close(smooth.test_x[:, :, [0, -1]], native.test_x[:, :, [0, -1]])  # endpoints kept
+
+    def high_frequency(x: torch.Tensor) -> torch.Tensor:  # energy above 63 steps' Nyquist (bin 31 of 251's)
+        return torch.fft.rfft(x, dim=-1).abs()[..., 40:].pow(2).sum()
+
+    assert high_frequency(smooth.train_x) < 0.2 * high_frequency(native.train_x)
+    both = load_ucr("GunPoint", length=600, detail=150)  # length first, then the detail at that length
+    assert both.train_x.shape == (50, 1, 600)
+    with pytest.raises(ValueError, match="detail must be fewer steps than the series' 251, got 251"):
+        load_ucr("ArrowHead", detail=251)
+
+
 @pytest.mark.parametrize("length", [1, 0, 2.5, True, "63"])
 def test_length_must_be_an_int_of_two_steps_or_more(length: object) -> None:
     with pytest.raises(ValueError, match="length must be an int of at least 2 steps"):

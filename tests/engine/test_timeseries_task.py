@@ -126,8 +126,12 @@ def test_data_length_resamples_the_series_and_the_model_follows(tmp_path: Path) 
     )
     memory = load_checkpoint(tmp_path / "run" / "checkpoint_last.pt")["model"]["block3.sr.memory"]
     assert memory.shape[-1] == 40 and math.isfinite(summary["test_acc1"])
-    with pytest.raises(ValueError, match=r"data\.length must be an int of at least 2 steps, .* got 1"):
+    with pytest.raises(ValueError, match=r"data\.length must be an int of at least 2 steps or null, got 1"):
         load_config("timeseries/gunpoint_fcn", ["data.length=1"])
+    with pytest.raises(ValueError, match=r"data\.detail must be an int of at least 2 steps or null, got 'x'"):
+        load_config("timeseries/gunpoint_fcn", ["data.detail=x"])
+    with pytest.raises(ValueError, match=r"detail must be fewer steps than the series' 150, got 150"):
+        _build("timeseries/gunpoint_fcn", ["data.detail=150"])
 
 
 def test_the_task_checks_the_model_against_the_data() -> None:

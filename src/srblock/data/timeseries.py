@@ -12,7 +12,8 @@ learning for time series classification: a review", DMKD 2019, and its code ``hf
   longest length of the dataset (train and test together), endpoints kept: by linear interpolation, or
   ``interpolation="cubic"``, the not-a-knot cubic spline (scipy's ``interp1d(kind="cubic")``) with which dl-4-tsc
   prepared the review's multivariate archive; equal-length datasets are left as they are; ``length=N`` (not the
-  review's: for experiments on the series' length) resamples every series to ``N`` steps the same way instead;
+  review's: for experiments on the series' length) resamples every series to ``N`` steps the same way instead, and
+  ``detail=D`` then resamples each series down to ``D`` steps and back (a low-pass that keeps the step count);
 * every series is then z-normalised per channel (mean 0, std 1 over its time axis; aeon's ``Normalizer``, which
   leaves a constant channel at 0), as the UCR archive's papers do, unless ``normalize=False``: the review read its
   multivariate archive (JapaneseVowels) as it was, and there the level of each channel carries the class (the
@@ -131,7 +132,7 @@ def znormalize(x: torch.Tensor) -> torch.Tensor:
 def check_length(length: object, key: str = "length") -> None:
     """A one-line ``ValueError`` unless ``length`` (named ``key`` in it) is None or an int of at least 2 steps."""
     if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 2):
-        raise ValueError(f"{key} must be an int of at least 2 steps, or null for the longest series', got {length!r}")
+        raise ValueError(f"{key} must be an int of at least 2 steps or null, got {length!r}")
 
 
 def load_ucr(
@@ -141,6 +142,7 @@ def load_ucr(
     normalize: bool = True,
     interpolation: str = "linear",
     length: int | None = None,
+    detail: int | None = None,
 ) -> UCRData:
     """The archive dataset ``name`` prepared as the module docstring says, read offline through aeon.
 
@@ -148,13 +150,16 @@ def load_ucr(
     would download a dataset it neither ships nor finds there). ``normalize``: z-normalise each series and channel;
     ``interpolation``: how series of unequal length are resampled (:func:`resample`). ``length``: resample every
     series to this many steps (at least 2) instead of the longest series' length (which is also the default of an
-    equal-length dataset, whose series are then left as they are).
+    equal-length dataset, whose series are then left as they are). ``detail``: resample each series (after
+    ``length``) to this many steps, fewer than it has, and back: the step count stays, the detail finer than
+    ``detail`` steps can hold goes (for telling a series' length from its detail).
 
     >>> data = load_ucr("GunPoint")
     >>> tuple(data.train_x.shape), tuple(data.test_x.shape), data.classes
     ((50, 1, 150), (150, 1, 150), ('1', '2'))
     """
     check_length(length)
+    check_length(detail, "detail")
     from .._extras import requires_extra
 
     with requires_extra("timeseries", "the UCR/UEA archive datasets (aeon.datasets)"):
@@ -165,7 +170,13 @@ def load_ucr(
     index = {c: i for i, c in enumerate(classes)}
     series = [list(x) for x, _ in splits]  # a 3-d array or a list of C x L_i arrays: C x L_i each
     lengths = {s.shape[-1] for part in series for s in part}
-    xs = [resample(part, length or max(lengths), interpolation) for part in series]
+    steps = length or max(lengths)
+    if detail is not None and detail >= steps:
+        raise ValueError(f"detail must be fewer steps than the series' {steps}, got {detail}")
+    xs = [resample(part, steps, interpolation) for part in series]
+    if detail is not None:  # down to `detail` steps and back: the step count stays, the finer detail goes
+        coarse = [resample(list(x.numpy()), detail, interpolation) for x in xs]
+        xs = [resample(list(x.numpy()), steps, interpolation) for x in coarse]
     if normalize:
         xs = [znormalize(x) for x in xs]
     ys = [torch.tensor([index[str(v)] for v in y], dtype=torch.long) for _, y in splits]

@@ -13,6 +13,8 @@ summary are the classification task's.
     interpolation: how series of unequal length reach the longest length, ``linear`` (default) or ``cubic``.
     length: resample every series to this many steps with that interpolation (default ``null``: the longest
         series' length; not the review's protocol: an experiment on the series' length sets it).
+    detail: resample each series to this many steps (fewer than it has) and back, a low-pass that keeps the step
+        count (default ``null``: off; for telling a series' length from its detail).
 
 The recipe's model must fit the data: ``model.num_classes`` the classes, ``model.in_channels`` the series'
 channels, and ``model.input_size: [channels, length]`` (the length after resampling; every recipe sets it, an SR block
@@ -42,6 +44,7 @@ class TimeSeriesTask(ClassificationTask):
         "normalize": True,
         "interpolation": "linear",
         "length": None,
+        "detail": None,
     }
 
     @classmethod
@@ -54,6 +57,7 @@ class TimeSeriesTask(ClassificationTask):
         if data.get("interpolation", "linear") not in INTERPOLATIONS:
             raise ValueError(f"data.interpolation must be one of {INTERPOLATIONS}, got {data['interpolation']!r}")
         check_length(data.get("length"), "data.length")
+        check_length(data.get("detail"), "data.detail")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -69,6 +73,7 @@ class TimeSeriesTask(ClassificationTask):
                 normalize=data["normalize"],
                 interpolation=data["interpolation"],
                 length=data["length"],
+                detail=data["detail"],
             )
         return self._series
 
