@@ -18,10 +18,11 @@ worker() {
   for sweep in "${sweeps[@]}"; do
     nice -n 10 .venv/bin/srblock sweep -c "$sweep" --after-run sweeps/commit_run.sh
   done
-  # the length screens of RESULTS.md §7 (30 runs, 2.5 run-hours; finished on 2026-12-05), then the long datasets: the
-  # baseline and the block-3 arm (the fixed placement) on all 10 seeds first, the block-1 arm after them
-  for name in arrowhead osuleaf gunpoint; do
-    nice -n 10 .venv/bin/srblock sweep -c "timeseries_screen_length_${name}_fcn" --after-run sweeps/commit_run.sh
+  # the length and detail screens of RESULTS.md §7 (the length ones finished on 2026-12-05, 30 runs in 2.5
+  # run-hours), then the long datasets: the baseline and the block-3 arm (the fixed placement) on all 10
+  # seeds first, the block-1 arm after them
+  for name in length_arrowhead length_osuleaf length_gunpoint detail_arrowhead; do
+    nice -n 10 .venv/bin/srblock sweep -c "timeseries_screen_${name}_fcn" --after-run sweeps/commit_run.sh
   done
   for pass in primary all; do
     for name in "${long[@]}"; do
