@@ -27,8 +27,10 @@ import json
 import math
 import os
 import secrets
+import signal
 import socket
 import stat
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -49,6 +51,7 @@ __all__ = [
     "remove_ours",
     "remove_stale_temps",
     "save_figure",
+    "signals_held",
     "write_json",
     "write_text",
 ]
@@ -92,6 +95,34 @@ def _create_temp(path: Path) -> tuple[Path, int]:
         tmp.unlink(missing_ok=True)
         raise
     return tmp, fd
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM until the block ends, then deliver the first one received as it would have
+    been (main thread only; elsewhere the block runs as is).
+
+    For writes done by C code that calls back into Python, such as ``torch.save``: an interrupt raised inside its
+    write callback comes out of it as an unrelated ``RuntimeError`` (``unexpected pos``), not as the interrupt.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    # a handler installed outside Python (getsignal: None) could not be put back: such a signal is left alone
+    held = [sig for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is not None]
+    previous = {sig: signal.signal(sig, lambda signum, _: received.append(signum)) for sig in held}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        handler = previous[received[0]]
+        if callable(handler):
+            handler(received[0], None)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(received[0])
 
 
 @contextlib.contextmanager

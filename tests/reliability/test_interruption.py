@@ -98,3 +98,42 @@ def test_cli_interrupt_exits_with_the_resume_command(recipe_file: Path, tmp_path
     epochs = step // 3 + 1  # 3 iterations per epoch
     assert main(["train", "--output", str(out), "--resume", "--epochs", str(epochs)]) == 0
     assert json.loads((out / "summary.json").read_text())["epochs"] == epochs
+
+
+def test_ctrl_c_inside_torch_save_waits_for_the_file_and_then_interrupts(tmp_path: Path, monkeypatch) -> None:
+    """A KeyboardInterrupt raised inside torch.save's write callback comes out as RuntimeError('unexpected pos'):
+    save_checkpoint holds the signal until the file is complete, then raises the interrupt itself."""
+    import torch
+
+    from srblock.engine.checkpoint import save_checkpoint
+
+    real_save = torch.save
+
+    def interrupted_save(obj, f, **kwargs):  # Ctrl-C arrives as the write starts
+        signal.raise_signal(signal.SIGINT)
+        real_save(obj, f, **kwargs)
+
+    monkeypatch.setattr(torch, "save", interrupted_save)
+    path = tmp_path / "checkpoint_last.pt"
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"model": {"w": torch.ones(3)}, "config": {}, "step": 7}, path)
+    assert load_checkpoint(path)["step"] == 7 and not list(tmp_path.glob(".*.tmp"))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_signals_held_delivers_sigterm_to_its_handler_after_the_block_and_ignores_an_ignored_one() -> None:
+    from srblock.io import signals_held
+
+    seen: list[str] = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: seen.append("handled"))
+    try:
+        with signals_held():
+            signal.raise_signal(signal.SIGTERM)
+            seen.append("block ended")
+        assert seen == ["block ended", "handled"]
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        with signals_held():
+            signal.raise_signal(signal.SIGTERM)
+        assert seen == ["block ended", "handled"] and signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io import atomic_open
+from ..io import atomic_open, signals_held
 
 __all__ = [
     "CheckpointError",
@@ -49,9 +49,11 @@ def kept_checkpoint(run: str | Path) -> Path | None:
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     """Write ``state`` to ``path`` atomically (:func:`srblock.io.atomic_open`).
 
-    A crash, signal or full disk mid-write leaves the previous file intact, never a truncated one.
+    A crash, signal or full disk mid-write leaves the previous file intact, never a truncated one. Ctrl-C and
+    SIGTERM wait until the file is written (:func:`srblock.io.signals_held`): inside ``torch.save`` they would
+    surface as an unrelated ``RuntimeError`` instead of the interrupt.
     """
-    with atomic_open(path, "wb") as f:
+    with signals_held(), atomic_open(path, "wb") as f:
         torch.save(state, f)
 
 
