@@ -126,27 +126,25 @@ def test_data_length_resamples_the_series_and_the_model_follows(tmp_path: Path) 
     )
     memory = load_checkpoint(tmp_path / "run" / "checkpoint_last.pt")["model"]["block3.sr.memory"]
     assert memory.shape[-1] == 40 and math.isfinite(summary["test_acc1"])
-    with pytest.raises(ValueError, match=r"data\.length must be an int of at least 2 steps or null, got 1"):
-        load_config("timeseries/gunpoint_fcn", ["data.length=1"])
-    with pytest.raises(ValueError, match=r"data\.detail must be an int of at least 2 steps or null, got 'x'"):
-        load_config("timeseries/gunpoint_fcn", ["data.detail=x"])
-    with pytest.raises(ValueError, match=r"detail must be fewer steps than the series' 150, got 150"):
-        _build("timeseries/gunpoint_fcn", ["data.detail=150"])
 
 
-def test_the_task_checks_the_model_against_the_data() -> None:
-    with pytest.raises(ValueError, match=r"set model.in_channels: 6"):
-        _build("timeseries/basicmotions_fcn", ["model.in_channels=1"])
-    with pytest.raises(ValueError, match=r"set model.input_size: \[1, 150\]"):
-        _build("timeseries/gunpoint_fcn_sr", ["model.input_size=[1, 128]"])
-    with pytest.raises(ValueError, match=r"train\.select must be one of"):
-        load_config("timeseries/gunpoint_fcn", ["train.select=val_loss"])
-    with pytest.raises(ValueError, match=r"data\.interpolation must be one of \('linear', 'cubic'\), got 'nearest'"):
-        load_config("timeseries/japanesevowels_fcn", ["data.interpolation=nearest"])
-    with pytest.raises(ValueError, match=r"data\.normalize"):
-        load_config("timeseries/gunpoint_fcn", ["data.normalize=[1]"])
-    with pytest.raises(ValueError, match=r"data\.normalize must be true or false, got None"):
-        load_config("timeseries/gunpoint_fcn", ["data.normalize=null"])
+@pytest.mark.parametrize(
+    ("recipe", "override", "message"),
+    [
+        ("basicmotions_fcn", "model.in_channels=1", r"set model.in_channels: 6"),
+        ("gunpoint_fcn_sr", "model.input_size=[1, 128]", r"set model.input_size: \[1, 150\]"),
+        ("gunpoint_fcn", "train.select=val_loss", r"train\.select must be one of"),
+        ("japanesevowels_fcn", "data.interpolation=nearest", r"must be one of \('linear', 'cubic'\), got 'nearest'"),
+        ("gunpoint_fcn", "data.normalize=[1]", r"data\.normalize"),
+        ("gunpoint_fcn", "data.normalize=null", r"data\.normalize must be true or false, got None"),
+        ("gunpoint_fcn", "data.length=1", r"data\.length must be an int of at least 2 steps or null, got 1"),
+        ("gunpoint_fcn", "data.detail=x", r"data\.detail must be an int of at least 2 steps or null, got 'x'"),
+        ("gunpoint_fcn", "data.detail=150", r"detail must be fewer steps than the series' 150, got 150"),
+    ],
+)
+def test_the_task_checks_the_model_and_the_data_settings(recipe: str, override: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _build(f"timeseries/{recipe}", [override])
 
 
 def test_only_the_multivariate_archive_recipes_keep_the_raw_levels() -> None:
