@@ -5,9 +5,17 @@
 # they share every sweep and neither waits for the other.
 # Each finished run is committed (sweeps/commit_run.sh). Resumable: run it again.
 #   nohup sweeps/timeseries.sh > /tmp/timeseries_sweep.log 2>&1 &
+# On OSULeaf and ACSF1 it runs the baseline and the block-3 arm (the issue's fixed placement) only; their block-1
+# arms (~18 run-hours, beyond what issue 22 asks) wait until issue 21's CPU sweep has its seeds: `--all` adds them.
 set -eu
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
+passes=(primary)
+case "${1:-}" in
+  "") ;;
+  --all) passes+=(all) ;;
+  *) echo "usage: sweeps/timeseries.sh [--all], got: $*" >&2; exit 2 ;;
+esac
 sweeps=()
 for dataset in italypowerdemand basicmotions gunpoint arrowhead japanesevowels; do
   sweeps+=("timeseries_${dataset}_fcn" "timeseries_${dataset}_resnet")
@@ -18,13 +26,11 @@ worker() {
   for sweep in "${sweeps[@]}"; do
     nice -n 10 .venv/bin/srblock sweep -c "$sweep" --after-run sweeps/commit_run.sh
   done
-  # the length and detail screens of RESULTS.md §7 (the length ones finished on 2026-12-05, 30 runs in 2.5
-  # run-hours), then the long datasets: the baseline and the block-3 arm (the issue's fixed placement) on all 10
-  # seeds first, the block-1 arm after them
+  # the length and detail screens of RESULTS.md §7 (finished on 2026-12-05: 40 runs in about 3 run-hours)
   for name in length_arrowhead length_osuleaf length_gunpoint detail_arrowhead; do
     nice -n 10 .venv/bin/srblock sweep -c "timeseries_screen_${name}_fcn" --after-run sweeps/commit_run.sh
   done
-  for pass in primary all; do
+  for pass in "${passes[@]}"; do
     for name in "${long[@]}"; do
       arms=()
       [ "$pass" = primary ] && arms=(--arms "${name/_/-},${name/_/-}-sr")

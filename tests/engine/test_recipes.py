@@ -209,3 +209,24 @@ def test_the_cpu_queue_of_issue_21_runs_every_placement_and_capacity_arm_then_th
     protocol = load_sweep("cifar10_cpu_w25").overrides
     for name in others:  # the w25 protocol, AdamW's arms changing only the optimizer
         assert set(protocol) <= set(load_sweep(name).overrides), name
+
+
+def test_the_time_series_queue_names_existing_sweeps_and_arms_and_refuses_unknown_options() -> None:
+    import subprocess
+
+    from srblock.experiments import load_sweep
+
+    path = Path(__file__).resolve().parents[2] / "sweeps" / "timeseries.sh"
+    script = path.read_text()
+    datasets = re.search(r"^for dataset in (.+); do$", script, re.M)[1].split()
+    screens = re.search(r"^  for name in (.+); do$", script, re.M)[1].split()
+    long = re.search(r"^long=\((.+)\)$", script, re.M)[1].split()
+    for name in [f"timeseries_{d}_{m}" for d in datasets for m in ("fcn", "resnet")]:
+        assert load_sweep(name).arms, name
+    for name in screens:
+        assert load_sweep(f"timeseries_screen_{name}_fcn").arms, name
+    for name in long:  # the primary pass: the baseline and the block-3 arm, as the script spells them
+        arms = {arm.name for arm in load_sweep(f"timeseries_{name}").arms}
+        assert {name.replace("_", "-", 1), name.replace("_", "-", 1) + "-sr"} <= arms, (name, arms)
+    result = subprocess.run(["bash", str(path), "--bogus"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "usage: sweeps/timeseries.sh [--all], got: --bogus" in result.stderr
