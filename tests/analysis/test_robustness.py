@@ -164,3 +164,21 @@ def test_sweep_report_compares_arms_on_mca(tmp_path: Path) -> None:
         _fake_run(tmp_path / "sr" / f"seed{seed}", seed, 90.0, 70.5 + seed)
     table = aggregate(tmp_path, metric="test_corruption_acc1", baseline="base", log=lambda _: None)
     assert "test_corruption_acc1 mean ± std" in table and "| `sr` (screen) | 2 | 71.00 ± 0.71 |" in table
+
+
+def test_jpeg_grid_benchmark_on_a_run(recipe: Path, cache: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    run, out = tmp_path / "run", tmp_path / "grid.json"
+    summary = _train(recipe, run, cache)
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "jpeg_grid.py"
+    cmd = [sys.executable, str(script), str(run), "--device", "cpu", "--qualities", "90", "10", "--shifts", "0", "4"]
+    subprocess.run([*cmd, "--out", str(out)], check=True, capture_output=True, timeout=300)
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["shift"], r["quality"]) for r in rows] == [(None, None), (0, 90), (0, 10), (4, 90), (4, 10)]
+    assert rows[0]["acc1"] == pytest.approx(summary["test_acc1"]) and rows[0]["rms"] == 0
+    assert 0 < rows[1]["rms"] < rows[2]["rms"] and 0 < rows[3]["rms"] < rows[4]["rms"]
+    assert all(0 <= r["acc1"] <= 100 for r in rows)
+    bad = subprocess.run([*cmd[:-2], "8"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "--shifts must lie in 0..7 (the JPEG block is 8 pixels), got [8]" in bad.stderr

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from srblock.data import corruptions
-from srblock.data.corruptions import CORRUPTIONS, SEVERITIES, corrupt, corrupted_set
+from srblock.data.corruptions import CORRUPTIONS, SEVERITIES, corrupt, corrupted_set, jpeg_round_trip
 
 NOISE = ("gaussian_noise", "shot_noise", "impulse_noise")
 BLUR = ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur")
@@ -140,6 +140,18 @@ def test_images_must_be_uint8_rgb(images: torch.Tensor) -> None:
         corrupt(images.float(), "fog", 1)
     with pytest.raises(ValueError, match="uint8 N x 3 x H x W"):
         corrupt(images[:, :1], "fog", 1)
+
+
+def test_jpeg_round_trip_is_the_jpeg_corruption_at_any_quality(images: torch.Tensor) -> None:
+    for severity, quality in zip(SEVERITIES, (80, 65, 58, 50, 40), strict=True):  # the reference's qualities
+        assert torch.equal(jpeg_round_trip(images, quality), corrupt(images, "jpeg_compression", severity))
+    errors = [float(((jpeg_round_trip(images, q).double() - images.double()) ** 2).mean()) for q in (95, 30, 5)]
+    assert 0 < errors[0] < errors[1] < errors[2]
+    for quality in (0, 96, 50.0, True):
+        with pytest.raises(ValueError, match=f"quality must be an int in 1..95, got {quality!r}"):
+            jpeg_round_trip(images, quality)
+    with pytest.raises(ValueError, match="uint8 N x 3 x H x W"):
+        jpeg_round_trip(images.float(), 50)
 
 
 def test_corrupted_set_is_cached_and_remade_when_damaged(images, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -69,6 +69,22 @@ def test_train_drops_a_last_batch_of_one() -> None:
     assert [len(y) for _, y in loader] == [8, 8]
 
 
+@pytest.mark.parametrize("train", [False, True])
+def test_with_images_keeps_the_split_and_swaps_only_the_images(train: bool) -> None:
+    loader = _loader(world=2, rank=1, n=10, batch=3, train=train)
+    other = loader.with_images(255 - loader.images)
+    for epoch in (0, 1):
+        loader.set_epoch(epoch), other.set_epoch(epoch)
+        pairs = list(zip(loader, other, strict=True))
+        assert pairs and len(other) == len(loader)
+        for (x, y), (x2, y2) in pairs:
+            assert torch.equal(y, y2)  # the same shard, order and batches
+            if not train:  # (the crop's zero padding is not inverted, so training batches are compared by label)
+                assert torch.allclose(x2, 255 - x)  # normalised by 1/255: the inverted images
+    with pytest.raises(ValueError, match=r"images must have the split's shape \(10, 1, 4, 4\), got \(9, 1, 4, 4\)"):
+        loader.with_images(loader.images[:9])
+
+
 def test_shard_sampler_and_make_loader() -> None:
     sampler = ShardSampler(11, train=True, seed=0, rank=1, world_size=2)
     sampler.set_epoch(3)

@@ -34,6 +34,7 @@ from .stats import SCREEN_SEEDS, format_interval, format_paired, paired_ttest, s
 __all__ = [
     "ROBUSTNESS_FILE",
     "benchmark_checkpoint",
+    "checkpoint_evaluator",
     "format_run",
     "robustness",
     "robustness_run",
@@ -42,6 +43,42 @@ __all__ = [
 
 ROBUSTNESS_FILE = "robustness.json"
 _log = logging.getLogger(__name__)
+
+
+def checkpoint_evaluator(
+    checkpoint: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    device: str | torch.device | None = None,
+    max_images: int | None = None,
+) -> tuple[Any, Callable[[Any, str], dict[str, Any]]]:
+    """``(task, evaluate)`` of a checkpoint written by ``srblock train``: its recipe's task (``task.build_loaders()
+    .test`` is the test split) and ``evaluate(loader, name)`` -> the engine's metrics of the trained weights on
+    ``loader``, in float32.
+
+    The recipe's normalisation and test-time augmentation apply. ``data_dir`` replaces the recipe's ``data.root``;
+    ``max_images`` scores a seeded random subset of that many test images (the recipe's ``data.test_subset``).
+    """
+    from ..engine import get_task, load_trained_model, resolve_config
+    from ..engine.distributed import DistInfo
+    from ..engine.trainer import evaluate as evaluate_loader
+    from ..engine.trainer import seed_everything
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model, config = load_trained_model(checkpoint, map_location=device)
+    if data_dir is not None:
+        config = {**config, "data": {**config["data"], "root": str(data_dir)}}
+    if max_images is not None:
+        config = {**config, "data": {**config["data"], "test_subset": max_images}}
+    config = resolve_config(config)
+    seed_everything(config["seed"])
+    task = get_task(config["task"])(config, DistInfo(), device)
+
+    def evaluate(loader: Any, name: str) -> dict[str, Any]:
+        fp32 = torch.autocast(device.type, enabled=False)
+        return evaluate_loader(task, model, loader, fp32, desc=name, show_progress=False)
+
+    return task, evaluate
 
 
 def benchmark_checkpoint(
@@ -57,33 +94,17 @@ def benchmark_checkpoint(
 
     Returns ``{"checkpoint", "clean_acc1", "test_corruption_acc1" (mCA), "drop", "test_corruption" (per corruption
     and severity, see :meth:`srblock.engine.classification.ClassificationTask.corruption_metrics`), "seed",
-    "max_images", "wall_time_s"}``. The recipe's normalisation and test-time augmentation apply; evaluation runs
-    in float32. ``max_images``: score a seeded random subset of that many test images (the recipe's
-    ``data.test_subset``; a quick look, not comparable with the full split).
+    "max_images", "wall_time_s"}``. See :func:`checkpoint_evaluator` for ``data_dir``, ``device`` and
+    ``max_images`` (a quick look, not comparable with the full split).
     """
-    from ..engine import get_task, load_trained_model, resolve_config
-    from ..engine.distributed import DistInfo
-    from ..engine.trainer import evaluate, seed_everything
-
     start = time.perf_counter()
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model, config = load_trained_model(checkpoint, map_location=device)
-    if data_dir is not None:
-        config = {**config, "data": {**config["data"], "root": str(data_dir)}}
-    if max_images is not None:
-        config = {**config, "data": {**config["data"], "test_subset": max_images}}
-    config = resolve_config(config)
-    seed_everything(config["seed"])
-    task = get_task(config["task"])(config, DistInfo(), device)
+    task, evaluate = checkpoint_evaluator(checkpoint, data_dir=data_dir, device=device, max_images=max_images)
     if not callable(getattr(task, "corruption_metrics", None)):
-        raise ValueError(f"the corruption benchmark is for classification runs; {checkpoint} is a {config['task']} run")
+        kind = task.config["task"]
+        raise ValueError(f"the corruption benchmark is for classification runs; {checkpoint} is a {kind} run")
     test = task.build_loaders().test
-
-    def run(loader: Any, name: str) -> dict[str, Any]:
-        return evaluate(task, model, loader, torch.autocast(device.type, enabled=False), desc=name, show_progress=False)
-
-    clean = run(test, "clean")["acc1"]
-    metrics = task.corruption_metrics(test, run, seed=seed, cache_dir=cache_dir)
+    clean = evaluate(test, "clean")["acc1"]
+    metrics = task.corruption_metrics(test, evaluate, seed=seed, cache_dir=cache_dir)
     return {
         "checkpoint": str(checkpoint),
         "clean_acc1": clean,

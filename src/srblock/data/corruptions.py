@@ -60,7 +60,16 @@ from ..io import atomic_open
 with requires_extra("analysis", "the corruption benchmark (scipy.ndimage)"):
     from scipy import ndimage
 
-__all__ = ["CHUNK", "CORRUPTIONS", "SEVERITIES", "VERSION", "corrupt", "corrupted_set", "default_cache_dir"]
+__all__ = [
+    "CHUNK",
+    "CORRUPTIONS",
+    "SEVERITIES",
+    "VERSION",
+    "corrupt",
+    "corrupted_set",
+    "default_cache_dir",
+    "jpeg_round_trip",
+]
 
 #: the 15 corruptions of CIFAR-10-C, in the paper's order (noise, blur, weather, digital)
 CORRUPTIONS = (
@@ -137,10 +146,8 @@ def corrupt(images: torch.Tensor, corruption: str, severity: int, seed: int = 0)
         raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
-    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"images must be uint8 N x 3 x H x W, got {images.dtype} {tuple(images.shape)}")
+    hwc = _hwc(images)
     fn, param = _FUNCTIONS[corruption], _PARAMS[corruption][severity - 1]
-    hwc = images.detach().cpu().permute(0, 2, 3, 1).numpy()
     out = np.empty_like(hwc)
     for chunk, start in enumerate(range(0, len(hwc), CHUNK)):
         rng = np.random.default_rng([seed, CORRUPTIONS.index(corruption), severity, chunk])
@@ -148,6 +155,22 @@ def corrupt(images: torch.Tensor, corruption: str, severity: int, seed: int = 0)
         y = fn(x, param, rng)
         out[start : start + CHUNK] = y if y.dtype == np.uint8 else (np.clip(y, 0, 1) * 255).astype(np.uint8)
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def jpeg_round_trip(images: torch.Tensor, quality: int) -> torch.Tensor:
+    """``images`` (uint8 ``N x 3 x H x W``) encoded as JPEG at ``quality`` (1-95) and decoded, with PIL's defaults
+    (4:2:0 chroma): ``jpeg_compression`` at any quality, not only the five of its severities."""
+    if not isinstance(quality, int) or isinstance(quality, bool) or not 1 <= quality <= 95:
+        raise ValueError(f"quality must be an int in 1..95, got {quality!r}")
+    out = _per_image_pil(_hwc(images) / 255.0, lambda im: _jpeg(im, quality))
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def _hwc(images: torch.Tensor) -> _Array:
+    """uint8 ``N x 3 x H x W`` images as a numpy ``N x H x W x 3`` array (after checking them)."""
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be uint8 N x 3 x H x W, got {images.dtype} {tuple(images.shape)}")
+    return images.detach().cpu().permute(0, 2, 3, 1).numpy()
 
 
 def default_cache_dir() -> Path:

@@ -104,6 +104,26 @@ class InMemoryLoader:
         self.sampler = ShardSampler(len(images), train=train, seed=seed, rank=rank, world_size=world_size)
         self.start_batch = 0
 
+    def with_images(self, images: torch.Tensor) -> InMemoryLoader:
+        """The same split over other ``images`` (a corrupted copy): labels, batch size, augmentation, seed and
+        shard kept."""
+        if images.shape != self.images.shape:
+            raise ValueError(
+                f"images must have the split's shape {tuple(self.images.shape)}, got {tuple(images.shape)}"
+            )
+        sampler = self.sampler
+        return InMemoryLoader(
+            images,
+            self.labels,
+            self.batch_size,
+            train=self.train,
+            augment=self.augment,
+            seed=self.seed,
+            rank=sampler.rank,
+            world_size=sampler.world_size,
+            device=self.images.device,
+        )
+
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.sampler.set_epoch(epoch)
         self.start_batch = start_batch

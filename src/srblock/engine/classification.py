@@ -468,17 +468,7 @@ class ClassificationTask(Task):
             acc1[name] = []
             for severity in SEVERITIES:
                 corrupted = corrupted_set(images, name, severity, seed=seed, cache_dir=cache_dir)
-                loader = InMemoryLoader(
-                    corrupted,
-                    test.labels,
-                    test.batch_size,
-                    train=False,
-                    augment=test.augment,
-                    rank=self.dist.rank,
-                    world_size=self.dist.world_size,
-                    device=self.device,
-                )
-                metrics = evaluate(loader, f"{name} {severity}")
+                metrics = evaluate(test.with_images(corrupted), f"{name} {severity}")
                 acc1[name].append(metrics["acc1"])
                 count = metrics["count"]
             if self.dist.is_main:
