@@ -83,6 +83,22 @@ def test_every_page_is_in_the_nav() -> None:
     assert docs == nav
 
 
+def test_every_public_module_is_in_the_api_reference() -> None:
+    import re
+
+    src = REPO_ROOT / "src"
+    modules = {
+        ".".join(p.relative_to(src).with_suffix("").parts)
+        for p in (src / "srblock").rglob("*.py")
+        if not p.name.startswith("_") and not any(part.startswith("_") for part in p.relative_to(src).parts[:-1])
+    }
+    modules -= {"srblock.cli"}  # the command line: `srblock --help` and the guide pages
+    text = "\n".join(p.read_text() for p in (REPO_ROOT / "docs" / "reference").glob("*.md"))
+    documented = set(re.findall(r"^::: (\S+)$", text, re.M))
+    assert sorted(modules - documented) == [], "add each to its page under docs/reference/"
+    assert documented <= modules | {"srblock.recipes"}, sorted(documented - modules)  # recipes: a package's __init__
+
+
 def test_rst_idioms_become_markdown() -> None:
     rst = _rst_module().rst_to_markdown
     text = 'Use :func:`train` and :class:`~srblock.SRBlock`.\n\n>>> cfg["a"][0]\n1\n\nFiles::\n\n    a/  b/\n\nEnd.'
