@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -619,3 +620,71 @@ def test_dry_run_lists_only_the_selected_runs(sweep_file, capsys):
         sweep_command(str(sweep_file), dry_run=True, arms=["nope"])
     with pytest.raises(ValueError, match="none of the seeds"):
         sweep_command(str(sweep_file), dry_run=True, seeds=[99])
+
+
+def _second_sweep(sweep_file: Path, reuse, **changes) -> Path:
+    """The same grid under another output, reusing ``reuse`` (changes: top-level keys of the file)."""
+    doc = yaml.safe_load(sweep_file.read_text())
+    doc.update(name="second", output=str(sweep_file.parent / "second"), reuse=reuse, **changes)
+    path = sweep_file.parent / "second.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def test_reuse_copies_a_finished_run_of_the_same_config_instead_of_training_it(sweep_file, capsys):
+    first = load_sweep(sweep_file)
+    run_sweep(first, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)
+    # the second sweep shares the arm `base` and adds one: only the new arm trains
+    doc = yaml.safe_load(sweep_file.read_text())
+    doc["arms"]["sr20"] = {"recipe": doc["arms"]["sr"]["recipe"], "overrides": {"model.sr_stage": 3}}
+    del doc["arms"]["sr"]
+    path = _second_sweep(sweep_file, str(first.output), arms=doc["arms"])
+    sweep_command(str(path), dry_run=True, load_fn=_fake_load)
+    plan = capsys.readouterr().out
+    assert plan.count("[reusable]") == 2 and f"copies the finished {first.output / 'base' / 'seed1'}" in plan
+    assert "4 runs: 0 done, 4 to run (2 of them copied from the reuse folders)" in plan
+    train, hooked = FakeTrain(), []
+    second = load_sweep(path)
+    run_sweep(second, run_fn=train, load_fn=_fake_load, log=lambda _: None, after_run=lambda r, s: hooked.append(r))
+    assert sorted(out.parent.name for _, out in train.calls) == ["sr20", "sr20"]
+    assert sorted(r.name for r in hooked) == ["base/seed0", "base/seed1", "sr20/seed0", "sr20/seed1"]
+    for seed in (0, 1):
+        source, copy = first.output / "base" / f"seed{seed}", second.output / "base" / f"seed{seed}"
+        summary = json.loads((copy / "summary.json").read_text())
+        assert summary.pop("reused_from") == str(source)
+        assert summary == json.loads((source / "summary.json").read_text())
+    with open(second.output / "results.csv") as f:
+        assert [(r["arm"], r["seed"]) for r in csv.DictReader(f)][:2] == [("base", "0"), ("base", "1")]
+    # run again: everything is done, nothing trains or copies
+    again = FakeTrain()
+    run_sweep(load_sweep(path), run_fn=again, load_fn=_fake_load, log=lambda _: None)
+    assert again.calls == []
+
+
+def test_reuse_trains_a_run_whose_twin_has_another_config_or_is_missing(sweep_file):
+    first = load_sweep(sweep_file)
+    run_sweep(first, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None, seeds=[0])
+    path = _second_sweep(sweep_file, [str(first.output)], overrides={"train.epochs": 3})  # another config
+    train = FakeTrain()
+    run_sweep(load_sweep(path), run_fn=train, load_fn=_fake_load, log=lambda _: None)
+    assert len(train.calls) == 4
+    path = _second_sweep(sweep_file, [str(sweep_file.parent / "nowhere"), str(first.output)])
+    (sweep_file.parent / "second").rename(sweep_file.parent / "second-epochs3")
+    train = FakeTrain()
+    run_sweep(load_sweep(path), run_fn=train, load_fn=_fake_load, log=lambda _: None)
+    assert sorted((c["seed"], out.parent.name) for c, out in train.calls) == [(1, "base"), (1, "sr")]
+
+
+@pytest.mark.parametrize(
+    ("reuse", "message"),
+    [
+        (7, "reuse must be a folder or a list of folders (other sweeps' outputs), got 7"),
+        ([], "reuse must be a folder or a list of folders (other sweeps' outputs), got []"),
+        (["a", ""], "reuse must be a folder or a list of folders (other sweeps' outputs), got ['a', '']"),
+        ("OWN", "reuse names the sweep's own output"),
+    ],
+)
+def test_reuse_is_checked_when_the_sweep_loads(sweep_file, reuse, message):
+    path = _second_sweep(sweep_file, str(sweep_file.parent / "second") if reuse == "OWN" else reuse)
+    with pytest.raises(ValueError, match=f"second.yaml: {re.escape(message)}"):
+        load_sweep(path)

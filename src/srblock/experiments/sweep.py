@@ -10,6 +10,8 @@ A sweep file (``sweeps/<name>.yaml``)::
     keep_checkpoints: false             # delete checkpoint_*.pt once a run's summary.json exists ('best': keep
                                         # checkpoint_best.pt, e.g. for `srblock analyze`; *.pt stay git-ignored)
     reference_effect: 0.16              # optional: the table states the seeds needed to detect this Δ
+    reuse: [results/cifar10-cpu/w25]    # optional: other sweeps' output folders whose finished runs stand in
+                                        # for runs of this one (same arm name and seed, same config): copied
     overrides:                          # for every arm (a mapping of dotted keys, or a list of "key=value")
       train.epochs: 15
       model.width: 0.25
@@ -43,6 +45,10 @@ one state (:func:`run_state`):
   (killed before its first checkpoint, or a checkout that kept the logs but not the ignored checkpoint): its files
   are moved to ``<output>/.interrupted/<arm>/seed<N>-<time>-<suffix>/`` (nothing is deleted) and it starts again;
   not under torchrun, which refuses to start while there are such runs.
+- ``reusable``: nothing there yet, and a folder of the sweep's ``reuse:`` list holds a finished run of the same arm
+  and seed whose recorded config equals this run's (checked as for ``done``): the sweep copies its kept files
+  (``config.yaml``, ``metrics.csv``, then ``summary.json`` with ``reused_from`` naming the source) instead of training
+  it again. Two sweeps that share a baseline on the same protocol thus train it once; checkpoints are not copied.
 - ``todo``: nothing there yet.
 
 Under ``torchrun`` every rank executes the same grid (the list of pending runs is fixed when the sweep starts,
@@ -186,6 +192,7 @@ class Sweep:
     reference_effect: float | None = None
     launcher: str | dict | None = None  # the file's 'launcher:' (a name, or a mapping with 'name' and options)
     source: Path | None = None
+    reuse: list[Path] = field(default_factory=list)  # other sweeps' output folders whose finished runs are copied
 
 
 @dataclass
@@ -205,9 +212,10 @@ class Run:
 class RunState:
     """Where a run stands (see the module docstring): ``state`` and a one-line ``detail``."""
 
-    state: str  # done | unchecked | stale | broken | failed | partial | interrupted | todo
+    state: str  # done | unchecked | stale | broken | failed | partial | interrupted | reusable | todo
     detail: str = ""
     summary: dict | None = None
+    source: Path | None = None  # a reusable run's finished twin
 
     @property
     def finished(self) -> bool:
@@ -319,6 +327,19 @@ def _keep_checkpoints(value: Any, where: str) -> bool | str:
     )
 
 
+def _reuse_folders(value: Any, output: Path, where: str) -> list[Path]:
+    """The ``reuse:`` list: other sweeps' output folders (one path or a list), never the sweep's own."""
+    if value is None:
+        return []
+    paths = [value] if isinstance(value, str) else value
+    if not isinstance(paths, list) or not paths or not all(isinstance(p, str) and p for p in paths):
+        raise ValueError(f"{where}: reuse must be a folder or a list of folders (other sweeps' outputs), got {value!r}")
+    folders = [Path(p) for p in paths]
+    if any(f.resolve() == output.resolve() for f in folders):
+        raise ValueError(f"{where}: reuse names the sweep's own output {str(output)!r}; list other sweeps' outputs")
+    return folders
+
+
 def load_sweep(path: str | Path, extra_overrides: Sequence[str] = ()) -> Sweep:
     """Parse a sweep file; ``extra_overrides`` (``key=value``) are appended to its global overrides."""
     from ..recipes import find_recipe
@@ -368,9 +389,10 @@ def sweep_from_dict(raw: Mapping, source: Path | None = None, extra_overrides: S
             )
     seeds = _seed_list(raw["seeds"], where)
     ref = raw.get("reference_effect")
+    output = Path(raw["output"])
     return Sweep(
         name=str(raw.get("name", source.stem if source else "sweep")),
-        output=Path(raw["output"]),
+        output=output,
         arms=arms,
         seeds=list(seeds),
         baseline=baseline,
@@ -380,6 +402,7 @@ def sweep_from_dict(raw: Mapping, source: Path | None = None, extra_overrides: S
         reference_effect=None if ref is None else float(ref),
         launcher=_launcher_spec(raw.get("launcher"), where),
         source=source,
+        reuse=_reuse_folders(raw.get("reuse"), output, where),
     )
 
 
@@ -440,10 +463,13 @@ def format_plan(runs: Sequence[Run], states: Sequence[RunState] | None = None) -
     lines = []
     for r, st in zip(runs, states, strict=True):
         line = f"[{st.state}] {r.arm:<20} seed={r.seed:<3} {r.output_dir}  {' '.join(r.overrides)}"
-        lines.append(line + (f"\n    {st.detail}" if st.state in ("stale", "broken", "failed", "interrupted") else ""))
-    counts = {name: sum(st.state == name for st in states) for name in ("done", "stale", "broken", "failed")}
+        shown = ("stale", "broken", "failed", "interrupted", "reusable")
+        lines.append(line + (f"\n    {st.detail}" if st.state in shown else ""))
+    names = ("done", "stale", "broken", "failed", "reusable")
+    counts = {name: sum(st.state == name for st in states) for name in names}
     n_done = counts["done"]
     tail = "".join(f", {counts[k]} {k}" for k in ("stale", "broken", "failed") if counts[k])
+    tail += f" ({counts['reusable']} of them copied from the reuse folders)" if counts["reusable"] else ""
     lines.append(f"{len(runs)} runs: {n_done} done, {len(runs) - n_done} to run{tail}")
     if counts["stale"] or counts["broken"]:
         lines.append("stale/broken runs are left out of every table; rerun them with --rerun-stale")
@@ -613,7 +639,9 @@ def plan_sweep(
     states = []
     for run, config in zip(runs, configs, strict=True):
         if run.arm not in errors:
-            states.append(run_state(run, config, resolve))
+            state = run_state(run, config, resolve)
+            source = _reuse_source(run, config, sweep.reuse, resolve) if state.state == "todo" else None
+            states.append(RunState("reusable", f"copies the finished {source}", source=source) if source else state)
             continue
         state = run_state(run)
         if state.finished:
@@ -621,6 +649,31 @@ def plan_sweep(
         states.append(state)
     warnings += [f"arm {arm!r}: not checked for staleness, its config does not load ({m})" for arm, m in errors.items()]
     return Plan(runs, configs, states, warnings)
+
+
+def _reuse_source(run: Run, config: Mapping, folders: Sequence[Path], resolve: Callable[[dict], dict]) -> Path | None:
+    """The first ``<folder>/<arm>/seed<N>`` of ``folders`` that holds a finished run whose recorded config trains
+    like ``config`` (the test of a ``done`` run)."""
+    for folder in folders:
+        source = folder / run.arm / f"seed{run.seed}"
+        if run_state(dataclasses.replace(run, output_dir=source), config, resolve).state == "done":
+            return source
+    return None
+
+
+def _copy_reused(run: Run, source: Path) -> dict | None:
+    """Copy the kept files of the finished run ``source`` into ``run``'s folder (claimed meanwhile), its summary last
+    with ``reused_from``; ``None`` when another process holds the folder or finished the run."""
+    with _claim(run.output_dir) as claimed:
+        if not claimed or (run.output_dir / SUMMARY).is_file():
+            return None
+        for name in ("config.yaml", "metrics.csv"):
+            if (source / name).is_file():
+                with atomic_open(run.output_dir / name, "wb") as f:
+                    f.write((source / name).read_bytes())
+        summary = {**read_summary(source / SUMMARY), "reused_from": str(source)}
+        write_json(run.output_dir / SUMMARY, summary)
+    return summary
 
 
 def _move_stale(run: Run, sweep: Sweep, log: Callable[[str], None]) -> None:
@@ -791,11 +844,21 @@ def run_sweep(
     runs = plan.runs
     # fixed now, so every torchrun rank runs the same list
     pending = [run for run, _ in plan.pending() if selected(run)]
+    reusable = {run.name: st for run, st in zip(runs, plan.states, strict=True) if st.state == "reusable"}
+    to_copy = [run for run in pending if run.name in reusable]
+    pending = [run for run in pending if run.name not in reusable]
     if _rank() == 0:
         check_sweep_outputs(sweep.output)  # before any write: a table of the user's own there stops the sweep
         for run, _ in blocked:
             _move_stale(run, sweep, log)
         _write_sweep_copy(sweep)
+        for run in to_copy:
+            source = reusable[run.name].source
+            summary = _copy_reused(run, source)
+            if summary is not None:
+                log(f"{run.arm} seed={run.seed}: copied the finished run {source} (same config)")
+                if after_run is not None:
+                    after_run(run, summary)
     log(
         f"sweep {sweep.name}: {len(runs)} runs, {sum(st.finished for st in plan.states)} done, {len(pending)} to run"
         + _selection_words(arms, seeds)
