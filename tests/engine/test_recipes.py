@@ -230,3 +230,13 @@ def test_the_time_series_queue_names_existing_sweeps_and_arms_and_refuses_unknow
         assert {name.replace("_", "-", 1), name.replace("_", "-", 1) + "-sr"} <= arms, (name, arms)
     result = subprocess.run(["bash", str(path), "--bogus"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "usage: sweeps/timeseries.sh [--all], got: --bogus" in result.stderr
+
+
+def test_recipe_and_sweep_files_keep_to_120_columns_but_for_commands() -> None:
+    long = [
+        f"{path.relative_to(RECIPE_ROOT)}:{n}"
+        for path in sorted(RECIPE_ROOT.rglob("*.yaml"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if len(line) > 120 and not line.startswith("#   ")  # an indented command is kept whole, to copy and paste
+    ]
+    assert long == []
