@@ -24,7 +24,7 @@ A sweep file (``sweeps/<name>.yaml``)::
         overrides: {model.num_memories: 10, train.label_smoothing: 0.1}
         baseline: r18-d2d-ls
 
-Relative paths (``output``, ``recipe``) are resolved against the current directory (the repository root).
+Relative paths (``output``, ``recipe``, ``reuse``) are resolved against the current directory (the repository root).
 Overrides apply in the order global → arm → ``seed=<seed>``. Runs go seed-major (seed 0 of every arm, then
 seed 1, ...) so an interrupted sweep leaves the arms balanced.
 
