@@ -36,6 +36,10 @@ worker() {
       [ "$pass" = primary ] && arms=(--arms "${name/_/-},${name/_/-}-sr")
       nice -n 10 .venv/bin/srblock sweep -c "timeseries_$name" "${arms[@]}" --after-run sweeps/commit_run.sh
     done
+    # after the required pairs: RESULTS.md §7's open question on OSULeaf (10 runs, ~2 run-hours)
+    if [ "$pass" = primary ]; then
+      nice -n 10 .venv/bin/srblock sweep -c timeseries_screen_detail_osuleaf_fcn --after-run sweeps/commit_run.sh
+    fi
   done
 }
 worker & sleep 60; worker & wait

@@ -225,6 +225,8 @@ def test_the_time_series_queue_names_existing_sweeps_and_arms_and_refuses_unknow
         assert load_sweep(name).arms, name
     for name in screens:
         assert load_sweep(f"timeseries_screen_{name}_fcn").arms, name
+    for name in re.findall(r"-c (timeseries_\w+)", script):  # the sweeps the script names in full
+        assert load_sweep(name).arms, name
     for name in long:  # the primary pass: the baseline and the block-3 arm, as the script spells them
         arms = {arm.name for arm in load_sweep(f"timeseries_{name}").arms}
         assert {name.replace("_", "-", 1), name.replace("_", "-", 1) + "-sr"} <= arms, (name, arms)
