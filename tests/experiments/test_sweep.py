@@ -655,6 +655,9 @@ def test_reuse_copies_a_finished_run_of_the_same_config_instead_of_training_it(s
         assert summary == json.loads((source / "summary.json").read_text())
     with open(second.output / "results.csv") as f:
         assert [(r["arm"], r["seed"]) for r in csv.DictReader(f)][:2] == [("base", "0"), ("base", "1")]
+    assert "4 finished runs under" in (table := (second.output / "table.md").read_text())
+    assert "2 of them copied from another sweep's runs of the same config (`reuse:`)." in table
+    assert "copied" not in (first.output / "table.md").read_text()
     # run again: everything is done, nothing trains or copies
     again = FakeTrain()
     run_sweep(load_sweep(path), run_fn=again, load_fn=_fake_load, log=lambda _: None)

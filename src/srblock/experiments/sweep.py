@@ -1105,12 +1105,14 @@ def aggregate(
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lengths = sorted({_length(r["summary"]) for r in rows} - {""})
+    reused = sum("reused_from" in r["summary"] for r in rows)
     notes = [
         "",
         f"{len(rows)} finished runs under `{root}`"
         + (f", trained for {'; '.join(lengths)}" if lengths else "")
         + "."
-        + (f" Seeds {format_seeds(seeds)} only (`--seeds`)." if seeds is not None else ""),
+        + (f" Seeds {format_seeds(seeds)} only (`--seeds`)." if seeds is not None else "")
+        + (f" {reused} of them copied from another sweep's runs of the same config (`reuse:`)." if reused else ""),
         (
             "Δ = mean(arm) − mean(its `vs` arm, the control the sweep file names for it; else "
             f"`{baseline}`), and every test below compares the arm with that control"
