@@ -691,3 +691,18 @@ def test_reuse_is_checked_when_the_sweep_loads(sweep_file, reuse, message):
     path = _second_sweep(sweep_file, str(sweep_file.parent / "second") if reuse == "OWN" else reuse)
     with pytest.raises(ValueError, match=f"second.yaml: {re.escape(message)}"):
         load_sweep(path)
+
+
+def test_dry_run_estimates_the_run_time_left_from_each_arms_finished_runs(sweep_file, capsys):
+    sweep = load_sweep(sweep_file)
+    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None, arms=["base"], seeds=[0])
+    summary = sweep.output / "base" / "seed0" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "wall_time_s": 5400.0}))
+    sweep_command(str(sweep_file), dry_run=True, load_fn=_fake_load)
+    assert (
+        "time left: about 1.5 h of run time for 1 run(s), at the median of their arm's finished runs (partial runs "
+        "counted whole); 2 run(s) of arms without a finished run not counted"
+    ) in capsys.readouterr().out
+    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)  # wall_time_s 1.5 each
+    sweep_command(str(sweep_file), dry_run=True, load_fn=_fake_load)
+    assert "time left" not in capsys.readouterr().out  # nothing left to train

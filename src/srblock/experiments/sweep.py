@@ -911,6 +911,27 @@ def run_sweep(
     return executed
 
 
+def _time_left(plan: Plan) -> str | None:
+    """How long the plan's runs still to train would take: each at the median ``wall_time_s`` of its arm's finished
+    runs (a partial run counted whole; a reusable one costs nothing); ``None`` when nothing is left to train."""
+    times: dict[str, list[float]] = {}
+    for run, st in zip(plan.runs, plan.states, strict=True):
+        if st.finished and isinstance((st.summary or {}).get("wall_time_s"), (int, float)):
+            times.setdefault(run.arm, []).append(float(st.summary["wall_time_s"]))
+    left = [
+        run.arm for run, st in zip(plan.runs, plan.states, strict=True) if not st.finished and st.state != "reusable"
+    ]
+    if not left:
+        return None
+    known = [float(np.median(times[arm])) for arm in left if arm in times]
+    unknown = len(left) - len(known)
+    total = sum(known)
+    amount = f"{total / 3600:.1f} h" if total >= 3600 else f"{total / 60:.0f} min" if total >= 60 else f"{total:.0f} s"
+    text = f"time left: about {amount} of run time for {len(known)} run(s), at the median of their "
+    text += "arm's finished runs (partial runs counted whole)"
+    return text + (f"; {unknown} run(s) of arms without a finished run not counted" if unknown else "")
+
+
 def _settle(run: Run, summary: dict, start: float, sweep: Sweep) -> dict:
     """After ``run_fn``: a parsed ``summary.json`` (written from ``summary`` if the run function did not), then the
     checkpoints the sweep does not keep are removed and a failure record of an earlier attempt is cleared."""
@@ -1466,6 +1487,8 @@ def sweep_command(
                         [plan.states[i] for i in keep], plan.warnings)  # fmt: skip
             print(f"only the runs{_selection_words(arms, seeds)} ({left} other runs of the sweep left out):")
         print(plan.format())
+        if (estimate := _time_left(plan)) is not None:
+            print(estimate)
         return 0
     spec = sweep.launcher
     if launcher is not None:  # replaces the file's launcher; the file's options stay when it names the same kind
