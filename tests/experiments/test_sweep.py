@@ -645,7 +645,9 @@ def test_reuse_copies_a_finished_run_of_the_same_config_instead_of_training_it(s
     assert "4 runs: 0 done, 4 to run (2 of them copied from the reuse folders)" in plan
     train, hooked = FakeTrain(), []
     second = load_sweep(path)
-    run_sweep(second, run_fn=train, load_fn=_fake_load, log=lambda _: None, after_run=lambda r, s: hooked.append(r))
+    logged = []
+    run_sweep(second, run_fn=train, load_fn=_fake_load, log=logged.append, after_run=lambda r, s: hooked.append(r))
+    assert any(m.startswith("sweep second: 4 runs, 0 done, 2 copied from the reuse folders, 2 to run") for m in logged)
     assert sorted(out.parent.name for _, out in train.calls) == ["sr20", "sr20"]
     assert sorted(r.name for r in hooked) == ["base/seed0", "base/seed1", "sr20/seed0", "sr20/seed1"]
     for seed in (0, 1):

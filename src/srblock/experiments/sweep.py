@@ -860,7 +860,9 @@ def run_sweep(
                 if after_run is not None:
                     after_run(run, summary)
     log(
-        f"sweep {sweep.name}: {len(runs)} runs, {sum(st.finished for st in plan.states)} done, {len(pending)} to run"
+        f"sweep {sweep.name}: {len(runs)} runs, {sum(st.finished for st in plan.states)} done"
+        + (f", {len(to_copy)} copied from the reuse folders" if to_copy else "")
+        + f", {len(pending)} to run"
         + _selection_words(arms, seeds)
         + (f" ({launcher.name} launcher, {launcher.workers or 'any number of'} at a time)" if pending else "")
     )
