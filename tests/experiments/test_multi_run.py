@@ -136,8 +136,18 @@ def test_torch_switches_a_run_sets_are_put_back():
 # ------------------------------------------------------------------------------------ a group of runs, one process
 
 
+@pytest.fixture
+def one_thread():
+    """This process trains on one thread, as the run it is compared with (bitwise equality holds per thread count;
+    `make test` sets OMP_NUM_THREADS, a bare `pytest` may not)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
-def test_a_run_trained_after_others_in_one_process_equals_the_run_trained_alone(tmp_path):
+def test_a_run_trained_after_others_in_one_process_equals_the_run_trained_alone(tmp_path, one_thread):
     """Seeds 0, 1, 2 of one sweep in this process (shared data; seed 0 turns on deterministic algorithms) against
     seed 2 trained alone by `srblock train` in its own process: the same init, data order, augmentation, dropout
     masks, hence bit for bit the same final weights and metrics on the CPU."""
@@ -242,7 +252,7 @@ def noting_held_data(config: dict, output_dir: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_a_local_worker_reads_the_dataset_once_for_all_its_runs(tmp_path, monkeypatch):
+def test_a_local_worker_reads_the_dataset_once_for_all_its_runs(tmp_path, monkeypatch, one_thread):
     monkeypatch.syspath_prepend(str(REPO_ROOT))  # the spawned worker unpickles noting_held_data by module name
     sweep = load_sweep(_sweep_file(tmp_path, tmp_path / "worker", seeds=[0, 1]))
     run_sweep(sweep, run_fn=noting_held_data, launcher=LocalLauncher(1, threads=1, gpus=[]), log=lambda _: None)
