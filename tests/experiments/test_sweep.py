@@ -697,6 +697,9 @@ def test_reuse_is_checked_when_the_sweep_loads(sweep_file, reuse, message):
 
 def test_dry_run_estimates_the_run_time_left_from_each_arms_finished_runs(sweep_file, capsys):
     sweep = load_sweep(sweep_file)
+    sweep_command(str(sweep_file), dry_run=True, load_fn=_fake_load)
+    expected = "time left: not known yet, none of the 4 run(s) to train has an arm with a finished run"
+    assert expected in capsys.readouterr().out
     run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None, arms=["base"], seeds=[0])
     summary = sweep.output / "base" / "seed0" / "summary.json"
     summary.write_text(json.dumps({**json.loads(summary.read_text()), "wall_time_s": 5400.0}))

@@ -927,6 +927,8 @@ def _time_left(plan: Plan) -> str | None:
         return None
     known = [float(np.median(times[arm])) for arm in left if arm in times]
     unknown = len(left) - len(known)
+    if not known:
+        return f"time left: not known yet, none of the {unknown} run(s) to train has an arm with a finished run"
     total = sum(known)
     amount = f"{total / 3600:.1f} h" if total >= 3600 else f"{total / 60:.0f} min" if total >= 60 else f"{total:.0f} s"
     text = f"time left: about {amount} of run time for {len(known)} run(s), at the median of their "
