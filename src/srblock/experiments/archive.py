@@ -19,11 +19,11 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from ..io import atomic_open, mark_ours
-from .sweep import SUMMARY, SWEEP_COPY, aggregate, check_sweep_outputs
+from .sweep import KEPT_RUN_FILES, SUMMARY, SWEEP_COPY, aggregate, check_sweep_outputs
 
 __all__ = ["RUN_FILES", "merge_runs"]
 
-RUN_FILES = (SUMMARY, "metrics.csv", "config.yaml")  # what a run folder keeps in the repository (no checkpoints)
+RUN_FILES = KEPT_RUN_FILES  # what a run folder keeps in the repository (no checkpoints)
 
 
 def _members(archive: Path) -> dict[PurePosixPath, bytes]:

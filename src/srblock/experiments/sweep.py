@@ -140,6 +140,7 @@ LoadFn = Callable[[str, Sequence[str]], dict]
 _log = logging.getLogger(__name__)
 
 SUMMARY = "summary.json"
+KEPT_RUN_FILES = (SUMMARY, "metrics.csv", "config.yaml")  # what a run folder keeps in the repository (no checkpoints)
 RUN_ANALYSIS = Path("analysis_test") / "analysis.json"  # `srblock analyze --split test`'s default place in a run
 RUN_PREDICTIONS = "predictions_test.npz"  # the test split's top-1 predictions of a run's kept checkpoint
 SWEEP_COPY = "sweep.yaml"
@@ -667,7 +668,7 @@ def _copy_reused(run: Run, source: Path) -> dict | None:
     with _claim(run.output_dir) as claimed:
         if not claimed or (run.output_dir / SUMMARY).is_file():
             return None
-        for name in ("config.yaml", "metrics.csv"):
+        for name in KEPT_RUN_FILES[1:]:  # the summary last: its presence makes the run done
             if (source / name).is_file():
                 with atomic_open(run.output_dir / name, "wb") as f:
                     f.write((source / name).read_bytes())
