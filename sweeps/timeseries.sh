@@ -20,8 +20,9 @@ sweeps=()
 for dataset in italypowerdemand basicmotions gunpoint arrowhead japanesevowels; do
   sweeps+=("timeseries_${dataset}_fcn" "timeseries_${dataset}_resnet")
 done
-# the two long-series datasets FCN first: ACSF1 x FCN tests the prediction RESULTS.md §7 wrote before its runs
-long=(osuleaf_fcn acsf1_fcn osuleaf_resnet acsf1_resnet)
+# the two long-series datasets FCN first: ACSF1 x FCN tests the prediction RESULTS.md §7 wrote before its runs;
+# RESULTS.md §7's open question on OSULeaf (the detail screen, 10 runs, ~2 run-hours) before ACSF1 x ResNet's ~16
+long=(osuleaf_fcn acsf1_fcn osuleaf_resnet screen_detail_osuleaf_fcn acsf1_resnet)
 worker() {
   for sweep in "${sweeps[@]}"; do
     nice -n 10 .venv/bin/srblock sweep -c "$sweep" --after-run sweeps/commit_run.sh
@@ -33,13 +34,13 @@ worker() {
   for pass in "${passes[@]}"; do
     for name in "${long[@]}"; do
       arms=()
-      [ "$pass" = primary ] && arms=(--arms "${name/_/-},${name/_/-}-sr")
+      case "$pass:$name" in
+        primary:screen_*) ;;
+        primary:*) arms=(--arms "${name/_/-},${name/_/-}-sr") ;;
+        all:screen_*) continue ;;
+      esac
       nice -n 10 .venv/bin/srblock sweep -c "timeseries_$name" "${arms[@]}" --after-run sweeps/commit_run.sh
     done
-    # after the required pairs: RESULTS.md §7's open question on OSULeaf (10 runs, ~2 run-hours)
-    if [ "$pass" = primary ]; then
-      nice -n 10 .venv/bin/srblock sweep -c timeseries_screen_detail_osuleaf_fcn --after-run sweeps/commit_run.sh
-    fi
   done
 }
 worker & sleep 60; worker & wait
