@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "sr_params": count_sr_params(model),
                     "mflops": 2 * count_macs(model, one) / 1e6,
                     **{f"latency_ratio_{mode}": latency[mode]["ratio"][name] for mode in args.modes},
+                    # the ratios' base, on `none`'s row: its median step in milliseconds
+                    **{f"latency_ms_{mode}": latency[mode]["none_ms"] for mode in args.modes if name == "none"},
                 }
             )
         for mode in args.modes:

@@ -82,6 +82,7 @@ def test_block_costs_tiny_on_cpu(tmp_path):
     rows = {r["block"]: r for r in json.loads(out.read_text())["rows"]}
     assert list(rows) == ["none", "SE", "CBAM", "ECA", "SR", "SR+SE"]
     assert rows["none"]["added_params"] == 0 and rows["none"]["latency_ratio_eval"] == 1.0
+    assert rows["none"]["latency_ms_eval"] > 0 and "latency_ms_eval" not in rows["SR"]  # the base, once
     assert 0 < rows["ECA"]["added_params"] < rows["SE"]["added_params"] < rows["SR"]["added_params"]
     assert rows["SR+SE"]["added_params"] == rows["SE"]["added_params"] + rows["SR"]["added_params"]
     assert rows["SR"]["sr_params"] == rows["SR"]["added_params"] and rows["SR"]["mflops"] > rows["none"]["mflops"]
