@@ -21,8 +21,8 @@ for dataset in italypowerdemand basicmotions gunpoint arrowhead japanesevowels; 
   sweeps+=("timeseries_${dataset}_fcn" "timeseries_${dataset}_resnet")
 done
 # the two long-series datasets FCN first: ACSF1 x FCN tests the prediction RESULTS.md §7 wrote before its runs;
-# RESULTS.md §7's open question on OSULeaf (the detail screen, 10 runs, ~2 run-hours) before ACSF1 x ResNet's ~16
-long=(osuleaf_fcn acsf1_fcn osuleaf_resnet screen_detail_osuleaf_fcn acsf1_resnet)
+# RESULTS.md §7's open questions on OSULeaf (detail screen, 10 runs; block-size screen, 5) before ACSF1 x ResNet
+long=(osuleaf_fcn acsf1_fcn osuleaf_resnet screen_detail_osuleaf_fcn screen_coarse_osuleaf_fcn acsf1_resnet)
 worker() {
   for sweep in "${sweeps[@]}"; do
     nice -n 10 .venv/bin/srblock sweep -c "$sweep" --after-run sweeps/commit_run.sh
