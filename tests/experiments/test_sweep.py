@@ -646,7 +646,14 @@ def test_reuse_copies_a_finished_run_of_the_same_config_instead_of_training_it(s
     train, hooked = FakeTrain(), []
     second = load_sweep(path)
     logged = []
-    run_sweep(second, run_fn=train, load_fn=_fake_load, log=logged.append, after_run=lambda r, s: hooked.append(r))
+
+    def hook(run, summary) -> None:  # as sweeps/commit_run.sh: the tables must hold the run when it is called
+        with open(second.output / "results.csv") as f:
+            listed = {(r["arm"], int(r["seed"])) for r in csv.DictReader(f)}
+        assert (run.arm, run.seed) in listed and (second.output / "table.md").is_file(), run.name
+        hooked.append(run)
+
+    run_sweep(second, run_fn=train, load_fn=_fake_load, log=logged.append, after_run=hook)
     assert any(m.startswith("sweep second: 4 runs, 0 done, 2 copied from the reuse folders, 2 to run") for m in logged)
     assert sorted(out.parent.name for _, out in train.calls) == ["sr20", "sr20"]
     assert sorted(r.name for r in hooked) == ["base/seed0", "base/seed1", "sr20/seed0", "sr20/seed1"]

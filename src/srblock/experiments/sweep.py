@@ -848,6 +848,13 @@ def run_sweep(
     reusable = {run.name: st for run, st in zip(runs, plan.states, strict=True) if st.state == "reusable"}
     to_copy = [run for run in pending if run.name in reusable]
     pending = [run for run in pending if run.name not in reusable]
+
+    def finished(run: Run, summary: dict) -> None:
+        """A run trained or copied: the partial tables first, so ``after_run`` (a commit) finds them with the run."""
+        aggregate(sweep.output, sweep=sweep, log=lambda _: None, load_fn=load_fn)
+        if after_run is not None:
+            after_run(run, summary)
+
     if _rank() == 0:
         check_sweep_outputs(sweep.output)  # before any write: a table of the user's own there stops the sweep
         for run, _ in blocked:
@@ -858,8 +865,7 @@ def run_sweep(
             summary = _copy_reused(run, source)
             if summary is not None:
                 log(f"{run.arm} seed={run.seed}: copied the finished run {source} (same config)")
-                if after_run is not None:
-                    after_run(run, summary)
+                finished(run, summary)
     log(
         f"sweep {sweep.name}: {len(runs)} runs, {sum(st.finished for st in plan.states)} done"
         + (f", {len(to_copy)} copied from the reuse folders" if to_copy else "")
@@ -900,9 +906,7 @@ def run_sweep(
             if _rank() == 0:
                 value, wall = summary.get(sweep.metric), summary["wall_time_s"]
                 log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} done: {sweep.metric}={value} in {wall:.0f}s")
-                aggregate(sweep.output, sweep=sweep, log=lambda _: None, load_fn=load_fn)  # partial tables
-                if after_run is not None:
-                    after_run(run, summary)
+                finished(run, summary)
             executed.append(run)
     if _rank() == 0:
         if not_started:
