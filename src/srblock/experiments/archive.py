@@ -21,26 +21,24 @@ from pathlib import Path, PurePosixPath
 from ..io import atomic_open, mark_ours
 from .sweep import KEPT_RUN_FILES, SUMMARY, SWEEP_COPY, aggregate, check_sweep_outputs
 
-__all__ = ["RUN_FILES", "merge_runs"]
-
-RUN_FILES = KEPT_RUN_FILES  # what a run folder keeps in the repository (no checkpoints)
+__all__ = ["merge_runs"]
 
 
 def _members(archive: Path) -> dict[PurePosixPath, bytes]:
     """The archive's files by path, each checked to be a run file or a sweep copy inside the tree."""
-    expected = f"<output>/<arm>/seed<N>/{{{','.join(RUN_FILES)}}} or <output>/{SWEEP_COPY}"
+    expected = f"<output>/<arm>/seed<N>/{{{','.join(KEPT_RUN_FILES)}}} or <output>/{SWEEP_COPY}"
     files: dict[PurePosixPath, bytes] = {}
     with tarfile.open(archive) as tar:
         for member in tar:
             path = PurePosixPath(member.name)
             if member.isdir():
                 continue
-            run_file = path.name in RUN_FILES and len(path.parts) >= 3 and path.parts[-2].startswith("seed")
+            run_file = path.name in KEPT_RUN_FILES and len(path.parts) >= 3 and path.parts[-2].startswith("seed")
             inside = not path.is_absolute() and ".." not in path.parts
             if not (member.isfile() and inside and (run_file or path.name == SWEEP_COPY)):
                 raise ValueError(f"{archive}: unexpected member {member.name!r}; expected {expected}")
             files[path] = tar.extractfile(member).read()
-    runs = {p.parent for p in files if p.name in RUN_FILES}
+    runs = {p.parent for p in files if p.name in KEPT_RUN_FILES}
     unfinished = sorted(str(run) for run in runs if run / SUMMARY not in files)
     if unfinished:
         raise ValueError(f"{archive}: run folder(s) without {SUMMARY} (unfinished): {', '.join(unfinished[:5])}")
@@ -86,7 +84,7 @@ def merge_runs(archive: str | Path, root: str | Path = ".", *, log: Callable[[st
         _write(root / path, files[path])
         if path.name == SWEEP_COPY:
             mark_ours(root / path)
-    runs = len({p.parent for p in new if p.name in RUN_FILES})
+    runs = len({p.parent for p in new if p.name in KEPT_RUN_FILES})
     log(f"merged {runs} new run(s) from {archive} ({len(files) - len(new)} file(s) already here)")
     for folder in sweeps:
         aggregate(folder, log=log)

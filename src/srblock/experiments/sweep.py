@@ -668,7 +668,7 @@ def _copy_reused(run: Run, source: Path) -> dict | None:
     with _claim(run.output_dir) as claimed:
         if not claimed or (run.output_dir / SUMMARY).is_file():
             return None
-        for name in KEPT_RUN_FILES[1:]:  # the summary last: its presence makes the run done
+        for name in (n for n in KEPT_RUN_FILES if n != SUMMARY):  # the summary last: its presence makes the run done
             if (source / name).is_file():
                 with atomic_open(run.output_dir / name, "wb") as f:
                     f.write((source / name).read_bytes())
