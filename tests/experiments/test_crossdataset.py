@@ -315,3 +315,20 @@ def test_equal_means_summed_in_another_order_tie_in_the_ranks_and_the_wilcoxon(t
     assert (row.above, row.below, row.ties) == (0, 0, 1)
     _, _, scores = cd_scores([pair])
     assert scores[0, 0] == scores[0, 1]  # tied scores get tied ranks in the Friedman test and the diagram
+
+
+def test_average_ranks_put_the_best_first_and_share_ties():
+    from srblock.experiments.crossdataset import average_ranks
+
+    scores = np.array([[90.0, 80.0, 70.0], [60.0, 75.0, 75.0]])  # dataset 2: the last two tie for rank 1.5
+    np.testing.assert_allclose(average_ranks(scores), [(1 + 3) / 2, (2 + 1.5) / 2, (3 + 1.5) / 2])
+
+
+def test_the_report_states_the_diagrams_average_ranks(tmp_path):
+    for i, dataset in enumerate(("ArrowHead", "GunPoint", "OSULeaf")):
+        for model, offset in (("fcn", 0.0), ("resnet", 1.0)):  # ResNet above FCN, SR below each, on every dataset
+            base = {s: 80.0 + i + offset + 0.1 * s for s in range(4)}
+            make_sweep(tmp_path, dataset, model, base, {s: v - 2.0 for s, v in base.items()})
+    report, _ = compare_sweeps([tmp_path], tmp_path, load_fn=_fake_load)
+    # per dataset: ResNet 81.x, FCN 80.x, ResNet+SR 79.x, FCN+SR 78.x -> ranks 1, 2, 3, 4 on all three
+    assert "Average rank (1 = best): ResNet 1.00, FCN 2.00, ResNet+SR 3.00, FCN+SR 4.00." in report

@@ -271,6 +271,12 @@ def cd_scores(pairs: Sequence[Pair]) -> tuple[list[str], list[str], np.ndarray]:
     return datasets, labels, scores.reshape(len(datasets), len(labels))
 
 
+def average_ranks(scores: np.ndarray) -> np.ndarray:
+    """Each estimator's mean rank over the datasets (rows) of a datasets × estimators ``scores`` matrix, 1 = the
+    highest score, ties sharing their mean rank: the ranks the critical difference diagram places."""
+    return _st.rankdata(-scores, axis=1, method="average").mean(axis=0)
+
+
 def draw_cd(labels: Sequence[str], scores: np.ndarray, path: Path) -> None:
     """aeon's critical difference diagram (higher score better) of the datasets × estimators ``scores``, saved
     atomically to ``path``."""
@@ -393,8 +399,13 @@ def format_report(pairs: Sequence[Pair], *, cd: tuple[list[str], list[str], np.n
     else:
         datasets, labels, scores = cd
         friedman = _st.friedmanchisquare(*scores.T)
+        ranks = average_ranks(scores)
         lines += [
             f"![critical difference diagram]({CD_NAME})",
+            "",
+            "Average rank (1 = best): "
+            + ", ".join(f"{name} {rank:.2f}" for rank, name in sorted(zip(ranks, labels, strict=True)))
+            + ".",
             "",
             f"Drawn with aeon (`aeon.visualisation.plot_critical_difference`) over {len(datasets)} datasets "
             f"({', '.join(datasets)}) and the estimators {', '.join(labels)}: each estimator's average rank (1 = best "
