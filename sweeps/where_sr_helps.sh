@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 21's CPU sweeps ("where does SR help?", docs/guide/questions.md) in priority order, at low priority, each
-# finished run committed (sweeps/commit_run.sh): placement and capacity on the w25 protocol (the paper tabulates
+# finished run committed (sweeps/commit_run.sh): placement, then capacity, on the w25 protocol (the paper tabulates
 # their arms), then AdamW +- SR (does a routing that learns help?), distribution shift, other regularizers, other
 # cheap blocks. About 25 CPU-minutes a run, 8 paired seeds an arm: on 2026-12-05 about 206 runs were left to train
 # (the regularizer and block sweeps copy their baseline and SR runs from cifar10_cpu_w25: reuse), some 43 hours of a
@@ -12,7 +12,10 @@ cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 placement=r18-d2d-sr-m1,r18-d2d-sr-m2,r18-d2d-sr-m4,r18-d2d-sr-m34,r18-d2d-sr-m234
 capacity=r18-d2d-sr-p1,r18-d2d-sr-p2,r18-d2d-sr-p4,r18-d2d-sr-p32,r18-d2d-sr-p100,r18-d2d-sr-u4,r18-d2d-sr-u16,r18-d2d-sr-u64
-nice -n 10 .venv/bin/srblock sweep -c cifar10_cpu_w25 --arms "$placement,$capacity" --after-run sweeps/commit_run.sh
+# Placement to 8 seeds before capacity: one question answered a few sessions sooner than both at once, each seed-major
+for arms in "$placement" "$capacity"; do
+  nice -n 10 .venv/bin/srblock sweep -c cifar10_cpu_w25 --arms "$arms" --after-run sweeps/commit_run.sh
+done
 for sweep in cifar10_cpu_w25_adamw cifar10_cpu_w25_robustness cifar10_cpu_w25_regularizers cifar10_cpu_w25_blocks; do
   nice -n 10 .venv/bin/srblock sweep -c "$sweep" --after-run sweeps/commit_run.sh
 done
