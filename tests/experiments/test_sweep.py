@@ -718,3 +718,19 @@ def test_dry_run_estimates_the_run_time_left_from_each_arms_finished_runs(sweep_
     run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)  # wall_time_s 1.5 each
     sweep_command(str(sweep_file), dry_run=True, load_fn=_fake_load)
     assert "time left" not in capsys.readouterr().out  # nothing left to train
+
+
+def test_dry_run_also_gives_the_fastest_finished_run_when_the_arms_runs_differ(sweep_file, capsys):
+    doc = yaml.safe_load(sweep_file.read_text())
+    sweep_file.write_text(yaml.safe_dump({**doc, "seeds": [0, 1, 2]}, sort_keys=False))
+    sweep = load_sweep(sweep_file)
+    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None, arms=["base"], seeds=[0, 1])
+    for seed, wall in ((0, 5400.0), (1, 1800.0)):  # seed 0 shared the machine with another run
+        summary = sweep.output / "base" / f"seed{seed}" / "summary.json"
+        summary.write_text(json.dumps({**json.loads(summary.read_text()), "wall_time_s": wall}))
+    sweep_command(str(sweep_file), dry_run=True, load_fn=_fake_load)
+    assert (
+        "time left: about 1.0 h of run time for 1 run(s), at the median of their arm's finished runs (partial runs "
+        "counted whole), 30 min at the fastest (runs that shared the machine took longer); 3 run(s) of arms without "
+        "a finished run not counted"
+    ) in capsys.readouterr().out

@@ -920,7 +920,9 @@ def run_sweep(
 
 def _time_left(plan: Plan) -> str | None:
     """How long the plan's runs still to train would take: each at the median ``wall_time_s`` of its arm's finished
-    runs (a partial run counted whole; a reusable one costs nothing); ``None`` when nothing is left to train."""
+    runs (a partial run counted whole; a reusable one costs nothing), and at the fastest of them where that is less:
+    wall times grow when runs share the machine, so the fastest says what a quiet machine needs. ``None`` when
+    nothing is left to train."""
     times: dict[str, list[float]] = {}
     for run, st in zip(plan.runs, plan.states, strict=True):
         if st.finished and isinstance((st.summary or {}).get("wall_time_s"), (int, float)):
@@ -930,15 +932,24 @@ def _time_left(plan: Plan) -> str | None:
     ]
     if not left:
         return None
-    known = [float(np.median(times[arm])) for arm in left if arm in times]
+    known = [arm for arm in left if arm in times]
     unknown = len(left) - len(known)
     if not known:
         return f"time left: not known yet, none of the {unknown} run(s) to train has an arm with a finished run"
-    total = sum(known)
-    amount = f"{total / 3600:.1f} h" if total >= 3600 else f"{total / 60:.0f} min" if total >= 60 else f"{total:.0f} s"
-    text = f"time left: about {amount} of run time for {len(known)} run(s), at the median of their "
+    median = sum(float(np.median(times[arm])) for arm in known)
+    fastest = sum(min(times[arm]) for arm in known)
+    text = f"time left: about {_duration(median)} of run time for {len(known)} run(s), at the median of their "
     text += "arm's finished runs (partial runs counted whole)"
+    if fastest < 0.95 * median:
+        text += f", {_duration(fastest)} at the fastest (runs that shared the machine took longer)"
     return text + (f"; {unknown} run(s) of arms without a finished run not counted" if unknown else "")
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` in hours, minutes or seconds, one decimal for hours."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def _settle(run: Run, summary: dict, start: float, sweep: Sweep) -> dict:
