@@ -6,9 +6,12 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from scipy import stats
 
 from srblock.analysis.stats import (
+    holm_adjust,
     paired_ttest,
     required_seeds,
     seed_effect,
@@ -134,3 +137,35 @@ def test_seed_effect_is_the_two_way_anova_of_arms_by_seeds():
     assert seed_effect(shared).p < 1e-6 and 0.6 < seed_effect(shared).share < 0.95  # true share 1 / 1.25
     with pytest.raises(ValueError, match=r"at least 2 of each, got shape \(1, 3\)"):
         seed_effect([[1.0, 2.0, 3.0]])
+
+
+def _holm_rejects(p_values: list[float], alpha: float) -> set[int]:
+    """Holm's procedure as its paper states it: walk the sorted p-values, reject while p_(k) <= alpha / (m - k)."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    rejected: set[int] = set()
+    for k, i in enumerate(order):
+        if p_values[i] > alpha / (len(p_values) - k):
+            break
+        rejected.add(i)
+    return rejected
+
+
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=12), st.sampled_from([0.01, 0.05, 0.1]))
+def test_holm_adjusted_p_values_reject_what_holms_procedure_rejects(p_values, alpha):
+    # a p-value on a threshold alpha / j would be decided by rounding, not by the procedure
+    assume(all(abs(p - alpha / j) > 1e-12 for p in p_values for j in range(1, len(p_values) + 1)))
+    adjusted = holm_adjust(p_values)
+    assert {i for i, q in enumerate(adjusted) if q <= alpha} == _holm_rejects(p_values, alpha)
+    assert all(p <= q <= 1.0 for p, q in zip(p_values, adjusted, strict=True))
+    assert all(
+        adjusted[i] <= adjusted[j]
+        for i in range(len(p_values))
+        for j in range(len(p_values))
+        if p_values[i] <= p_values[j]
+    )
+
+
+def test_holm_leaves_nan_out_of_the_family():
+    assert holm_adjust([0.02, float("nan"), 0.01])[::2] == pytest.approx([0.02, 0.02])
+    assert math.isnan(holm_adjust([0.02, float("nan"), 0.01])[1])
+    assert holm_adjust([]) == []

@@ -532,6 +532,13 @@ def test_an_arm_is_compared_with_its_own_baseline(sweep_file):
         ci = stats.ttest_rel(values[arm], values[control]).confidence_interval()
         assert rows[arm][col["Δ 95 % CI (paired)"]] == f"[{ci.low:+.2f}, {ci.high:+.2f}]"
     assert rows["ls-sr"][col["p (sign, wins/n)"]].endswith("(4/4)")  # vs ls every seed wins; vs base as well
+    # Holm over the three tested arms: the smallest paired p times 3, none below its raw p, none for the baseline
+    controls = {"ls-sr": "ls", "ls": "base", "sr": "base"}
+    raw = {arm: stats.ttest_rel(values[arm], values[c]).pvalue for arm, c in controls.items()}
+    first = min(raw, key=raw.get)
+    assert rows[first][col["p (paired, Holm)"]] == f"{min(1.0, 3 * raw[first]):.3g}"
+    assert all(float(rows[arm][col["p (paired, Holm)"]]) >= float(f"{raw[arm]:.3g}") for arm in controls)
+    assert rows["base"][col["p (paired, Holm)"]] == "–" and "over the 3 arm(s) with a paired p" in table
     assert "its `vs` arm" in table
     again = aggregate(sweep_file.parent / "out", log=lambda _: None)  # from the output's sweep.yaml copy
     assert _cells(again, "ls-sr")[col["vs"]] == "`ls`" and _cells(again, "ls-sr")[col["Δ"]] == rows["ls-sr"][col["Δ"]]

@@ -36,6 +36,7 @@ __all__ = [
     "format_p",
     "format_paired",
     "format_sign",
+    "holm_adjust",
     "paired_ttest",
     "required_seeds",
     "seed_effect",
@@ -188,6 +189,26 @@ def sign_test(a: Mapping[object, float], b: Mapping[object, float]) -> SignResul
     wins = sum(d > 0 for d in diffs)
     p = float(_st.binomtest(wins, len(diffs), 0.5).pvalue) if diffs else float("nan")
     return SignResult(len(diffs), wins, p)
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (NaN stays NaN and is not counted in the family).
+
+    The k-th smallest of m p-values becomes ``max_{j<=k} min(1, (m - j + 1) p_(j))``: comparing a p-value adjusted so
+    with α keeps the chance of any false positive in the family at most α, whatever the tests' dependence (a sweep's
+    arms share their baseline). Written here because scipy adjusts only for the false discovery rate
+    (``scipy.stats.false_discovery_control``) and statsmodels, which has it, is not a dependency.
+
+    >>> holm_adjust([0.01, 0.04, 0.03, 0.005])
+    [0.03, 0.06, 0.06, 0.02]
+    """
+    finite = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    adjusted = [float("nan")] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(finite):
+        running = max(running, min(1.0, (len(finite) - rank) * p))
+        adjusted[i] = running
+    return adjusted
 
 
 def welch_power(

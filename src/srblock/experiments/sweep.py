@@ -92,6 +92,7 @@ from ..analysis.stats import (
     format_p,
     format_paired,
     format_sign,
+    holm_adjust,
     paired_ttest,
     required_seeds,
     seed_effect,
@@ -1092,12 +1093,16 @@ def aggregate(
     ref_col = reference_effect is not None
     header = ["arm", *(["vs"] if own else []), "n", f"{metric} mean ± std", "95 % CI"]
     header += ["Δ" if own else f"Δ vs {baseline}", "Δ 95 % CI (paired)"]
-    header += ["Δ 95 % CI (Welch)", "p (Welch)", "p (paired, n)", "p (sign, wins/n)"]
+    header += ["Δ 95 % CI (Welch)", "p (Welch)", "p (paired, n)", "p (paired, Holm)", "p (sign, wins/n)"]
     header.append("seeds for Δ (80 %)")
     if ref_col:
         header.append(f"seeds for Δ={reference_effect:g} (80 %)")
     header += ["routing entropy", "memory ratio", "params", "SR params", "MFLOPs/image", "time/run (s)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    # the family Holm's adjustment covers: every arm whose paired p the table shows (not the baseline, not a screen)
+    pairs = {a: paired_ttest(by_seed[versus[a]], by_seed[a]) for a in arms if a != baseline}
+    family = [a for a, r in pairs.items() if len(values[a]) > SCREEN_SEEDS and r.n >= 2 and not math.isnan(r.p)]
+    holm = dict(zip(family, holm_adjust([pairs[a].p for a in family]), strict=True))
     screens = []
     for arm in arms:
         s = summarize(values[arm])
@@ -1108,7 +1113,7 @@ def aggregate(
         if screen:
             screens.append(arm)
         w = welch_ttest(base_vals, values[arm]) if not is_base else None
-        pair = paired_ttest(by_seed[control], by_seed[arm]) if not is_base else None
+        pair = pairs.get(arm)
         pooled = math.sqrt((s.std**2 + summarize(base_vals).std ** 2) / 2) if not is_base else s.std
         need = "–"
         if not screen and w is not None and not math.isnan(pooled) and pooled > 0 and not math.isnan(w.delta):
@@ -1124,6 +1129,7 @@ def aggregate(
             "–" if is_base else format_interval(w.ci_low, w.ci_high, digits),
             "–" if is_base or screen else format_p(w.p),
             "–" if is_base or screen else format_paired(pair),
+            format_p(holm[arm]) if arm in holm else "–",
             "–" if is_base or screen else format_sign(sign_test(by_seed[control], by_seed[arm])),
             need,
         ]
@@ -1167,6 +1173,9 @@ def aggregate(
         "that test's p < 0.05.",
         "p (paired, n): two-sided paired t-test over the n seeds both arms ran (`scipy.stats.ttest_rel`); seed k of "
         "two arms shares the split, data order, augmentation and the initial weights of every common layer.",
+        f"p (paired, Holm): the paired p adjusted by Holm's step-down method over the {len(family)} arm(s) with a "
+        "paired p in this table (`srblock.analysis.stats.holm_adjust`): read it, not the raw p, when picking the best "
+        "of several arms; below 0.05 keeps the chance of any false positive among them under 5 %.",
         "p (sign, wins/n): exact two-sided sign test over the same pairs (`scipy.stats.binomtest`), wins = seeds where "
         "the arm beat the baseline; it does not rest on the spread of the differences.",
         "Seeds for Δ: seeds per arm for 80 % power at α = 0.05 (two-sided Welch test) if the true difference were "
