@@ -686,6 +686,35 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _add_trend(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "trend",
+        help="test whether a sweep's metric moves along ordered arms (SR placement depth, log2 of the memories)",
+        description="Treat the named arms of one sweep folder as ordered levels (ARM=X), take each seed's "
+        "least-squares slope of the sweep's metric on X, and test the slopes across seeds (mean with 95 %% CI, "
+        "t-test, sign test), with Friedman's test of any difference between the levels and each level's paired Δ "
+        "to the baseline. Writes trend-<name>.md into the folder; never replaces a file srblock did not write.",
+    )
+    p.add_argument("folder", metavar="FOLDER", help="a sweep output folder (with the sweep.yaml srblock sweep writes)")
+    p.add_argument(
+        "--levels",
+        required=True,
+        metavar="ARM=X,...",
+        help="the arms and their values, e.g. r18-d2d-sr-m1=1,r18-d2d-sr-m2=2,r18-d2d-sr=3,r18-d2d-sr-m4=4",
+    )
+    p.add_argument("--name", default="trend", help="names the report trend-<name>.md (default: trend)")
+
+    def run(args: argparse.Namespace) -> int:
+        from .experiments.trend import parse_levels, trend_report
+
+        report, path = trend_report(args.folder, parse_levels(args.levels), name=args.name)
+        print(report)
+        print(f"wrote {path}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 VERBS: list[VerbAdder] = [
     _add_demo,
     _add_recipes,
@@ -696,6 +725,7 @@ VERBS: list[VerbAdder] = [
     _add_robustness,
     _add_sweep,
     _add_compare,
+    _add_trend,
     _add_export,
 ]
 

@@ -30,6 +30,7 @@ __all__ = [
     "SeedNoise",
     "SignResult",
     "Summary",
+    "TrendResult",
     "WelchResult",
     "format_interval",
     "format_number",
@@ -37,6 +38,7 @@ __all__ = [
     "format_paired",
     "format_sign",
     "holm_adjust",
+    "paired_trend",
     "paired_ttest",
     "required_seeds",
     "seed_effect",
@@ -189,6 +191,58 @@ def sign_test(a: Mapping[object, float], b: Mapping[object, float]) -> SignResul
     wins = sum(d > 0 for d in diffs)
     p = float(_st.binomtest(wins, len(diffs), 0.5).pvalue) if diffs else float("nan")
     return SignResult(len(diffs), wins, p)
+
+
+@dataclass(frozen=True)
+class TrendResult:
+    """How a metric moves along an ordered factor (placement depth, log2 of the memory count), seed by seed.
+
+    ``n`` seeds ran every level. Per seed, the least-squares slope of the metric on the levels' ``x``; over the
+    seeds, the mean slope (``slope``, per unit of x), its std, 95 % t-interval and two-sided one-sample t-test
+    against 0 (``p``), and the sign test of the slopes (``sign``: wins = seeds whose slope is positive). ``friedman_p``
+    asks the wider question whether the levels differ at all, in any pattern (Friedman's test over the seeds as
+    blocks; NaN with fewer than 3 levels or 2 seeds)."""
+
+    n: int
+    slope: float
+    std: float
+    ci_low: float
+    ci_high: float
+    p: float
+    sign: SignResult
+    friedman_p: float
+
+
+def paired_trend(levels: Mapping[float, Mapping[object, float]]) -> TrendResult:
+    """The per-seed linear trend of a metric over ordered levels, ``{x: {seed: value}}``, tested across seeds.
+
+    Seed k of every level shares the split, data order and initial weights of the common layers, so each seed gives
+    one slope and seed-to-seed noise common to its runs drops out, as in a paired test; a level's missing seed
+    drops that seed. With fewer than two levels this is a ``ValueError``.
+
+    >>> depth = {1: {0: 90.0, 1: 91.0, 2: 90.4}, 2: {0: 90.5, 1: 91.4, 2: 91.0}, 3: {0: 91.1, 1: 91.9, 2: 91.4}}
+    >>> r = paired_trend(depth)
+    >>> r.n, round(r.slope, 2), r.p < 0.05, r.sign.wins
+    (3, 0.5, True, 3)
+    """
+    if len(levels) < 2:
+        raise ValueError(f"a trend needs at least 2 levels, got {len(levels)}: {sorted(levels)}")
+    xs = np.asarray(sorted(levels), dtype=float)
+    common = set.intersection(*(set(levels[x]) for x in sorted(levels)))
+    seeds = sorted(common, key=str)
+    y = np.asarray([[levels[x][seed] for x in sorted(levels)] for seed in seeds], dtype=float).reshape(len(seeds), -1)
+    dx = xs - xs.mean()
+    slopes = (y - y.mean(axis=1, keepdims=True)) @ dx / float(dx @ dx)
+    nan = float("nan")
+    summary = summarize(slopes.tolist())
+    p = nan
+    if summary.n >= 2 and summary.std > 0:
+        p = float(_st.ttest_1samp(slopes, 0.0).pvalue)
+    sign = sign_test(dict.fromkeys(seeds, 0.0), dict(zip(seeds, slopes.tolist(), strict=True)))
+    friedman = nan
+    if len(xs) >= 3 and len(seeds) >= 2 and np.ptp(y, axis=1).any():
+        friedman = float(_st.friedmanchisquare(*y.T).pvalue)
+    return TrendResult(len(seeds), summary.mean, summary.std, summary.ci_low, summary.ci_high, p, sign, friedman)
 
 
 def holm_adjust(p_values: Sequence[float]) -> list[float]:

@@ -20,7 +20,6 @@ This module lives in ``experiments`` (not ``analysis``) because it reads sweep f
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,15 +41,12 @@ from ..analysis.stats import (
     summarize,
 )
 from ..data.timeseries import PUBLISHED_ACCURACY
-from ..engine.config import load_yaml
 from ..io import check_ours, mark_ours, remove_ours, save_figure, write_text
 from .sweep import (
     SWEEP_COPY,
     LoadFn,
     _dynamics_text,
-    _load_summaries,
-    plan_sweep,
-    sweep_from_dict,
+    finished_scores,
 )
 
 __all__ = ["CD_ALPHA", "PUBLISHED_TOLERANCE", "Pair", "compare_sweeps", "read_pairs"]
@@ -134,10 +130,7 @@ def read_pairs(folder: str | Path, *, load_fn: LoadFn | None = None) -> list[Pai
     folder = Path(folder)
     if not (folder / SWEEP_COPY).is_file():
         raise _not_a_sweep(folder, f"no {SWEEP_COPY}")
-    try:
-        sweep = sweep_from_dict(load_yaml(folder / SWEEP_COPY, what="sweep copy"), source=folder / SWEEP_COPY)
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"{folder / SWEEP_COPY} is damaged ({' '.join(str(err).split())})") from None
+    sweep, rows, scores, left_out = finished_scores(folder, load_fn=load_fn)
     arms = [a.name for a in sweep.arms]
     others = [a for a in arms if a != sweep.baseline]
     if not others or not all(a.startswith(f"{sweep.baseline}-sr") for a in others):
@@ -145,18 +138,7 @@ def read_pairs(folder: str | Path, *, load_fn: LoadFn | None = None) -> list[Pai
             f"{folder}: a cross-dataset comparison needs a baseline and SR arms named <baseline>-sr[-variant], the "
             f"sweep has {arms} (baseline {sweep.baseline!r})"
         )
-    sweep.output = folder  # the folder may have moved since the sweep ran
-    plan = plan_sweep(sweep, load_fn=load_fn, check=False, strict=False)
-    rows, left_out = _load_summaries(folder, plan)
     by_arm = {a: [r for r in rows if r["arm"] == a] for a in arms}
-    scores: dict[str, dict[int, float]] = {a: {} for a in arms}
-    for r in rows:  # a finished run without the metric (NaN: written as null) cannot be paired: named, not counted
-        value = _number(r["summary"].get(sweep.metric))
-        if value is not None:
-            scores[r["arm"]][r["seed"]] = value
-        else:
-            shown = json.dumps(r["summary"].get(sweep.metric, "absent"))
-            left_out.append(f"`{r['arm']}/seed{r['seed']}` (no number for {sweep.metric} in its summary.json: {shown})")
     times = {a: [float(r["summary"]["wall_time_s"]) for r in by_arm[a] if "wall_time_s" in r["summary"]] for a in arms}
     summaries = [r["summary"] for r in rows]
     config = next((s["config"] for s in summaries if isinstance(s.get("config"), dict)), {})
@@ -193,12 +175,6 @@ def read_pairs(folder: str | Path, *, load_fn: LoadFn | None = None) -> list[Pai
             )
         )
     return pairs
-
-
-def _number(value: object) -> float | None:
-    """``value`` as a float when it is a finite number (not a bool), else ``None``."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return float(value) if ok else None
 
 
 def _where(model: Mapping[str, Any]) -> str:

@@ -125,11 +125,13 @@ __all__ = [
     "Sweep",
     "aggregate",
     "expand_grid",
+    "finished_scores",
     "format_plan",
     "format_seeds",
     "load_sweep",
     "parse_seeds",
     "plan_sweep",
+    "read_sweep_copy",
     "run_state",
     "run_sweep",
     "sweep_command",
@@ -527,6 +529,17 @@ def _engine_train(config: dict, output_dir: Path) -> dict:
     from ..engine import train
 
     return train(config, output_dir, resume=True)  # a folder without run files starts fresh
+
+
+def read_sweep_copy(folder: str | Path) -> Sweep:
+    """The sweep that ``folder/sweep.yaml`` (the copy :func:`run_sweep` writes) describes, its output set to
+    ``folder`` (the folder may have moved since the sweep ran); ``ValueError`` naming the file when it is damaged."""
+    folder = Path(folder)
+    try:
+        sweep = sweep_from_dict(load_yaml(folder / SWEEP_COPY, what="sweep copy"), source=folder / SWEEP_COPY)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{folder / SWEEP_COPY} is damaged ({' '.join(str(err).split())})") from None
+    return dataclasses.replace(sweep, output=folder)
 
 
 def _is_sweep_folder(folder: Path) -> bool:
@@ -1002,6 +1015,25 @@ def _load_summaries(root: Path, plan: Plan | None) -> tuple[list[dict], list[str
     return rows, left_out
 
 
+def finished_scores(folder: str | Path, *, load_fn: LoadFn | None = None) -> tuple[Sweep, list[dict], dict, list[str]]:
+    """A sweep folder's finished runs as the tables count them: its sweep (from the ``sweep.yaml`` copy), the rows
+    of :func:`_load_summaries`, ``{arm: {seed: metric}}`` over the sweep's arms, and one line per run left out
+    (stale, broken, or without a number for the sweep's metric). ``load_fn`` loads a recipe for the staleness check
+    (default: the engine's ``load_config``)."""
+    sweep = read_sweep_copy(folder)
+    plan = plan_sweep(sweep, load_fn=load_fn, check=False, strict=False)
+    rows, left_out = _load_summaries(sweep.output, plan)
+    scores: dict[str, dict[int, float]] = {a.name: {} for a in sweep.arms}
+    for r in rows:  # a finished run without the metric (NaN: written as null) cannot be paired: named, not counted
+        value = r["summary"].get(sweep.metric)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            scores[r["arm"]][r["seed"]] = float(value)
+        else:
+            shown = json.dumps(r["summary"].get(sweep.metric, "absent"))
+            left_out.append(f"`{r['arm']}/seed{r['seed']}` (no number for {sweep.metric} in its summary.json: {shown})")
+    return sweep, rows, scores, left_out
+
+
 def _check_metric(metric: str, summaries: Sequence[Mapping]) -> None:
     """``ValueError`` unless ``metric`` is a number in a finished run's summary (before any run finished: a key the
     engine's summaries hold)."""
@@ -1055,11 +1087,7 @@ def aggregate(
         raise FileNotFoundError(f"no sweep output folder at {root} (expected <output>/<arm>/seed<N>/summary.json)")
     from_copy = sweep is None and (root / SWEEP_COPY).is_file()
     if from_copy:
-        try:
-            raw = load_yaml(root / SWEEP_COPY, what="sweep copy")
-            sweep = sweep_from_dict(raw, source=root / SWEEP_COPY)
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"{root / SWEEP_COPY} is damaged ({' '.join(str(err).split())})") from None
+        sweep = read_sweep_copy(root)
     if sweep is not None:
         sweep = dataclasses.replace(sweep, output=root)  # the folder may have moved since the sweep ran
     primary = sweep.metric if sweep else "test_acc1"

@@ -1,0 +1,115 @@
+"""The trend over ordered arms: the per-seed slope test against scipy, and ``srblock trend`` on a small fake sweep."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy import stats
+
+from srblock.analysis.stats import paired_trend
+from srblock.cli import main
+from srblock.experiments import load_sweep, run_sweep
+from srblock.experiments.trend import parse_levels, trend_report
+
+NOISE = {0: 0.0, 1: 0.6, 2: -0.5, 3: 0.3, 4: -0.2}  # seed noise every arm shares
+
+
+def _top1(stage: int | None, seed: int) -> float:
+    """Made-up top-1: +0.2 pp per stage deeper with a seed-dependent wobble, on top of the shared seed noise."""
+    return 90.0 + NOISE[seed] + (0.0 if stage is None else 0.2 * stage + 0.04 * ((7 * stage + 3 * seed) % 5))
+
+
+def _train(config: dict, output_dir: Path) -> dict:
+    summary = {"test_acc1": _top1(config["model"]["sr_stage"], config["seed"]), "seed": config["seed"]}
+    summary |= {"wall_time_s": 1.0, "config": config}
+    (output_dir / "summary.json").write_text(json.dumps(summary))
+    return summary
+
+
+@pytest.fixture
+def placement(tmp_path: Path) -> Path:
+    """A finished sweep: a baseline and SR after stages 1-4, five seeds each."""
+    recipe = tmp_path / "recipe.yaml"
+    model = {"name": "cifar_resnet18", "num_classes": 10, "width": 0.25, "sr_stage": None}
+    recipe.write_text(yaml.safe_dump({"seed": 0, "model": model, "optim": {"lr": 0.1}, "train": {"epochs": 2}}))
+    arms = {"base": {"recipe": str(recipe)}}
+    arms |= {f"m{m}": {"recipe": str(recipe), "overrides": {"model.sr_stage": m}} for m in range(1, 5)}
+    doc = {"name": "placement", "output": str(tmp_path / "out"), "metric": "test_acc1", "baseline": "base"}
+    doc |= {"seeds": list(NOISE), "arms": arms}
+    path = tmp_path / "placement.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    run_sweep(load_sweep(path), run_fn=_train, log=lambda _: None)
+    return tmp_path / "out"
+
+
+def test_the_slope_test_is_scipys_regression_per_seed_then_a_t_test_over_seeds():
+    levels = {m: {seed: _top1(m, seed) for seed in NOISE} for m in range(1, 5)}
+    slopes = [stats.linregress(range(1, 5), [levels[m][seed] for m in range(1, 5)]).slope for seed in NOISE]
+    r = paired_trend(levels)
+    test = stats.ttest_1samp(slopes, 0.0)
+    assert r.n == 5 and r.slope == pytest.approx(np.mean(slopes)) and r.p == pytest.approx(test.pvalue)
+    assert (r.ci_low, r.ci_high) == pytest.approx(tuple(test.confidence_interval()))
+    assert r.sign.wins == sum(s > 0 for s in slopes) and r.sign.n == 5
+    friedman = stats.friedmanchisquare(*[[levels[m][seed] for seed in NOISE] for m in range(1, 5)])
+    assert r.friedman_p == pytest.approx(friedman.pvalue)
+
+
+def test_the_trend_uses_only_seeds_that_ran_every_level_and_needs_two_levels():
+    levels = {1: {0: 90.0, 1: 91.0, 2: 90.0}, 2: {0: 91.0, 1: 91.5}}
+    r = paired_trend(levels)
+    assert r.n == 2 and r.slope == pytest.approx(0.75)
+    assert math.isnan(r.friedman_p)  # two levels: Friedman's test needs three
+    with pytest.raises(ValueError, match="at least 2 levels, got 1"):
+        paired_trend({1: {0: 90.0}})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a=1,b", "expected levels as ARM=X,ARM=X (X a number), got 'b'"),
+        ("a=1,b=deep", "got 'b=deep'"),
+        ("a=1,a=2", "arm 'a' is given twice"),
+        ("a=1", "at least 2 levels"),
+        ("a=1,b=1", "two arms share one x"),
+    ],
+)
+def test_levels_are_checked(text, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_levels(text)
+
+
+def test_trend_report_tables_each_level_and_tests_the_slope(placement):
+    report, path = trend_report(placement, parse_levels("m1=1,m2=2,m3=3,m4=4"), name="placement")
+    assert path == placement / "trend-placement.md" and path.read_text() == report
+    slopes = [stats.linregress(range(1, 5), [_top1(m, seed) for m in range(1, 5)]).slope for seed in NOISE]
+    assert f"over the 5 seed(s) that ran every level: {np.mean(slopes):+.3f}" in report
+    assert f"t-test p = {stats.ttest_1samp(slopes, 0.0).pvalue:.3g}" in report
+    assert f"sign test {stats.binomtest(sum(s > 0 for s in slopes), 5).pvalue:.3g}" in report
+    delta = np.mean([_top1(4, seed) - _top1(None, seed) for seed in NOISE])
+    assert f"| 4 | `m4` | 5 | {np.mean([_top1(4, s) for s in NOISE]):.2f} ± " in report
+    assert f"{delta:+.2f} [" in report.splitlines()[7]  # the m4 row's paired Δ against the baseline
+    assert "trend-placement.md" in (placement / ".srblock-owned.json").read_text()
+
+
+def test_trend_refuses_unknown_arms_and_a_file_it_did_not_write(placement):
+    with pytest.raises(ValueError, match="no arm 'm9' in the sweep"):
+        trend_report(placement, {"m1": 1.0, "m9": 9.0})
+    (placement / "trend-mine.md").write_text("my notes")
+    with pytest.raises(FileExistsError):
+        trend_report(placement, {"m1": 1.0, "m2": 2.0}, name="mine")
+    assert (placement / "trend-mine.md").read_text() == "my notes"
+    with pytest.raises(ValueError, match="name must be letters"):
+        trend_report(placement, {"m1": 1.0, "m2": 2.0}, name="../up")
+
+
+def test_the_trend_verb_writes_the_report(placement, capsys):
+    assert main(["trend", str(placement), "--levels", "m1=1,m4=4", "--name", "ends"]) == 0
+    out = capsys.readouterr().out
+    assert "# Trend of test_acc1 over ends" in out and (placement / "trend-ends.md").is_file()
+    assert "a screen" not in out and "Friedman's test of any difference needs 3 levels or more" in out
