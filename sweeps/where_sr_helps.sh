@@ -10,10 +10,12 @@
 set -eu
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-placement=r18-d2d-sr-m1,r18-d2d-sr-m2,r18-d2d-sr-m4,r18-d2d-sr-m34,r18-d2d-sr-m234
+single=r18-d2d-sr-m1,r18-d2d-sr-m2,r18-d2d-sr-m4  # with r18-d2d-sr (M=3, 8 seeds) the levels of the depth trend
+several=r18-d2d-sr-m34,r18-d2d-sr-m234
 capacity=r18-d2d-sr-p1,r18-d2d-sr-p2,r18-d2d-sr-p4,r18-d2d-sr-p32,r18-d2d-sr-p100,r18-d2d-sr-u4,r18-d2d-sr-u16,r18-d2d-sr-u64
-# Placement to 8 seeds before capacity: one question answered a few sessions sooner than both at once, each seed-major
-for arms in "$placement" "$capacity"; do
+# Placement to 8 seeds before capacity (one question answered sessions sooner than both at once), its single-block
+# arms first (the depth trend, `srblock trend`, reads them); each group seed-major
+for arms in "$single" "$several" "$capacity"; do
   nice -n 10 .venv/bin/srblock sweep -c cifar10_cpu_w25 --arms "$arms" --after-run sweeps/commit_run.sh
 done
 for sweep in cifar10_cpu_w25_adamw cifar10_cpu_w25_robustness cifar10_cpu_w25_regularizers cifar10_cpu_w25_blocks; do
