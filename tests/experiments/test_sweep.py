@@ -53,11 +53,8 @@ class FakeTrain:
 
 
 @pytest.fixture
-def sweep_file(tmp_path: Path) -> Path:
-    recipe = tmp_path / "recipe.yaml"
-    # a recipe the engine accepts (dry-run and report check every arm through it); FakeTrain never builds it
-    model = {"name": "cifar_resnet18", "num_classes": 10, "width": 0.25, "sr_stage": None}
-    recipe.write_text(yaml.safe_dump({"seed": 0, "model": model, "optim": {"lr": 0.1}, "train": {"epochs": 9}}))
+def sweep_file(tmp_path: Path, tiny_recipe: Path) -> Path:
+    recipe = tiny_recipe
     doc = {
         "name": "tiny",
         "output": str(tmp_path / "out"),

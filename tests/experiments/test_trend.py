@@ -33,11 +33,9 @@ def _train(config: dict, output_dir: Path) -> dict:
 
 
 @pytest.fixture
-def placement(tmp_path: Path) -> Path:
+def placement(tmp_path: Path, tiny_recipe: Path) -> Path:
     """A finished sweep: a baseline and SR after stages 1-4, five seeds each."""
-    recipe = tmp_path / "recipe.yaml"
-    model = {"name": "cifar_resnet18", "num_classes": 10, "width": 0.25, "sr_stage": None}
-    recipe.write_text(yaml.safe_dump({"seed": 0, "model": model, "optim": {"lr": 0.1}, "train": {"epochs": 2}}))
+    recipe = tiny_recipe
     arms = {"base": {"recipe": str(recipe)}}
     arms |= {f"m{m}": {"recipe": str(recipe), "overrides": {"model.sr_stage": m}} for m in range(1, 5)}
     doc = {"name": "placement", "output": str(tmp_path / "out"), "metric": "test_acc1", "baseline": "base"}
