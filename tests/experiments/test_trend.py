@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import stats
 
 from srblock.analysis.stats import paired_trend
@@ -111,3 +113,20 @@ def test_the_trend_verb_writes_the_report(placement, capsys):
     out = capsys.readouterr().out
     assert "# Trend of test_acc1 over ends" in out and (placement / "trend-ends.md").is_file()
     assert "a screen" not in out and "Friedman's test of any difference needs 3 levels or more" in out
+
+
+@given(
+    st.lists(st.lists(st.floats(-5, 5), min_size=3, max_size=3), min_size=2, max_size=8),
+    st.lists(st.floats(-50, 50), min_size=8, max_size=8),
+    st.floats(0.5, 4.0),
+)
+def test_the_trend_ignores_what_a_seed_adds_to_every_level_and_scales_with_x(values, offsets, scale):
+    """Pairing removes a seed's shared offset; stretching x by c divides the slope and its interval by c."""
+    xs = (1.0, 2.0, 4.0)
+    base = {x: {seed: row[i] for seed, row in enumerate(values)} for i, x in enumerate(xs)}
+    shifted = {x: {seed: v + offsets[seed] for seed, v in col.items()} for x, col in base.items()}
+    stretched = {x * scale: col for x, col in base.items()}
+    a, b, c = paired_trend(base), paired_trend(shifted), paired_trend(stretched)
+    assert b.slope == pytest.approx(a.slope, abs=1e-8) and (b.sign.wins, b.sign.n) == (a.sign.wins, a.sign.n)
+    assert c.slope == pytest.approx(a.slope / scale, abs=1e-8)
+    assert c.ci_high - c.ci_low == pytest.approx((a.ci_high - a.ci_low) / scale, abs=1e-6, nan_ok=True)

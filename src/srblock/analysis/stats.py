@@ -232,7 +232,8 @@ def paired_trend(levels: Mapping[float, Mapping[object, float]]) -> TrendResult:
     seeds = sorted(common, key=str)
     y = np.asarray([[levels[x][seed] for x in sorted(levels)] for seed in seeds], dtype=float).reshape(len(seeds), -1)
     dx = xs - xs.mean()
-    slopes = (y - y.mean(axis=1, keepdims=True)) @ dx / float(dx @ dx)
+    # rounded to 9 decimals: a seed whose levels are equal has slope 0, not the 1e-17 left by subtracting its mean
+    slopes = np.round((y - y.mean(axis=1, keepdims=True)) @ dx / float(dx @ dx), 9)
     nan = float("nan")
     summary = summarize(slopes.tolist())
     p = nan
