@@ -199,11 +199,13 @@ def test_the_cpu_queue_of_issue_21_runs_every_placement_and_capacity_arm_then_th
     from srblock.experiments import load_sweep
 
     script = (Path(__file__).resolve().parents[2] / "sweeps" / "where_sr_helps.sh").read_text()
-    listed = {
-        arm for name in ("placement", "capacity") for arm in re.search(rf"^{name}=(\S+)$", script, re.M)[1].split(",")
-    }
+    groups = {name: arms.split(",") for name, arms in re.findall(r"^(\w+)=(\S+)", script, re.M)}
+    order = re.findall(r"\$(\w+)", re.search(r"^for arms in (.+); do$", script, re.M)[1])
+    listed = [arm for name in order for arm in groups[name]]
     w25 = {arm.name for arm in load_sweep("cifar10_cpu_w25").arms}
-    assert listed == {a for a in w25 if re.search(r"-sr-[mpu]\d+$", a)}
+    assert len(listed) == len(set(listed)) and set(listed) == {a for a in w25 if re.search(r"-sr-[mpu]\d+$", a)}
+    first_capacity = min(i for i, arm in enumerate(listed) if re.search(r"-sr-[pu]\d+$", arm))
+    assert all(re.search(r"-sr-m\d+$", arm) for arm in listed[:first_capacity])  # placement before capacity
     others = re.search(r"^for sweep in (.+); do$", script, re.M)[1].split()
     assert others == ["cifar10_cpu_w25_adamw", "cifar10_cpu_w25_robustness", *ISSUE21_CPU]
     protocol = load_sweep("cifar10_cpu_w25").overrides
