@@ -693,7 +693,8 @@ def _add_trend(sub: argparse._SubParsersAction) -> None:
         description="Treat the named arms of one sweep folder as ordered levels (ARM=X), take each seed's "
         "least-squares slope of the sweep's metric on X, and test the slopes across seeds (mean with 95 %% CI, "
         "t-test, sign test), with Friedman's test of any difference between the levels and each level's paired Δ "
-        "to the baseline. Writes trend-<name>.md into the folder; never replaces a file srblock did not write.",
+        "to the baseline. Writes trend-<name>.md and its figure trend-<name>.png into the folder; never replaces a "
+        "file srblock did not write.",
     )
     p.add_argument("folder", metavar="FOLDER", help="a sweep output folder (with the sweep.yaml srblock sweep writes)")
     p.add_argument(
@@ -709,7 +710,7 @@ def _add_trend(sub: argparse._SubParsersAction) -> None:
 
         report, path = trend_report(args.folder, parse_levels(args.levels), name=args.name)
         print(report)
-        print(f"wrote {path}")
+        print(f"wrote {path} and {path.with_suffix('.png')}")
         return 0
 
     p.set_defaults(func=run)

@@ -14,10 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
+from srblock.analysis.plots import is_png
 from srblock.analysis.stats import paired_trend
 from srblock.cli import main
 from srblock.experiments import load_sweep, run_sweep
-from srblock.experiments.trend import parse_levels, trend_report
+from srblock.experiments.trend import parse_levels, trend_figure, trend_report
 
 NOISE = {0: 0.0, 1: 0.6, 2: -0.5, 3: 0.3, 4: -0.2}  # seed noise every arm shares
 
@@ -94,16 +95,24 @@ def test_trend_report_tables_each_level_and_tests_the_slope(placement):
     delta = np.mean([_top1(4, seed) - _top1(None, seed) for seed in NOISE])
     assert f"| 4 | `m4` | 5 | {np.mean([_top1(4, s) for s in NOISE]):.2f} ± " in report
     assert f"{delta:+.2f} [" in report.splitlines()[7]  # the m4 row's paired Δ against the baseline
-    assert "trend-placement.md" in (placement / ".srblock-owned.json").read_text()
+    owned = (placement / ".srblock-owned.json").read_text()
+    assert (
+        "trend-placement.md" in owned and "trend-placement.png" in owned and is_png(placement / "trend-placement.png")
+    )
 
 
 def test_trend_refuses_unknown_arms_and_a_file_it_did_not_write(placement):
     with pytest.raises(ValueError, match="no arm 'm9' in the sweep"):
         trend_report(placement, {"m1": 1.0, "m9": 9.0})
     (placement / "trend-mine.md").write_text("my notes")
-    with pytest.raises(FileExistsError):
-        trend_report(placement, {"m1": 1.0, "m2": 2.0}, name="mine")
-    assert (placement / "trend-mine.md").read_text() == "my notes"
+    (placement / "trend-yours.png").write_bytes(b"your figure")
+    for name in ("mine", "yours"):
+        with pytest.raises(FileExistsError):
+            trend_report(placement, {"m1": 1.0, "m2": 2.0}, name=name)
+    assert (placement / "trend-mine.md").read_text() == "my notes" and not (placement / "trend-mine.png").exists()
+    assert (placement / "trend-yours.png").read_bytes() == b"your figure" and not (
+        placement / "trend-yours.md"
+    ).exists()
     with pytest.raises(ValueError, match="name must be letters"):
         trend_report(placement, {"m1": 1.0, "m2": 2.0}, name="../up")
 
@@ -113,6 +122,30 @@ def test_the_trend_verb_writes_the_report(placement, capsys):
     out = capsys.readouterr().out
     assert "# Trend of test_acc1 over ends" in out and (placement / "trend-ends.md").is_file()
     assert "a screen" not in out and "Friedman's test of any difference needs 3 levels or more" in out
+
+
+def test_the_figure_draws_each_levels_paired_delta_every_seed_and_the_mean_slope():
+    scores = {"base": {s: _top1(None, s) for s in NOISE}} | {f"m{m}": {s: _top1(m, s) for s in NOISE} for m in (1, 4)}
+    scores["m2"] = {s: _top1(2, s) for s in (0, 1, 2)}  # a level with fewer seeds: its own pairs, no seed line
+    levels = {"m4": 4.0, "m1": 1.0, "m2": 2.0}
+    ax = trend_figure(levels, scores, "base", reference=0.16).axes[0]
+    seed_lines = [line for line in ax.get_lines() if line.get_color() == "0.75"]
+    assert len(seed_lines) == 3  # seeds 0-2 ran the baseline and every level
+    assert list(seed_lines[1].get_ydata()) == pytest.approx([_top1(m, 1) - _top1(None, 1) for m in (1, 2, 4)])
+    (bars,) = ax.containers
+    xs, means = bars.lines[0].get_data()
+    assert list(xs) == [1.0, 2.0, 4.0]
+    for m, mean, segment in zip((1, 2, 4), means, bars.lines[2][0].get_segments(), strict=True):
+        diffs = [scores[f"m{m}"][s] - scores["base"][s] for s in scores[f"m{m}"]]
+        assert mean == pytest.approx(np.mean(diffs))
+        ci = stats.ttest_1samp(diffs, 0.0).confidence_interval()
+        assert (segment[0][1], segment[1][1]) == pytest.approx((ci.low, ci.high))
+    (slope,) = [line for line in ax.get_lines() if line.get_label().startswith("mean slope")]
+    x, y = slope.get_data()
+    expected = paired_trend({levels[a]: scores[a] for a in levels}).slope
+    assert (y[-1] - y[0]) / (x[-1] - x[0]) == pytest.approx(expected)
+    assert {line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() in ("-", "--")} >= {0.0, 0.16}
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["m1\n(1)", "m2\n(2)", "m4\n(4)"]
 
 
 @given(

@@ -5,9 +5,11 @@ The per-arm table answers "does this arm beat the baseline?", once per arm; the 
 ("deeper is better", "returns diminish with P"), which the arms' separate tests can miss or, picked from many, fake.
 Here each named arm is a level with a value ``x`` (the stage M, or log2 P). Per seed, the least-squares slope of the
 metric on x; over the seeds, :func:`srblock.analysis.stats.paired_trend`: the mean slope with its 95 % interval, the
-t-test and sign test of the slopes, and Friedman's test of whether the levels differ in any pattern. Each level's
-mean and paired Δ to the sweep's baseline stand beside it. Written as ``trend-<name>.md`` into the sweep folder.
-This module lives in ``experiments`` (not ``analysis``) because it reads sweep folders.
+t-test and sign test of the slopes, and Friedman's test of whether the levels differ in any pattern. Each level's mean
+and paired Δ to the sweep's baseline stand beside it. Written as ``trend-<name>.md`` into the sweep folder, with
+``trend-<name>.png`` (:func:`trend_figure`: each level's paired Δ with its interval, each seed's line, the mean slope,
+the baseline and the sweep's reference effect), so the answer can be seen at a glance. This module lives in
+``experiments`` (not ``analysis``) because it reads sweep folders.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
+
+from ..analysis.plots import Figure, save_figure
 from ..analysis.stats import (
     SCREEN_SEEDS,
     TrendResult,
@@ -31,7 +36,7 @@ from ..analysis.stats import (
 from ..io import check_ours, mark_ours, write_text
 from .sweep import LoadFn, finished_scores
 
-__all__ = ["parse_levels", "trend_report"]
+__all__ = ["parse_levels", "trend_figure", "trend_report"]
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -70,13 +75,15 @@ def trend_report(
     load_fn: LoadFn | None = None,
 ) -> tuple[str, Path]:
     """Test the trend of the sweep's metric over ``levels`` (``{arm: x}``) on the finished runs of the sweep folder
-    ``folder``, write ``trend-<name>.md`` there and return the report and its path. Runs the tables leave out (stale,
-    broken) are left out here too; a file of that name srblock did not write stops it before anything is written."""
+    ``folder``, write ``trend-<name>.md`` and its figure ``trend-<name>.png`` there and return the report and the
+    report's path. Runs the tables leave out (stale, broken) are left out here too; a file of either name srblock did
+    not write stops it before anything is written."""
     if not _NAME.fullmatch(name):
         raise ValueError(f"name must be letters, digits, '-' or '_' (it names trend-<name>.md), got {name!r}")
     folder = Path(folder)
-    path = folder / f"trend-{name}.md"
+    path, figure = folder / f"trend-{name}.md", folder / f"trend-{name}.png"
     check_ours(path)
+    check_ours(figure)
     sweep, _, scores, left_out = finished_scores(folder, load_fn=load_fn)
     unknown = [arm for arm in levels if arm not in scores]
     if unknown:
@@ -112,9 +119,69 @@ def trend_report(
     if left_out:
         lines.append(f"Left out ({len(left_out)}): " + "; ".join(left_out))
     report = "\n".join(lines) + "\n"
+    title = f"{sweep.metric} over {name}, Δ vs {sweep.baseline} ({folder})"
+    save_figure(trend_figure(levels, scores, sweep.baseline, reference=sweep.reference_effect, title=title), figure)
     write_text(path, report)
-    mark_ours(path)
+    mark_ours(figure, path)
     return report, path
+
+
+def trend_figure(
+    levels: Mapping[str, float],
+    scores: Mapping[str, Mapping[object, float]],
+    baseline: str,
+    *,
+    reference: float | None = None,
+    title: str = "",
+) -> Figure:
+    """The trend as a picture: at each level's x, the paired Δ of its arm to ``baseline`` (``scores``: ``{arm: {seed:
+    value}}``), the mean with its paired 95 % t-interval over every seed the two ran, a grey line per seed that ran
+    the baseline and every level, and the mean slope (:func:`~srblock.analysis.stats.paired_trend`) drawn through
+    the levels' mean Δ; a line at 0 (the baseline) and a dashed one at ``reference`` (e.g. the paper's effect)."""
+    order = sorted(levels, key=levels.__getitem__)
+    xs = np.asarray([levels[arm] for arm in order], dtype=float)
+    base = scores[baseline]
+    fig = Figure(figsize=(max(4.5, 1.2 * len(order) + 2.0), 3.6), layout="tight")
+    ax = fig.subplots()
+    seeds = sorted(set(base).intersection(*(scores[arm] for arm in order)), key=str)
+    for i, seed in enumerate(seeds):
+        label = f"each seed that ran every level ({len(seeds)})" if i == 0 else None
+        deltas = [scores[arm][seed] - base[seed] for arm in order]
+        ax.plot(xs, deltas, color="0.75", linewidth=0.8, zorder=1, label=label)
+    pairs = [paired_ttest(base, scores[arm]) for arm in order]
+    mean = np.asarray([0.0 if arm == baseline else p.delta for arm, p in zip(order, pairs, strict=True)])
+    low = np.asarray([p.ci_low for p in pairs])
+    high = np.asarray([p.ci_high for p in pairs])
+    ax.errorbar(
+        xs,
+        mean,
+        yerr=[mean - low, high - mean],
+        fmt="o",
+        color="C0",
+        capsize=3,
+        zorder=3,
+        label="mean Δ, paired 95 % CI",
+    )
+    trend = paired_trend({levels[arm]: scores[arm] for arm in order})
+    if not math.isnan(trend.slope):
+        ci = format_interval(trend.ci_low, trend.ci_high, 3)
+        ax.plot(
+            xs,
+            mean.mean() + trend.slope * (xs - xs.mean()),
+            color="C1",
+            zorder=2,
+            label=f"mean slope {trend.slope:+.3f} a unit of x, 95 % CI {ci} ({trend.n} seeds)",
+        )
+    ax.axhline(0.0, color="black", linewidth=0.8, label=f"{baseline} (Δ = 0)")
+    if reference is not None:
+        ax.axhline(reference, color="C3", linestyle="--", linewidth=0.8, label=f"reference effect {reference:+g}")
+    ax.set_xticks(xs, [f"{arm}\n({x:g})" for arm, x in zip(order, xs, strict=True)], fontsize=7)
+    ax.set_ylabel(f"Δ vs {baseline}", fontsize=8)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.legend(fontsize=7, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=8)
+    return fig
 
 
 def _tests(result: TrendResult, levels: int) -> str:
