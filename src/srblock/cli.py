@@ -704,11 +704,16 @@ def _add_trend(sub: argparse._SubParsersAction) -> None:
         help="the arms and their values, e.g. r18-d2d-sr-m1=1,r18-d2d-sr-m2=2,r18-d2d-sr=3,r18-d2d-sr-m4=4",
     )
     p.add_argument("--name", default="trend", help="names the report trend-<name>.md (default: trend)")
+    p.add_argument(
+        "--metric",
+        help="a number in the runs' summary.json (default: the sweep's metric), e.g. test_acc1_last; another metric "
+        "than the sweep's writes trend-<name>-<metric>.md",
+    )
 
     def run(args: argparse.Namespace) -> int:
         from .experiments.trend import parse_levels, trend_report
 
-        report, path = trend_report(args.folder, parse_levels(args.levels), name=args.name)
+        report, path = trend_report(args.folder, parse_levels(args.levels), name=args.name, metric=args.metric)
         print(report)
         print(f"wrote {path} and {path.with_suffix('.png')}")
         return 0

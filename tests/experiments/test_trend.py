@@ -29,7 +29,9 @@ def _top1(stage: int | None, seed: int) -> float:
 
 
 def _train(config: dict, output_dir: Path) -> dict:
-    summary = {"test_acc1": _top1(config["model"]["sr_stage"], config["seed"]), "seed": config["seed"]}
+    top1 = _top1(config["model"]["sr_stage"], config["seed"])
+    summary = {"test_acc1": top1, "test_acc1_last": top1 - 0.1 * (config["model"]["sr_stage"] or 0) ** 2}
+    summary["seed"] = config["seed"]
     summary |= {"wall_time_s": 1.0, "config": config}
     (output_dir / "summary.json").write_text(json.dumps(summary))
     return summary
@@ -99,6 +101,17 @@ def test_trend_report_tables_each_level_and_tests_the_slope(placement):
     assert (
         "trend-placement.md" in owned and "trend-placement.png" in owned and is_png(placement / "trend-placement.png")
     )
+
+
+def test_a_trend_of_another_metric_is_written_beside_the_sweeps_own(placement):
+    main_report, _ = trend_report(placement, {"m1": 1.0, "m2": 2.0}, name="ends")
+    report, path = trend_report(placement, {"m1": 1.0, "m2": 2.0}, name="ends", metric="test_acc1_last")
+    assert path.name == "trend-ends-test_acc1_last.md" and (placement / "trend-ends-test_acc1_last.png").is_file()
+    assert (placement / "trend-ends.md").read_text() == main_report  # the sweep's own metric is left as it was
+    last = {m: {s: _top1(m, s) - 0.1 * m**2 for s in NOISE} for m in (1, 2)}
+    assert f"ran every level: {paired_trend(last).slope:+.3f}" in report and "# Trend of test_acc1_last" in report
+    with pytest.raises(ValueError, match=r"metric 'test_acc1_lst' is not a number.*did you mean 'test_acc1_last'"):
+        trend_report(placement, {"m1": 1.0, "m2": 2.0}, metric="test_acc1_lst")
 
 
 def test_trend_refuses_unknown_arms_and_a_file_it_did_not_write(placement):

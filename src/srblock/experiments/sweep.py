@@ -1015,22 +1015,29 @@ def _load_summaries(root: Path, plan: Plan | None) -> tuple[list[dict], list[str
     return rows, left_out
 
 
-def finished_scores(folder: str | Path, *, load_fn: LoadFn | None = None) -> tuple[Sweep, list[dict], dict, list[str]]:
+def finished_scores(
+    folder: str | Path, *, metric: str | None = None, load_fn: LoadFn | None = None
+) -> tuple[Sweep, list[dict], dict, list[str]]:
     """A sweep folder's finished runs as the tables count them: its sweep (from the ``sweep.yaml`` copy), the rows
     of :func:`_load_summaries`, ``{arm: {seed: metric}}`` over the sweep's arms, and one line per run left out
-    (stale, broken, or without a number for the sweep's metric). ``load_fn`` loads a recipe for the staleness check
-    (default: the engine's ``load_config``)."""
+    (stale, broken, or without a number for the metric). ``metric`` (default: the sweep's) must be a number in the
+    runs' ``summary.json``. ``load_fn`` loads a recipe for the staleness check (default: the engine's
+    ``load_config``)."""
     sweep = read_sweep_copy(folder)
     plan = plan_sweep(sweep, load_fn=load_fn, check=False, strict=False)
     rows, left_out = _load_summaries(sweep.output, plan)
+    if metric is None:
+        metric = sweep.metric
+    else:
+        _check_metric(metric, [r["summary"] for r in rows])
     scores: dict[str, dict[int, float]] = {a.name: {} for a in sweep.arms}
     for r in rows:  # a finished run without the metric (NaN: written as null) cannot be paired: named, not counted
-        value = r["summary"].get(sweep.metric)
+        value = r["summary"].get(metric)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             scores[r["arm"]][r["seed"]] = float(value)
         else:
-            shown = json.dumps(r["summary"].get(sweep.metric, "absent"))
-            left_out.append(f"`{r['arm']}/seed{r['seed']}` (no number for {sweep.metric} in its summary.json: {shown})")
+            shown = json.dumps(r["summary"].get(metric, "absent"))
+            left_out.append(f"`{r['arm']}/seed{r['seed']}` (no number for {metric} in its summary.json: {shown})")
     return sweep, rows, scores, left_out
 
 

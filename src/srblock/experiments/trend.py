@@ -72,19 +72,23 @@ def trend_report(
     levels: Mapping[str, float],
     *,
     name: str = "trend",
+    metric: str | None = None,
     load_fn: LoadFn | None = None,
 ) -> tuple[str, Path]:
-    """Test the trend of the sweep's metric over ``levels`` (``{arm: x}``) on the finished runs of the sweep folder
-    ``folder``, write ``trend-<name>.md`` and its figure ``trend-<name>.png`` there and return the report and the
+    """Test the trend of ``metric`` (default: the sweep's) over ``levels`` (``{arm: x}``) on the finished runs of the
+    sweep folder ``folder``, write ``trend-<name>.md`` and its figure ``trend-<name>.png`` there (for a metric other
+    than the sweep's, ``trend-<name>-<metric>.md`` and ``.png``, as the tables do) and return the report and the
     report's path. Runs the tables leave out (stale, broken) are left out here too; a file of either name srblock did
     not write stops it before anything is written."""
     if not _NAME.fullmatch(name):
         raise ValueError(f"name must be letters, digits, '-' or '_' (it names trend-<name>.md), got {name!r}")
     folder = Path(folder)
-    path, figure = folder / f"trend-{name}.md", folder / f"trend-{name}.png"
+    sweep, _, scores, left_out = finished_scores(folder, metric=metric, load_fn=load_fn)
+    metric = metric or sweep.metric
+    stem = f"trend-{name}" if metric == sweep.metric else f"trend-{name}-{metric}"
+    path, figure = folder / f"{stem}.md", folder / f"{stem}.png"
     check_ours(path)
     check_ours(figure)
-    sweep, _, scores, left_out = finished_scores(folder, load_fn=load_fn)
     unknown = [arm for arm in levels if arm not in scores]
     if unknown:
         raise ValueError(f"{folder}: no arm {', '.join(map(repr, unknown))} in the sweep; its arms: {list(scores)}")
@@ -92,9 +96,9 @@ def trend_report(
     result = paired_trend({levels[arm]: scores[arm] for arm in order})
     base = scores[sweep.baseline]
     lines = [
-        f"# Trend of {sweep.metric} over {name}: {', '.join(f'`{arm}` x={levels[arm]:g}' for arm in order)}",
+        f"# Trend of {metric} over {name}: {', '.join(f'`{arm}` x={levels[arm]:g}' for arm in order)}",
         "",
-        f"| x | arm | n | {sweep.metric} mean ± std | Δ vs {sweep.baseline} (paired 95 % CI, n) |",
+        f"| x | arm | n | {metric} mean ± std | Δ vs {sweep.baseline} (paired 95 % CI, n) |",
         "|---|---|---|---|---|",
     ]
     for arm in order:
@@ -119,7 +123,7 @@ def trend_report(
     if left_out:
         lines.append(f"Left out ({len(left_out)}): " + "; ".join(left_out))
     report = "\n".join(lines) + "\n"
-    title = f"{sweep.metric} over {name}, Δ vs {sweep.baseline} ({folder})"
+    title = f"{metric} over {name}, Δ vs {sweep.baseline} ({folder})"
     save_figure(trend_figure(levels, scores, sweep.baseline, reference=sweep.reference_effect, title=title), figure)
     write_text(path, report)
     mark_ours(figure, path)
