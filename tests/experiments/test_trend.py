@@ -68,6 +68,8 @@ def test_the_trend_uses_only_seeds_that_ran_every_level_and_needs_two_levels():
     r = paired_trend(levels)
     assert r.n == 2 and r.slope == pytest.approx(0.75)
     assert math.isnan(r.friedman_p)  # two levels: Friedman's test needs three
+    none = paired_trend({1: {0: 90.0}, 2: {1: 91.0}, 3: {2: 92.0}})  # no seed ran every level: nothing to test
+    assert none.n == 0 and math.isnan(none.slope) and math.isnan(none.p) and none.sign.n == 0
     with pytest.raises(ValueError, match="at least 2 levels, got 1"):
         paired_trend({1: {0: 90.0}})
 

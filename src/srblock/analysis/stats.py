@@ -230,7 +230,7 @@ def paired_trend(levels: Mapping[float, Mapping[object, float]]) -> TrendResult:
     order = sorted(levels)
     xs = np.asarray(order, dtype=float)
     seeds = sorted(set.intersection(*(set(levels[x]) for x in order)), key=str)
-    y = np.asarray([[levels[x][seed] for x in order] for seed in seeds], dtype=float).reshape(len(seeds), -1)
+    y = np.asarray([[levels[x][seed] for x in order] for seed in seeds], dtype=float).reshape(len(seeds), len(xs))
     dx = xs - xs.mean()
     # rounded to 9 decimals: a seed whose levels are equal has slope 0, not the 1e-17 left by subtracting its mean
     slopes = np.round((y - y.mean(axis=1, keepdims=True)) @ dx / float(dx @ dx), 9)
