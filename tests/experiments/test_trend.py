@@ -17,8 +17,9 @@ from scipy import stats
 from srblock.analysis.plots import is_png
 from srblock.analysis.stats import paired_trend
 from srblock.cli import main
-from srblock.experiments import load_sweep, run_sweep
-from srblock.experiments.trend import parse_levels, trend_figure, trend_report
+from srblock.experiments import load_sweep, run_sweep, sweep_command
+from srblock.experiments.sweep import read_sweep_copy
+from srblock.experiments.trend import parse_levels, report_trends, trend_figure, trend_report
 
 NOISE = {0: 0.0, 1: 0.6, 2: -0.5, 3: 0.3, 4: -0.2}  # seed noise every arm shares
 
@@ -37,17 +38,21 @@ def _train(config: dict, output_dir: Path) -> dict:
     return summary
 
 
-@pytest.fixture
-def placement(tmp_path: Path, tiny_recipe: Path) -> Path:
-    """A finished sweep: a baseline and SR after stages 1-4, five seeds each."""
-    recipe = tiny_recipe
+def _placement_file(tmp_path: Path, recipe: Path, **extra) -> Path:
+    """A sweep file: a baseline and SR after stages 1-4, five seeds each."""
     arms = {"base": {"recipe": str(recipe)}}
     arms |= {f"m{m}": {"recipe": str(recipe), "overrides": {"model.sr_stage": m}} for m in range(1, 5)}
     doc = {"name": "placement", "output": str(tmp_path / "out"), "metric": "test_acc1", "baseline": "base"}
-    doc |= {"seeds": list(NOISE), "arms": arms}
+    doc |= {"seeds": list(NOISE), "arms": arms, **extra}
     path = tmp_path / "placement.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    run_sweep(load_sweep(path), run_fn=_train, log=lambda _: None)
+    return path
+
+
+@pytest.fixture
+def placement(tmp_path: Path, tiny_recipe: Path) -> Path:
+    """A finished sweep: a baseline and SR after stages 1-4, five seeds each."""
+    run_sweep(load_sweep(_placement_file(tmp_path, tiny_recipe)), run_fn=_train, log=lambda _: None)
     return tmp_path / "out"
 
 
@@ -72,6 +77,49 @@ def test_the_trend_uses_only_seeds_that_ran_every_level_and_needs_two_levels():
     assert none.n == 0 and math.isnan(none.slope) and math.isnan(none.p) and none.sign.n == 0
     with pytest.raises(ValueError, match="at least 2 levels, got 1"):
         paired_trend({1: {0: 90.0}})
+
+
+def test_a_sweep_file_declares_its_trends_and_every_table_it_writes_brings_them_up_to_date(tmp_path, tiny_recipe):
+    """The trends of a sweep file are reported with each table: after each run (so a commit of the run holds them),
+    at the end, and by ``--report`` for another metric; they live in the output's sweep.yaml copy."""
+    trends = {"depth": {"m1": 1, "m2": 2, "m3": 3, "m4": 4}, "ends": {"m1": 1, "m4": 4.0}}
+    sweep = load_sweep(_placement_file(tmp_path, tiny_recipe, trends=trends))
+    assert sweep.trends == {"depth": {"m1": 1.0, "m2": 2.0, "m3": 3.0, "m4": 4.0}, "ends": {"m1": 1.0, "m4": 4.0}}
+    out = tmp_path / "out"
+    seen = []  # the depth trend's seed count each time a run finished (the after-run hook: a commit)
+
+    def hook(run, summary) -> None:
+        text = (out / "trend-depth.md").read_text()
+        seen.append(int(re.search(r"over the (\d+) seed", text).group(1)))
+
+    run_sweep(sweep, run_fn=_train, log=lambda _: None, after_run=hook)
+    assert seen == [seed + (arm == 4) for seed in NOISE for arm in range(5)]  # seed-major: base, m1 ... m4
+    assert read_sweep_copy(out).trends == sweep.trends
+    expected, _ = trend_report(out, sweep.trends["depth"], name="check")
+    assert (out / "trend-depth.md").read_text() == expected.replace("over check", "over depth")
+    assert is_png(out / "trend-ends.png")
+    assert sweep_command(report=str(out), metric="test_acc1_last") == 0
+    last = {m: {s: _top1(m, s) - 0.1 * m**2 for s in NOISE} for m in (1, 4)}
+    text = (out / "trend-ends-test_acc1_last.md").read_text()
+    assert f"ran every level: {paired_trend(last).slope:+.3f}" in text
+    assert report_trends(out, trends={}) == [] and report_trends(tmp_path / "elsewhere") == []
+
+
+@pytest.mark.parametrize(
+    ("trends", "message"),
+    [
+        ({"depth": {"m1": 1, "m9": 9}}, "trend 'depth' names ['m9'], not arms of the sweep"),
+        ({"depth": {"m1": 1}}, "trend 'depth': a trend needs at least 2 levels"),
+        ({"depth": {"m1": 1, "m2": 1.0}}, "trend 'depth': two arms share one x"),
+        ({"depth": {"m1": 1, "m2": "deep"}}, "the level of arm 'm2' must be a finite number, got 'deep'"),
+        ({"depth": {"m1": 1, "m2": True}}, "the level of arm 'm2' must be a finite number, got True"),
+        ({"../up": {"m1": 1, "m2": 2}}, "trend name '../up' must be letters"),
+        ({"depth": [1, 2]}, "trends must map a name to {arm: x, ...}"),
+    ],
+)
+def test_a_sweep_files_trends_are_checked_when_it_loads(tmp_path, tiny_recipe, trends, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_sweep(_placement_file(tmp_path, tiny_recipe, trends=trends))
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ A sweep file (``sweeps/<name>.yaml``)::
     reference_effect: 0.16              # optional: the table states the seeds needed to detect this Δ
     reuse: [results/cifar10-cpu/w25]    # optional: other sweeps' output folders whose finished runs stand in
                                         # for runs of this one (same arm name and seed, same config): copied
+    trends:                             # optional: arms as levels x of a factor, tested with every table
+      smoothing: {r18-d2d-sr: 0, r18-d2d-ls-sr: 0.1}  # (srblock trend: per-seed slope; trend-<name>.md, .png)
     overrides:                          # for every arm (a mapping of dotted keys, or a list of "key=value")
       train.epochs: 15
       model.width: 0.25
@@ -74,6 +76,7 @@ import json
 import logging
 import math
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -124,6 +127,7 @@ __all__ = [
     "Run",
     "Sweep",
     "aggregate",
+    "check_levels",
     "expand_grid",
     "finished_scores",
     "format_plan",
@@ -197,6 +201,7 @@ class Sweep:
     launcher: str | dict | None = None  # the file's 'launcher:' (a name, or a mapping with 'name' and options)
     source: Path | None = None
     reuse: list[Path] = field(default_factory=list)  # other sweeps' output folders whose finished runs are copied
+    trends: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> {arm: x}, tested on every report
 
 
 @dataclass
@@ -344,6 +349,41 @@ def _reuse_folders(value: Any, output: Path, where: str) -> list[Path]:
     return folders
 
 
+TREND_NAME = re.compile(r"[A-Za-z0-9_-]+")  # names trend-<name>.md in the sweep folder
+
+
+def check_levels(levels: Mapping[str, float], where: str) -> dict[str, float]:
+    """A trend's levels ``{arm: x}`` as floats, checked: at least two, each x a number and used once; ``ValueError``
+    naming ``where`` and what is wrong."""
+    checked: dict[str, float] = {}
+    for arm, x in levels.items():
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+            raise ValueError(f"{where}: the level of arm {arm!r} must be a finite number, got {x!r}")
+        checked[str(arm)] = float(x)
+    if len(checked) < 2:
+        raise ValueError(f"{where}: a trend needs at least 2 levels (ARM=X,ARM=X), got {dict(levels)!r}")
+    if len(set(checked.values())) < len(checked):
+        raise ValueError(f"{where}: two arms share one x in {dict(levels)!r}: each level needs its own value")
+    return checked
+
+
+def _trends(value: Any, arms: Sequence[str], where: str) -> dict[str, dict[str, float]]:
+    """The ``trends:`` mapping: name -> {arm: x}, every arm one of the sweep's."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
+        raise ValueError(f"{where}: trends must map a name to {{arm: x, ...}}, got {value!r:.120}")
+    trends = {}
+    for name, levels in value.items():
+        if not TREND_NAME.fullmatch(str(name)):
+            raise ValueError(f"{where}: trend name {name!r} must be letters, digits, '-' or '_' (it names a file)")
+        unknown = [arm for arm in levels if arm not in arms]
+        if unknown:
+            raise ValueError(f"{where}: trend {name!r} names {unknown}, not arms of the sweep; its arms: {list(arms)}")
+        trends[str(name)] = check_levels(levels, f"{where}: trend {name!r}")
+    return trends
+
+
 def load_sweep(path: str | Path, extra_overrides: Sequence[str] = ()) -> Sweep:
     """Parse a sweep file; ``extra_overrides`` (``key=value``) are appended to its global overrides."""
     from ..recipes import find_recipe
@@ -407,6 +447,7 @@ def sweep_from_dict(raw: Mapping, source: Path | None = None, extra_overrides: S
         launcher=_launcher_spec(raw.get("launcher"), where),
         source=source,
         reuse=_reuse_folders(raw.get("reuse"), output, where),
+        trends=_trends(raw.get("trends"), names, where),
     )
 
 
@@ -592,6 +633,7 @@ def _write_sweep_copy(sweep: Sweep) -> None:
             }
             for a in sweep.arms
         },
+        **({"trends": sweep.trends} if sweep.trends else {}),
     }
     _write_output(sweep.output / SWEEP_COPY, yaml.safe_dump(doc, sort_keys=False))
 
@@ -865,7 +907,7 @@ def run_sweep(
 
     def finished(run: Run, summary: dict) -> None:
         """A run trained or copied: the partial tables first, so ``after_run`` (a commit) finds them with the run."""
-        aggregate(sweep.output, sweep=sweep, log=lambda _: None, load_fn=load_fn)
+        _report_tables(sweep, log=lambda _: None, load_fn=load_fn)
         if after_run is not None:
             after_run(run, summary)
 
@@ -926,10 +968,20 @@ def run_sweep(
         if not_started:
             first = not_started[0]
             log(f"time budget: {len(not_started)} run(s) not started, from {first.arm} seed={first.seed} on")
-        aggregate(sweep.output, sweep=sweep, log=log, load_fn=load_fn)
+        _report_tables(sweep, log=log, load_fn=load_fn)
         if failed:
             log(f"{len(failed)} run(s) failed: {', '.join(r.name for r in failed)} (see their {FAILED})")
     return executed
+
+
+def _report_tables(sweep: Sweep, *, log: Callable[[str], None], load_fn: LoadFn | None) -> None:
+    """The sweep's table and the trends its file declares (``trends:``), as the runs stand now."""
+    aggregate(sweep.output, sweep=sweep, log=log, load_fn=load_fn)
+    if sweep.trends:
+        from .trend import report_trends  # trend.py reads sweeps with this module: imported here, not at the top
+
+        for path in report_trends(sweep.output, trends=sweep.trends, load_fn=load_fn):
+            log(f"trend: {path}")
 
 
 def _time_left(plan: Plan) -> str | None:
@@ -1525,6 +1577,11 @@ def sweep_command(
         aggregate(report, sweep=sweep, baseline=baseline, metric=metric, seeds=seeds, log=print, load_fn=load_fn)
         if seeds is not None:
             return 0
+        from .trend import report_trends  # trend.py reads sweeps with this module: imported here, not at the top
+
+        trends = sweep.trends if sweep is not None else None  # None: the folder's sweep.yaml copy says
+        for path in report_trends(report, trends=trends, metric=metric, baseline=baseline, load_fn=load_fn):
+            print(f"trend: {path}")
         written = report_sweep_dynamics(report)
         if written:
             print("SR learning dynamics per arm: " + ", ".join(map(str, written)))

@@ -14,8 +14,8 @@ the baseline and the sweep's reference effect), so the answer can be seen at a g
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,11 +34,9 @@ from ..analysis.stats import (
     summarize,
 )
 from ..io import check_ours, mark_ours, write_text
-from .sweep import LoadFn, finished_scores
+from .sweep import SWEEP_COPY, TREND_NAME, LoadFn, Sweep, check_levels, finished_scores, read_sweep_copy
 
-__all__ = ["parse_levels", "trend_figure", "trend_report"]
-
-_NAME = re.compile(r"[A-Za-z0-9_-]+")
+__all__ = ["parse_levels", "report_trends", "trend_figure", "trend_report"]
 
 
 def parse_levels(text: str) -> dict[str, float]:
@@ -60,11 +58,7 @@ def parse_levels(text: str) -> dict[str, float]:
         if arm.strip() in levels:
             raise ValueError(f"arm {arm.strip()!r} is given twice in {text!r}")
         levels[arm.strip()] = value
-    if len(levels) < 2:
-        raise ValueError(f"a trend needs at least 2 levels (ARM=X,ARM=X), got {text!r}")
-    if len(set(levels.values())) < len(levels):
-        raise ValueError(f"two arms share one x in {text!r}: each level needs its own value")
-    return levels
+    return check_levels(levels, f"levels {text!r}")
 
 
 def trend_report(
@@ -80,11 +74,48 @@ def trend_report(
     than the sweep's, ``trend-<name>-<metric>.md`` and ``.png``, as the tables do) and return the report and the
     report's path. Runs the tables leave out (stale, broken) are left out here too; a file of either name srblock did
     not write stops it before anything is written."""
-    if not _NAME.fullmatch(name):
+    if not TREND_NAME.fullmatch(name):
         raise ValueError(f"name must be letters, digits, '-' or '_' (it names trend-<name>.md), got {name!r}")
-    folder = Path(folder)
     sweep, _, scores, left_out = finished_scores(folder, metric=metric, load_fn=load_fn)
-    metric = metric or sweep.metric
+    return _write_trend(Path(folder), sweep, scores, left_out, levels, name, metric or sweep.metric)
+
+
+def report_trends(
+    folder: str | Path,
+    *,
+    trends: Mapping[str, Mapping[str, float]] | None = None,
+    metric: str | None = None,
+    baseline: str | None = None,
+    load_fn: LoadFn | None = None,
+) -> list[Path]:
+    """Each trend of ``trends`` (``{name: {arm: x}}``; default: those the folder's ``sweep.yaml`` copy declares,
+    ``trends:``), written as :func:`trend_report` writes one, from one reading of the runs; the reports' paths, none
+    when there is no trend. ``baseline`` replaces the sweep's for the Δ column, as in the table. ``srblock sweep``
+    calls it with each table it writes, so the committed trends hold the runs the table holds."""
+    folder = Path(folder)
+    if trends is None:
+        trends = read_sweep_copy(folder).trends if (folder / SWEEP_COPY).is_file() else {}
+    if not trends:
+        return []
+    sweep, _, scores, left_out = finished_scores(folder, metric=metric, load_fn=load_fn)
+    if baseline is not None:
+        sweep = dataclasses.replace(sweep, baseline=baseline)
+    return [
+        _write_trend(folder, sweep, scores, left_out, levels, name, metric or sweep.metric)[1]
+        for name, levels in trends.items()
+    ]
+
+
+def _write_trend(
+    folder: Path,
+    sweep: Sweep,
+    scores: Mapping[str, Mapping[object, float]],
+    left_out: list[str],
+    levels: Mapping[str, float],
+    name: str,
+    metric: str,
+) -> tuple[str, Path]:
+    """The report and figure of one trend (see :func:`trend_report`) from a sweep's finished scores."""
     stem = f"trend-{name}" if metric == sweep.metric else f"trend-{name}-{metric}"
     path, figure = folder / f"{stem}.md", folder / f"{stem}.png"
     check_ours(path)
@@ -174,7 +205,7 @@ def trend_figure(
             mean.mean() + trend.slope * (xs - xs.mean()),
             color="C1",
             zorder=2,
-            label=f"mean slope {trend.slope:+.3f} a unit of x, 95 % CI {ci} ({trend.n} seeds)",
+            label=f"mean slope {trend.slope:+.3f} a unit of x, 95 % CI {ci} ({trend.n} seed(s))",
         )
     ax.axhline(0.0, color="black", linewidth=0.8, label=f"{baseline} (Δ = 0)")
     if reference is not None:
