@@ -55,6 +55,7 @@ def _fake_run(root: Path, arm: str, seed: int, acc: float, *, finished: bool = T
 def _sweep_copy(root: Path) -> None:
     doc = {"name": "fake", "output": str(SWEEP), "metric": "test_acc1", "baseline": "a", "seeds": [0, 1, 2]}
     doc["arms"] = {"a": {"recipe": "r.yaml", "overrides": []}, "b": {"recipe": "r.yaml", "overrides": []}}
+    doc["trends"] = {"ab": {"a": 0, "b": 1}}
     (root / SWEEP).mkdir(parents=True, exist_ok=True)
     (root / SWEEP / "sweep.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
 
@@ -96,6 +97,8 @@ def test_pack_takes_only_the_runs_finished_in_this_window_and_merge_adds_them_on
         assert here.read_bytes() == there.read_bytes()
     table = (home / SWEEP / "table.md").read_text()
     assert "| `b` (screen) | 2 |" in table and "4 finished runs" in table
+    trend = (home / SWEEP / "trend-ab.md").read_text()  # the sweep file's trend, refreshed with the table
+    assert "over the 2 seed(s) that ran every level: +0.250" in trend
     assert "merged 0 new run(s)" in _merge(home, archive, monkeypatch, capsys)  # twice changes nothing
 
     other = home / SWEEP / "b" / "seed1" / "summary.json"

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from ..io import atomic_open, mark_ours
 from .sweep import KEPT_RUN_FILES, SUMMARY, SWEEP_COPY, aggregate, check_sweep_outputs
+from .trend import report_trends
 
 __all__ = ["merge_runs"]
 
@@ -51,7 +52,8 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def merge_runs(archive: str | Path, root: str | Path = ".", *, log: Callable[[str], None] = print) -> list[Path]:
-    """Copy the runs of ``archive`` under ``root`` and re-aggregate each sweep folder that received runs.
+    """Copy the runs of ``archive`` under ``root`` and re-aggregate each sweep folder that received runs (its table
+    and the trends its sweep file declares).
 
     A file that exists here with other content (a run file, or a ``sweep.yaml`` that defines the sweep otherwise)
     stops the merge before anything is written (``FileExistsError``: a finished run or a sweep definition is never
@@ -88,4 +90,6 @@ def merge_runs(archive: str | Path, root: str | Path = ".", *, log: Callable[[st
     log(f"merged {runs} new run(s) from {archive} ({len(files) - len(new)} file(s) already here)")
     for folder in sweeps:
         aggregate(folder, log=log)
+        for path in report_trends(folder):  # the trends its sweep file declares, with the runs just added
+            log(f"trend: {path}")
     return sweeps
