@@ -223,11 +223,17 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--run-seconds", type=float, metavar="S", help="expected run length while an arm has no finished run"
     )
+    p.add_argument(
+        "--time-arms",
+        action="store_true",
+        help="time one training step and one inference forward of every arm's network, interleaved, as a ratio to "
+        "its control's; write <output>/latency.json, which the table then shows (train step ×, inference ×)",
+    )
 
     def run(args: argparse.Namespace) -> int:
         from .experiments import sweep_command
 
-        if args.config and not args.report and not args.dry_run:
+        if args.config and not (args.report or args.dry_run or args.time_arms):
             args.resume_hint = (
                 f"srblock sweep -c {shlex.quote(args.config)} (finished runs are skipped, the interrupted resumes)"
             )
@@ -249,6 +255,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
             seeds=args.seeds,
             time_budget=args.time_budget,
             run_seconds=args.run_seconds,
+            time_arms=args.time_arms,
         )
 
     p.set_defaults(func=run)

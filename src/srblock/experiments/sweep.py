@@ -156,7 +156,8 @@ STALE_DIR = ".stale"  # where --rerun-stale moves the folders of stale runs
 INTERRUPTED_DIR = ".interrupted"  # where a run that cannot resume leaves its files when it starts again
 LOCK = ".sweep.lock"
 # what a sweep writes into its output folder besides the runs (and table-<metric>.md): never over a file of the user's
-SWEEP_OUTPUTS = (SWEEP_COPY, "results.csv", "table.md", "noise.md", "dynamics.md", "dynamics.png")
+LATENCY_FILE = "latency.json"  # each arm's step time against its control's (srblock.experiments.latency)
+SWEEP_OUTPUTS = (SWEEP_COPY, "results.csv", "table.md", "noise.md", "dynamics.md", "dynamics.png", LATENCY_FILE)
 # summary.json keys copied into results.csv when present (classification and segmentation)
 CSV_KEYS = (
     "best_val_acc",
@@ -1185,6 +1186,9 @@ def aggregate(
     if ref_col:
         header.append(f"seeds for Δ={reference_effect:g} (80 %)")
     header += ["routing entropy", "memory ratio", "params", "SR params", "MFLOPs/image", "time/run (s)"]
+    latency = json.loads((root / LATENCY_FILE).read_text()) if (root / LATENCY_FILE).is_file() else None
+    if latency is not None:
+        header += ["train step ×", "inference ×"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     # the family Holm's adjustment covers: every arm whose paired p the table shows (not the baseline, not a screen)
     pairs = {a: paired_ttest(by_seed[versus[a]], by_seed[a]) for a in arms if a != baseline}
@@ -1237,6 +1241,9 @@ def aggregate(
             ", ".join(f"{f:,.1f}" for f in sorted(flops)) or "–",
             f"{sum(times) / len(times):.0f}" if times else "–",
         ]
+        if latency is not None:
+            timed = latency["arms"].get(arm)
+            cells += [f"{timed[mode]:.2f}" if timed else "–" for mode in ("train", "eval")]
         lines.append("| " + " | ".join(cells) + " |")
     lengths = sorted({_length(r["summary"]) for r in rows} - {""})
     reused = sum("reused_from" in r["summary"] for r in rows)
@@ -1273,6 +1280,13 @@ def aggregate(
         "(`torch.utils.flop_counter`, 2 FLOPs per multiply-accumulate; element-wise work not counted), the model "
         "built from the runs' config on the meta device.",
     ]
+    if latency is not None:
+        notes.append(
+            "Train step × and inference ×: the arm's time over its control's, the median over "
+            f"{latency['repeats']} rounds in which every arm's network (built from its config) ran one SGD step and "
+            f"one inference forward at batch {latency['batch']} in turn (`{LATENCY_FILE}`: {latency['device']}, "
+            f"{latency['threads']} thread(s), torch {latency['torch']}; `srblock sweep -c SWEEP --time-arms`)."
+        )
     if screens:
         notes.append(
             f"(screen): {len(screens)} arm(s) with {SCREEN_SEEDS} seeds or fewer; Δ and its intervals are shown, "
@@ -1545,9 +1559,12 @@ def sweep_command(
     seeds: Sequence[int] | None = None,
     time_budget: float | None = None,
     run_seconds: float | None = None,
+    time_arms: bool = False,
 ) -> int:
-    """What ``srblock sweep`` does: run (``config``), list (``dry_run``), re-aggregate (``report``) or take in the
-    runs of an archive made elsewhere (``merge``, :func:`srblock.experiments.archive.merge_runs`).
+    """What ``srblock sweep`` does: run (``config``), list (``dry_run``), re-aggregate (``report``), take in the
+    runs of an archive made elsewhere (``merge``, :func:`srblock.experiments.archive.merge_runs`) or time every arm's
+    network against its control's (``time_arms``, :func:`srblock.experiments.latency.write_latency`; the table, when
+    there are runs, is written again with it).
 
     ``baseline``, ``metric`` and ``overrides`` are checked (and every arm's config with them) before anything is
     written, so a typo never reaches the output's ``sweep.yaml``. Returns 1 when ``keep_going`` let runs fail.
@@ -1597,6 +1614,14 @@ def sweep_command(
     _check_baseline(baseline, [a.name for a in sweep.arms])
     sweep.baseline = baseline or sweep.baseline
     sweep.metric = metric or sweep.metric
+    if time_arms:
+        from .latency import write_latency
+
+        path = write_latency(sweep, load_fn=load_fn)
+        print(f"wrote {path}")
+        if (sweep.output / SWEEP_COPY).is_file():
+            aggregate(sweep.output, sweep=sweep, log=print, load_fn=load_fn)
+        return 0
     if dry_run:
         selected = _selection(sweep, arms, seeds)
         plan = plan_sweep(sweep, load_fn=load_fn, need_data=False)
