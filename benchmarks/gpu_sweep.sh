@@ -22,21 +22,25 @@
 #   sweep  the phases of $PHASES, each `srblock sweep --launcher local:$WORKERS --time-budget <seconds left>`: a run
 #          starts only if it is expected to end in time (its arm's longest finished run), going seed-major so the arms
 #          stay paired; finished runs are skipped, so each window adds seeds. A run's own log is its train.log
+#   latency  `srblock sweep -c SWEEP --time-arms` for each sweep of $LATENCY_SWEEPS (default: the blocks sweep,
+#          question 6) that has no latency.json yet: every arm's training step and inference forward over its
+#          control's on this GPU, into the sweep's latency.json (a few seconds; only when named)
 #   pack   every run finished by this command (summary.json, metrics.csv, config.yaml; no checkpoints) and its
-#          sweep's sweep.yaml -> $OUT/gpu_runs.tar.gz, paths relative to the repository root
+#          sweep's sweep.yaml, and each latency.json written by it -> $OUT/gpu_runs.tar.gz, paths relative to the
+#          repository root
 # All output also goes to $OUT/gpu_sweep.log. Back on the developer's machine:
 #   srblock sweep --merge gpu_runs.tar.gz      (never replaces a different run; rebuilds each sweep's table.md)
 #
 # Environment: OUT (required); TIME_BUDGET (seconds for the whole command, default 510); WORKERS (runs at once on the
-# one GPU, default 2); DATA_DIR (default .device/cifar10); PHASES (default below: "SWEEP[@ARM,ARM][:SECONDS]",
-# SECONDS = expected length of a run before one has finished); SWEEP_SET (extra `--set key=value` words for every
-# run, e.g. for a CPU smoke run); BENCH_SECONDS (cap of engine_throughput, default 150); BENCH_ARGS (extra arguments of
-# every engine_throughput part, e.g. "--batch-size 16 --steps 1 --repeats 1" on a CPU); TESTBED_ARGS, TESTBED_SECONDS,
-# TESTBED_R18_ARGS, TESTBED_R18_SECONDS (the two testbed_speed parts: arguments and caps, defaults below; a window
-# given to the issue-23 figure: TESTBED_ARGS="--recipes cifar10/airbench --runs 40 --alone 2 --bare 2"
-# TESTBED_SECONDS=400 and the stages "data bench pack"); RESULTS (where pack looks,
-# relative to the repository root, default results/cifar10-gpu-fast); STAMP (pack: runs whose summary.json is newer
-# than this file; default: a file made when the script starts).
+# one GPU, default 2); DATA_DIR (default .device/cifar10); PHASES (default below: "SWEEP[@ARM,ARM][:SECONDS]", SECONDS =
+# expected length of a run before one has finished); SWEEP_SET (extra `--set key=value` words for every run, e.g. for a
+# CPU smoke run); LATENCY_SWEEPS (the latency stage's sweeps); BENCH_SECONDS (cap of engine_throughput, default 150);
+# BENCH_ARGS (extra arguments of every engine_throughput part, e.g. "--batch-size 16 --steps 1 --repeats 1" on a CPU);
+# TESTBED_ARGS, TESTBED_SECONDS, TESTBED_R18_ARGS, TESTBED_R18_SECONDS (the two testbed_speed parts: arguments and caps,
+# defaults below; a window given to the issue-23 figure: TESTBED_ARGS="--recipes cifar10/airbench --runs 40 --alone 2
+# --bare 2" TESTBED_SECONDS=400 and the stages "data bench pack"); RESULTS (where pack looks, relative to the repository
+# root, default results/cifar10-gpu-fast); STAMP (pack: runs whose summary.json is newer than this file; default: a file
+# made when the script starts).
 set -u -o pipefail
 START=$(date +%s)
 OUT="${OUT:?set OUT to the folder that comes back}"
@@ -151,16 +155,36 @@ stage_sweep() {
   done
 }
 
+stage_latency() {
+  local sweep output
+  for sweep in ${LATENCY_SWEEPS:-cifar10_gpu_fast_airbench_blocks}; do
+    output="$(python3 -c 'import sys; from srblock.experiments import load_sweep as l; print(l(sys.argv[1]).output)' \
+      "$sweep")"
+    if [ -f "$output/latency.json" ]; then  # a second measurement would clash with the first when merged home
+      echo "== latency $sweep: $output/latency.json exists (move it away to measure again)"
+      continue
+    fi
+    timeout 180 python3 -m srblock sweep -c "$sweep" --time-arms --set "data.root=$DATA_DIR" "${SWEEP_SET_WORDS[@]}"
+    echo "== latency $sweep: exit $?"
+  done
+}
+
 stage_pack() {
   local list
   list="$(mktemp)"
-  find "$RESULTS" -name summary.json -newer "$STAMP" 2>/dev/null | sort | while read -r summary; do
-    run="$(dirname "$summary")"
-    for name in summary.json metrics.csv config.yaml; do
-      [ -f "$run/$name" ] && echo "$run/$name"
+  {
+    find "$RESULTS" -name summary.json -newer "$STAMP" 2>/dev/null | sort | while read -r summary; do
+      run="$(dirname "$summary")"
+      for name in summary.json metrics.csv config.yaml; do
+        [ -f "$run/$name" ] && echo "$run/$name"
+      done
+      [ -f "$run/../../sweep.yaml" ] && realpath --relative-to=. "$run/../../sweep.yaml"
     done
-    [ -f "$run/../../sweep.yaml" ] && realpath --relative-to=. "$run/../../sweep.yaml"
-  done | sort -u >"$list"
+    find "$RESULTS" -name latency.json -newer "$STAMP" 2>/dev/null | while read -r latency; do
+      echo "$latency"
+      [ -f "$(dirname "$latency")/sweep.yaml" ] && echo "$(dirname "$latency")/sweep.yaml"
+    done
+  } | sort -u >"$list"
   echo "== pack: $(grep -c 'summary.json$' "$list") new runs -> $OUT/gpu_runs.tar.gz"
   tar czf "$OUT/gpu_runs.tar.gz" -T "$list"
   rm -f "$list"
@@ -172,8 +196,8 @@ main() {
   echo "budget ${TIME_BUDGET} s, ${WORKERS} workers, data ${DATA_DIR}, phases: ${PHASES}"
   for stage in "${stages[@]}"; do
     case "$stage" in
-      data | check | bench | sweep | pack) ;;
-      *) echo "unknown stage $stage (data, check, bench, sweep, pack)" >&2; return 2 ;;
+      data | check | bench | latency | sweep | pack) ;;
+      *) echo "unknown stage $stage (data, check, bench, latency, sweep, pack)" >&2; return 2 ;;
     esac
     echo "== $stage ($(left) s left)"
     "stage_$stage"

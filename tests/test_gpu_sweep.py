@@ -111,6 +111,40 @@ def test_pack_takes_only_the_runs_finished_in_this_window_and_merge_adds_them_on
     assert json.loads(other.read_text())["test_acc1"] == 10.0
 
 
+def test_the_latency_stage_times_the_arms_once_and_pack_and_merge_bring_latency_json_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    device, home = tmp_path / "device", tmp_path / "home"
+    sweep = {"name": "blocks", "output": "results/cifar10-gpu-fast/blocks", "baseline": "none", "seeds": [0]}
+    sweep["arms"] = {"none": {"recipe": "cifar10/r18_d2d"}, "se": {"recipe": "cifar10/r18_d2d", "overrides": {}}}
+    sweep["arms"]["se"]["overrides"] = {"model.attention": "se"}
+    device.mkdir()
+    (device / "blocks.yaml").write_text(yaml.safe_dump(sweep))
+    tiny = "--set model.width=0.0625 --set train.batch_size=4"
+    stamp = device / "stamp"
+    stamp.touch()
+    old = time.time() - 60
+    os.utime(stamp, (old, old))
+    result = _script(device, "latency", "pack", LATENCY_SWEEPS="blocks.yaml", SWEEP_SET=tiny, STAMP=str(stamp))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = device / "results/cifar10-gpu-fast/blocks"
+    timed = json.loads((output / "latency.json").read_text())
+    assert set(timed["arms"]) == {"none", "se"} and timed["batch"] == 4 and timed["arms"]["none"]["train"] == 1.0
+    with tarfile.open(device / "out" / "gpu_runs.tar.gz") as tar:
+        assert sorted(tar.getnames()) == [f"{sweep['output']}/latency.json", f"{sweep['output']}/sweep.yaml"]
+    again = _script(device, "latency", LATENCY_SWEEPS="blocks.yaml", SWEEP_SET=tiny)
+    assert "latency.json exists (move it away to measure again)" in again.stdout
+    assert json.loads((output / "latency.json").read_text()) == timed  # measured once
+
+    home.mkdir()
+    _merge(home, device / "out" / "gpu_runs.tar.gz", monkeypatch, capsys)
+    here = home / "results/cifar10-gpu-fast/blocks"
+    assert (here / "latency.json").read_bytes() == (output / "latency.json").read_bytes()
+    assert "latency.json" in (here / ".srblock-owned.json").read_text()
+    se_row = next(line for line in (here / "table.md").read_text().splitlines() if line.startswith("| `se`"))
+    assert se_row.endswith(f"| {timed['arms']['se']['train']:.2f} | {timed['arms']['se']['eval']:.2f} |")
+
+
 @pytest.mark.slow
 def test_cpu_smoke_run_of_the_whole_script(tmp_path: Path) -> None:
     """The default stages: data (a tiny JPEG archive) -> two sweep phases, two runs at a time under a time budget ->

@@ -1,7 +1,7 @@
 """Runs trained elsewhere (a GPU box, a cluster) come home: merge a results archive into the sweep folders here.
 
 The archive is a tar (any compression) of run files with paths relative to the repository root, as
-``benchmarks/gpu_sweep.sh`` packs it::
+``benchmarks/gpu_sweep.sh`` packs it (with a sweep's ``latency.json`` where that window timed its arms)::
 
     results/cifar10-gpu-fast/airbench/sweep.yaml
     results/cifar10-gpu-fast/airbench/airbench-d2d/seed7/summary.json
@@ -19,15 +19,17 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from ..io import atomic_open, mark_ours
-from .sweep import KEPT_RUN_FILES, SUMMARY, SWEEP_COPY, aggregate, check_sweep_outputs
+from .sweep import KEPT_RUN_FILES, LATENCY_FILE, SUMMARY, SWEEP_COPY, aggregate, check_sweep_outputs
 from .trend import report_trends
 
 __all__ = ["merge_runs"]
 
+SWEEP_FILES = (SWEEP_COPY, LATENCY_FILE)  # files of a sweep folder (not of a run) an archive may bring
+
 
 def _members(archive: Path) -> dict[PurePosixPath, bytes]:
-    """The archive's files by path, each checked to be a run file or a sweep copy inside the tree."""
-    expected = f"<output>/<arm>/seed<N>/{{{','.join(KEPT_RUN_FILES)}}} or <output>/{SWEEP_COPY}"
+    """The archive's files by path, each checked to be a run file or a sweep folder's file inside the tree."""
+    expected = f"<output>/<arm>/seed<N>/{{{','.join(KEPT_RUN_FILES)}}} or <output>/{{{','.join(SWEEP_FILES)}}}"
     files: dict[PurePosixPath, bytes] = {}
     with tarfile.open(archive) as tar:
         for member in tar:
@@ -36,7 +38,7 @@ def _members(archive: Path) -> dict[PurePosixPath, bytes]:
                 continue
             run_file = path.name in KEPT_RUN_FILES and len(path.parts) >= 3 and path.parts[-2].startswith("seed")
             inside = not path.is_absolute() and ".." not in path.parts
-            if not (member.isfile() and inside and (run_file or path.name == SWEEP_COPY)):
+            if not (member.isfile() and inside and (run_file or path.name in SWEEP_FILES)):
                 raise ValueError(f"{archive}: unexpected member {member.name!r}; expected {expected}")
             files[path] = tar.extractfile(member).read()
     runs = {p.parent for p in files if p.name in KEPT_RUN_FILES}
@@ -52,13 +54,13 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def merge_runs(archive: str | Path, root: str | Path = ".", *, log: Callable[[str], None] = print) -> list[Path]:
-    """Copy the runs of ``archive`` under ``root`` and re-aggregate each sweep folder that received runs (its table
-    and the trends its sweep file declares).
+    """Copy the runs of ``archive`` under ``root`` and re-aggregate each sweep folder that received runs (its table and
+    the trends its sweep file declares).
 
-    A file that exists here with other content (a run file, or a ``sweep.yaml`` that defines the sweep otherwise)
-    stops the merge before anything is written (``FileExistsError``: a finished run or a sweep definition is never
-    replaced), as does a file of the user's under a name the sweep's tables take; identical files are skipped, so
-    merging an archive twice changes nothing. Returns the sweep folders, sorted.
+    A file that exists here with other content (a run file, a ``sweep.yaml`` that defines the sweep otherwise, or a
+    ``latency.json`` measured otherwise) stops the merge before anything is written (``FileExistsError``: a finished
+    run or a sweep definition is never replaced), as does a file of the user's under a name the sweep's tables take;
+    identical files are skipped, so merging an archive twice changes nothing. Returns the sweep folders, sorted.
     """
     archive, root = Path(archive), Path(root)
     files = _members(archive)
@@ -78,13 +80,13 @@ def merge_runs(archive: str | Path, root: str | Path = ".", *, log: Callable[[st
         )
     sweeps = sorted(
         {root / p.parents[2] for p in files if p.name == SUMMARY}
-        | {root / p.parent for p in files if p.name == SWEEP_COPY}
+        | {root / p.parent for p in files if p.name in SWEEP_FILES}
     )
     for folder in sweeps:
         check_sweep_outputs(folder)  # before anything is written
     for path in sorted(new):
         _write(root / path, files[path])
-        if path.name == SWEEP_COPY:
+        if path.name in SWEEP_FILES:
             mark_ours(root / path)
     runs = len({p.parent for p in new if p.name in KEPT_RUN_FILES})
     log(f"merged {runs} new run(s) from {archive} ({len(files) - len(new)} file(s) already here)")

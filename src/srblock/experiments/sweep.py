@@ -1617,10 +1617,11 @@ def sweep_command(
     if time_arms:
         from .latency import write_latency
 
+        check_sweep_outputs(sweep.output)  # before any write: a file of the user's there stops it
         path = write_latency(sweep, load_fn=load_fn)
+        _write_sweep_copy(sweep)  # the folder is the sweep's from now on: its table and a merge elsewhere need it
         print(f"wrote {path}")
-        if (sweep.output / SWEEP_COPY).is_file():
-            aggregate(sweep.output, sweep=sweep, log=print, load_fn=load_fn)
+        aggregate(sweep.output, sweep=sweep, log=print, load_fn=load_fn)
         return 0
     if dry_run:
         selected = _selection(sweep, arms, seeds)
