@@ -105,6 +105,16 @@ def test_a_sweep_file_declares_its_trends_and_every_table_it_writes_brings_them_
     assert report_trends(out, trends={}) == [] and report_trends(tmp_path / "elsewhere") == []
 
 
+def test_a_file_of_the_users_under_a_declared_trends_name_stops_the_sweep_before_its_first_run(tmp_path, tiny_recipe):
+    sweep = load_sweep(_placement_file(tmp_path, tiny_recipe, trends={"depth": {"m1": 1, "m2": 2}}))
+    sweep.output.mkdir()
+    (sweep.output / "trend-depth.png").write_bytes(b"my plot")
+    trained = []
+    with pytest.raises(FileExistsError):
+        run_sweep(sweep, run_fn=lambda config, out: trained.append(out), log=lambda _: None)
+    assert trained == [] and (sweep.output / "trend-depth.png").read_bytes() == b"my plot"
+
+
 @pytest.mark.parametrize(
     ("trends", "message"),
     [

@@ -914,6 +914,9 @@ def run_sweep(
 
     if _rank() == 0:
         check_sweep_outputs(sweep.output)  # before any write: a table of the user's own there stops the sweep
+        trend_files = [f"trend-{name}{ext}" for name in sweep.trends for ext in (".md", ".png")]
+        if trend_files:  # refreshed after every run: a file of the user's under one of their names stops it now
+            check_sweep_outputs(sweep.output, *trend_files)
         for run, _ in blocked:
             _move_stale(run, sweep, log)
         _write_sweep_copy(sweep)
