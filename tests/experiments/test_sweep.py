@@ -717,7 +717,8 @@ def test_dry_run_estimates_the_run_time_left_from_each_arms_finished_runs(sweep_
     sweep_command(str(sweep_file), dry_run=True, load_fn=_fake_load)
     assert (
         "time left: about 1.5 h of run time for 1 run(s), at the median of their arm's finished runs (partial runs "
-        "counted whole); 2 run(s) of arms without a finished run not counted"
+        "counted whole); 2 run(s) of arms without a finished run not counted; all 3 at the sweep's fastest run "
+        "(5400 s): 4.5 h"
     ) in capsys.readouterr().out
     run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)  # wall_time_s 1.5 each
     sweep_command(str(sweep_file), dry_run=True, load_fn=_fake_load)
@@ -736,5 +737,15 @@ def test_dry_run_also_gives_the_fastest_finished_run_when_the_arms_runs_differ(s
     assert (
         "time left: about 1.0 h of run time for 1 run(s), at the median of their arm's finished runs (partial runs "
         "counted whole), 30 min at the fastest (runs that shared the machine took longer); 3 run(s) of arms without "
-        "a finished run not counted"
+        "a finished run not counted; all 4 at the sweep's fastest run (1800 s): 2.0 h"
+    ) in capsys.readouterr().out
+    # every arm has a run now, but sr's only one shared the machine: the sweep's fastest run gives the floor
+    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None, arms=["sr"], seeds=[0])
+    summary = sweep.output / "sr" / "seed0" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "wall_time_s": 7200.0}))
+    sweep_command(str(sweep_file), dry_run=True, load_fn=_fake_load)
+    assert (
+        "time left: about 5.0 h of run time for 3 run(s), at the median of their arm's finished runs (partial runs "
+        "counted whole), 4.5 h at the fastest (runs that shared the machine took longer); all 3 at the sweep's "
+        "fastest run (1800 s): 1.5 h"
     ) in capsys.readouterr().out

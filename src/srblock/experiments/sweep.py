@@ -991,8 +991,9 @@ def _report_tables(sweep: Sweep, *, log: Callable[[str], None], load_fn: LoadFn 
 def _time_left(plan: Plan) -> str | None:
     """How long the plan's runs still to train would take: each at the median ``wall_time_s`` of its arm's finished
     runs (a partial run counted whole; a reusable one costs nothing), and at the fastest of them where that is less:
-    wall times grow when runs share the machine, so the fastest says what a quiet machine needs. ``None`` when
-    nothing is left to train."""
+    wall times grow when runs share the machine, so the fastest says what a quiet machine needs. Where that leaves
+    out arms without runs, or an arm's only runs were slow, every run left at the sweep's fastest run is given too
+    (arms that cost more per step take longer). ``None`` when nothing is left to train."""
     times: dict[str, list[float]] = {}
     for run, st in zip(plan.runs, plan.states, strict=True):
         if st.finished and isinstance((st.summary or {}).get("wall_time_s"), (int, float)):
@@ -1012,7 +1013,12 @@ def _time_left(plan: Plan) -> str | None:
     text += "arm's finished runs (partial runs counted whole)"
     if fastest < 0.95 * median:
         text += f", {_duration(fastest)} at the fastest (runs that shared the machine took longer)"
-    return text + (f"; {unknown} run(s) of arms without a finished run not counted" if unknown else "")
+    text += f"; {unknown} run(s) of arms without a finished run not counted" if unknown else ""
+    # an arm with one slow run (a screen that shared the machine) says little: the sweep's fastest run, same protocol
+    floor = min(min(t) for t in times.values())
+    if unknown or floor * len(known) < 0.95 * fastest:
+        text += f"; all {len(left)} at the sweep's fastest run ({floor:.0f} s): {_duration(floor * len(left))}"
+    return text
 
 
 def _duration(seconds: float) -> str:
