@@ -1572,8 +1572,8 @@ def sweep_command(
 ) -> int:
     """What ``srblock sweep`` does: run (``config``), list (``dry_run``), re-aggregate (``report``), take in the
     runs of an archive made elsewhere (``merge``, :func:`srblock.experiments.archive.merge_runs`) or time every arm's
-    network against its control's (``time_arms``, :func:`srblock.experiments.latency.write_latency`; the table, when
-    there are runs, is written again with it).
+    network against its control's (``time_arms``, :func:`srblock.experiments.latency.write_latency`, with the sweep's
+    copy and its table, so the folder reports and merges as a sweep).
 
     ``baseline``, ``metric`` and ``overrides`` are checked (and every arm's config with them) before anything is
     written, so a typo never reaches the output's ``sweep.yaml``. Returns 1 when ``keep_going`` let runs fail.
