@@ -132,6 +132,27 @@ def test_an_arm_without_runs_yet_gets_dashes_not_nan(sweep_file):
     assert "nan" not in table
 
 
+def test_a_diverged_run_is_named_under_the_table_and_the_sweep_goes_on(sweep_file):
+    """A run whose metric is NaN (written as null) is not counted and is named; the table after each run (which
+    follows every run of a sweep) must not fail on it."""
+    train = FakeTrain()
+
+    def diverging(config, output_dir):
+        summary = train(config, output_dir)
+        if config["seed"] == 0 and config["model"].get("sr_stage"):
+            summary["test_acc1"] = None
+            (output_dir / "summary.json").write_text(json.dumps(summary))
+        return summary
+
+    run_sweep(load_sweep(sweep_file), run_fn=diverging, load_fn=_fake_load, log=lambda _: None)
+    assert len(train.calls) == 4  # every run trained
+    table = (sweep_file.parent / "out" / "table.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| `sr`"))
+    assert [c.strip() for c in row.strip("|").split("|")][1] == "1"  # seed 1 only
+    named = "Not counted (1, diverged or unscored): `sr/seed0` (no number for test_acc1 in its summary.json: null)"
+    assert named in table
+
+
 def test_resume_skips_finished_runs(sweep_file):
     sweep = load_sweep(sweep_file)
     first = FakeTrain()

@@ -1094,13 +1094,26 @@ def finished_scores(
         _check_metric(metric, [r["summary"] for r in rows])
     scores: dict[str, dict[int, float]] = {a.name: {} for a in sweep.arms}
     for r in rows:  # a finished run without the metric (NaN: written as null) cannot be paired: named, not counted
-        value = r["summary"].get(metric)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            scores[r["arm"]][r["seed"]] = float(value)
+        value = _metric_value(r["summary"], metric)
+        if value is None:
+            left_out.append(_no_number(r, metric))
         else:
-            shown = json.dumps(r["summary"].get(metric, "absent"))
-            left_out.append(f"`{r['arm']}/seed{r['seed']}` (no number for {metric} in its summary.json: {shown})")
+            scores[r["arm"]][r["seed"]] = value
     return sweep, rows, scores, left_out
+
+
+def _metric_value(summary: Mapping, metric: str) -> float | None:
+    """A run's ``metric`` as a float; ``None`` where it is not a finite number (a diverged run's NaN, written as
+    null, or a key the run lacks)."""
+    value = summary.get(metric)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _no_number(row: Mapping, metric: str) -> str:
+    shown = json.dumps(row["summary"].get(metric, "absent"))
+    return f"`{row['arm']}/seed{row['seed']}` (no number for {metric} in its summary.json: {shown})"
 
 
 def _check_metric(metric: str, summaries: Sequence[Mapping]) -> None:
@@ -1176,10 +1189,15 @@ def aggregate(
     if metric == primary and seeds is None:
         _write_results_csv(root, rows, metric)
 
-    by_seed = {
-        a: {r["seed"]: float(r["summary"][metric]) for r in rows if r["arm"] == a and metric in r["summary"]}
-        for a in arms
-    }
+    by_seed: dict[str, dict] = {a: {} for a in arms}
+    not_numbers = []  # runs that hold the metric, but not as a finite number (diverged): named under the table
+    for r in rows:
+        value = _metric_value(r["summary"], metric)
+        if value is None:
+            if metric in r["summary"]:
+                not_numbers.append(_no_number(r, metric))
+        elif r["arm"] in by_seed:
+            by_seed[r["arm"]][r["seed"]] = value
     values = {a: list(by_seed[a].values()) for a in arms}
     extras = {a: [r["summary"] for r in rows if r["arm"] == a] for a in arms}
     # each arm's control: its own 'baseline:' in the sweep file, else the sweep's
@@ -1301,6 +1319,8 @@ def aggregate(
             f"(screen): {len(screens)} arm(s) with {SCREEN_SEEDS} seeds or fewer; Δ and its intervals are shown, "
             "p-values and seed counts are not (too few runs to read one)."
         )
+    if not_numbers:
+        notes.append(f"Not counted ({len(not_numbers)}, diverged or unscored): " + "; ".join(not_numbers))
     if left_out:
         how = "rerun with --rerun-stale"
         if from_copy:  # the copy names recipes, whose defaults may have moved on since the runs
