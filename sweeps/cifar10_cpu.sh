@@ -10,5 +10,6 @@ set -eu
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 for sweep in cifar10_cpu_d2d cifar10_cpu_3ep_d2d cifar10_cpu_3ep_plain cifar10_cpu_plain; do
-  nice -n 10 .venv/bin/srblock sweep -c "$sweep" --after-run sweeps/commit_run.sh
+  nice -n 10 .venv/bin/srblock sweep -c "$sweep" --keep-going --after-run sweeps/commit_run.sh ||
+    echo "cifar10_cpu.sh: $sweep ended with exit $?; going on" >&2  # a failed run is retried on the next start
 done

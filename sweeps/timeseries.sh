@@ -23,13 +23,18 @@ done
 # the two long-series datasets FCN first: ACSF1 x FCN tests the prediction RESULTS.md §7 wrote before its runs;
 # RESULTS.md §7's open questions on OSULeaf (detail screen, 10 runs; block-size screen, 5) before ACSF1 x ResNet
 long=(osuleaf_fcn acsf1_fcn osuleaf_resnet screen_detail_osuleaf_fcn screen_coarse_osuleaf_fcn acsf1_resnet)
+# one sweep, its finished runs committed; a failed run (failed.json, retried next time) does not stop the queue
+sweep_on() {
+  nice -n 10 .venv/bin/srblock sweep "$@" --keep-going --after-run sweeps/commit_run.sh ||
+    echo "timeseries.sh: srblock sweep $* ended with exit $?; going on" >&2
+}
 worker() {
   for sweep in "${sweeps[@]}"; do
-    nice -n 10 .venv/bin/srblock sweep -c "$sweep" --after-run sweeps/commit_run.sh
+    sweep_on -c "$sweep"
   done
   # the length and detail screens of RESULTS.md §7 (finished on 2026-12-05: 40 runs in about 3 run-hours)
   for name in length_arrowhead length_osuleaf length_gunpoint detail_arrowhead; do
-    nice -n 10 .venv/bin/srblock sweep -c "timeseries_screen_${name}_fcn" --after-run sweeps/commit_run.sh
+    sweep_on -c "timeseries_screen_${name}_fcn"
   done
   for pass in "${passes[@]}"; do
     for name in "${long[@]}"; do
@@ -39,7 +44,7 @@ worker() {
         primary:*) arms=(--arms "${name/_/-},${name/_/-}-sr") ;;
         all:screen_*) continue ;;
       esac
-      nice -n 10 .venv/bin/srblock sweep -c "timeseries_$name" "${arms[@]}" --after-run sweeps/commit_run.sh
+      sweep_on -c "timeseries_$name" "${arms[@]}"
     done
   done
 }

@@ -17,9 +17,13 @@ several=r18-d2d-sr-m34,r18-d2d-sr-m234
 capacity=r18-d2d-sr-p1,r18-d2d-sr-p2,r18-d2d-sr-p4,r18-d2d-sr-p32,r18-d2d-sr-p100,r18-d2d-sr-u4,r18-d2d-sr-u16,r18-d2d-sr-u64
 # Placement to 8 seeds before capacity (one question answered sessions sooner than both at once), its single-block
 # arms first (the depth trend, `srblock trend`, reads them); each group seed-major
+# --keep-going: a run that fails (its failed.json says why; it is retried on the next start) does not stop the queue
+# of the night, and neither does a sweep that ends with failed runs
 for arms in "$single" "$several" "$capacity"; do
-  nice -n 10 .venv/bin/srblock sweep -c cifar10_cpu_w25 --arms "$arms" --after-run sweeps/commit_run.sh
+  nice -n 10 .venv/bin/srblock sweep -c cifar10_cpu_w25 --arms "$arms" --keep-going --after-run sweeps/commit_run.sh ||
+    echo "where_sr_helps.sh: cifar10_cpu_w25 $arms ended with exit $?; going on" >&2
 done
 for sweep in cifar10_cpu_w25_adamw cifar10_cpu_w25_robustness cifar10_cpu_w25_regularizers cifar10_cpu_w25_blocks; do
-  nice -n 10 .venv/bin/srblock sweep -c "$sweep" --after-run sweeps/commit_run.sh
+  nice -n 10 .venv/bin/srblock sweep -c "$sweep" --keep-going --after-run sweeps/commit_run.sh ||
+    echo "where_sr_helps.sh: $sweep ended with exit $?; going on" >&2
 done
