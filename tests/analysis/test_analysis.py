@@ -114,6 +114,13 @@ def test_analyze_model_writes_every_file(trained, batches, tmp_path):
     assert saved["blocks"]["sr"]["features"]["classes"] == ["red", "blue"]
     assert saved["ablation"]["acc_sr"] == pytest.approx(result["accuracy"]["acc1_sr"])
     assert f"{saved['ablation']['acc_no_sr']:.2f} %" in report
+    # the fixed-routing control: the block recalling its mean mix over this split for every image
+    mean = {"sr": collect_memory_weights(trained, batches).weights["sr"].mean(0)}
+    assert saved["ablation"]["acc_fixed_routing"] == pytest.approx(
+        ablation(trained, batches, mean_weights=mean)["acc_fixed_routing"]
+    )
+    assert f"| SR, routing fixed to its mean weights | {saved['ablation']['acc_fixed_routing']:.2f} % |" in report
+    assert f"The per-input routing adds {saved['ablation']['routing_pp']:+.2f} points" in report
 
 
 def test_ablation_on_a_zoo_model_equals_the_model_built_without_sr():

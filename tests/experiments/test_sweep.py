@@ -477,6 +477,13 @@ def test_report_draws_and_tables_the_sr_dynamics_of_the_arms_that_have_them(tmp_
     assert len([line for line in table if line.startswith("| `")]) == 1  # the baseline has no SR columns
     assert table[0].endswith("| eta2_gain | sr_contribution_pp |")
     assert table[2] == "| `sr` | layer3.sr | 2 | 0.02 ± 0.014 | – | – | 0.99 ± 0 | – | 0.05 (1) | 0.25 (1) |"
+    assert "routing_contribution_pp" not in (tmp_path / "dynamics.md").read_text()  # no analysis has the control
+    analysis["ablation"]["routing_pp"] = 0.0  # an analysis with the fixed-routing control: the routing added nothing
+    (tmp_path / "sr" / "seed1" / "analysis_test" / "analysis.json").write_text(json.dumps(analysis))
+    report_sweep_dynamics(tmp_path)
+    table = (tmp_path / "dynamics.md").read_text().splitlines()
+    assert table[0].endswith("| eta2_gain | sr_contribution_pp | routing_contribution_pp |")
+    assert table[2].endswith("| 0.05 (1) | 0.25 (1) | 0 (1) |")
     (tmp_path / "dynamics.png").unlink()
     (tmp_path / "sr" / "seed1" / "metrics.csv").write_text(f"epoch,{cols}\n1.0,0.03,0.1,0.97,0.2\n")
     assert report_sweep_dynamics(tmp_path) == [tmp_path / "dynamics.md"]  # one evaluation a run: a table, no curve

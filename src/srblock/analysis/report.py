@@ -186,7 +186,10 @@ def analyze_model(
         result["blocks"][block] = info
         result["files"][block] = files
     if run_ablation:
-        result["ablation"] = ablation(model, batches, device=device, max_images=max_images, acc_with_sr=record.accuracy)
+        mean_weights = {block: weights.mean(0) for block, weights in record.weights.items()}
+        result["ablation"] = ablation(
+            model, batches, device=device, max_images=max_images, acc_with_sr=record.accuracy, mean_weights=mean_weights
+        )
     write_json(output_dir / "analysis.json", result, default=_json_default)  # atomic, strict (NaN -> null)
     write_report(result, output_dir / "report.md")
     pictures = [output_dir / name for files in result["files"].values() for name in files.values()]
@@ -218,18 +221,27 @@ def write_report(result: dict[str, Any], path: str | Path) -> Path:
     ]
     if "ablation" in result:
         ab = result["ablation"]
+        fixed = "acc_fixed_routing" in ab  # analyses written before the fixed-routing control lack it
         lines += [
             "## Ablation: the SR block removed",
             "",
             "| model | top-1 |",
             "|---|---|",
             f"| with SR | {_pct(ab['acc_sr'])} |",
+            *([f"| SR, routing fixed to its mean weights | {_pct(ab['acc_fixed_routing'])} |"] if fixed else []),
             f"| SR removed (identity) | {_pct(ab['acc_no_sr'])} |",
             "",
             f"Removing SR changes top-1 accuracy by {ab['delta_pp']:+.2f} percentage points "
             f"({ab['num_images']} {inputs}; the paper's ImageNet D2D P=10 model lost 0.4).",
             "",
         ]
+        if fixed:
+            lines += [
+                f"The per-input routing adds {ab['routing_pp']:+.2f} points over the same block recalling one fixed "
+                "mix of its memories for every input (each block's mean softmax weights over this split): the part "
+                "of the block's effect that depends on what it sees; the rest is a learned constant.",
+                "",
+            ]
     if result.get("dynamics_plot"):
         lines += [
             "## Learning dynamics",

@@ -1464,7 +1464,8 @@ def report_sweep_noise(root: str | Path, baseline: str | None = None) -> Path | 
 
 def _analysis_values(run: Path) -> dict[str, float]:
     """A run's analysis (``<run>/analysis_test``) as dynamics-table cells: per SR block the relative η² gain of the
-    trained routing over its norm-matched init, and the top-1 points the SR blocks add (with SR − SR removed)."""
+    trained routing over its norm-matched init, the top-1 points the SR blocks add (with SR − SR removed), and the
+    part of them the per-input routing adds (with SR − the routing fixed to its mean weights)."""
     path = run / RUN_ANALYSIS
     if not path.is_file():
         return {}
@@ -1477,6 +1478,8 @@ def _analysis_values(run: Path) -> dict[str, float]:
             out[f"{block}.eta2_gain"] = control["delta"] / control["eta2_init"]
         if "delta_pp" in ablation:
             out[f"{block}.sr_contribution_pp"] = -ablation["delta_pp"]
+        if "routing_pp" in ablation:
+            out[f"{block}.routing_contribution_pp"] = ablation["routing_pp"]
     return out
 
 
@@ -1515,9 +1518,13 @@ def report_sweep_dynamics(root: str | Path) -> list[Path]:
             "has fewer); `srblock sweep --report DIR --analyze`. eta2_gain: (η² trained − η² init) / η² init, the "
             "class separation of the trained routing over the same model's routing at its seeded init rescaled to "
             "the trained norms (`srblock analyze`, test split); sr_contribution_pp: test top-1 with SR minus with the "
-            "SR blocks removed, best checkpoint.\n"
+            "SR blocks removed, best checkpoint"
         )
         columns = (*DYNAMICS_COLUMNS, "eta2_gain", "sr_contribution_pp")
+        if any(key.endswith(".routing_contribution_pp") for runs in finals.values() for run in runs for key in run):
+            columns += ("routing_contribution_pp",)  # analyses written since the fixed-routing control
+            note += "; routing_contribution_pp: test top-1 with SR minus with each block's routing fixed to its mean"
+        note += ".\n"
         _write_output(root / "dynamics.md", dynamics_table(finals, columns) + note)
         written.append(root / "dynamics.md")
     return written
