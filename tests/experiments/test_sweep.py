@@ -734,20 +734,30 @@ def test_reuse_is_checked_when_the_sweep_loads(sweep_file, reuse, message):
         load_sweep(path)
 
 
+def _set_wall_time(sweep, arm: str, seed: int, seconds: float) -> None:
+    """Make a finished run's summary say it took ``seconds`` (as a run that shared the machine would)."""
+    summary = sweep.output / arm / f"seed{seed}" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "wall_time_s": seconds}))
+
+
+def _dry_run_after_a_run(sweep, sweep_file, capsys, arm: str, seconds: float) -> str:
+    """Run seed 0 of ``arm``, make it have taken ``seconds``, and return what ``--dry-run`` then prints."""
+    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None, arms=[arm], seeds=[0])
+    _set_wall_time(sweep, arm, 0, seconds)
+    sweep_command(str(sweep_file), dry_run=True, load_fn=_fake_load)
+    return capsys.readouterr().out
+
+
 def test_dry_run_estimates_the_run_time_left_from_each_arms_finished_runs(sweep_file, capsys):
     sweep = load_sweep(sweep_file)
     sweep_command(str(sweep_file), dry_run=True, load_fn=_fake_load)
     expected = "time left: not known yet, none of the 4 run(s) to train has an arm with a finished run"
     assert expected in capsys.readouterr().out
-    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None, arms=["base"], seeds=[0])
-    summary = sweep.output / "base" / "seed0" / "summary.json"
-    summary.write_text(json.dumps({**json.loads(summary.read_text()), "wall_time_s": 5400.0}))
-    sweep_command(str(sweep_file), dry_run=True, load_fn=_fake_load)
     assert (
         "time left: about 1.5 h of run time for 1 run(s), at the median of their arm's finished runs (partial runs "
         "counted whole); 2 run(s) of arms without a finished run not counted; all 3 at the sweep's fastest run "
         "(5400 s): 4.5 h"
-    ) in capsys.readouterr().out
+    ) in _dry_run_after_a_run(sweep, sweep_file, capsys, "base", 5400.0)
     run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)  # wall_time_s 1.5 each
     sweep_command(str(sweep_file), dry_run=True, load_fn=_fake_load)
     assert "time left" not in capsys.readouterr().out  # nothing left to train
@@ -759,8 +769,7 @@ def test_dry_run_also_gives_the_fastest_finished_run_when_the_arms_runs_differ(s
     sweep = load_sweep(sweep_file)
     run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None, arms=["base"], seeds=[0, 1])
     for seed, wall in ((0, 5400.0), (1, 1800.0)):  # seed 0 shared the machine with another run
-        summary = sweep.output / "base" / f"seed{seed}" / "summary.json"
-        summary.write_text(json.dumps({**json.loads(summary.read_text()), "wall_time_s": wall}))
+        _set_wall_time(sweep, "base", seed, wall)
     sweep_command(str(sweep_file), dry_run=True, load_fn=_fake_load)
     assert (
         "time left: about 1.0 h of run time for 1 run(s), at the median of their arm's finished runs (partial runs "
@@ -768,12 +777,8 @@ def test_dry_run_also_gives_the_fastest_finished_run_when_the_arms_runs_differ(s
         "a finished run not counted; all 4 at the sweep's fastest run (1800 s): 2.0 h"
     ) in capsys.readouterr().out
     # every arm has a run now, but sr's only one shared the machine: the sweep's fastest run gives the floor
-    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None, arms=["sr"], seeds=[0])
-    summary = sweep.output / "sr" / "seed0" / "summary.json"
-    summary.write_text(json.dumps({**json.loads(summary.read_text()), "wall_time_s": 7200.0}))
-    sweep_command(str(sweep_file), dry_run=True, load_fn=_fake_load)
     assert (
         "time left: about 5.0 h of run time for 3 run(s), at the median of their arm's finished runs (partial runs "
         "counted whole), 4.5 h at the fastest (runs that shared the machine took longer); all 3 at the sweep's "
         "fastest run (1800 s): 1.5 h"
-    ) in capsys.readouterr().out
+    ) in _dry_run_after_a_run(sweep, sweep_file, capsys, "sr", 7200.0)
