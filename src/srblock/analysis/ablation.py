@@ -49,8 +49,7 @@ def with_fixed_routing(model: nn.Module, weights: Mapping[str, torch.Tensor]) ->
 
     model = copy.deepcopy(model)
     blocks = find_sr_blocks(model)
-    missing = sorted(set(blocks) - set(weights))
-    if missing or set(weights) - set(blocks):
+    if set(blocks) != set(weights):
         raise ValueError(f"expected routing weights for the SR blocks {sorted(blocks)}, got {sorted(weights)}")
     for name, block in blocks.items():
         if block.num_memories != len(weights[name]):
