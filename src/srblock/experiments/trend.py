@@ -213,7 +213,7 @@ def trend_figure(
     ax.set_xticks(xs, [f"{arm}\n({x:g})" for arm, x in zip(order, xs, strict=True)], fontsize=7)
     ax.set_ylabel(f"Δ vs {baseline}", fontsize=8)
     ax.tick_params(axis="y", labelsize=7)
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)  # below the data
     if title:
         ax.set_title(title, fontsize=8)
     return fig
