@@ -908,7 +908,7 @@ def run_sweep(
 
     def finished(run: Run, summary: dict) -> None:
         """A run trained or copied: the partial tables first, so ``after_run`` (a commit) finds them with the run."""
-        _report_tables(sweep, log=lambda _: None, load_fn=load_fn)
+        _report_tables(sweep.output, sweep=sweep, log=lambda _: None, load_fn=load_fn)
         if after_run is not None:
             after_run(run, summary)
 
@@ -972,20 +972,29 @@ def run_sweep(
         if not_started:
             first = not_started[0]
             log(f"time budget: {len(not_started)} run(s) not started, from {first.arm} seed={first.seed} on")
-        _report_tables(sweep, log=log, load_fn=load_fn)
+        _report_tables(sweep.output, sweep=sweep, log=log, load_fn=load_fn)
         if failed:
             log(f"{len(failed)} run(s) failed: {', '.join(r.name for r in failed)} (see their {FAILED})")
     return executed
 
 
-def _report_tables(sweep: Sweep, *, log: Callable[[str], None], load_fn: LoadFn | None) -> None:
-    """The sweep's table and the trends its file declares (``trends:``), as the runs stand now."""
-    aggregate(sweep.output, sweep=sweep, log=log, load_fn=load_fn)
-    if sweep.trends:
-        from .trend import report_trends  # trend.py reads sweeps with this module: imported here, not at the top
+def _report_tables(
+    root: str | Path,
+    *,
+    sweep: Sweep | None,
+    log: Callable[[str], None],
+    load_fn: LoadFn | None,
+    baseline: str | None = None,
+    metric: str | None = None,
+) -> None:
+    """The table of the runs under ``root`` (:func:`aggregate`) and the trends its sweep declares (``trends:``;
+    without ``sweep``, those of the folder's ``sweep.yaml`` copy), as the runs stand now."""
+    aggregate(root, sweep=sweep, baseline=baseline, metric=metric, log=log, load_fn=load_fn)
+    from .trend import report_trends  # trend.py reads sweeps with this module: imported here, not at the top
 
-        for path in report_trends(sweep.output, trends=sweep.trends, load_fn=load_fn):
-            log(f"trend: {path}")
+    trends = sweep.trends if sweep is not None else None
+    for path in report_trends(root, trends=trends, metric=metric, baseline=baseline, load_fn=load_fn):
+        log(f"trend: {path}")
 
 
 def _time_left(plan: Plan) -> str | None:
@@ -1627,14 +1636,10 @@ def sweep_command(
         if analyze:
             analyze_sweep_runs(report, log=print)
         sweep = load_sweep(config, overrides) if config else None
-        aggregate(report, sweep=sweep, baseline=baseline, metric=metric, seeds=seeds, log=print, load_fn=load_fn)
         if seeds is not None:
+            aggregate(report, sweep=sweep, baseline=baseline, metric=metric, seeds=seeds, log=print, load_fn=load_fn)
             return 0
-        from .trend import report_trends  # trend.py reads sweeps with this module: imported here, not at the top
-
-        trends = sweep.trends if sweep is not None else None  # None: the folder's sweep.yaml copy says
-        for path in report_trends(report, trends=trends, metric=metric, baseline=baseline, load_fn=load_fn):
-            print(f"trend: {path}")
+        _report_tables(report, sweep=sweep, baseline=baseline, metric=metric, log=print, load_fn=load_fn)
         written = report_sweep_dynamics(report)
         if written:
             print("SR learning dynamics per arm: " + ", ".join(map(str, written)))
