@@ -98,7 +98,7 @@ def test_pack_takes_only_the_runs_finished_in_this_window_and_merge_adds_them_on
     table = (home / SWEEP / "table.md").read_text()
     assert "| `b` (screen) | 2 |" in table and "4 finished runs" in table
     trend = (home / SWEEP / "trend-ab.md").read_text()  # the sweep file's trend, refreshed with the table
-    assert "over the 2 seed(s) that ran every level: +0.250" in trend
+    assert "over the 2 seed(s) that ran every level and its control: +0.250" in trend
     assert "merged 0 new run(s)" in _merge(home, archive, monkeypatch, capsys)  # twice changes nothing
 
     other = home / SWEEP / "b" / "seed1" / "summary.json"

@@ -101,7 +101,7 @@ def test_a_sweep_file_declares_its_trends_and_every_table_it_writes_brings_them_
     assert sweep_command(report=str(out), metric="test_acc1_last") == 0
     last = {m: {s: _top1(m, s) - 0.1 * m**2 for s in NOISE} for m in (1, 4)}
     text = (out / "trend-ends-test_acc1_last.md").read_text()
-    assert f"ran every level: {paired_trend(last).slope:+.3f}" in text
+    assert f"ran every level and its control: {paired_trend(last).slope:+.3f}" in text
     assert report_trends(out, trends={}) == [] and report_trends(tmp_path / "elsewhere") == []
 
 
@@ -151,7 +151,7 @@ def test_trend_report_tables_each_level_and_tests_the_slope(placement):
     report, path = trend_report(placement, parse_levels("m1=1,m2=2,m3=3,m4=4"), name="placement")
     assert path == placement / "trend-placement.md" and path.read_text() == report
     slopes = [stats.linregress(range(1, 5), [_top1(m, seed) for m in range(1, 5)]).slope for seed in NOISE]
-    assert f"over the 5 seed(s) that ran every level: {np.mean(slopes):+.3f}" in report
+    assert f"over the 5 seed(s) that ran every level and its control: {np.mean(slopes):+.3f}" in report
     assert f"t-test p = {stats.ttest_1samp(slopes, 0.0).pvalue:.3g}" in report
     assert f"sign test {stats.binomtest(sum(s > 0 for s in slopes), 5).pvalue:.3g}" in report
     delta = np.mean([_top1(4, seed) - _top1(None, seed) for seed in NOISE])
@@ -163,13 +163,33 @@ def test_trend_report_tables_each_level_and_tests_the_slope(placement):
     )
 
 
+def test_where_a_level_has_its_own_control_the_trend_tests_how_the_effect_changes(tmp_path, tiny_recipe):
+    """An interaction: arm m4 is compared with its own control m1 (``baseline: m1``), m3 with the sweep's baseline;
+    the two-level trend's slope is, seed by seed, (m4 - m1) - (m3 - base), and its test the paired t-test of that."""
+    path = _placement_file(tmp_path, tiny_recipe)
+    doc = yaml.safe_load(path.read_text())
+    doc["arms"]["m4"]["baseline"] = "m1"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    run_sweep(load_sweep(path), run_fn=_train, log=lambda _: None)
+    report, _ = trend_report(tmp_path / "out", {"m3": 0.0, "m4": 1.0}, name="interaction")
+    effect = {m: {s: _top1(m, s) - _top1(c, s) for s in NOISE} for m, c in ((3, None), (4, 1))}
+    change = [effect[4][s] - effect[3][s] for s in NOISE]
+    test = stats.ttest_1samp(change, 0.0)
+    assert f"ran every level and its control: {np.mean(change):+.3f}" in report
+    assert f"t-test p = {test.pvalue:.3g}" in report and "Δ vs its control (paired" in report
+    assert f"| 1 | `m4` | 5 | {np.mean([_top1(4, s) for s in NOISE]):.2f} ± " in report
+    assert f"{np.mean(list(effect[4].values())):+.2f} [" in report and "vs `m1`" in report
+    assert "vs `base`" in report  # the other level's control, named since the two differ
+
+
 def test_a_trend_of_another_metric_is_written_beside_the_sweeps_own(placement):
     main_report, _ = trend_report(placement, {"m1": 1.0, "m2": 2.0}, name="ends")
     report, path = trend_report(placement, {"m1": 1.0, "m2": 2.0}, name="ends", metric="test_acc1_last")
     assert path.name == "trend-ends-test_acc1_last.md" and (placement / "trend-ends-test_acc1_last.png").is_file()
     assert (placement / "trend-ends.md").read_text() == main_report  # the sweep's own metric is left as it was
     last = {m: {s: _top1(m, s) - 0.1 * m**2 for s in NOISE} for m in (1, 2)}
-    assert f"ran every level: {paired_trend(last).slope:+.3f}" in report and "# Trend of test_acc1_last" in report
+    assert f"ran every level and its control: {paired_trend(last).slope:+.3f}" in report
+    assert "# Trend of test_acc1_last" in report
     with pytest.raises(ValueError, match=r"metric 'test_acc1_lst' is not a number.*did you mean 'test_acc1_last'"):
         trend_report(placement, {"m1": 1.0, "m2": 2.0}, metric="test_acc1_lst")
 
@@ -201,7 +221,8 @@ def test_the_figure_draws_each_levels_paired_delta_every_seed_and_the_mean_slope
     scores = {"base": {s: _top1(None, s) for s in NOISE}} | {f"m{m}": {s: _top1(m, s) for s in NOISE} for m in (1, 4)}
     scores["m2"] = {s: _top1(2, s) for s in (0, 1, 2)}  # a level with fewer seeds: its own pairs, no seed line
     levels = {"m4": 4.0, "m1": 1.0, "m2": 2.0}
-    ax = trend_figure(levels, scores, "base", reference=0.16).axes[0]
+    deltas = {arm: {s: v - scores["base"][s] for s, v in scores[arm].items()} for arm in levels}
+    ax = trend_figure(levels, deltas, "base", reference=0.16).axes[0]
     seed_lines = [line for line in ax.get_lines() if line.get_color() == "0.75"]
     assert len(seed_lines) == 3  # seeds 0-2 ran the baseline and every level
     assert list(seed_lines[1].get_ydata()) == pytest.approx([_top1(m, 1) - _top1(None, 1) for m in (1, 2, 4)])

@@ -13,7 +13,8 @@ A sweep file (``sweeps/<name>.yaml``)::
     reuse: [results/cifar10-cpu/w25]    # optional: other sweeps' output folders whose finished runs stand in
                                         # for runs of this one (same arm name and seed, same config): copied
     trends:                             # optional: arms as levels x of a factor, tested with every table
-      smoothing: {r18-d2d-sr: 0, r18-d2d-ls-sr: 0.1}  # (srblock trend: per-seed slope; trend-<name>.md, .png)
+      sr-with-ls: {r18-d2d-sr: 0, r18-d2d-ls-sr: 1}   # (srblock trend: per seed the slope of each level's Δ to
+                                                      # its control, here SR's effect with minus without smoothing)
     overrides:                          # for every arm (a mapping of dotted keys, or a list of "key=value")
       train.epochs: 15
       model.width: 0.25

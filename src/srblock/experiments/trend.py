@@ -6,10 +6,14 @@ The per-arm table answers "does this arm beat the baseline?", once per arm; the 
 Here each named arm is a level with a value ``x`` (the stage M, or log2 P). Per seed, the least-squares slope of the
 metric on x; over the seeds, :func:`srblock.analysis.stats.paired_trend`: the mean slope with its 95 % interval, the
 t-test and sign test of the slopes, and Friedman's test of whether the levels differ in any pattern. Each level's mean
-and paired Δ to the sweep's baseline stand beside it. Written as ``trend-<name>.md`` into the sweep folder, with
-``trend-<name>.png`` (:func:`trend_figure`: each level's paired Δ with its interval, each seed's line, the mean slope,
-the baseline and the sweep's reference effect), so the answer can be seen at a glance. This module lives in
-``experiments`` (not ``analysis``) because it reads sweep folders.
+and paired Δ to its control stand beside it. A level is its arm's paired Δ to that control (the arm's own ``baseline:``
+in the sweep file, else the sweep's), seed by seed: where every level has the sweep's baseline as control the slope is
+the slope of the metric itself, and where the controls differ a trend asks whether the block's effect changes with its
+setting, e.g. ``{r18-d2d-sr: 0, r18-d2d-ls-sr: 1}``, with ``r18-d2d-ls`` the control of the second: the slope is SR's
+effect under label smoothing minus its effect without (an interaction), seed by seed. Written as ``trend-<name>.md``
+into the sweep folder, with ``trend-<name>.png`` (:func:`trend_figure`: each level's paired Δ with its interval, each
+seed's line, the mean slope, 0 for the control and the sweep's reference effect), so the answer can be seen at a
+glance. This module lives in ``experiments`` (not ``analysis``) because it reads sweep folders.
 """
 
 from __future__ import annotations
@@ -124,69 +128,78 @@ def _write_trend(
     if unknown:
         raise ValueError(f"{folder}: no arm {', '.join(map(repr, unknown))} in the sweep; its arms: {list(scores)}")
     order = sorted(levels, key=levels.__getitem__)
-    result = paired_trend({levels[arm]: scores[arm] for arm in order})
-    base = scores[sweep.baseline]
+    own = {a.name: a.baseline for a in sweep.arms if a.baseline}
+    controls = {arm: own.get(arm, sweep.baseline) for arm in order}
+    deltas = {arm: _deltas(scores[controls[arm]], scores[arm]) for arm in order}
+    result = paired_trend({levels[arm]: deltas[arm] for arm in order})
+    mixed = set(controls.values()) != {sweep.baseline}
+    control = "its control" if mixed else sweep.baseline
     lines = [
         f"# Trend of {metric} over {name}: {', '.join(f'`{arm}` x={levels[arm]:g}' for arm in order)}",
         "",
-        f"| x | arm | n | {metric} mean ± std | Δ vs {sweep.baseline} (paired 95 % CI, n) |",
+        f"| x | arm | n | {metric} mean ± std | Δ vs {control} (paired 95 % CI, n) |",
         "|---|---|---|---|---|",
     ]
     for arm in order:
-        s, pair = summarize(list(scores[arm].values())), paired_ttest(base, scores[arm])
+        s, pair = summarize(list(scores[arm].values())), paired_ttest(scores[controls[arm]], scores[arm])
         vs = "–"
-        if arm != sweep.baseline and pair.n:
+        if arm != controls[arm] and pair.n:
             vs = f"{pair.delta:+.2f} {format_interval(pair.ci_low, pair.ci_high)} ({pair.n})"
+            vs += f" vs `{controls[arm]}`" if mixed else ""
         lines.append(f"| {levels[arm]:g} | `{arm}` | {s.n} | {format_number(s.mean)} ± {format_number(s.std)} | {vs} |")
     slope = "–" if math.isnan(result.slope) else f"{result.slope:+.3f}"
     lines += [
         "",
-        f"Slope per unit of x over the {result.n} seed(s) that ran every level: {slope} "
+        f"Slope per unit of x over the {result.n} seed(s) that ran every level and its control: {slope} "
         f"{format_interval(result.ci_low, result.ci_high, 3)} (mean, 95 % t-interval){_tests(result, len(order))}",
         "",
-        "Per seed, the least-squares slope of the metric on x (seed k of every arm shares the split, data order and "
-        "the initial weights of the common layers); over the seeds, the mean slope, its t-interval and two-sided "
+        "Per seed, the least-squares slope on x of each level's difference to its control (seed k of every arm shares "
+        "the split, data order and the initial weights of the common layers; with one control for every level, the "
+        "slope of the metric itself); over the seeds, the mean slope, its t-interval and two-sided "
         "t-test against 0, and the sign test (wins = seeds whose slope is positive): `srblock.analysis.stats."
         "paired_trend`. Friedman's test (`scipy.stats.friedmanchisquare`, the seeds as blocks) asks whether the "
-        "levels differ in any pattern, not only along a line. The slope says nothing of the baseline: the Δ column "
+        "levels differ in any pattern, not only along a line. The slope says nothing of the control: the Δ column "
         "does. An interval without 0 is that test's p < 0.05.",
     ]
     if left_out:
         lines.append(f"Left out ({len(left_out)}): " + "; ".join(left_out))
     report = "\n".join(lines) + "\n"
-    title = f"{metric} over {name}, Δ vs {sweep.baseline} ({folder})"
-    save_figure(trend_figure(levels, scores, sweep.baseline, reference=sweep.reference_effect, title=title), figure)
+    title = f"{metric} over {name}, Δ vs {control} ({folder})"
+    save_figure(trend_figure(levels, deltas, control, reference=sweep.reference_effect, title=title), figure)
     write_text(path, report)
     mark_ours(figure, path)
     return report, path
 
 
+def _deltas(control: Mapping[object, float], arm: Mapping[object, float]) -> dict[object, float]:
+    """``arm - control`` for every seed the two ran."""
+    return {seed: arm[seed] - control[seed] for seed in arm if seed in control}
+
+
 def trend_figure(
     levels: Mapping[str, float],
-    scores: Mapping[str, Mapping[object, float]],
-    baseline: str,
+    deltas: Mapping[str, Mapping[object, float]],
+    control: str,
     *,
     reference: float | None = None,
     title: str = "",
 ) -> Figure:
-    """The trend as a picture: at each level's x, the paired Δ of its arm to ``baseline`` (``scores``: ``{arm: {seed:
-    value}}``), the mean with its paired 95 % t-interval over every seed the two ran, a grey line per seed that ran
-    the baseline and every level, and the mean slope (:func:`~srblock.analysis.stats.paired_trend`) drawn through
-    the levels' mean Δ; a line at 0 (the baseline) and a dashed one at ``reference`` (e.g. the paper's effect)."""
+    """The trend as a picture: at each level's x, its arm's paired Δ to ``control`` (``deltas``: ``{arm: {seed: Δ}}``,
+    ``control`` the name the axis gives it), the mean with its 95 % t-interval over the seeds, a grey line per seed
+    that every level has, and the mean slope (:func:`~srblock.analysis.stats.paired_trend`) drawn through the
+    levels' mean Δ; a line at 0 (the control) and a dashed one at ``reference`` (e.g. the paper's effect)."""
     order = sorted(levels, key=levels.__getitem__)
     xs = np.asarray([levels[arm] for arm in order], dtype=float)
-    base = scores[baseline]
     fig = Figure(figsize=(max(4.5, 1.2 * len(order) + 2.0), 3.6), layout="tight")
     ax = fig.subplots()
-    seeds = sorted(set(base).intersection(*(scores[arm] for arm in order)), key=str)
+    seeds = sorted(set.intersection(*(set(deltas[arm]) for arm in order)), key=str)
     for i, seed in enumerate(seeds):
         label = f"each seed that ran every level ({len(seeds)})" if i == 0 else None
-        deltas = [scores[arm][seed] - base[seed] for arm in order]
-        ax.plot(xs, deltas, color="0.75", linewidth=0.8, zorder=1, label=label)
-    pairs = [paired_ttest(base, scores[arm]) for arm in order]
-    mean = np.asarray([0.0 if arm == baseline else p.delta for arm, p in zip(order, pairs, strict=True)])
-    low = np.asarray([p.ci_low for p in pairs])
-    high = np.asarray([p.ci_high for p in pairs])
+        ax.plot(xs, [deltas[arm][seed] for arm in order], color="0.75", linewidth=0.8, zorder=1, label=label)
+    summaries = [summarize(list(deltas[arm].values())) for arm in order]
+    mean = np.asarray([s.mean for s in summaries])
+    low = np.asarray([s.ci_low for s in summaries])
+    high = np.asarray([s.ci_high for s in summaries])
     ax.errorbar(
         xs,
         mean,
@@ -197,7 +210,7 @@ def trend_figure(
         zorder=3,
         label="mean Δ, paired 95 % CI",
     )
-    trend = paired_trend({levels[arm]: scores[arm] for arm in order})
+    trend = paired_trend({levels[arm]: deltas[arm] for arm in order})
     if not math.isnan(trend.slope):
         ci = format_interval(trend.ci_low, trend.ci_high, 3)
         ax.plot(
@@ -207,11 +220,11 @@ def trend_figure(
             zorder=2,
             label=f"mean slope {trend.slope:+.3f} a unit of x, 95 % CI {ci} ({trend.n} seed(s))",
         )
-    ax.axhline(0.0, color="black", linewidth=0.8, label=f"{baseline} (Δ = 0)")
+    ax.axhline(0.0, color="black", linewidth=0.8, label=f"{control} (Δ = 0)")
     if reference is not None:
         ax.axhline(reference, color="C3", linestyle="--", linewidth=0.8, label=f"reference effect {reference:+g}")
     ax.set_xticks(xs, [f"{arm}\n({x:g})" for arm, x in zip(order, xs, strict=True)], fontsize=7)
-    ax.set_ylabel(f"Δ vs {baseline}", fontsize=8)
+    ax.set_ylabel(f"Δ vs {control}", fontsize=8)
     ax.tick_params(axis="y", labelsize=7)
     ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)  # below the data
     if title:
