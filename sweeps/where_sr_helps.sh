@@ -3,9 +3,9 @@
 # finished run committed (sweeps/commit_run.sh): placement, then capacity, on the w25 protocol (the paper tabulates
 # their arms), then AdamW +- SR (does a routing that learns help?), distribution shift, other regularizers, other
 # cheap blocks. 8 paired seeds an arm; on the evening of 2026-12-05 (placement's single-block arms done) 181 runs were
-# left to train (the regularizer and block sweeps copy their baseline and SR runs from cifar10_cpu_w25: reuse), some
-# 25-30 hours at the 8-10 min a run measured that day on an otherwise idle machine (a robustness run adds ~10 min of
-# scoring), so it spans sessions.
+# left to train (the AdamW, regularizer and block sweeps copy their SGD baseline and SR runs from cifar10_cpu_w25:
+# reuse), some 25-30 hours at the 8-10 min a run measured that day on an otherwise idle machine (a robustness run
+# adds ~10 min of scoring), so it spans sessions.
 # Resumable: run the same command again; finished runs are skipped, an interrupted one continues from its
 # checkpoint_last.pt. One process on both cores (two threads that sleep while they wait):
 #   nohup sweeps/where_sr_helps.sh > /tmp/where_sr_helps.log 2>&1 &

@@ -188,8 +188,10 @@ def test_issue21_arms_build_what_their_names_say(name: str) -> None:
         if arm.baseline is None:
             continue
         changed = set(config_diff(configs[arm.baseline], configs[arm.name]))
-        # an SR arm may set the block's own keys (the time-series SR recipes set U, model.hidden, explicitly)
-        allowed = {"model.sr_stage", "model.num_memories", "model.hidden"} if arm.name.endswith("-sr") else set()
+        # an SR arm (-sr, or -sr-mN at another stage) may set the block's own keys (the time-series SR recipes set U,
+        # model.hidden, explicitly)
+        sr_arm = re.search(r"-sr(-m\d+)?$", arm.name)
+        allowed = {"model.sr_stage", "model.num_memories", "model.hidden"} if sr_arm else set()
         # a control without parameter groups has "optim.groups: {}" where the arm has the memory's group
         memory = {"optim.groups", "optim.groups.sr_memory.weight_decay"}
         assert changed and all(k in allowed or k in memory for k in changed), (arm, changed)
