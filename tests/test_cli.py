@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -70,3 +71,13 @@ def test_train_then_eval_with_and_without_sr(tmp_path: Path, capsys: pytest.Capt
     assert main(["train", "-c", str(recipe), "--output", str(tmp_path / "quiet"), "--epochs", "1", "-q"]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and json.loads(captured.out[captured.out.index("{") : captured.out.rindex("}") + 1])
+
+
+def test_every_verbs_help_renders_its_text_as_written():
+    """argparse %-formats help strings but prints descriptions as they are: a '%%' meant as an escape shows up."""
+    parser = build_parser()
+    (verbs,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert len(verbs.choices) >= 10
+    for name, sub in verbs.choices.items():
+        text = sub.format_help()  # raises on a help string whose % is not escaped
+        assert "%%" not in text, name

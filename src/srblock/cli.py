@@ -698,9 +698,11 @@ def _add_trend(sub: argparse._SubParsersAction) -> None:
         "trend",
         help="test whether a sweep's metric moves along ordered arms (SR placement depth, log2 of the memories)",
         description="Treat the named arms of one sweep folder as ordered levels (ARM=X), take each seed's "
-        "least-squares slope of the sweep's metric on X, and test the slopes across seeds (mean with 95 %% CI, "
-        "t-test, sign test), with Friedman's test of any difference between the levels and each level's paired Δ "
-        "to the baseline. Writes trend-<name>.md and its figure trend-<name>.png into the folder; never replaces a "
+        "least-squares slope on X of each level's paired Δ to its control (the arm's own 'baseline:' in the sweep "
+        "file, else the sweep's; with one control for every level, the slope of the metric itself), and test the "
+        "slopes across seeds (mean with 95 % CI, t-test, sign test), with Friedman's test of any difference between "
+        "the levels. Two levels with different controls test an interaction (does SR's effect change with label "
+        "smoothing?). Writes trend-<name>.md and its figure trend-<name>.png into the folder; never replaces a "
         "file srblock did not write.",
     )
     p.add_argument("folder", metavar="FOLDER", help="a sweep output folder (with the sweep.yaml srblock sweep writes)")
