@@ -132,6 +132,40 @@ def test_a_sweep_files_trends_are_checked_when_it_loads(tmp_path, tiny_recipe, t
         load_sweep(_placement_file(tmp_path, tiny_recipe, trends=trends))
 
 
+def test_a_sweep_files_report_metrics_are_tabled_with_every_table(tmp_path, tiny_recipe):
+    """``report_metrics: [test_acc1_last]``: each table the sweep writes (after each run, ``--report``) also writes
+    ``table-test_acc1_last.md`` and the declared trends of that metric; the sweep copy keeps the list."""
+    path = _placement_file(tmp_path, tiny_recipe, trends={"ends": {"m1": 1, "m4": 4}}, report_metrics="test_acc1_last")
+    sweep = load_sweep(path)
+    assert sweep.report_metrics == ["test_acc1_last"]
+    out = tmp_path / "out"
+    counted = []  # the last-weights table's baseline n each time a run finished
+
+    def hook(run, summary) -> None:
+        row = next(line for line in (out / "table-test_acc1_last.md").read_text().splitlines() if "(baseline)" in line)
+        counted.append(int(row.split("|")[2]))
+
+    run_sweep(sweep, run_fn=_train, log=lambda _: None, after_run=hook)
+    assert counted == [seed + 1 for seed in NOISE for _ in range(5)]
+    assert read_sweep_copy(out).report_metrics == ["test_acc1_last"]
+    last = {m: {s: _top1(m, s) - 0.1 * m**2 for s in NOISE} for m in (1, 4)}
+    text = (out / "trend-ends-test_acc1_last.md").read_text()
+    assert f"ran every level and its control: {paired_trend(last).slope:+.3f}" in text
+    for name in ("table-test_acc1_last.md", "trend-ends-test_acc1_last.md", "trend-ends-test_acc1_last.png"):
+        (out / name).unlink()
+    assert sweep_command(report=str(out)) == 0  # the sweep's own metric and every report metric
+    assert (out / "trend-ends-test_acc1_last.md").read_text() == text and (out / "table-test_acc1_last.md").is_file()
+
+
+@pytest.mark.parametrize(
+    "value", [["test_acc1"], ["test_acc9"], ["test_acc1_last", "test_acc1_last"], {"test_acc1_last": 1}]
+)
+def test_a_sweep_files_report_metrics_are_checked_when_it_loads(tmp_path, tiny_recipe, value):
+    message = "report_metrics must list distinct summary keys other than the metric 'test_acc1', each one of"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_sweep(_placement_file(tmp_path, tiny_recipe, report_metrics=value))
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

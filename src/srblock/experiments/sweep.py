@@ -5,6 +5,7 @@ A sweep file (``sweeps/<name>.yaml``)::
     name: cifar10-cpu-d2d
     output: results/cifar10-cpu/d2d     # run folders go to <output>/<arm>/seed<seed>/
     metric: test_acc1                   # the summary.json key compared between arms
+    report_metrics: [test_acc1_last]    # optional: more keys tabled with every table (table-<metric>.md, trends)
     baseline: r18-d2d                   # the arm every other arm is compared to (Δ and Welch p)
     seeds: [0, 1, 2]                    # an arm may set its own 'seeds:' list
     keep_checkpoints: false             # delete checkpoint_*.pt once a run's summary.json exists ('best': keep
@@ -204,6 +205,7 @@ class Sweep:
     source: Path | None = None
     reuse: list[Path] = field(default_factory=list)  # other sweeps' output folders whose finished runs are copied
     trends: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> {arm: x}, tested on every report
+    report_metrics: list[str] = field(default_factory=list)  # more summary keys tabled with every table
 
 
 @dataclass
@@ -369,6 +371,18 @@ def check_levels(levels: Mapping[str, float], where: str) -> dict[str, float]:
     return checked
 
 
+def _report_metrics(value: Any, metric: str, where: str) -> list[str]:
+    """The ``report_metrics:`` list: distinct summary metrics of the engine (:data:`CSV_KEYS`) other than ``metric``,
+    each tabled in ``table-<key>.md`` (with the declared trends) whenever the sweep writes its table."""
+    keys = [] if value is None else [value] if isinstance(value, str) else value
+    if not isinstance(keys, list) or any(k not in CSV_KEYS or k == metric for k in keys) or len(set(keys)) < len(keys):
+        raise ValueError(
+            f"{where}: report_metrics must list distinct summary keys other than the metric {metric!r}, each one of "
+            f"{', '.join(CSV_KEYS)}; got {value!r:.120}"
+        )
+    return list(keys)
+
+
 def _trends(value: Any, arms: Sequence[str], where: str) -> dict[str, dict[str, float]]:
     """The ``trends:`` mapping: name -> {arm: x}, every arm one of the sweep's."""
     if value is None:
@@ -436,13 +450,14 @@ def sweep_from_dict(raw: Mapping, source: Path | None = None, extra_overrides: S
     seeds = _seed_list(raw["seeds"], where)
     ref = raw.get("reference_effect")
     output = Path(raw["output"])
+    metric = str(raw.get("metric", "test_acc1"))
     return Sweep(
         name=str(raw.get("name", source.stem if source else "sweep")),
         output=output,
         arms=arms,
         seeds=list(seeds),
         baseline=baseline,
-        metric=str(raw.get("metric", "test_acc1")),
+        metric=metric,
         overrides=_override_list(raw.get("overrides"), f"{where}: overrides") + list(extra_overrides),
         keep_checkpoints=_keep_checkpoints(raw.get("keep_checkpoints", False), where),
         reference_effect=None if ref is None else float(ref),
@@ -450,6 +465,7 @@ def sweep_from_dict(raw: Mapping, source: Path | None = None, extra_overrides: S
         source=source,
         reuse=_reuse_folders(raw.get("reuse"), output, where),
         trends=_trends(raw.get("trends"), names, where),
+        report_metrics=_report_metrics(raw.get("report_metrics"), metric, where),
     )
 
 
@@ -636,6 +652,7 @@ def _write_sweep_copy(sweep: Sweep) -> None:
             for a in sweep.arms
         },
         **({"trends": sweep.trends} if sweep.trends else {}),
+        **({"report_metrics": sweep.report_metrics} if sweep.report_metrics else {}),
     }
     _write_output(sweep.output / SWEEP_COPY, yaml.safe_dump(doc, sort_keys=False))
 
@@ -989,13 +1006,18 @@ def _report_tables(
     metric: str | None = None,
 ) -> None:
     """The table of the runs under ``root`` (:func:`aggregate`) and the trends its sweep declares (``trends:``;
-    without ``sweep``, those of the folder's ``sweep.yaml`` copy), as the runs stand now."""
-    aggregate(root, sweep=sweep, baseline=baseline, metric=metric, log=log, load_fn=load_fn)
+    without ``sweep``, those of the folder's ``sweep.yaml`` copy), as the runs stand now: for ``metric``, else for
+    the sweep's metric and each of its ``report_metrics``."""
     from .trend import report_trends  # trend.py reads sweeps with this module: imported here, not at the top
 
-    trends = sweep.trends if sweep is not None else None
-    for path in report_trends(root, trends=trends, metric=metric, baseline=baseline, load_fn=load_fn):
-        log(f"trend: {path}")
+    if sweep is None and (Path(root) / SWEEP_COPY).is_file():
+        sweep = read_sweep_copy(root)
+    metrics = [metric] if metric is not None else [None, *(sweep.report_metrics if sweep is not None else [])]
+    for key in metrics:
+        aggregate(root, sweep=sweep, baseline=baseline, metric=key, log=log, load_fn=load_fn)
+        trends = sweep.trends if sweep is not None else None
+        for path in report_trends(root, trends=trends, metric=key, baseline=baseline, load_fn=load_fn):
+            log(f"trend: {path}")
 
 
 def _time_left(plan: Plan) -> str | None:
