@@ -1013,9 +1013,9 @@ def _report_tables(
     if sweep is None and (Path(root) / SWEEP_COPY).is_file():
         sweep = read_sweep_copy(root)
     metrics = [metric] if metric is not None else [None, *(sweep.report_metrics if sweep is not None else [])]
+    trends = sweep.trends if sweep is not None else None
     for key in metrics:
         aggregate(root, sweep=sweep, baseline=baseline, metric=key, log=log, load_fn=load_fn)
-        trends = sweep.trends if sweep is not None else None
         for path in report_trends(root, trends=trends, metric=key, baseline=baseline, load_fn=load_fn):
             log(f"trend: {path}")
 
