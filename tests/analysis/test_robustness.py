@@ -182,3 +182,25 @@ def test_jpeg_grid_benchmark_on_a_run(recipe: Path, cache: Path, tmp_path: Path)
     assert all(0 <= r["acc1"] <= 100 for r in rows)
     bad = subprocess.run([*cmd[:-2], "8"], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "--shifts must lie in 0..7 (the JPEG block is 8 pixels), got [8]" in bad.stderr
+
+
+def test_a_robustness_sweep_tables_the_mca_with_every_table(recipe: Path, cache: Path, tmp_path: Path) -> None:
+    """As cifar10_cpu_w25_robustness runs: train.robustness in every run, test_corruption_acc1 a report metric, so
+    table-test_corruption_acc1.md holds each finished run's mCA, paired by seed."""
+    from srblock.experiments import load_sweep, run_sweep
+
+    doc = {"name": "rob", "output": str(tmp_path / "out"), "baseline": "a", "seeds": [0, 1]}
+    doc |= {"report_metrics": ["test_corruption_acc1"], "overrides": {"train.robustness": True}}
+    doc["arms"] = {"a": {"recipe": str(recipe)}, "b": {"recipe": str(recipe), "overrides": {"optim.lr": 0.01}}}
+    (tmp_path / "rob.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SRBLOCK_CACHE", str(cache))
+        run_sweep(load_sweep(tmp_path / "rob.yaml"), log=lambda _: None)
+    mca = {
+        arm: [json.loads((tmp_path / "out" / arm / f"seed{s}" / "summary.json").read_text()) for s in (0, 1)]
+        for arm in ("a", "b")
+    }
+    table = (tmp_path / "out" / "table-test_corruption_acc1.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| `b`"))
+    delta = np.mean([mca["b"][s]["test_corruption_acc1"] - mca["a"][s]["test_corruption_acc1"] for s in (0, 1)])
+    assert row.split("|")[2].strip() == "2" and f"{delta:+.2f}" in row
