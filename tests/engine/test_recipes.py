@@ -156,6 +156,7 @@ def test_issue21_cpu_sweeps_run_the_w25_protocol_into_their_own_folders() -> Non
         "timeseries_screen_italypowerdemand_fcn",
         "timeseries_screen_sgd_italypowerdemand_fcn",
         "cifar10_cpu_w25_adamw",
+        "cifar10_cpu_w25_confirm",
         *(p.stem for p in sorted((RECIPE_ROOT / "sweeps").glob("timeseries_*.yaml"))),
     ],
 )
@@ -208,8 +209,8 @@ def test_the_cpu_queue_of_issue_21_runs_every_placement_and_capacity_arm_then_th
     assert len(listed) == len(set(listed)) and set(listed) == {a for a in w25 if re.search(r"-sr-[mpu]\d+$", a)}
     first_capacity = min(i for i, arm in enumerate(listed) if re.search(r"-sr-[pu]\d+$", arm))
     assert all(re.search(r"-sr-m\d+$", arm) for arm in listed[:first_capacity])  # placement before capacity
-    others = re.search(r"^for sweep in (.+); do$", script, re.M)[1].split()
-    assert others == ["cifar10_cpu_w25_adamw", "cifar10_cpu_w25_robustness", *ISSUE21_CPU]
+    others = re.search(r"^for sweep in ([^;]+); do$", script, re.M)[1].replace("\\", " ").split()
+    assert others == ["cifar10_cpu_w25_adamw", "cifar10_cpu_w25_robustness", *ISSUE21_CPU, "cifar10_cpu_w25_confirm"]
     protocol = load_sweep("cifar10_cpu_w25").overrides
     for name in others:  # the w25 protocol, AdamW's arms changing only the optimizer
         assert set(protocol) <= set(load_sweep(name).overrides), name
