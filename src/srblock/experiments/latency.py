@@ -72,7 +72,7 @@ def measure_latency(
                 labels = torch.randint(0, classes, (batch,), generator=torch.Generator().manual_seed(0)).to(device)
                 steps[arm] = train_step(model, inputs[arm], labels)
         samples[mode] = interleaved_timings(steps, repeats=repeats, warmup=warmup, device=device)
-    controls = {arm.name: arm.baseline or sweep.baseline for arm in sweep.arms}
+    controls = sweep.controls()
     arms = {}
     for arm, control in controls.items():
         row: dict[str, Any] = {"control": control}

@@ -207,6 +207,10 @@ class Sweep:
     trends: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> {arm: x}, tested on every report
     report_metrics: list[str] = field(default_factory=list)  # more summary keys tabled with every table
 
+    def controls(self, baseline: str | None = None) -> dict[str, str]:
+        """Each arm's control: its own ``baseline:`` in the sweep file, else ``baseline`` (default: the sweep's)."""
+        return {a.name: a.baseline or baseline or self.baseline for a in self.arms}
+
 
 @dataclass
 class Run:
@@ -1232,9 +1236,8 @@ def aggregate(
             by_seed[r["arm"]][r["seed"]] = value
     values = {a: list(by_seed[a].values()) for a in arms}
     extras = {a: [r["summary"] for r in rows if r["arm"] == a] for a in arms}
-    # each arm's control: its own 'baseline:' in the sweep file, else the sweep's
-    own = {a.name: a.baseline for a in sweep.arms if a.baseline} if sweep else {}
-    versus = {a: own.get(a, baseline) for a in arms}
+    own = sweep is not None and any(a.baseline for a in sweep.arms)  # an arm names its own control: a 'vs' column
+    versus = sweep.controls(baseline) if sweep is not None else {a: baseline for a in arms}
     all_vals = [v for vs in values.values() for v in vs]
     digits = 4 if all_vals and max(abs(v) for v in all_vals) <= 1.0 else 2  # fractions vs percent
     ref_col = reference_effect is not None

@@ -128,11 +128,10 @@ def _write_trend(
     if unknown:
         raise ValueError(f"{folder}: no arm {', '.join(map(repr, unknown))} in the sweep; its arms: {list(scores)}")
     order = sorted(levels, key=levels.__getitem__)
-    own = {a.name: a.baseline for a in sweep.arms if a.baseline}
-    controls = {arm: own.get(arm, sweep.baseline) for arm in order}
+    controls = sweep.controls()
     deltas = {arm: _deltas(scores[controls[arm]], scores[arm]) for arm in order}
     result = paired_trend({levels[arm]: deltas[arm] for arm in order})
-    mixed = set(controls.values()) != {sweep.baseline}
+    mixed = {controls[arm] for arm in order} != {sweep.baseline}
     control = "its control" if mixed else sweep.baseline
     lines = [
         f"# Trend of {metric} over {name}: {', '.join(f'`{arm}` x={levels[arm]:g}' for arm in order)}",
