@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Issue 21's CPU sweeps ("where does SR help?", docs/guide/questions.md) in priority order, at low priority, each
 # finished run committed (sweeps/commit_run.sh): placement, then capacity, on the w25 protocol (the paper tabulates
-# their arms), then AdamW +- SR (does a routing that learns help?), distribution shift, other regularizers, other cheap
-# blocks, and last a confirmatory test of the three-block arm on fresh seeds 8-23 (cifar10_cpu_w25_confirm, 32 runs,
-# fixed before its first run). 8 paired seeds an arm; on the evening of 2026-12-05 (placement's single-block arms done)
+# their arms), then the issue's other questions, distribution shift, other regularizers and other cheap blocks, then
+# the follow-ups: AdamW +- SR (does a routing that learns help?) and last a confirmatory test of the three-block arm
+# on fresh seeds 8-23 (cifar10_cpu_w25_confirm, 32 runs, fixed before its first run). 8 paired seeds an arm; on the evening of 2026-12-05 (placement's single-block arms done)
 # 181 runs were left to train (the AdamW, regularizer and block sweeps copy their SGD baseline and SR runs from
 # cifar10_cpu_w25: reuse), some 25-30 hours at the 8-10 min a run measured that day on an otherwise idle machine (a
 # robustness run adds ~10 min of scoring), so it spans sessions.
@@ -24,7 +24,7 @@ for arms in "$single" "$several" "$capacity"; do
   nice -n 10 .venv/bin/srblock sweep -c cifar10_cpu_w25 --arms "$arms" --keep-going --after-run sweeps/commit_run.sh ||
     echo "where_sr_helps.sh: cifar10_cpu_w25 $arms ended with exit $?; going on" >&2
 done
-for sweep in cifar10_cpu_w25_adamw cifar10_cpu_w25_robustness cifar10_cpu_w25_regularizers cifar10_cpu_w25_blocks \
+for sweep in cifar10_cpu_w25_robustness cifar10_cpu_w25_regularizers cifar10_cpu_w25_blocks cifar10_cpu_w25_adamw \
   cifar10_cpu_w25_confirm; do
   nice -n 10 .venv/bin/srblock sweep -c "$sweep" --keep-going --after-run sweeps/commit_run.sh ||
     echo "where_sr_helps.sh: $sweep ended with exit $?; going on" >&2
