@@ -47,7 +47,8 @@ def _fake_run(root: Path, arm: str, seed: int, acc: float, *, finished: bool = T
     (run / "metrics.csv").write_text(f"epoch,test_acc1\n1,{acc}\n")
     (run / "checkpoint_last.pt").write_bytes(b"weights")
     if finished:
-        summary = {"test_acc1": acc, "seed": seed, "wall_time_s": 9.5, "gpu": "fake", "torch_version": "x"}
+        summary = {"test_acc1": acc, "test_acc1_last": acc - 0.5, "seed": seed, "wall_time_s": 9.5, "gpu": "fake"}
+        summary["torch_version"] = "x"
         (run / "summary.json").write_text(json.dumps(summary))
     return run
 
@@ -56,6 +57,7 @@ def _sweep_copy(root: Path) -> None:
     doc = {"name": "fake", "output": str(SWEEP), "metric": "test_acc1", "baseline": "a", "seeds": [0, 1, 2]}
     doc["arms"] = {"a": {"recipe": "r.yaml", "overrides": []}, "b": {"recipe": "r.yaml", "overrides": []}}
     doc["trends"] = {"ab": {"a": 0, "b": 1}}
+    doc["report_metrics"] = ["test_acc1_last"]
     (root / SWEEP).mkdir(parents=True, exist_ok=True)
     (root / SWEEP / "sweep.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
 
@@ -99,6 +101,9 @@ def test_pack_takes_only_the_runs_finished_in_this_window_and_merge_adds_them_on
     assert "| `b` (screen) | 2 |" in table and "4 finished runs" in table
     trend = (home / SWEEP / "trend-ab.md").read_text()  # the sweep file's trend, refreshed with the table
     assert "over the 2 seed(s) that ran every level and its control: +0.250" in trend
+    last = (home / SWEEP / "table-test_acc1_last.md").read_text()  # the sweep's report metric, refreshed too
+    assert "| `b` (screen) | 2 | 93.80 ± 0.14 |" in last and "4 finished runs" in last
+    assert "2 seed(s) that ran every level" in (home / SWEEP / "trend-ab-test_acc1_last.md").read_text()
     assert "merged 0 new run(s)" in _merge(home, archive, monkeypatch, capsys)  # twice changes nothing
 
     other = home / SWEEP / "b" / "seed1" / "summary.json"

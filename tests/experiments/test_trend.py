@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -102,7 +103,8 @@ def test_a_sweep_file_declares_its_trends_and_every_table_it_writes_brings_them_
     last = {m: {s: _top1(m, s) - 0.1 * m**2 for s in NOISE} for m in (1, 4)}
     text = (out / "trend-ends-test_acc1_last.md").read_text()
     assert f"ran every level and its control: {paired_trend(last).slope:+.3f}" in text
-    assert report_trends(out, trends={}) == [] and report_trends(tmp_path / "elsewhere") == []
+    no_trends = dataclasses.replace(sweep, trends={})
+    assert report_trends(out, sweep=no_trends) == [] and report_trends(tmp_path / "elsewhere") == []
 
 
 def test_a_file_of_the_users_under_a_declared_trends_name_stops_the_sweep_before_its_first_run(tmp_path, tiny_recipe):

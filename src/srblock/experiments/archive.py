@@ -19,8 +19,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from ..io import atomic_open, mark_ours
-from .sweep import KEPT_RUN_FILES, LATENCY_FILE, SUMMARY, SWEEP_COPY, aggregate, check_sweep_outputs
-from .trend import report_trends
+from .sweep import KEPT_RUN_FILES, LATENCY_FILE, SUMMARY, SWEEP_COPY, check_sweep_outputs, report_tables
 
 __all__ = ["merge_runs"]
 
@@ -91,7 +90,5 @@ def merge_runs(archive: str | Path, root: str | Path = ".", *, log: Callable[[st
     runs = len({p.parent for p in new if p.name in KEPT_RUN_FILES})
     log(f"merged {runs} new run(s) from {archive} ({len(files) - len(new)} file(s) already here)")
     for folder in sweeps:
-        aggregate(folder, log=log)
-        for path in report_trends(folder):  # the trends its sweep file declares, with the runs just added
-            log(f"trend: {path}")
+        report_tables(folder, log=log)  # its tables and declared trends, for each metric it reports, with the new runs
     return sweeps

@@ -138,6 +138,8 @@ __all__ = [
     "parse_seeds",
     "plan_sweep",
     "read_sweep_copy",
+    "report_plan",
+    "report_tables",
     "run_state",
     "run_sweep",
     "sweep_command",
@@ -930,7 +932,7 @@ def run_sweep(
 
     def finished(run: Run, summary: dict) -> None:
         """A run trained or copied: the partial tables first, so ``after_run`` (a commit) finds them with the run."""
-        _report_tables(sweep.output, sweep=sweep, log=lambda _: None, load_fn=load_fn)
+        report_tables(sweep.output, sweep=sweep, log=lambda _: None, load_fn=load_fn)
         if after_run is not None:
             after_run(run, summary)
 
@@ -994,34 +996,42 @@ def run_sweep(
         if not_started:
             first = not_started[0]
             log(f"time budget: {len(not_started)} run(s) not started, from {first.arm} seed={first.seed} on")
-        _report_tables(sweep.output, sweep=sweep, log=log, load_fn=load_fn)
+        report_tables(sweep.output, sweep=sweep, log=log, load_fn=load_fn)
         if failed:
             log(f"{len(failed)} run(s) failed: {', '.join(r.name for r in failed)} (see their {FAILED})")
     return executed
 
 
-def _report_tables(
+def report_tables(
     root: str | Path,
     *,
-    sweep: Sweep | None,
-    log: Callable[[str], None],
-    load_fn: LoadFn | None,
+    sweep: Sweep | None = None,
+    log: Callable[[str], None] = _log.info,
+    load_fn: LoadFn | None = None,
     baseline: str | None = None,
     metric: str | None = None,
 ) -> None:
     """The table of the runs under ``root`` (:func:`aggregate`) and the trends its sweep declares (``trends:``;
     without ``sweep``, those of the folder's ``sweep.yaml`` copy), as the runs stand now: for ``metric``, else for
-    the sweep's metric and each of its ``report_metrics``."""
+    the sweep's metric and each of its ``report_metrics``. The runs are read once for all of them."""
     from .trend import report_trends  # trend.py reads sweeps with this module: imported here, not at the top
 
     if sweep is None and (Path(root) / SWEEP_COPY).is_file():
         sweep = read_sweep_copy(root)
+    if sweep is not None:
+        sweep = dataclasses.replace(sweep, output=Path(root))  # the folder may have moved since the sweep ran
+    plan = report_plan(sweep, load_fn) if sweep is not None else None
     metrics = [metric] if metric is not None else [None, *(sweep.report_metrics if sweep is not None else [])]
-    trends = sweep.trends if sweep is not None else None
     for key in metrics:
-        aggregate(root, sweep=sweep, baseline=baseline, metric=key, log=log, load_fn=load_fn)
-        for path in report_trends(root, trends=trends, metric=key, baseline=baseline, load_fn=load_fn):
-            log(f"trend: {path}")
+        aggregate(root, sweep=sweep, baseline=baseline, metric=key, log=log, load_fn=load_fn, plan=plan)
+        if sweep is not None:
+            for path in report_trends(root, sweep=sweep, metric=key, baseline=baseline, load_fn=load_fn, plan=plan):
+                log(f"trend: {path}")
+
+
+def report_plan(sweep: Sweep, load_fn: LoadFn | None = None) -> Plan:
+    """The plan the tables read (:func:`plan_sweep` without the model build and data look-up, old arms tolerated)."""
+    return plan_sweep(sweep, load_fn=load_fn, check=False, strict=False)
 
 
 def _time_left(plan: Plan) -> str | None:
@@ -1114,15 +1124,20 @@ def _load_summaries(root: Path, plan: Plan | None) -> tuple[list[dict], list[str
 
 
 def finished_scores(
-    folder: str | Path, *, metric: str | None = None, load_fn: LoadFn | None = None
+    folder: str | Path,
+    *,
+    metric: str | None = None,
+    load_fn: LoadFn | None = None,
+    sweep: Sweep | None = None,
+    plan: Plan | None = None,
 ) -> tuple[Sweep, list[dict], dict, list[str]]:
-    """A sweep folder's finished runs as the tables count them: its sweep (from the ``sweep.yaml`` copy), the rows
-    of :func:`_load_summaries`, ``{arm: {seed: metric}}`` over the sweep's arms, and one line per run left out
+    """A sweep folder's finished runs as the tables count them: its sweep (default: the ``sweep.yaml`` copy), the
+    rows of :func:`_load_summaries`, ``{arm: {seed: metric}}`` over the sweep's arms, and one line per run left out
     (stale, broken, or without a number for the metric). ``metric`` (default: the sweep's) must be a number in the
     runs' ``summary.json``. ``load_fn`` loads a recipe for the staleness check (default: the engine's
-    ``load_config``)."""
-    sweep = read_sweep_copy(folder)
-    plan = plan_sweep(sweep, load_fn=load_fn, check=False, strict=False)
+    ``load_config``); ``plan`` is that sweep's :func:`report_plan` when the caller has made it already."""
+    sweep = dataclasses.replace(sweep or read_sweep_copy(folder), output=Path(folder))
+    plan = plan or report_plan(sweep, load_fn)
     rows, left_out = _load_summaries(sweep.output, plan)
     if metric is None:
         metric = sweep.metric
@@ -1188,6 +1203,7 @@ def aggregate(
     seeds: Sequence[int] | None = None,
     log: Callable[[str], None] = _log.info,
     load_fn: LoadFn | None = None,
+    plan: Plan | None = None,
 ) -> str:
     """Write ``results.csv`` (one row per finished run) and ``table.md`` (per arm) into ``root``; return the table.
 
@@ -1198,7 +1214,7 @@ def aggregate(
     ``table-<metric>.md``, leaving the sweep's ``table.md`` and ``results.csv`` as they are. With a sweep, stale
     and broken runs (:func:`run_state`, configs from ``load_fn``) are listed under the table, never in it.
     ``seeds`` tables only the runs of those seeds (e.g. fresh seeds that played no part in choosing the arms), in
-    ``table[-<metric>]-seeds<N-M>.md``.
+    ``table[-<metric>]-seeds<N-M>.md``. ``plan``: the sweep's :func:`report_plan`, when the caller has made it.
     """
     root = Path(root)
     if not root.is_dir():
@@ -1210,7 +1226,8 @@ def aggregate(
         sweep = dataclasses.replace(sweep, output=root)  # the folder may have moved since the sweep ran
     primary = sweep.metric if sweep else "test_acc1"
     metric = metric or primary
-    plan = plan_sweep(sweep, load_fn=load_fn, check=False, strict=False) if sweep is not None else None
+    if sweep is not None and plan is None:
+        plan = report_plan(sweep, load_fn)
     rows, left_out = _load_summaries(root, plan)
     if seeds is not None:
         rows = [r for r in rows if r["seed"] in set(seeds)]
@@ -1665,7 +1682,7 @@ def sweep_command(
         if seeds is not None:
             aggregate(report, sweep=sweep, baseline=baseline, metric=metric, seeds=seeds, log=print, load_fn=load_fn)
             return 0
-        _report_tables(report, sweep=sweep, baseline=baseline, metric=metric, log=print, load_fn=load_fn)
+        report_tables(report, sweep=sweep, baseline=baseline, metric=metric, log=print, load_fn=load_fn)
         written = report_sweep_dynamics(report)
         if written:
             print("SR learning dynamics per arm: " + ", ".join(map(str, written)))

@@ -38,7 +38,7 @@ from ..analysis.stats import (
     summarize,
 )
 from ..io import check_ours, mark_ours, write_text
-from .sweep import SWEEP_COPY, TREND_NAME, LoadFn, Sweep, check_levels, finished_scores, read_sweep_copy
+from .sweep import SWEEP_COPY, TREND_NAME, LoadFn, Plan, Sweep, check_levels, finished_scores, read_sweep_copy
 
 __all__ = ["parse_levels", "report_trends", "trend_figure", "trend_report"]
 
@@ -87,26 +87,28 @@ def trend_report(
 def report_trends(
     folder: str | Path,
     *,
-    trends: Mapping[str, Mapping[str, float]] | None = None,
+    sweep: Sweep | None = None,
     metric: str | None = None,
     baseline: str | None = None,
     load_fn: LoadFn | None = None,
+    plan: Plan | None = None,
 ) -> list[Path]:
-    """Each trend of ``trends`` (``{name: {arm: x}}``; default: those the folder's ``sweep.yaml`` copy declares,
-    ``trends:``), written as :func:`trend_report` writes one, from one reading of the runs; the reports' paths, none
-    when there is no trend. ``baseline`` replaces the sweep's for the Δ column, as in the table. ``srblock sweep``
-    calls it with each table it writes, so the committed trends hold the runs the table holds."""
+    """Each trend ``sweep`` declares (``trends:``; default: the folder's ``sweep.yaml`` copy), written as
+    :func:`trend_report` writes one, from one reading of the runs (``plan``: the sweep's
+    :func:`~srblock.experiments.sweep.report_plan`, when the caller has made it); the reports' paths, none when there
+    is no trend. ``baseline`` replaces the sweep's for the Δ column, as in the table. ``srblock sweep`` calls it with
+    each table it writes, so the committed trends hold the runs the table holds."""
     folder = Path(folder)
-    if trends is None:
-        trends = read_sweep_copy(folder).trends if (folder / SWEEP_COPY).is_file() else {}
-    if not trends:
+    if sweep is None and (folder / SWEEP_COPY).is_file():
+        sweep = read_sweep_copy(folder)
+    if sweep is None or not sweep.trends:
         return []
-    sweep, _, scores, left_out = finished_scores(folder, metric=metric, load_fn=load_fn)
+    sweep, _, scores, left_out = finished_scores(folder, metric=metric, load_fn=load_fn, sweep=sweep, plan=plan)
     if baseline is not None:
         sweep = dataclasses.replace(sweep, baseline=baseline)
     return [
         _write_trend(folder, sweep, scores, left_out, levels, name, metric or sweep.metric)[1]
-        for name, levels in trends.items()
+        for name, levels in sweep.trends.items()
     ]
 
 
