@@ -10,8 +10,15 @@
 # Resumable: run the same command again; finished runs are skipped, an interrupted one continues from its
 # checkpoint_last.pt. One process on both cores (two threads that sleep while they wait):
 #   nohup sweeps/where_sr_helps.sh > /tmp/where_sr_helps.log 2>&1 &
+# What is left, step by step (each step's dry run: runs done and to run, time left; nothing trains):
+#   sweeps/where_sr_helps.sh --status
 set -eu
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+  "") status=false ;;
+  --status) status=true ;;
+  *) echo "where_sr_helps.sh: expected no argument or --status, got '$1'" >&2; exit 2 ;;
+esac
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 single=r18-d2d-sr-m1,r18-d2d-sr-m2,r18-d2d-sr-m4  # with r18-d2d-sr (M=3, 8 seeds) the levels of the depth trend
 several=r18-d2d-sr-m34,r18-d2d-sr-m234
@@ -20,12 +27,19 @@ capacity=r18-d2d-sr-p1,r18-d2d-sr-p2,r18-d2d-sr-p4,r18-d2d-sr-p32,r18-d2d-sr-p10
 # arms first (the depth trend, `srblock trend`, reads them); each group seed-major
 # --keep-going: a run that fails (its failed.json says why; it is retried on the next start) does not stop the queue
 # of the night, and neither does a sweep that ends with failed runs
+step() {  # srblock sweep ARGS: its runs, each committed, or with --status what it has left
+  if $status; then
+    echo "== srblock sweep $*"
+    .venv/bin/srblock sweep "$@" --dry-run | grep -E "^[0-9]+ runs:|^time left" || true
+    return
+  fi
+  nice -n 10 .venv/bin/srblock sweep "$@" --keep-going --after-run sweeps/commit_run.sh ||
+    echo "where_sr_helps.sh: srblock sweep $* ended with exit $?; going on" >&2
+}
 for arms in "$single" "$several" "$capacity"; do
-  nice -n 10 .venv/bin/srblock sweep -c cifar10_cpu_w25 --arms "$arms" --keep-going --after-run sweeps/commit_run.sh ||
-    echo "where_sr_helps.sh: cifar10_cpu_w25 $arms ended with exit $?; going on" >&2
+  step -c cifar10_cpu_w25 --arms "$arms"
 done
 for sweep in cifar10_cpu_w25_robustness cifar10_cpu_w25_regularizers cifar10_cpu_w25_blocks cifar10_cpu_w25_adamw \
   cifar10_cpu_w25_confirm; do
-  nice -n 10 .venv/bin/srblock sweep -c "$sweep" --keep-going --after-run sweeps/commit_run.sh ||
-    echo "where_sr_helps.sh: $sweep ended with exit $?; going on" >&2
+  step -c "$sweep"
 done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -201,7 +202,8 @@ def test_issue21_arms_build_what_their_names_say(name: str) -> None:
 def test_the_cpu_queue_of_issue_21_runs_every_placement_and_capacity_arm_then_the_other_sweeps() -> None:
     from srblock.experiments import load_sweep
 
-    script = (Path(__file__).resolve().parents[2] / "sweeps" / "where_sr_helps.sh").read_text()
+    path = Path(__file__).resolve().parents[2] / "sweeps" / "where_sr_helps.sh"
+    script = path.read_text()
     groups = {name: arms.split(",") for name, arms in re.findall(r"^(\w+)=(\S+)", script, re.M)}
     order = re.findall(r"\$(\w+)", re.search(r"^for arms in (.+); do$", script, re.M)[1])
     listed = [arm for name in order for arm in groups[name]]
@@ -210,15 +212,16 @@ def test_the_cpu_queue_of_issue_21_runs_every_placement_and_capacity_arm_then_th
     first_capacity = min(i for i, arm in enumerate(listed) if re.search(r"-sr-[pu]\d+$", arm))
     assert all(re.search(r"-sr-m\d+$", arm) for arm in listed[:first_capacity])  # placement before capacity
     others = re.search(r"^for sweep in ([^;]+); do$", script, re.M)[1].replace("\\", " ").split()
-    assert others == ["cifar10_cpu_w25_adamw", "cifar10_cpu_w25_robustness", *ISSUE21_CPU, "cifar10_cpu_w25_confirm"]
+    # the issue's questions 4-6 first, then the follow-ups (AdamW, the confirmatory seeds)
+    assert others == ["cifar10_cpu_w25_robustness", *ISSUE21_CPU, "cifar10_cpu_w25_adamw", "cifar10_cpu_w25_confirm"]
     protocol = load_sweep("cifar10_cpu_w25").overrides
     for name in others:  # the w25 protocol, AdamW's arms changing only the optimizer
         assert set(protocol) <= set(load_sweep(name).overrides), name
+    wrong = subprocess.run(["bash", str(path), "--stats"], capture_output=True, text=True)
+    assert wrong.returncode == 2 and "expected no argument or --status, got '--stats'" in wrong.stderr
 
 
 def test_the_time_series_queue_names_existing_sweeps_and_arms_and_refuses_unknown_options() -> None:
-    import subprocess
-
     from srblock.experiments import load_sweep
 
     path = Path(__file__).resolve().parents[2] / "sweeps" / "timeseries.sh"
