@@ -121,6 +121,22 @@ def test_a_screen_keeps_its_intervals_but_shows_no_p_values(sweep_file):
     assert "(screen): 1 arm(s) with 3 seeds or fewer" in table
 
 
+def test_arms_short_of_their_planned_seeds_are_marked_partial_until_every_seed_has_run(sweep_file, monkeypatch):
+    """Past the screen, an arm's p-values are interim while the sweep still plans seeds for it: the table says so."""
+    monkeypatch.setattr(sweep_module, "SCREEN_SEEDS", 1)
+    doc = yaml.safe_load(sweep_file.read_text())
+    doc["seeds"] = [0, 1, 2]
+    sweep_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+    sweep = load_sweep(sweep_file)
+    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None, seeds=[0, 1])
+    table = (sweep_file.parent / "out" / "table.md").read_text()
+    assert "| `base` (baseline, partial) | 2 |" in table and "| `sr` (partial) | 2 |" in table
+    assert "(partial): 2 arm(s) holding fewer of the sweep's seeds than it plans (`base` 2 of 3, `sr` 2 of 3)" in table
+    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)
+    table = (sweep_file.parent / "out" / "table.md").read_text()
+    assert "partial" not in table and "| `sr` | 3 |" in table
+
+
 def test_an_arm_without_runs_yet_gets_dashes_not_nan(sweep_file):
     doc = yaml.safe_load(sweep_file.read_text())
     doc["arms"]["later"] = doc["arms"]["sr"]  # e.g. an arm added to a running sweep

@@ -82,6 +82,7 @@ import re
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1273,7 +1274,8 @@ def aggregate(
     pairs = {a: paired_ttest(by_seed[versus[a]], by_seed[a]) for a in arms if a != baseline}
     family = [a for a, r in pairs.items() if len(values[a]) > SCREEN_SEEDS and r.n >= 2 and not math.isnan(r.p)]
     holm = dict(zip(family, holm_adjust([pairs[a].p for a in family]), strict=True))
-    screens = []
+    screens, partial = [], []
+    planned = Counter(r.arm for r in plan.runs if seeds is None or r.seed in set(seeds)) if plan is not None else {}
     for arm in arms:
         s = summarize(values[arm])
         control = versus[arm]
@@ -1282,6 +1284,8 @@ def aggregate(
         screen = not is_base and 0 < s.n <= SCREEN_SEEDS
         if screen:
             screens.append(arm)
+        elif 0 < s.n < planned.get(arm, 0):
+            partial.append(f"`{arm}` {s.n} of {planned[arm]}")
         w = welch_ttest(base_vals, values[arm]) if not is_base else None
         pair = pairs.get(arm)
         pooled = math.sqrt((s.std**2 + summarize(base_vals).std ** 2) / 2) if not is_base else s.std
@@ -1289,7 +1293,7 @@ def aggregate(
         if not screen and w is not None and not math.isnan(pooled) and pooled > 0 and not math.isnan(w.delta):
             need = _seeds_text(required_seeds(w.delta, pooled))
         cells = [
-            f"`{arm}`" + (" (baseline)" if is_base else " (screen)" if screen else ""),
+            f"`{arm}`" + _arm_marks(is_base, screen, 0 < s.n < planned.get(arm, 0)),
             *([("–" if is_base else f"`{control}`")] if own else []),
             str(s.n),
             f"{format_number(s.mean, digits)} ± {format_number(s.std, digits)}",
@@ -1370,6 +1374,11 @@ def aggregate(
         notes.append(
             f"(screen): {len(screens)} arm(s) with {SCREEN_SEEDS} seeds or fewer; Δ and its intervals are shown, "
             "p-values and seed counts are not (too few runs to read one)."
+        )
+    if partial:
+        notes.append(
+            f"(partial): {len(partial)} arm(s) holding fewer of the sweep's seeds than it plans "
+            f"({', '.join(partial)}): their tests are interim; the reading is the one with every seed."
         )
     if not_numbers:
         notes.append(f"Not counted ({len(not_numbers)}, diverged or unscored): " + "; ".join(not_numbers))
@@ -1620,6 +1629,12 @@ def _forward_mflops(model_json: str) -> float | None:
         return 2 * count_macs(model, torch.zeros(1, *size, device="meta")) / 1e6
     except (ValueError, TypeError, KeyError, RuntimeError, NotImplementedError):  # a config of an older srblock
         return None
+
+
+def _arm_marks(baseline: bool, screen: bool, partial: bool) -> str:
+    """The marks after an arm's name in the table: ``(baseline)``, ``(screen)``, ``(partial)``, as they apply."""
+    marks = [m for m, on in (("baseline", baseline), ("screen", screen), ("partial", partial and not screen)) if on]
+    return f" ({', '.join(marks)})" if marks else ""
 
 
 def _seeds_text(n: int) -> str:
