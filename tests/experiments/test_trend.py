@@ -144,7 +144,11 @@ def test_a_sweep_files_report_metrics_are_tabled_with_every_table(tmp_path, tiny
     counted = []  # the last-weights table's baseline n each time a run finished
 
     def hook(run, summary) -> None:
-        row = next(line for line in (out / "table-test_acc1_last.md").read_text().splitlines() if "(baseline)" in line)
+        row = next(
+            line
+            for line in (out / "table-test_acc1_last.md").read_text().splitlines()
+            if line.startswith("| `base` (baseline")
+        )
         counted.append(int(row.split("|")[2]))
 
     run_sweep(sweep, run_fn=_train, log=lambda _: None, after_run=hook)
@@ -193,10 +197,18 @@ def test_trend_report_tables_each_level_and_tests_the_slope(placement):
     delta = np.mean([_top1(4, seed) - _top1(None, seed) for seed in NOISE])
     assert f"| 4 | `m4` | 5 | {np.mean([_top1(4, s) for s in NOISE]):.2f} ± " in report
     assert f"{delta:+.2f} [" in report.splitlines()[7]  # the m4 row's paired Δ against the baseline
+    assert "Interim" not in report  # every planned seed has run
     owned = (placement / ".srblock-owned.json").read_text()
     assert (
         "trend-placement.md" in owned and "trend-placement.png" in owned and is_png(placement / "trend-placement.png")
     )
+
+
+def test_a_trend_read_before_its_last_seeds_says_it_is_interim(tmp_path, tiny_recipe):
+    run_sweep(load_sweep(_placement_file(tmp_path, tiny_recipe)), run_fn=_train, log=lambda _: None, seeds=[0, 1, 2, 3])
+    report, _ = trend_report(tmp_path / "out", {"m1": 1.0, "m2": 2.0}, name="early")
+    assert "over the 4 seed(s)" in report and "t-test p = " in report  # past a screen: tested, and said to be early
+    assert "Interim: 4 of the 5 seeds the sweep plans for every level and control" in report
 
 
 def test_where_a_level_has_its_own_control_the_trend_tests_how_the_effect_changes(tmp_path, tiny_recipe):
