@@ -82,7 +82,6 @@ import re
 import subprocess
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,6 +208,10 @@ class Sweep:
     reuse: list[Path] = field(default_factory=list)  # other sweeps' output folders whose finished runs are copied
     trends: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> {arm: x}, tested on every report
     report_metrics: list[str] = field(default_factory=list)  # more summary keys tabled with every table
+
+    def arm_seeds(self, arm: str) -> list[int]:
+        """The seeds the sweep plans for ``arm``: its own ``seeds:``, else the sweep's."""
+        return next(a.seeds or self.seeds for a in self.arms if a.name == arm)
 
     def controls(self, baseline: str | None = None) -> dict[str, str]:
         """Each arm's control: its own ``baseline:`` in the sweep file, else ``baseline`` (default: the sweep's)."""
@@ -522,7 +525,7 @@ def expand_grid(sweep: Sweep) -> list[Run]:
         )
         for seed in all_seeds
         for arm in sweep.arms
-        if seed in (arm.seeds or sweep.seeds)
+        if seed in sweep.arm_seeds(arm.name)
     ]
 
 
@@ -1275,17 +1278,18 @@ def aggregate(
     family = [a for a, r in pairs.items() if len(values[a]) > SCREEN_SEEDS and r.n >= 2 and not math.isnan(r.p)]
     holm = dict(zip(family, holm_adjust([pairs[a].p for a in family]), strict=True))
     screens, partial = [], []
-    planned = Counter(r.arm for r in plan.runs if seeds is None or r.seed in set(seeds)) if plan is not None else {}
     for arm in arms:
         s = summarize(values[arm])
         control = versus[arm]
         base_vals = values.get(control, [])
         is_base = arm == baseline
         screen = not is_base and 0 < s.n <= SCREEN_SEEDS
+        planned = len([k for k in sweep.arm_seeds(arm) if seeds is None or k in seeds]) if sweep is not None else 0
+        short = not screen and 0 < s.n < planned  # past a screen, short of its seeds: interim
         if screen:
             screens.append(arm)
-        elif 0 < s.n < planned.get(arm, 0):
-            partial.append(f"`{arm}` {s.n} of {planned[arm]}")
+        if short:
+            partial.append(f"`{arm}` {s.n} of {planned}")
         w = welch_ttest(base_vals, values[arm]) if not is_base else None
         pair = pairs.get(arm)
         pooled = math.sqrt((s.std**2 + summarize(base_vals).std ** 2) / 2) if not is_base else s.std
@@ -1293,7 +1297,7 @@ def aggregate(
         if not screen and w is not None and not math.isnan(pooled) and pooled > 0 and not math.isnan(w.delta):
             need = _seeds_text(required_seeds(w.delta, pooled))
         cells = [
-            f"`{arm}`" + _arm_marks(is_base, screen, 0 < s.n < planned.get(arm, 0)),
+            f"`{arm}`" + _arm_marks(is_base, screen, short),
             *([("–" if is_base else f"`{control}`")] if own else []),
             str(s.n),
             f"{format_number(s.mean, digits)} ± {format_number(s.std, digits)}",
@@ -1633,7 +1637,7 @@ def _forward_mflops(model_json: str) -> float | None:
 
 def _arm_marks(baseline: bool, screen: bool, partial: bool) -> str:
     """The marks after an arm's name in the table: ``(baseline)``, ``(screen)``, ``(partial)``, as they apply."""
-    marks = [m for m, on in (("baseline", baseline), ("screen", screen), ("partial", partial and not screen)) if on]
+    marks = [m for m, on in (("baseline", baseline), ("screen", screen), ("partial", partial)) if on]
     return f" ({', '.join(marks)})" if marks else ""
 
 

@@ -162,7 +162,7 @@ def _write_trend(
         "levels differ in any pattern, not only along a line. The slope says nothing of the control: the Δ column "
         "does. An interval without 0 is that test's p < 0.05.",
     ]
-    planned = _planned_seeds(sweep, [*order, *(controls[arm] for arm in order)])
+    planned = set.intersection(*(set(sweep.arm_seeds(arm)) for arm in [*order, *(controls[arm] for arm in order)]))
     if SCREEN_SEEDS < result.n < len(planned):
         lines.append(
             f"Interim: {result.n} of the {len(planned)} seeds the sweep plans for every level and control; the "
@@ -176,12 +176,6 @@ def _write_trend(
     write_text(path, report)
     mark_ours(figure, path)
     return report, path
-
-
-def _planned_seeds(sweep: Sweep, arms: list[str]) -> set[int]:
-    """The seeds the sweep plans for every one of ``arms`` (each arm's own ``seeds:``, else the sweep's)."""
-    own = {a.name: a.seeds or sweep.seeds for a in sweep.arms}
-    return set.intersection(*(set(own[arm]) for arm in arms))
 
 
 def _deltas(control: Mapping[object, float], arm: Mapping[object, float]) -> dict[object, float]:
