@@ -167,6 +167,8 @@ def analyze_model(
         files = {"usage": f"usage_{slug}.png", "memory_maps": f"memory_maps_{slug}.png"}
         plot_usage(usage, output_dir / files["usage"], title=f"memory weights, block {block!r}")
         plot_memory_maps(maps[block], output_dir / files["memory_maps"], title=f"channel-mean memory, block {block!r}")
+        # listed as ours the moment they exist: an analysis interrupted later (the ablation takes minutes) runs again
+        mark_ours(output_dir / files["usage"], output_dir / files["memory_maps"])
         if sample_images is not None:
             effect = feature_effect(model, sample_images, block=block, device=device)
             info["features"] = {
@@ -183,6 +185,7 @@ def analyze_model(
                 labels=[name_of(c) for c in sample_classes],
                 title=f"channel-mean features before/after SR, block {block!r}",
             )
+            mark_ours(output_dir / files["features"])
         result["blocks"][block] = info
         result["files"][block] = files
     if run_ablation:
@@ -192,8 +195,7 @@ def analyze_model(
         )
     write_json(output_dir / "analysis.json", result, default=_json_default)  # atomic, strict (NaN -> null)
     write_report(result, output_dir / "report.md")
-    pictures = [output_dir / name for files in result["files"].values() for name in files.values()]
-    mark_ours(output_dir / "analysis.json", output_dir / "report.md", *pictures)
+    mark_ours(output_dir / "analysis.json", output_dir / "report.md")
     return result
 
 
