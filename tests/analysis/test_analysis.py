@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-from srblock.analysis import report
 from srblock.analysis.ablation import ablation, evaluate_accuracy
 from srblock.analysis.features import feature_effect
 from srblock.analysis.maps import memory_maps
@@ -214,19 +213,3 @@ def test_a_1d_blocks_memories_are_drawn_as_curves_over_the_steps(tmp_path):
     _assert_valid_png(tmp_path / "maps.png")
     fig2d = plot_memory_maps(torch.randn(4, 5, 6))  # a 2-D block: a heat map per memory, and a colour bar
     assert sum(a.get_visible() for a in fig2d.axes) == 5
-
-
-def test_an_analysis_interrupted_after_its_pictures_runs_again(trained, batches, tmp_path, monkeypatch):
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(report, "ablation", interrupted)  # the ablation comes after every picture is written
-    with pytest.raises(KeyboardInterrupt):
-        analyze_model(trained, batches, tmp_path, per_class=5)
-    pictures = {"usage_sr.png", "memory_maps_sr.png", "features_sr.png"}
-    assert {p.name for p in tmp_path.iterdir()} == pictures | {".srblock-owned.json"}
-    monkeypatch.undo()
-    result = analyze_model(trained, batches, tmp_path, per_class=5)  # not refused as someone else's pictures
-    assert "acc_no_sr" in result["ablation"]
-    owned = json.loads((tmp_path / ".srblock-owned.json").read_text())
-    assert set(owned) == pictures | {"analysis.json", "report.md"}

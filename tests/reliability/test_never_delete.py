@@ -4,15 +4,18 @@ a sweep, ``sweep --merge`` and ``analyze`` refuse a file of the user's under a n
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from pathlib import Path
 
 import pytest
 import yaml
 
+from srblock.analysis import report
 from srblock.cli import main
 from srblock.experiments import aggregate, load_sweep, run_sweep
 
+from ..analysis.conftest import TinySRNet, make_batches
 from .conftest import error_line, snapshot
 from .test_sweep_arms import FakeTrain, sweep_file  # noqa: F401  (sweep_file is a fixture)
 
@@ -113,6 +116,23 @@ def test_analyze_never_writes_over_a_report_of_the_users(run_copy: Path, tmp_pat
     assert main([*argv, "--max-images", "8", "-q"]) == 2
     assert "report.md was not written by srblock" in error_line(capsys)
     assert (folder / "report.md").read_text() == "my report\n"
+
+
+def test_an_analysis_interrupted_after_its_pictures_runs_again(tmp_path: Path, monkeypatch) -> None:
+    model, batches = TinySRNet().eval(), make_batches()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "ablation", interrupted)  # the ablation comes after every picture is written
+    with pytest.raises(KeyboardInterrupt):
+        report.analyze_model(model, batches, tmp_path, per_class=5)
+    pictures = {"usage_sr.png", "memory_maps_sr.png", "features_sr.png"}
+    assert {p.name for p in tmp_path.iterdir()} == pictures | {".srblock-owned.json"}
+    monkeypatch.undo()
+    result = report.analyze_model(model, batches, tmp_path, per_class=5)  # not refused as someone else's pictures
+    assert "acc_no_sr" in result["ablation"]
+    assert set(json.loads((tmp_path / ".srblock-owned.json").read_text())) == pictures | {"analysis.json", "report.md"}
 
 
 @pytest.mark.slow
