@@ -121,7 +121,7 @@ def test_analyze_never_writes_over_a_report_of_the_users(run_copy: Path, tmp_pat
 def test_an_analysis_interrupted_after_its_pictures_runs_again(tmp_path: Path, monkeypatch) -> None:
     model, batches = TinySRNet().eval(), make_batches()
 
-    def interrupted(*args, **kwargs):
+    def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(report, "ablation", interrupted)  # the ablation comes after every picture is written

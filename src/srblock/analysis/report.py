@@ -379,9 +379,10 @@ def analyze_checkpoint(
         plot_dynamics(
             {checkpoint.parent.name: [checkpoint.parent]}, out / "dynamics.png", title=f"SR dynamics, {title}"
         )
+        mark_ours(out / "dynamics.png")  # as each picture of analyze_model: listed the moment it exists
         write_json(out / "analysis.json", result, default=_json_default)
         write_report(result, out / "report.md")
-        mark_ours(out / "analysis.json", out / "report.md", out / "dynamics.png")
+        mark_ours(out / "analysis.json", out / "report.md")
     return result
 
 
