@@ -14,8 +14,9 @@ JSON is strict: NaN and ±inf become ``null`` (Python's ``json`` would write the
 A folder has one writer: :func:`claim_folder` / :func:`lock_folder` hold ``<folder>/.srblock.lock`` (created
 exclusively, naming host and process) for as long as a run or a sweep writes there. What srblock wrote into a
 folder that people also use (sweep tables, analysis reports) is listed with its SHA-256 in
-``<folder>/.srblock-owned.json`` (:func:`mark_ours`); :func:`check_ours` refuses to replace a file that is not
-listed there, or changed since.
+``<folder>/.srblock-owned.json``, in the same step as the write (``ours=True`` on :func:`atomic_open` and the
+writers over it; :func:`mark_ours` for files written otherwise); :func:`check_ours` refuses to replace a file that is
+not listed there, or changed since.
 """
 
 from __future__ import annotations
@@ -126,10 +127,15 @@ def signals_held() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "w", *, newline: str | None = None) -> Iterator[IO[Any]]:
+def atomic_open(
+    path: str | Path, mode: str = "w", *, newline: str | None = None, ours: bool = False
+) -> Iterator[IO[Any]]:
     """``open(path, mode)`` that replaces ``path`` only when the ``with`` block completes.
 
-    ``mode`` is ``"w"`` (text, UTF-8) or ``"wb"``. Parent folders are created.
+    ``mode`` is ``"w"`` (text, UTF-8) or ``"wb"``. Parent folders are created. ``ours=True`` lists the new file in
+    its folder's ``.srblock-owned.json`` (:func:`mark_ours`) in the same step as the replace, Ctrl-C and SIGTERM
+    held between the two (:func:`signals_held`): an interrupt never leaves a file of srblock's unlisted, which
+    :func:`check_ours` would then refuse to replace.
 
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
@@ -149,7 +155,10 @@ def atomic_open(path: str | Path, mode: str = "w", *, newline: str | None = None
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with signals_held() if ours else contextlib.nullcontext():
+            os.replace(tmp, path)
+            if ours:
+                mark_ours(path)
     except BaseException:
         if fd >= 0:
             os.close(fd)
@@ -184,9 +193,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     _fsync_dir(path.parent)
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
-    with atomic_open(path) as f:
+def write_text(path: str | Path, text: str, *, ours: bool = False) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (``ours``: listed as srblock's, :func:`atomic_open`); returns
+    the path."""
+    with atomic_open(path, ours=ours) as f:
         f.write(text)
     return Path(path)
 
@@ -206,34 +216,35 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def write_json(path: str | Path, value: Any, *, default: Any = None) -> Path:
+def write_json(path: str | Path, value: Any, *, default: Any = None, ours: bool = False) -> Path:
     """Write ``value`` as strict JSON (NaN/inf → ``null``, 2-space indent, trailing newline) atomically.
 
     ``default`` converts objects ``json`` cannot (as in :func:`json.dumps`); its results are made strict too.
+    ``ours``: listed as srblock's (:func:`atomic_open`).
     """
     if default is not None:
         value = json.loads(json.dumps(value, default=default, allow_nan=True))
     text = json.dumps(json_safe(value), indent=2, allow_nan=False)
-    return write_text(path, text + "\n")
+    return write_text(path, text + "\n", ours=ours)
 
 
 #: Colours of a saved PNG figure's palette (:func:`save_figure`).
 FIGURE_COLORS = 256
 
 
-def save_figure(fig: Any, path: str | Path, *, palette: bool = True, **savefig_kwargs: Any) -> Path:
+def save_figure(fig: Any, path: str | Path, *, palette: bool = True, ours: bool = False, **savefig_kwargs: Any) -> Path:
     """``fig.savefig`` into a temporary file, then replace ``path`` (the format comes from the suffix).
 
     An opaque PNG is stored with a palette of at most :data:`FIGURE_COLORS` colours (Pillow's median cut, then its
     optimised encoder, keeping the resolution): a plot's few colours stay as they are, a smooth colour map is cut to
     256 steps, and the file is about a third of matplotlib's RGBA one. Result figures are committed with the runs,
     and the repository must stay small enough to travel to a GPU machine. A figure with any transparency, and
-    ``palette=False``, keep matplotlib's own PNG.
+    ``palette=False``, keep matplotlib's own PNG. ``ours``: listed as srblock's (:func:`atomic_open`).
     """
     path = Path(path)
     savefig_kwargs.setdefault("format", path.suffix.lstrip(".").lower() or "png")
     if savefig_kwargs["format"] != "png" or not palette:
-        with atomic_open(path, "wb") as f:
+        with atomic_open(path, "wb", ours=ours) as f:
             fig.savefig(f, **savefig_kwargs)
         return path
     from PIL import Image  # matplotlib's own dependency
@@ -248,7 +259,7 @@ def save_figure(fig: Any, path: str | Path, *, palette: bool = True, **savefig_k
         image = (
             None if translucent else rendered.convert("RGB").quantize(FIGURE_COLORS, method=Image.Quantize.MEDIANCUT)
         )
-    with atomic_open(path, "wb") as f:
+    with atomic_open(path, "wb", ours=ours) as f:
         if image is None:
             f.write(buffer.getvalue())
         else:

@@ -3,8 +3,11 @@ a sweep, ``sweep --merge`` and ``analyze`` refuse a file of the user's under a n
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
+import signal
 import tarfile
 from pathlib import Path
 
@@ -13,11 +16,16 @@ import yaml
 
 from srblock.analysis import report
 from srblock.cli import main
+from srblock.data.corruptions import CORRUPTIONS, SEVERITIES
 from srblock.experiments import aggregate, load_sweep, run_sweep
 
 from ..analysis.conftest import TinySRNet, make_batches
 from .conftest import error_line, snapshot
 from .test_sweep_arms import FakeTrain, sweep_file  # noqa: F401  (sweep_file is a fixture)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_export_overwrite_never_deletes_a_run_folder(run_copy: Path, tmp_path: Path, capsys) -> None:
@@ -71,6 +79,33 @@ def test_a_sweep_folder_of_an_older_srblock_is_still_ours(sweep_file: Path) -> N
     run_sweep(load_sweep(sweep_file), run_fn=FakeTrain(), log=lambda _: None)
     (out / ".srblock-owned.json").unlink()  # as written before srblock listed its files
     assert "| `sr` (screen) | 2 |" in aggregate(out, log=lambda _: None)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupt_as_a_table_replaces_the_old_one_leaves_it_ours(
+    sweep_file: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    sig: signal.Signals,
+    code: int,
+) -> None:
+    out = load_sweep(sweep_file).output
+    run_sweep(load_sweep(sweep_file), run_fn=FakeTrain(), log=lambda _: None)
+    summary = out / "sr" / "seed1" / "summary.json"
+    summary.write_text(summary.read_text().replace('"test_acc1": 55.0', '"test_acc1": 57.0'))  # a new table
+    table = (out / "table.md").read_text()
+    replace = os.replace
+
+    def replace_then_interrupt(src: str | Path, dst: str | Path) -> None:
+        replace(src, dst)
+        if Path(dst).name == "table.md":  # the signal lands between the new table and its line in the list
+            signal.raise_signal(sig)
+
+    monkeypatch.setattr(os, "replace", replace_then_interrupt)
+    assert main(["sweep", "--report", str(out), "-q"]) == code
+    monkeypatch.undo()
+    assert (out / "table.md").read_text() != table
+    assert json.loads((out / ".srblock-owned.json").read_text())["table.md"] == sha256(out / "table.md")
+    assert main(["sweep", "--report", str(out), "-q"]) == 0  # not refused as someone else's table
 
 
 def _archive(tmp_path: Path, files: dict[str, bytes]) -> Path:
@@ -133,6 +168,25 @@ def test_an_analysis_interrupted_after_its_pictures_runs_again(tmp_path: Path, m
     result = report.analyze_model(model, batches, tmp_path, per_class=5)  # not refused as someone else's pictures
     assert "acc_no_sr" in result["ablation"]
     assert set(json.loads((tmp_path / ".srblock-owned.json").read_text())) == pictures | {"analysis.json", "report.md"}
+
+
+def test_robustness_never_replaces_a_table_of_the_users(tmp_path: Path, capsys) -> None:
+    for arm in ("base", "sr"):
+        run = tmp_path / arm / "seed0"
+        run.mkdir(parents=True)
+        corruption = {"acc1": {name: [70.0] * len(SEVERITIES) for name in CORRUPTIONS}, "seed": 0}
+        corruption["mean"] = dict.fromkeys(CORRUPTIONS, 70.0)
+        summary = {"seed": 0, "test_acc1": 90.0, "test_corruption_acc1": 70.0, "test_corruption": corruption}
+        (run / "summary.json").write_text(json.dumps(summary))
+    (tmp_path / "robustness.md").write_text("my notes\n")
+    before = snapshot(tmp_path)
+    assert main(["robustness", str(tmp_path), "-q"]) == 2
+    assert "robustness.md was not written by srblock" in error_line(capsys)
+    assert snapshot(tmp_path) == before
+    (tmp_path / "robustness.md").unlink()
+    assert main(["robustness", str(tmp_path), "-q"]) == 0
+    assert main(["robustness", str(tmp_path), "--baseline", "sr", "-q"]) == 0  # its own table it replaces
+    assert "`sr` (baseline)" in (tmp_path / "robustness.md").read_text()
 
 
 @pytest.mark.slow

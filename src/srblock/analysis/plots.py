@@ -71,9 +71,10 @@ def bar_panel(ax, mean: Sequence[float], std: Sequence[float], *, title: str = "
         ax.set_title(title, fontsize=9)
 
 
-def save_figure(fig: Figure, path: str | Path, *, dpi: int = 110) -> Path:
-    """Save ``fig`` as PNG (atomically, parents created); returns ``path``."""
-    return atomic_save_figure(fig, path, dpi=dpi, format="png", bbox_inches="tight")
+def save_figure(fig: Figure, path: str | Path, *, dpi: int = 110, ours: bool = False) -> Path:
+    """Save ``fig`` as PNG (atomically, parents created; ``ours``: listed as srblock's, :func:`srblock.io.atomic_open`);
+    returns ``path``."""
+    return atomic_save_figure(fig, path, dpi=dpi, format="png", bbox_inches="tight", ours=ours)
 
 
 def is_png(path: str | Path) -> bool:

@@ -20,11 +20,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..io import check_ours, mark_ours, write_json, write_text
+from ..io import check_ours, write_json, write_text
 from .ablation import ablation
 from .dynamics import initial_routing, load_dynamics, plot_dynamics, routing_control
 from .features import feature_effect, plot_feature_effect
 from .maps import memory_map_stats, memory_maps, plot_memory_maps
+from .plots import save_figure
 from .usage import collect_memory_weights, iter_predictions, plot_usage, summarize_usage
 
 __all__ = ["analyze_checkpoint", "analyze_model", "predict_checkpoint", "resolve_classes", "write_report"]
@@ -165,10 +166,14 @@ def analyze_model(
             )
             info["routing_control"] = ctrl
         files = {"usage": f"usage_{slug}.png", "memory_maps": f"memory_maps_{slug}.png"}
-        plot_usage(usage, output_dir / files["usage"], title=f"memory weights, block {block!r}")
-        plot_memory_maps(maps[block], output_dir / files["memory_maps"], title=f"channel-mean memory, block {block!r}")
-        # listed as ours the moment they exist: an analysis interrupted later (the ablation takes minutes) runs again
-        mark_ours(output_dir / files["usage"], output_dir / files["memory_maps"])
+        # each picture listed as ours as it is written: an analysis interrupted later (the ablation takes minutes)
+        # runs again over its own pictures
+        save_figure(plot_usage(usage, title=f"memory weights, block {block!r}"), output_dir / files["usage"], ours=True)
+        save_figure(
+            plot_memory_maps(maps[block], title=f"channel-mean memory, block {block!r}"),
+            output_dir / files["memory_maps"],
+            ours=True,
+        )
         if sample_images is not None:
             effect = feature_effect(model, sample_images, block=block, device=device)
             info["features"] = {
@@ -178,14 +183,13 @@ def analyze_model(
                 "mean_abs_diff": [float(d.mean()) for d in effect["abs_diff"]],
             }
             files["features"] = f"features_{slug}.png"
-            plot_feature_effect(
+            figure = plot_feature_effect(
                 effect,
-                output_dir / files["features"],
                 images=sample_images,
                 labels=[name_of(c) for c in sample_classes],
                 title=f"channel-mean features before/after SR, block {block!r}",
             )
-            mark_ours(output_dir / files["features"])
+            save_figure(figure, output_dir / files["features"], ours=True)
         result["blocks"][block] = info
         result["files"][block] = files
     if run_ablation:
@@ -193,9 +197,8 @@ def analyze_model(
         result["ablation"] = ablation(
             model, batches, device=device, max_images=max_images, acc_with_sr=record.accuracy, mean_weights=mean_weights
         )
-    write_json(output_dir / "analysis.json", result, default=_json_default)  # atomic, strict (NaN -> null)
-    write_report(result, output_dir / "report.md")
-    mark_ours(output_dir / "analysis.json", output_dir / "report.md")
+    write_json(output_dir / "analysis.json", result, default=_json_default, ours=True)  # strict (NaN -> null)
+    write_report(result, output_dir / "report.md", ours=True)
     return result
 
 
@@ -211,8 +214,9 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f} %"
 
 
-def write_report(result: dict[str, Any], path: str | Path) -> Path:
-    """``report.md`` from an :func:`analyze_model` result: the numbers in words and tables, the pictures embedded."""
+def write_report(result: dict[str, Any], path: str | Path, *, ours: bool = False) -> Path:
+    """``report.md`` from an :func:`analyze_model` result: the numbers in words and tables, the pictures embedded
+    (``ours``: listed as srblock's, :func:`srblock.io.atomic_open`)."""
     lines = [f"# SR analysis{': ' + result['title'] if result.get('title') else ''}", ""]
     acc = result["accuracy"]
     inputs = result.get("inputs", "images")  # "series" for a 1-D model
@@ -334,7 +338,7 @@ def write_report(result: dict[str, Any], path: str | Path) -> Path:
                 f"![feature effect]({files['features']})",
                 "",
             ]
-    return write_text(path, "\n".join(lines))
+    return write_text(path, "\n".join(lines), ours=ours)
 
 
 def analyze_checkpoint(
@@ -376,13 +380,10 @@ def analyze_checkpoint(
     if (checkpoint.parent / "metrics.csv").is_file() and load_dynamics(checkpoint.parent):
         # The learning-dynamics curves of this run (the columns the engine wrote on every validation pass).
         result["dynamics_plot"] = "dynamics.png"
-        plot_dynamics(
-            {checkpoint.parent.name: [checkpoint.parent]}, out / "dynamics.png", title=f"SR dynamics, {title}"
-        )
-        mark_ours(out / "dynamics.png")  # as each picture of analyze_model: listed the moment it exists
-        write_json(out / "analysis.json", result, default=_json_default)
-        write_report(result, out / "report.md")
-        mark_ours(out / "analysis.json", out / "report.md")
+        figure = plot_dynamics({checkpoint.parent.name: [checkpoint.parent]}, title=f"SR dynamics, {title}")
+        save_figure(figure, out / "dynamics.png", ours=True)  # as each picture of analyze_model
+        write_json(out / "analysis.json", result, default=_json_default, ours=True)
+        write_report(result, out / "report.md", ours=True)
     return result
 
 

@@ -28,7 +28,7 @@ import torch
 import yaml
 
 from ..data.corruptions import CORRUPTIONS, SEVERITIES
-from ..io import write_json, write_text
+from ..io import check_ours, write_json, write_text
 from .stats import SCREEN_SEEDS, format_interval, format_paired, paired_ttest, sign_test, summarize
 
 __all__ = [
@@ -215,8 +215,10 @@ def robustness_sweep(
     """``<root>/robustness.md``: per arm of a sweep folder (``<root>/<arm>/seed<N>/``), clean top-1, mCA and the drop
     against the ``baseline`` arm (default: the sweep's, from ``<root>/sweep.yaml``, else the first arm), paired by
     seed, and the per-corruption Δ. Each finished run's numbers come from :func:`_run_values` (``compute`` makes
-    them for a run that kept a checkpoint only). Returns the Markdown."""
+    them for a run that kept a checkpoint only). Returns the Markdown. A ``robustness.md`` there that srblock did
+    not write stops it before any run is scored (:func:`srblock.io.check_ours`)."""
     root = Path(root)
+    check_ours(root / "robustness.md")
     runs: dict[str, dict[Any, dict]] = {}
     left_out = []
     for summary_path in sorted(root.glob("*/*/summary.json")):
@@ -289,7 +291,7 @@ def robustness_sweep(
     if left_out:
         notes.append(f"Left out (no corruption results and no kept checkpoint): {', '.join(left_out)}.")
     text = "\n".join(lines + per + notes) + "\n"
-    write_text(root / "robustness.md", text)
+    write_text(root / "robustness.md", text, ours=True)
     log(text)
     return text
 

@@ -18,7 +18,7 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from ..io import atomic_open, mark_ours
+from ..io import atomic_open
 from .sweep import KEPT_RUN_FILES, LATENCY_FILE, SUMMARY, SWEEP_COPY, check_sweep_outputs, report_tables
 
 __all__ = ["merge_runs"]
@@ -47,8 +47,8 @@ def _members(archive: Path) -> dict[PurePosixPath, bytes]:
     return files
 
 
-def _write(path: Path, data: bytes) -> None:
-    with atomic_open(path, "wb") as f:
+def _write(path: Path, data: bytes, *, ours: bool) -> None:
+    with atomic_open(path, "wb", ours=ours) as f:
         f.write(data)
 
 
@@ -84,9 +84,7 @@ def merge_runs(archive: str | Path, root: str | Path = ".", *, log: Callable[[st
     for folder in sweeps:
         check_sweep_outputs(folder)  # before anything is written
     for path in sorted(new):
-        _write(root / path, files[path])
-        if path.name in SWEEP_FILES:
-            mark_ours(root / path)
+        _write(root / path, files[path], ours=path.name in SWEEP_FILES)
     runs = len({p.parent for p in new if p.name in KEPT_RUN_FILES})
     log(f"merged {runs} new run(s) from {archive} ({len(files) - len(new)} file(s) already here)")
     for folder in sweeps:

@@ -41,7 +41,7 @@ from ..analysis.stats import (
     summarize,
 )
 from ..data.timeseries import PUBLISHED_ACCURACY
-from ..io import check_ours, mark_ours, remove_ours, save_figure, write_text
+from ..io import check_ours, remove_ours, save_figure, write_text
 from .sweep import (
     SWEEP_COPY,
     LoadFn,
@@ -253,9 +253,9 @@ def average_ranks(scores: np.ndarray) -> np.ndarray:
     return _st.rankdata(-scores, axis=1, method="average").mean(axis=0)
 
 
-def draw_cd(labels: Sequence[str], scores: np.ndarray, path: Path) -> None:
+def draw_cd(labels: Sequence[str], scores: np.ndarray, path: Path, *, ours: bool = False) -> None:
     """aeon's critical difference diagram (higher score better) of the datasets × estimators ``scores``, saved
-    atomically to ``path``."""
+    atomically to ``path`` (``ours``: listed as srblock's, :func:`srblock.io.atomic_open`)."""
     from .._extras import requires_extra
 
     with requires_extra("timeseries", "the critical difference diagram (aeon)"):
@@ -264,7 +264,7 @@ def draw_cd(labels: Sequence[str], scores: np.ndarray, path: Path) -> None:
 
     fig, _ = plot_critical_difference(scores, list(labels), test="wilcoxon", correction="holm", alpha=CD_ALPHA)
     try:
-        save_figure(fig, path, dpi=150, bbox_inches="tight")
+        save_figure(fig, path, dpi=150, bbox_inches="tight", ours=ours)
     finally:
         plt.close(fig)
 
@@ -422,16 +422,12 @@ def compare_sweeps(
         raise ValueError(f"a report compares one metric across its sweeps; they use {shown}")
     output.mkdir(parents=True, exist_ok=True)
     datasets, labels, scores = cd_scores(pairs)
-    written = []
     drawn = len(datasets) >= 2 and len(labels) >= 3  # aeon's Friedman test needs three estimators
     if drawn:
-        draw_cd(labels, scores, cd_path)
-        written.append(cd_path)
+        draw_cd(labels, scores, cd_path, ours=True)
     else:  # a diagram of an earlier report would be read as this one's
         remove_ours(cd_path)
     title = f"# Cross-dataset report: {len({p.folder for p in pairs})} sweeps\n\n"
     report = title + format_report(pairs, cd=(datasets, labels, scores) if drawn else None)
-    write_text(report_path, report)
-    written.insert(0, report_path)
-    mark_ours(*written)
-    return report, written
+    write_text(report_path, report, ours=True)
+    return report, [report_path, cd_path] if drawn else [report_path]

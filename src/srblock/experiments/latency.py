@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ..analysis.timing import eval_step, interleaved_timings, ratios, train_step
-from ..io import check_ours, mark_ours, write_json
+from ..io import check_ours, write_json
 from .sweep import LATENCY_FILE, LoadFn, Sweep
 
 __all__ = ["measure_latency", "write_latency"]
@@ -97,6 +97,4 @@ def write_latency(sweep: Sweep, **options: Any) -> Path:
     path = sweep.output / LATENCY_FILE
     check_ours(path)
     result = measure_latency(sweep, **options)
-    write_json(path, result)
-    mark_ours(path)
-    return path
+    return write_json(path, result, ours=True)

@@ -631,11 +631,9 @@ def check_sweep_outputs(root: Path, *names: str) -> None:
 
 
 def _write_output(path: Path, text: str) -> Path:
-    """Write one of the sweep folder's own files (checked first, listed as ours after)."""
+    """Write one of the sweep folder's own files (checked first, listed as ours as it is written)."""
     check_sweep_outputs(path.parent, path.name)
-    write_text(path, text)
-    mark_ours(path)
-    return path
+    return write_text(path, text, ours=True)
 
 
 def _rank() -> int:
@@ -1410,14 +1408,13 @@ def _write_results_csv(root: Path, rows: Sequence[Mapping], metric: str) -> None
     if metric not in keys:
         keys.insert(0, metric)
     check_sweep_outputs(root, "results.csv")
-    with atomic_open(root / "results.csv", newline="") as f:
+    with atomic_open(root / "results.csv", newline="", ours=True) as f:
         writer = csv.writer(f)
         writer.writerow(["arm", "seed", "metric", "value", *keys, "run_dir"])
         for r in rows:
             s = r["summary"]
             rel = os.path.relpath(r["run_dir"], root)
             writer.writerow([r["arm"], r["seed"], metric, s.get(metric, ""), *(s.get(k, "") for k in keys), rel])
-    mark_ours(root / "results.csv")
 
 
 def analyze_sweep_runs(root: str | Path, *, log: Callable[[str], None] = _log.info) -> list[Path]:
@@ -1555,6 +1552,7 @@ def report_sweep_dynamics(root: str | Path) -> list[Path]:
     :func:`~srblock.analysis.dynamics.dynamics_table`, with the routing control and the ablation of the runs analysed
     by :func:`analyze_sweep_runs`); the paths written, none when no run has SR columns."""
     from ..analysis.dynamics import DYNAMICS_COLUMNS, dynamics_table, load_dynamics, plot_dynamics
+    from ..analysis.plots import save_figure
 
     root = Path(root)
     arms: dict[str, list[Path]] = {}
@@ -1574,9 +1572,8 @@ def report_sweep_dynamics(root: str | Path) -> list[Path]:
     written = []
     if evaluations > 1:
         check_sweep_outputs(root, "dynamics.png")
-        plot_dynamics(arms, root / "dynamics.png", title=f"SR learning dynamics, {root}")
-        mark_ours(root / "dynamics.png")
-        written.append(root / "dynamics.png")
+        figure = plot_dynamics(arms, title=f"SR learning dynamics, {root}")
+        written.append(save_figure(figure, root / "dynamics.png", ours=True))
     if finals:
         note = (
             "\nEnd of training (last validation pass), mean ± std over the runs (a cell's own n in brackets where it "

@@ -37,7 +37,7 @@ from ..analysis.stats import (
     paired_ttest,
     summarize,
 )
-from ..io import check_ours, mark_ours, write_text
+from ..io import check_ours, write_text
 from .sweep import SWEEP_COPY, TREND_NAME, LoadFn, Plan, Sweep, check_levels, finished_scores, read_sweep_copy
 
 __all__ = ["parse_levels", "report_trends", "trend_figure", "trend_report"]
@@ -172,9 +172,8 @@ def _write_trend(
         lines.append(f"Left out ({len(left_out)}): " + "; ".join(left_out))
     report = "\n".join(lines) + "\n"
     title = f"{metric} over {name}, Δ vs {control} ({folder})"
-    save_figure(trend_figure(levels, deltas, control, reference=sweep.reference_effect, title=title), figure)
-    write_text(path, report)
-    mark_ours(figure, path)
+    save_figure(trend_figure(levels, deltas, control, reference=sweep.reference_effect, title=title), figure, ours=True)
+    write_text(path, report, ours=True)
     return report, path
 
 
