@@ -386,7 +386,8 @@ def _add_robustness(sub: argparse._SubParsersAction) -> None:
         help="corruption benchmark (CIFAR-10-C's 15 corruptions x 5 severities) of a trained run or a sweep",
         description="Score a run folder's kept checkpoint on its test split, clean and under the 15 corruptions x 5 "
         "severities of CIFAR-10-C (Hendrycks & Dietterich 2019, their CIFAR parameters), generated from the test "
-        "set (seeded, cached); write robustness.json and print the table. On a sweep folder, score every run that "
+        "set (seeded, cached); write robustness.json (robustness-seed1.json, robustness-n500.json, ... for another "
+        "--seed or --max-images) and print the table. On a sweep folder, score every run that "
         "needs it (runs trained with --train.robustness true already carry the numbers) and write robustness.md: "
         "clean top-1, mean corruption accuracy (mCA) and the drop of each arm against the baseline, paired by seed.",
     )
@@ -396,7 +397,7 @@ def _add_robustness(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' random draws (default 0)")
     p.add_argument("--max-images", type=int, metavar="N", help="run: score a seeded subset of N test images (a look)")
     p.add_argument("--baseline", help="sweep: the arm the others are compared to (default: the sweep's)")
-    p.add_argument("--redo", action="store_true", help="recompute robustness.json where a checkpoint is kept")
+    p.add_argument("--redo", action="store_true", help="recompute the result file where a checkpoint is kept")
     p.add_argument("--cache-dir", help="cache of corrupted sets (default: $SRBLOCK_CACHE/corruptions)")
 
     def run(args: argparse.Namespace) -> int:

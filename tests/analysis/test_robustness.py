@@ -83,9 +83,14 @@ def test_robustness_command_on_a_run_prints_the_table(recipe: Path, cache: Path,
     before = (run / ROBUSTNESS_FILE).stat().st_mtime_ns
     assert main(["robustness", "-q", str(run), "--cache-dir", str(cache / "corruptions")]) == 0
     assert (run / ROBUSTNESS_FILE).stat().st_mtime_ns == before, "an existing robustness.json is read, not redone"
+    full = (run / ROBUSTNESS_FILE).read_bytes()
     assert main(["robustness", "-q", str(run), "--max-images", "8", "--cache-dir", str(cache / "corruptions")]) == 0
-    quick = json.loads((run / ROBUSTNESS_FILE).read_text())
+    quick = json.loads((run / "robustness-n8.json").read_text())
     assert quick["max_images"] == 8 and quick["test_corruption"]["count"] == 8, "a subset is scored anew"
+    other = ["--seed", "1", "--max-images", "8", "--cache-dir", str(cache / "c1")]
+    assert main(["robustness", "-q", str(run), *other]) == 0
+    assert json.loads((run / "robustness-seed1-n8.json").read_text())["seed"] == 1
+    assert (run / ROBUSTNESS_FILE).read_bytes() == full, "no result replaces another"
 
 
 def test_robustness_command_refuses_a_folder_without_runs(tmp_path: Path, capsys) -> None:

@@ -189,6 +189,33 @@ def test_robustness_never_replaces_a_table_of_the_users(tmp_path: Path, capsys) 
     assert "`sr` (baseline)" in (tmp_path / "robustness.md").read_text()
 
 
+def test_robustness_never_replaces_one_result_with_another(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from srblock.analysis import robustness
+
+    def scored(checkpoint: Path, *, seed: int, max_images: int | None, **_: object) -> dict:
+        return {"checkpoint": str(checkpoint), "seed": seed, "max_images": max_images, "test_corruption_acc1": 60.0}
+
+    monkeypatch.setattr(robustness, "benchmark_checkpoint", scored)  # the 76 passes are not what is tested here
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint_best.pt").write_bytes(b"kept")
+    older = {"seed": 1, "max_images": 8, "test_corruption_acc1": 50.0}
+    (run / "robustness.json").write_text(json.dumps(older))  # an srblock before per-result files kept each here
+    standard = robustness.robustness_run(run)
+    assert json.loads((run / "robustness.json").read_text()) == standard and standard["seed"] == 0
+    assert json.loads((run / "robustness-seed1-n8.json").read_text()) == older, "the older result keeps its own name"
+    assert robustness.robustness_run(run, seed=1, max_images=8) == older  # read, not scored again
+    robustness.robustness_run(run, max_images=500)
+    robustness.robustness_run(run, seed=2)
+    assert sorted(p.name for p in run.glob("robustness*.json")) == [
+        "robustness-n500.json",
+        "robustness-seed1-n8.json",
+        "robustness-seed2.json",
+        "robustness.json",
+    ]
+    assert json.loads((run / "robustness.json").read_text()) == standard
+
+
 @pytest.mark.slow
 def test_analyze_replaces_its_own_report(run_copy: Path, tmp_path: Path) -> None:
     argv = ["analyze", "--checkpoint", str(run_copy / "checkpoint_best.pt"), "--output", str(tmp_path / "a")]

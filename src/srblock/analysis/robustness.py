@@ -3,7 +3,8 @@
 Each run is scored on its recipe's test split, clean and under the 15 corruptions x 5 severities of
 :mod:`srblock.data.corruptions` (Hendrycks & Dietterich, ICLR 2019); the summary number is the mean corruption
 accuracy (mCA, the mean top-1 over the 75 sets; the paper's mCE needs AlexNet's errors and is not reported). A run
-folder gets ``robustness.json``; a sweep folder gets ``robustness.md``, each arm against the sweep's baseline,
+folder gets ``robustness.json`` (another corruption seed or a subset of the test split its own file,
+:func:`robustness_file`); a sweep folder gets ``robustness.md``, each arm against the sweep's baseline,
 paired by seed (the seeds of two arms share split, data order, augmentation and initial weights), for clean top-1,
 mCA and the drop (clean - mCA), and per corruption.
 
@@ -37,12 +38,28 @@ __all__ = [
     "checkpoint_evaluator",
     "format_run",
     "robustness",
+    "robustness_file",
     "robustness_run",
     "robustness_sweep",
 ]
 
-ROBUSTNESS_FILE = "robustness.json"
 _log = logging.getLogger(__name__)
+
+
+def robustness_file(seed: int = 0, max_images: int | None = None) -> str:
+    """The name of a run folder's benchmark result for corruption ``seed`` on ``max_images`` test images (``None``:
+    the whole split): ``robustness.json`` for the standard one, its own name for any other, so that no result ever
+    replaces another.
+
+    >>> robustness_file(), robustness_file(1), robustness_file(0, 500)
+    ('robustness.json', 'robustness-seed1.json', 'robustness-n500.json')
+    """
+    parts = ([f"seed{seed}"] if seed else []) + ([f"n{max_images}"] if max_images is not None else [])
+    return "-".join(["robustness", *parts]) + ".json"
+
+
+#: The standard benchmark's file (corruption seed 0, the whole test split): the one a sweep's table reads.
+ROBUSTNESS_FILE = robustness_file()
 
 
 def checkpoint_evaluator(
@@ -127,19 +144,26 @@ def robustness_run(
     redo: bool = False,
     cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The benchmark of a run folder's kept checkpoint (best, else last), written to ``<run>/robustness.json``.
+    """The benchmark of a run folder's kept checkpoint (best, else last), written to ``<run>/robustness.json``
+    (another ``seed`` or ``max_images``: :func:`robustness_file`).
 
-    A ``robustness.json`` already there for the same ``seed`` and ``max_images`` is read, not recomputed (the
-    benchmark is deterministic), unless ``redo``.
+    A result already there for the same ``seed`` and ``max_images`` is read, not recomputed (the benchmark is
+    deterministic), unless ``redo``.
     """
     from ..engine.checkpoint import kept_checkpoint
 
     run_dir = Path(run_dir)
-    path = run_dir / ROBUSTNESS_FILE
-    if path.is_file() and not redo:
+    path = run_dir / robustness_file(seed, max_images)
+    if path.is_file():
         result = json.loads(path.read_text())
         if result.get("seed") == seed and result.get("max_images") == max_images:
-            return result
+            if not redo:
+                return result
+        else:  # an srblock before robustness_file kept every result in robustness.json: give it its own name
+            # (where that name is taken, the same deterministic benchmark is kept there already)
+            own = run_dir / robustness_file(result.get("seed", 0), result.get("max_images"))
+            if not own.exists():
+                path.replace(own)
     checkpoint = kept_checkpoint(run_dir)
     if checkpoint is None:
         raise FileNotFoundError(
@@ -173,8 +197,9 @@ def _run_values(
     run_dir: Path, summary: Mapping[str, Any], seed: int, compute: Callable[[Path], dict] | None, redo: bool
 ) -> dict | None:
     """``{"clean", "mca", "mean": {corruption: top-1}}`` of a finished run for corruption ``seed``: from its
-    ``robustness.json``, else from its ``summary.json`` (a run trained with ``train.robustness``), else
-    ``compute(run_dir)`` when it kept a checkpoint; ``redo`` computes first whenever a checkpoint is kept."""
+    result file for that seed (:func:`robustness_file`), else from its ``summary.json`` (a run trained with
+    ``train.robustness``), else ``compute(run_dir)`` when it kept a checkpoint; ``redo`` computes first whenever a
+    checkpoint is kept."""
     from ..engine.checkpoint import kept_checkpoint
 
     def values(result: Mapping[str, Any], clean: float | None) -> dict:
@@ -183,7 +208,7 @@ def _run_values(
     can_compute = compute is not None and kept_checkpoint(run_dir) is not None
     if can_compute and redo:
         return values(result := compute(run_dir), result["clean_acc1"])
-    path = run_dir / ROBUSTNESS_FILE
+    path = run_dir / robustness_file(seed)
     if path.is_file() and (result := json.loads(path.read_text())).get("seed") == seed and not result.get("max_images"):
         return values(result, result["clean_acc1"])
     if (summary.get("test_corruption") or {}).get("seed") == seed and summary.get("test_corruption_acc1") is not None:
@@ -319,7 +344,7 @@ def robustness(
     options = {"data_dir": data_dir, "device": device, "seed": seed, "redo": redo, "cache_dir": cache_dir}
     options["max_images"] = max_images
     summary = json.loads((path / "summary.json").read_text()) if (path / "summary.json").is_file() else {}
-    if kept_checkpoint(path) is not None or (path / ROBUSTNESS_FILE).is_file():
+    if kept_checkpoint(path) is not None or (path / robustness_file(seed, max_images)).is_file():
         text = format_run(robustness_run(path, **options))
     elif (summary.get("test_corruption") or {}).get("seed") == seed and not (redo or max_images):  # train.robustness
         text = format_run({**summary, "clean_acc1": summary.get("test_acc1")})
