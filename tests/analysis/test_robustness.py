@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
-from srblock.analysis.robustness import ROBUSTNESS_FILE, robustness_sweep
+from srblock.analysis.robustness import ROBUSTNESS_FILE, robustness_file, robustness_sweep
 from srblock.cli import main
 from srblock.data.corruptions import CORRUPTIONS, SEVERITIES
 from srblock.engine import load_config
@@ -63,6 +65,15 @@ def test_train_robustness_option_stores_the_benchmark_in_the_summary(recipe: Pat
     result = json.loads((tmp_path / "run" / ROBUSTNESS_FILE).read_text())
     assert result["test_corruption"]["acc1"] == corruption["acc1"]
     assert result["clean_acc1"] == pytest.approx(summary["test_acc1"])
+
+
+options = st.tuples(st.integers(0, 10**6), st.none() | st.integers(1, 10**6))
+
+
+@given(options, options)
+def test_each_seed_and_subset_has_a_result_file_of_its_own(a: tuple, b: tuple) -> None:
+    assert (robustness_file(*a) == robustness_file(*b)) == (a == b)
+    assert (robustness_file(*a) == ROBUSTNESS_FILE) == (a == (0, None))  # the one a sweep's table reads
 
 
 def test_robustness_option_is_validated(recipe: Path) -> None:
