@@ -1,16 +1,22 @@
 """Sweeps: every arm checked before the first run, stale and broken runs named and never tabled, failures named
-(or recorded with --keep-going), bad --baseline/--metric/--set never written to the output."""
+(or recorded with --keep-going), bad --baseline/--metric/--set never written to the output; a sweep runs the code it
+started with."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+import srblock
 from srblock.cli import main
 from srblock.experiments import RunFailedError, aggregate, expand_grid, load_sweep, run_sweep, sweep_command
 
@@ -184,3 +190,32 @@ def test_bad_report_options_leave_the_tables_alone(sweep_file: Path) -> None:
             sweep_command(report=str(out), **options)
     assert snapshot(out) == before
     assert len(expand_grid(load_sweep(sweep_file))) == 4
+
+
+# A sweep whose first run replaces every module of the srblock it runs (a copy), as a pull that changed them all would.
+SWEEP_WITH_A_PULL = """
+import json, sys
+from pathlib import Path
+from srblock.experiments import load_sweep, run_sweep
+
+def train_then_pull(config, output_dir):
+    for source in Path(sys.argv[2]).rglob("*.py"):
+        source.write_text("raise RuntimeError('the new source')\\n")
+    summary = {"test_acc1": 50.0 + config["seed"], "seed": config["seed"], "config": config}
+    (output_dir / "summary.json").write_text(json.dumps(summary))
+    return summary
+
+run_sweep(load_sweep(sys.argv[1]), run_fn=train_then_pull, log=lambda _: None)
+"""
+
+
+def test_a_sweep_runs_the_code_it_started_with(sweep_file: Path, tmp_path: Path) -> None:
+    package = tmp_path / "src" / "srblock"
+    shutil.copytree(Path(srblock.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(package.parent), "OMP_NUM_THREADS": "1"}
+    argv = [sys.executable, "-c", SWEEP_WITH_A_PULL, str(sweep_file), str(package)]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]  # its reports import nothing of the new source
+    assert "raise RuntimeError" in (package / "io.py").read_text(), "the run replaced the source"
+    table = (load_sweep(sweep_file).output / "table.md").read_text()
+    assert "| `base` (baseline) | 2 |" in table and "| `sr` (screen) | 2 |" in table

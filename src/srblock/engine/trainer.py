@@ -39,6 +39,7 @@ from srblock.data.loader import seed_for
 from srblock.layers import count_sr_params
 from srblock.layers.modes import eval_mode
 
+from .._modules import import_every_module
 from ..io import FolderBusyError, json_safe, lock_folder, remove_stale_temps, write_json
 from .checkpoint import CheckpointError, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from .config import RESUME_APPLIED_KEYS, config_diff, config_hash, dump_config, key_matches, load_config, resolve_config
@@ -223,8 +224,10 @@ def train(
     Under ``torchrun`` every rank calls this; rank 0 writes the files; all ranks return the same summary.
     A run folder has one writer: rank 0 holds ``output_dir/.srblock.lock`` (:func:`srblock.io.lock_folder`) from
     the check of the folder to the end, so a second ``train`` into the same folder, fresh or resumed, is refused
-    (:class:`srblock.io.FolderBusyError`) before it reads or writes anything.
+    (:class:`srblock.io.FolderBusyError`) before it reads or writes anything. The run uses the srblock code it
+    started with (``srblock._modules``), whatever happens to the source meanwhile.
     """
+    import_every_module()
     output_dir = Path(output_dir)
     if config is None:
         if not (resume and (output_dir / "config.yaml").is_file()):

@@ -90,6 +90,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from .._modules import import_every_module
 from ..analysis.stats import (
     SCREEN_SEEDS,
     format_interval,
@@ -895,7 +896,9 @@ def run_sweep(
     list holds only the runs that succeeded (the failed ones are logged and left for the next invocation).
     ``arms``, ``seeds``: run only these arms, these seeds (the table still shows every run). ``budget``: start no run
     that is not expected to end by its deadline (:class:`srblock.experiments.budget.TimeBudget`; not under torchrun).
+    The sweep runs the srblock code it started with (``srblock._modules``), whatever happens to the source meanwhile.
     """
+    import_every_module()
     selected = _selection(sweep, arms, seeds)
     torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if budget is not None and torchrun:
