@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from srblock.data.corruptions import CORRUPTIONS, SEVERITIES
 from srblock.layers import SRBlock
 
 CLASS_NAMES = ["red", "green", "blue"]
@@ -49,3 +54,13 @@ def trained(batches) -> TinySRNet:
             nn.functional.cross_entropy(model(images), labels).backward()
             opt.step()
     return model.eval()
+
+
+def fake_robustness_run(folder: Path, seed: int, clean: float, mca: float) -> None:
+    """A finished run whose summary carries the benchmark (as ``train.robustness: true`` writes it)."""
+    folder.mkdir(parents=True)
+    acc = {name: [mca + 2 - s for s in range(len(SEVERITIES))] for name in CORRUPTIONS}
+    corruption = {"acc1": acc, "mean": {n: float(np.mean(v)) for n, v in acc.items()}, "seed": 0, "count": 10}
+    corruption["by_severity"] = [mca + 2 - s for s in range(len(SEVERITIES))]
+    summary = {"seed": seed, "test_acc1": clean, "test_corruption_acc1": mca, "test_corruption": corruption}
+    (folder / "summary.json").write_text(json.dumps(summary))

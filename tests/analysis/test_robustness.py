@@ -17,6 +17,8 @@ from srblock.cli import main
 from srblock.data.corruptions import CORRUPTIONS, SEVERITIES
 from srblock.engine import load_config
 
+from .conftest import fake_robustness_run
+
 RECIPE = """\
 seed: 0
 data: {{dataset: npz, root: {root}, val_fraction: 0.25, crop_padding: 1}}
@@ -109,18 +111,8 @@ def test_robustness_command_refuses_a_folder_without_runs(tmp_path: Path, capsys
     assert "neither a run folder" in capsys.readouterr().err
 
 
-def _fake_run(folder: Path, seed: int, clean: float, mca: float) -> None:
-    """A finished run whose summary carries the benchmark (as ``train.robustness: true`` writes it)."""
-    folder.mkdir(parents=True)
-    acc = {name: [mca + 2 - s for s in range(len(SEVERITIES))] for name in CORRUPTIONS}
-    corruption = {"acc1": acc, "mean": {n: float(np.mean(v)) for n, v in acc.items()}, "seed": 0, "count": 10}
-    corruption["by_severity"] = [mca + 2 - s for s in range(len(SEVERITIES))]
-    summary = {"seed": seed, "test_acc1": clean, "test_corruption_acc1": mca, "test_corruption": corruption}
-    (folder / "summary.json").write_text(json.dumps(summary))
-
-
 def test_robustness_command_reads_a_run_trained_with_the_option(tmp_path: Path, capsys) -> None:
-    _fake_run(tmp_path / "run", 0, clean=90.0, mca=70.0)
+    fake_robustness_run(tmp_path / "run", 0, clean=90.0, mca=70.0)
     assert main(["robustness", str(tmp_path / "run")]) == 0
     printed = capsys.readouterr().out
     assert "| gaussian_noise | 72.00 | 71.00 | 70.00 | 69.00 | 68.00 | 70.00 |" in printed
@@ -130,8 +122,8 @@ def test_robustness_command_reads_a_run_trained_with_the_option(tmp_path: Path, 
 
 def test_sweep_table_pairs_arms_by_seed(tmp_path: Path) -> None:
     for seed in range(3):
-        _fake_run(tmp_path / "base" / f"seed{seed}", seed, 90.0 + seed, 70.0 + seed)
-        _fake_run(tmp_path / "sr" / f"seed{seed}", seed, 90.5 + seed, 71.0 + seed + 0.1 * seed)
+        fake_robustness_run(tmp_path / "base" / f"seed{seed}", seed, 90.0 + seed, 70.0 + seed)
+        fake_robustness_run(tmp_path / "sr" / f"seed{seed}", seed, 90.5 + seed, 71.0 + seed + 0.1 * seed)
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump({"baseline": "base"}))
     (tmp_path / "sr" / "seed9").mkdir()
     (tmp_path / "sr" / "seed9" / "summary.json").write_text(json.dumps({"seed": 9, "test_acc1": 50.0}))
@@ -176,8 +168,8 @@ def test_sweep_report_compares_arms_on_mca(tmp_path: Path) -> None:
     from srblock.experiments.sweep import aggregate
 
     for seed in range(2):
-        _fake_run(tmp_path / "base" / f"seed{seed}", seed, 90.0, 70.0 + seed)
-        _fake_run(tmp_path / "sr" / f"seed{seed}", seed, 90.0, 70.5 + seed)
+        fake_robustness_run(tmp_path / "base" / f"seed{seed}", seed, 90.0, 70.0 + seed)
+        fake_robustness_run(tmp_path / "sr" / f"seed{seed}", seed, 90.0, 70.5 + seed)
     table = aggregate(tmp_path, metric="test_corruption_acc1", baseline="base", log=lambda _: None)
     assert "test_corruption_acc1 mean ± std" in table and "| `sr` (screen) | 2 | 71.00 ± 0.71 |" in table
 

@@ -16,10 +16,9 @@ import yaml
 
 from srblock.analysis import report
 from srblock.cli import main
-from srblock.data.corruptions import CORRUPTIONS, SEVERITIES
 from srblock.experiments import aggregate, load_sweep, run_sweep
 
-from ..analysis.conftest import TinySRNet, make_batches
+from ..analysis.conftest import TinySRNet, fake_robustness_run, make_batches
 from .conftest import error_line, snapshot
 from .test_sweep_arms import FakeTrain, sweep_file  # noqa: F401  (sweep_file is a fixture)
 
@@ -172,12 +171,7 @@ def test_an_analysis_interrupted_after_its_pictures_runs_again(tmp_path: Path, m
 
 def test_robustness_never_replaces_a_table_of_the_users(tmp_path: Path, capsys) -> None:
     for arm in ("base", "sr"):
-        run = tmp_path / arm / "seed0"
-        run.mkdir(parents=True)
-        corruption = {"acc1": {name: [70.0] * len(SEVERITIES) for name in CORRUPTIONS}, "seed": 0}
-        corruption["mean"] = dict.fromkeys(CORRUPTIONS, 70.0)
-        summary = {"seed": 0, "test_acc1": 90.0, "test_corruption_acc1": 70.0, "test_corruption": corruption}
-        (run / "summary.json").write_text(json.dumps(summary))
+        fake_robustness_run(tmp_path / arm / "seed0", 0, clean=90.0, mca=70.0)
     (tmp_path / "robustness.md").write_text("my notes\n")
     before = snapshot(tmp_path)
     assert main(["robustness", str(tmp_path), "-q"]) == 2
