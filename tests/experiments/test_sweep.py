@@ -798,3 +798,22 @@ def test_dry_run_also_gives_the_fastest_finished_run_when_the_arms_runs_differ(s
         "counted whole), 4.5 h at the fastest (runs that shared the machine took longer); all 3 at the sweep's "
         "fastest run (1800 s): 1.5 h"
     ) in _dry_run_after_a_run(sweep, sweep_file, capsys, "sr", 7200.0)
+
+
+def test_dry_run_of_a_sweep_that_reuses_runs_estimates_from_their_twins(sweep_file, capsys):
+    first = load_sweep(sweep_file)
+    run_sweep(first, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)
+    for seed, wall in ((0, 900.0), (1, 1200.0)):
+        _set_wall_time(first, "base", seed, wall)
+    doc = yaml.safe_load(sweep_file.read_text())  # `base` is copied, `sr20` is new: none of its runs has finished
+    doc["arms"] = {"base": doc["arms"]["base"], "sr20": {**doc["arms"]["sr"], "overrides": {"model.sr_stage": 3}}}
+    path = _second_sweep(sweep_file, str(first.output), arms=doc["arms"])
+    sweep_command(str(path), dry_run=True, load_fn=_fake_load)
+    assert (
+        "time left: none of the 2 run(s) to train has an arm with a finished run; all 2 at the sweep's fastest run "
+        "(900 s): 30 min"
+    ) in capsys.readouterr().out
+    # without anything to copy, no run time is known
+    path = _second_sweep(sweep_file, str(sweep_file.parent / "nowhere"), arms=doc["arms"])
+    sweep_command(str(path), dry_run=True, load_fn=_fake_load)
+    assert "time left: not known yet, none of the 4 run(s) to train" in capsys.readouterr().out

@@ -1044,11 +1044,14 @@ def _time_left(plan: Plan) -> str | None:
     runs (a partial run counted whole; a reusable one costs nothing), and at the fastest of them where that is less:
     wall times grow when runs share the machine, so the fastest says what a quiet machine needs. Where that leaves
     out arms without runs, or an arm's only runs were slow, every run left at the sweep's fastest run is given too
-    (arms that cost more per step take longer). ``None`` when nothing is left to train."""
+    (arms that cost more per step take longer). A run to be copied (``reusable``) counts as a finished run of its
+    arm at its twin's wall time, so a sweep that reuses another's runs has that estimate before its first run.
+    ``None`` when nothing is left to train."""
     times: dict[str, list[float]] = {}
     for run, st in zip(plan.runs, plan.states, strict=True):
-        if st.finished and isinstance((st.summary or {}).get("wall_time_s"), (int, float)):
-            times.setdefault(run.arm, []).append(float(st.summary["wall_time_s"]))
+        summary = st.summary if st.finished else _twin_summary(st) if st.state == "reusable" else None
+        if isinstance((summary or {}).get("wall_time_s"), (int, float)):
+            times.setdefault(run.arm, []).append(float(summary["wall_time_s"]))
     left = [
         run.arm for run, st in zip(plan.runs, plan.states, strict=True) if not st.finished and st.state != "reusable"
     ]
@@ -1056,20 +1059,32 @@ def _time_left(plan: Plan) -> str | None:
         return None
     known = [arm for arm in left if arm in times]
     unknown = len(left) - len(known)
-    if not known:
+    if not times:
         return f"time left: not known yet, none of the {unknown} run(s) to train has an arm with a finished run"
-    median = sum(float(np.median(times[arm])) for arm in known)
-    fastest = sum(min(times[arm]) for arm in known)
-    text = f"time left: about {_duration(median)} of run time for {len(known)} run(s), at the median of their "
-    text += "arm's finished runs (partial runs counted whole)"
-    if fastest < 0.95 * median:
-        text += f", {_duration(fastest)} at the fastest (runs that shared the machine took longer)"
-    text += f"; {unknown} run(s) of arms without a finished run not counted" if unknown else ""
+    if known:
+        median = sum(float(np.median(times[arm])) for arm in known)
+        fastest = sum(min(times[arm]) for arm in known)
+        text = f"time left: about {_duration(median)} of run time for {len(known)} run(s), at the median of their "
+        text += "arm's finished runs (partial runs counted whole)"
+        if fastest < 0.95 * median:
+            text += f", {_duration(fastest)} at the fastest (runs that shared the machine took longer)"
+        text += f"; {unknown} run(s) of arms without a finished run not counted" if unknown else ""
+    else:
+        text = f"time left: none of the {unknown} run(s) to train has an arm with a finished run"
+        fastest = math.inf
     # an arm with one slow run (a screen that shared the machine) says little: the sweep's fastest run, same protocol
     floor = min(min(t) for t in times.values())
     if unknown or floor * len(known) < 0.95 * fastest:
         text += f"; all {len(left)} at the sweep's fastest run ({floor:.0f} s): {_duration(floor * len(left))}"
     return text
+
+
+def _twin_summary(state: RunState) -> dict | None:
+    """The summary of a reusable run's finished twin (``None`` if it no longer parses)."""
+    try:
+        return read_summary(state.source / SUMMARY)
+    except (OSError, ValueError):
+        return None
 
 
 def _duration(seconds: float) -> str:
