@@ -1061,21 +1061,20 @@ def _time_left(plan: Plan) -> str | None:
     unknown = len(left) - len(known)
     if not times:
         return f"time left: not known yet, none of the {unknown} run(s) to train has an arm with a finished run"
-    if known:
-        median = sum(float(np.median(times[arm])) for arm in known)
-        fastest = sum(min(times[arm]) for arm in known)
-        text = f"time left: about {_duration(median)} of run time for {len(known)} run(s), at the median of their "
-        text += "arm's finished runs (partial runs counted whole)"
-        if fastest < 0.95 * median:
-            text += f", {_duration(fastest)} at the fastest (runs that shared the machine took longer)"
-        text += f"; {unknown} run(s) of arms without a finished run not counted" if unknown else ""
-    else:
-        text = f"time left: none of the {unknown} run(s) to train has an arm with a finished run"
-        fastest = math.inf
     # an arm with one slow run (a screen that shared the machine) says little: the sweep's fastest run, same protocol
     floor = min(min(t) for t in times.values())
+    at_floor = f"all {len(left)} at the sweep's fastest run ({floor:.0f} s): {_duration(floor * len(left))}"
+    if not known:
+        return f"time left: none of the {unknown} run(s) to train has an arm with a finished run; {at_floor}"
+    median = sum(float(np.median(times[arm])) for arm in known)
+    fastest = sum(min(times[arm]) for arm in known)
+    text = f"time left: about {_duration(median)} of run time for {len(known)} run(s), at the median of their "
+    text += "arm's finished runs (partial runs counted whole)"
+    if fastest < 0.95 * median:
+        text += f", {_duration(fastest)} at the fastest (runs that shared the machine took longer)"
+    text += f"; {unknown} run(s) of arms without a finished run not counted" if unknown else ""
     if unknown or floor * len(known) < 0.95 * fastest:
-        text += f"; all {len(left)} at the sweep's fastest run ({floor:.0f} s): {_duration(floor * len(left))}"
+        text += f"; {at_floor}"
     return text
 
 
