@@ -8,8 +8,9 @@ out="${SRBLOCK_SWEEP_OUTPUT:?run me from srblock sweep --after-run}"
 run="${SRBLOCK_RUN_DIR:?}"
 paths=("$run" "$out/results.csv" "$out/table.md" "$out/sweep.yaml")
 [ -f "$out/.srblock-owned.json" ] && paths+=("$out/.srblock-owned.json")  # what srblock wrote there
-# the tables of its report_metrics and the trends the sweep file declares, refreshed with the table
-for extra in "$out"/table-*.md "$out"/trend-*.md "$out"/trend-*.png; do
+# the tables of its report_metrics, the trends the sweep file declares and the corruption benchmark's robustness.md,
+# refreshed with the table
+for extra in "$out"/table-*.md "$out"/trend-*.md "$out"/trend-*.png "$out"/robustness.md; do
   [ -f "$extra" ] && paths+=("$extra")
 done
 for _ in $(seq 1 20); do

@@ -138,6 +138,17 @@ def test_sweep_table_pairs_arms_by_seed(tmp_path: Path) -> None:
     assert (tmp_path / "robustness.md").read_text() == text
 
 
+def test_sweep_table_marks_arms_short_of_their_planned_seeds(tmp_path: Path) -> None:
+    for seed in range(3):
+        fake_robustness_run(tmp_path / "base" / f"seed{seed}", seed, 90.0, 70.0)
+        fake_robustness_run(tmp_path / "sr" / f"seed{seed}", seed, 90.0, 71.0)
+    plan = {"baseline": "base", "seeds": [0, 1, 2, 3], "arms": {"base": {}, "sr": {"seeds": [0, 1, 2]}}}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(plan))
+    text = robustness_sweep(tmp_path, log=lambda _: None)
+    assert "| `base` (baseline) (partial) | 3 |" in text and "| `sr` | 3 |" in text, "sr's own seeds: complete"
+    assert "(partial): arm(s) holding fewer of the sweep's seeds than it plans (`base` 3 of 4" in text
+
+
 @pytest.mark.slow
 def test_sweep_command_scores_runs_that_kept_a_checkpoint(recipe: Path, cache: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
@@ -212,3 +223,8 @@ def test_a_robustness_sweep_tables_the_mca_with_every_table(recipe: Path, cache:
     row = next(line for line in table.splitlines() if line.startswith("| `b`"))
     delta = np.mean([mca["b"][s]["test_corruption_acc1"] - mca["a"][s]["test_corruption_acc1"] for s in (0, 1)])
     assert row.split("|")[2].strip() == "2" and f"{delta:+.2f}" in row
+    # robustness.md comes with every table too, from the summaries alone (no checkpoint kept), with the same Δ mCA
+    text = (tmp_path / "out" / "robustness.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| `b`"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[:2] == ["`b`", "2"] and cells[5].startswith(f"{delta:+.2f}") and "partial" not in text

@@ -34,6 +34,7 @@ from .stats import SCREEN_SEEDS, format_interval, format_paired, paired_ttest, s
 
 __all__ = [
     "ROBUSTNESS_FILE",
+    "ROBUSTNESS_TABLE",
     "benchmark_checkpoint",
     "checkpoint_evaluator",
     "format_run",
@@ -60,6 +61,8 @@ def robustness_file(seed: int = 0, max_images: int | None = None) -> str:
 
 #: The standard benchmark's file (corruption seed 0, the whole test split): the one a sweep's table reads.
 ROBUSTNESS_FILE = robustness_file()
+#: A sweep folder's table of every arm against the baseline (:func:`robustness_sweep`).
+ROBUSTNESS_TABLE = "robustness.md"
 
 
 def checkpoint_evaluator(
@@ -238,12 +241,13 @@ def robustness_sweep(
     log: Callable[[str], None] = _log.info,
 ) -> str:
     """``<root>/robustness.md``: per arm of a sweep folder (``<root>/<arm>/seed<N>/``), clean top-1, mCA and the drop
-    against the ``baseline`` arm (default: the sweep's, from ``<root>/sweep.yaml``, else the first arm), paired by
-    seed, and the per-corruption Δ. Each finished run's numbers come from :func:`_run_values` (``compute`` makes
-    them for a run that kept a checkpoint only). Returns the Markdown. A ``robustness.md`` there that srblock did
-    not write stops it before any run is scored (:func:`srblock.io.check_ours`)."""
+    against the ``baseline`` arm (default: the sweep's, from ``<root>/sweep.yaml``, else the first arm), paired by seed,
+    and the per-corruption Δ; an arm with fewer runs than ``sweep.yaml`` plans is marked ``(partial)``. Each finished
+    run's numbers come from :func:`_run_values` (``compute`` makes them for a run that kept a checkpoint only). Returns
+    the Markdown. A ``robustness.md`` there that srblock did not write stops it before any run is scored
+    (:func:`srblock.io.check_ours`)."""
     root = Path(root)
-    check_ours(root / "robustness.md")
+    check_ours(root / ROBUSTNESS_TABLE)
     runs: dict[str, dict[Any, dict]] = {}
     left_out = []
     for summary_path in sorted(root.glob("*/*/summary.json")):
@@ -263,8 +267,8 @@ def robustness_sweep(
         )
     arms = list(runs)
     copy = root / "sweep.yaml"
-    if baseline is None and copy.is_file():
-        baseline = (yaml.safe_load(copy.read_text()) or {}).get("baseline")
+    plan = (yaml.safe_load(copy.read_text()) or {}) if copy.is_file() else {}
+    baseline = baseline or plan.get("baseline")
     if baseline is not None and baseline not in runs:
         raise ValueError(f"baseline {baseline!r} has no scored runs under {root}; arms with runs: {arms}")
     baseline = baseline or arms[0]
@@ -279,9 +283,15 @@ def robustness_sweep(
     header = ["arm", "n", "clean top-1", "Δ clean (paired 95 % CI)", "mCA", "Δ mCA (paired 95 % CI)"]
     header += ["p mCA (paired, n); sign wins/n", "drop", "Δ drop (paired 95 % CI)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    partial = []
     for arm in arms:
         clean, mca, drops = series(arm, "clean"), series(arm, "mca"), drop(arm)
-        cells = [f"`{arm}`" + (" (baseline)" if arm == baseline else ""), str(len(runs[arm]))]
+        # the seeds sweep.yaml plans for the arm: its own, else the sweep's (none without a sweep.yaml)
+        planned = len((plan.get("arms") or {}).get(arm, {}).get("seeds") or plan.get("seeds") or [])
+        if len(runs[arm]) < planned:
+            partial.append(f"`{arm}` {len(runs[arm])} of {planned}")
+        marks = [m for m, on in (("baseline", arm == baseline), ("partial", len(runs[arm]) < planned)) if on]
+        cells = [f"`{arm}`" + "".join(f" ({m})" for m in marks), str(len(runs[arm]))]
         for key, values in (("clean", clean), ("mca", mca)):
             s = summarize(list(values.values()))
             std = "" if math.isnan(s.std) else f" ± {s.std:.2f}"
@@ -313,10 +323,15 @@ def robustness_sweep(
         f"Δ = arm - `{baseline}` per seed, averaged over the seeds both ran; 95 % CI: t-interval of that mean; "
         "p: two-sided paired t-test (`scipy.stats.ttest_rel`); sign: seeds where the arm is higher, of the untied.",
     ]
+    if partial:
+        notes.append(
+            f"(partial): arm(s) holding fewer of the sweep's seeds than it plans ({', '.join(partial)}, `sweep.yaml`): "
+            "their numbers are interim; the reading is the one with every seed."
+        )
     if left_out:
         notes.append(f"Left out (no corruption results and no kept checkpoint): {', '.join(left_out)}.")
     text = "\n".join(lines + per + notes) + "\n"
-    write_text(root / "robustness.md", text, ours=True)
+    write_text(root / ROBUSTNESS_TABLE, text, ours=True)
     log(text)
     return text
 

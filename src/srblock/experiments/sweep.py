@@ -5,7 +5,8 @@ A sweep file (``sweeps/<name>.yaml``)::
     name: cifar10-cpu-d2d
     output: results/cifar10-cpu/d2d     # run folders go to <output>/<arm>/seed<seed>/
     metric: test_acc1                   # the summary.json key compared between arms
-    report_metrics: [test_acc1_last]    # optional: more keys tabled with every table (table-<metric>.md, trends)
+    report_metrics: [test_acc1_last]    # optional: more keys tabled with every table (table-<metric>.md, trends;
+                                        # test_corruption_acc1 also refreshes robustness.md: clean, mCA, drop)
     baseline: r18-d2d                   # the arm every other arm is compared to (Δ and Welch p)
     seeds: [0, 1, 2]                    # an arm may set its own 'seeds:' list
     keep_checkpoints: false             # delete checkpoint_*.pt once a run's summary.json exists ('best': keep
@@ -91,6 +92,7 @@ import numpy as np
 import yaml
 
 from .._modules import import_every_module
+from ..analysis.robustness import ROBUSTNESS_TABLE, robustness_sweep
 from ..analysis.stats import (
     SCREEN_SEEDS,
     format_interval,
@@ -944,6 +946,7 @@ def run_sweep(
     if _rank() == 0:
         check_sweep_outputs(sweep.output)  # before any write: a table of the user's own there stops the sweep
         trend_files = [f"trend-{name}{ext}" for name in sweep.trends for ext in (".md", ".png")]
+        trend_files += [ROBUSTNESS_TABLE] if _scores_robustness(sweep) else []
         if trend_files:  # refreshed after every run: a file of the user's under one of their names stops it now
             check_sweep_outputs(sweep.output, *trend_files)
         for run, _ in blocked:
@@ -1032,6 +1035,18 @@ def report_tables(
         if sweep is not None:
             for path in report_trends(root, sweep=sweep, metric=key, baseline=baseline, load_fn=load_fn, plan=plan):
                 log(f"trend: {path}")
+    if sweep is not None and _scores_robustness(sweep):
+        try:  # from the runs' summaries only: nothing is scored here
+            robustness_sweep(root, baseline=baseline, log=lambda _: None)
+        except FileNotFoundError:  # no run has its numbers yet
+            return
+        log(f"robustness: {Path(root) / ROBUSTNESS_TABLE}")
+
+
+def _scores_robustness(sweep: Sweep) -> bool:
+    """Whether the sweep tables the corruption benchmark (``test_corruption_acc1`` its metric or a report metric):
+    then ``robustness.md`` (clean, mCA and drop, paired) is refreshed with every table."""
+    return "test_corruption_acc1" in (sweep.metric, *sweep.report_metrics)
 
 
 def report_plan(sweep: Sweep, load_fn: LoadFn | None = None) -> Plan:
