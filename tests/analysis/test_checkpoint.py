@@ -98,7 +98,8 @@ def test_predict_checkpoint_applies_the_recipes_test_time_augmentation(tmp_path,
     predictions, labels = predict_checkpoint(tmp_path / "ckpt.pt", split="test", device="cpu")
     task = ClassificationTask(config, DistInfo(), torch.device("cpu"))
     model, _ = load_trained_model(tmp_path / "ckpt.pt")
-    engine_acc = task.evaluate(model, task.build_loaders().test)["acc1"]
+    with torch.no_grad():  # as the engine's evaluate() calls it
+        engine_acc = task.evaluate(model, task.build_loaders().test)["acc1"]
     assert 100.0 * (predictions == labels).double().mean().item() == pytest.approx(engine_acc, abs=1e-9)
     modes = []
 
