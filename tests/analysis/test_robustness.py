@@ -228,3 +228,10 @@ def test_a_robustness_sweep_tables_the_mca_with_every_table(recipe: Path, cache:
     row = next(line for line in text.splitlines() if line.startswith("| `b`"))
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[:2] == ["`b`", "2"] and cells[5].startswith(f"{delta:+.2f}") and "partial" not in text
+    # the sweep's refresh reads its own finished runs only, as table.md does: not a folder of an arm it does not plan
+    from srblock.experiments.sweep import report_tables
+
+    fake_robustness_run(tmp_path / "out" / "c" / "seed0", 0, 90.0, 70.0)
+    report_tables(tmp_path / "out", log=lambda _: None)
+    assert "`c`" not in (tmp_path / "out" / "robustness.md").read_text()
+    assert "`c`" in robustness_sweep(tmp_path / "out", log=lambda _: None), "without the sweep every run folder counts"

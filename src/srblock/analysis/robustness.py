@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -238,22 +238,25 @@ def robustness_sweep(
     seed: int = 0,
     compute: Callable[[Path], dict] | None = None,
     redo: bool = False,
+    run_dirs: Iterable[Path] | None = None,
     log: Callable[[str], None] = _log.info,
 ) -> str:
     """``<root>/robustness.md``: per arm of a sweep folder (``<root>/<arm>/seed<N>/``), clean top-1, mCA and the drop
     against the ``baseline`` arm (default: the sweep's, from ``<root>/sweep.yaml``, else the first arm), paired by seed,
     and the per-corruption Δ; an arm with fewer runs than ``sweep.yaml`` plans is marked ``(partial)``. Each finished
-    run's numbers come from :func:`_run_values` (``compute`` makes them for a run that kept a checkpoint only). Returns
-    the Markdown. A ``robustness.md`` there that srblock did not write stops it before any run is scored
+    run's numbers come from :func:`_run_values` (``compute`` makes them for a run that kept a checkpoint only).
+    ``run_dirs``: the run folders to read, in order (a sweep passes its finished runs, so a stale one is left out as in
+    its ``table.md``); default every ``<arm>/seed<N>/`` with a ``summary.json``. Returns the Markdown. A
+    ``robustness.md`` there that srblock did not write stops it before any run is scored
     (:func:`srblock.io.check_ours`)."""
     root = Path(root)
     check_ours(root / ROBUSTNESS_TABLE)
     runs: dict[str, dict[Any, dict]] = {}
     left_out = []
-    for summary_path in sorted(root.glob("*/*/summary.json")):
-        run_dir, arm = summary_path.parent, summary_path.parent.parent.name
-        if arm.startswith("."):  # a sweep's .stale/ folder
-            continue
+    if run_dirs is None:  # not a sweep's .stale/ or .interrupted/ folder
+        run_dirs = (p.parent for p in sorted(root.glob("*/*/summary.json")) if not p.parent.parent.name.startswith("."))
+    for run_dir in run_dirs:
+        arm, summary_path = run_dir.parent.name, run_dir / "summary.json"
         summary = json.loads(summary_path.read_text())
         values = _run_values(run_dir, summary, seed, compute, redo)
         if values is None:

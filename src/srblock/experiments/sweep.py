@@ -1036,8 +1036,9 @@ def report_tables(
             for path in report_trends(root, sweep=sweep, metric=key, baseline=baseline, load_fn=load_fn, plan=plan):
                 log(f"trend: {path}")
     if sweep is not None and _scores_robustness(sweep):
+        done = [run.output_dir for run, st in zip(plan.runs, plan.states, strict=True) if st.finished]
         try:  # from the runs' summaries only: nothing is scored here
-            robustness_sweep(root, baseline=baseline, log=lambda _: None)
+            robustness_sweep(root, baseline=baseline, run_dirs=done, log=lambda _: None)
         except FileNotFoundError:  # no run has its numbers yet
             return
         log(f"robustness: {Path(root) / ROBUSTNESS_TABLE}")
