@@ -235,3 +235,8 @@ def test_a_robustness_sweep_tables_the_mca_with_every_table(recipe: Path, cache:
     report_tables(tmp_path / "out", log=lambda _: None)
     assert "`c`" not in (tmp_path / "out" / "robustness.md").read_text()
     assert "`c`" in robustness_sweep(tmp_path / "out", log=lambda _: None), "without the sweep every run folder counts"
+    # before the baseline has a finished run (another order of arms, --arms b) the refresh waits, saying why
+    (tmp_path / "out" / "a").rename(tmp_path / "a-elsewhere")
+    said: list[str] = []
+    report_tables(tmp_path / "out", log=said.append)
+    assert "robustness: robustness.md not written yet: baseline 'a' has no scored runs" in "\n".join(said)

@@ -1038,10 +1038,11 @@ def report_tables(
     if sweep is not None and _scores_robustness(sweep):
         done = [run.output_dir for run, st in zip(plan.runs, plan.states, strict=True) if st.finished]
         try:  # from the runs' summaries only: nothing is scored here
-            robustness_sweep(root, baseline=baseline, run_dirs=done, log=lambda _: None)
-        except FileNotFoundError:  # no run has its numbers yet
-            return
-        log(f"robustness: {Path(root) / ROBUSTNESS_TABLE}")
+            robustness_sweep(root, baseline=baseline or sweep.baseline, run_dirs=done, log=lambda _: None)
+        except (FileNotFoundError, ValueError) as err:  # no run has its numbers yet, or the baseline none: later
+            log(f"robustness: {ROBUSTNESS_TABLE} not written yet: {err}")
+        else:
+            log(f"robustness: {Path(root) / ROBUSTNESS_TABLE}")
 
 
 def _scores_robustness(sweep: Sweep) -> bool:
