@@ -6,7 +6,7 @@
 # on fresh seeds 8-23 (cifar10_cpu_w25_confirm, 32 runs, fixed before its first run). 8 paired seeds an arm; on the evening of 2026-12-05 (placement's single-block arms done)
 # 181 runs were left to train (the AdamW, regularizer and block sweeps copy their SGD baseline and SR runs from
 # cifar10_cpu_w25: reuse), some 25-30 hours at the 8-10 min a run measured that day on an otherwise idle machine (a
-# robustness run adds ~10 min of scoring), so it spans sessions.
+# robustness run adds about 3.5 min of scoring: 207 s measured on 2026-12-06), so it spans sessions.
 # Resumable: run the same command again; finished runs are skipped, an interrupted one continues from its
 # checkpoint_last.pt. One process on both cores (two threads that sleep while they wait):
 #   nohup sweeps/where_sr_helps.sh > /tmp/where_sr_helps.log 2>&1 &
