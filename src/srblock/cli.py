@@ -402,7 +402,9 @@ def _add_robustness(sub: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         from .analysis.robustness import robustness
+        from .experiments.sweep import find_sweep_copy
 
+        sweep = find_sweep_copy(args.path)  # a sweep's folder: its baseline and the seeds it plans for each arm
         robustness(
             args.path,
             data_dir=args.data_dir,
@@ -410,7 +412,8 @@ def _add_robustness(sub: argparse._SubParsersAction) -> None:
             seed=args.seed,
             max_images=args.max_images,
             redo=args.redo,
-            baseline=args.baseline,
+            baseline=args.baseline or (sweep.baseline if sweep is not None else None),
+            planned=sweep.planned_seeds() if sweep is not None else None,
             cache_dir=args.cache_dir,
             log=print,
         )

@@ -124,13 +124,12 @@ def test_sweep_table_pairs_arms_by_seed(tmp_path: Path) -> None:
     for seed in range(3):
         fake_robustness_run(tmp_path / "base" / f"seed{seed}", seed, 90.0 + seed, 70.0 + seed)
         fake_robustness_run(tmp_path / "sr" / f"seed{seed}", seed, 90.5 + seed, 71.0 + seed + 0.1 * seed)
-    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump({"baseline": "base"}))
     (tmp_path / "sr" / "seed9").mkdir()
     (tmp_path / "sr" / "seed9" / "summary.json").write_text(json.dumps({"seed": 9, "test_acc1": 50.0}))
     text = robustness_sweep(tmp_path, log=lambda _: None)
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| `")}
-    assert "(baseline)" in rows["`base` (baseline)"]
-    sr = [c.strip() for c in rows["`sr`"].split("|")[1:-1]]
+    assert "`base` (baseline)" in rows, "without a baseline: the first arm"
+    sr = [c.strip() for c in rows["`sr` (screen)"].split("|")[1:-1]]
     assert sr[1] == "3" and sr[3].startswith("+0.50") and sr[5].startswith("+1.10")  # Δ clean, Δ mCA (paired)
     assert "sign 3/3" in sr[6]
     assert "| gaussian_noise | 71.00 | +1.10" in text, "per-corruption Δ is paired too"
@@ -138,15 +137,36 @@ def test_sweep_table_pairs_arms_by_seed(tmp_path: Path) -> None:
     assert (tmp_path / "robustness.md").read_text() == text
 
 
-def test_sweep_table_marks_arms_short_of_their_planned_seeds(tmp_path: Path) -> None:
-    for seed in range(3):
+def test_sweep_table_marks_arms_as_the_sweep_table_does(tmp_path: Path) -> None:
+    for seed in range(4):
         fake_robustness_run(tmp_path / "base" / f"seed{seed}", seed, 90.0, 70.0)
-        fake_robustness_run(tmp_path / "sr" / f"seed{seed}", seed, 90.0, 71.0)
-    plan = {"baseline": "base", "seeds": [0, 1, 2, 3], "arms": {"base": {}, "sr": {"seeds": [0, 1, 2]}}}
-    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(plan))
-    text = robustness_sweep(tmp_path, log=lambda _: None)
-    assert "| `base` (baseline) (partial) | 3 |" in text and "| `sr` | 3 |" in text, "sr's own seeds: complete"
-    assert "(partial): arm(s) holding fewer of the sweep's seeds than it plans (`base` 3 of 4" in text
+        fake_robustness_run(tmp_path / "sr" / f"seed{seed}", seed, 90.0, 71.0 + 0.1 * seed)
+    for seed in range(2):
+        fake_robustness_run(tmp_path / "few" / f"seed{seed}", seed, 90.0, 71.0 + 0.1 * seed)
+    planned = {"base": 5, "sr": 4, "few": 5}
+    text = robustness_sweep(tmp_path, baseline="base", planned=planned, log=lambda _: None)
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| `")}
+    assert set(rows) == {"`base` (baseline, partial)", "`sr`", "`few` (screen)"}, "a screen is not also partial"
+    assert "– (screen, 2)" in rows["`few` (screen)"] and "– (screen" not in rows["`sr`"]
+    assert "(partial): arm(s) holding fewer of the sweep's seeds than it plans (`base` 4 of 5)" in text
+    assert "(screen): arm(s) with 3 runs or fewer (`few`)" in text
+    unplanned = robustness_sweep(tmp_path, baseline="base", log=lambda _: None)
+    assert "partial" not in unplanned and "`few` (screen)" in unplanned, "no plan: nothing is short of it"
+
+
+def test_robustness_command_reads_the_plan_of_a_sweep_folder(recipe: Path, tmp_path: Path, capsys) -> None:
+    """``srblock robustness SWEEP`` takes the baseline and each arm's planned seeds from the sweep's copy."""
+    for arm, mca in (("a", 70.0), ("b", 71.0)):
+        for seed in range(4):
+            fake_robustness_run(tmp_path / arm / f"seed{seed}", seed, 90.0, mca + 0.1 * seed)
+    doc = {"name": "rob", "output": str(tmp_path), "metric": "test_acc1", "baseline": "b", "seeds": [0, 1, 2, 3, 4]}
+    doc["arms"] = {"a": {"recipe": str(recipe)}, "b": {"recipe": str(recipe), "seeds": [0, 1, 2, 3]}}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert main(["robustness", str(tmp_path)]) == 0
+    text = (tmp_path / "robustness.md").read_text()
+    assert "| `b` (baseline) | 4 |" in text and "| `a` (partial) | 4 |" in text and capsys.readouterr().out
+    assert main(["robustness", str(tmp_path), "--baseline", "a"]) == 0
+    assert "| `a` (baseline, partial) | 4 |" in (tmp_path / "robustness.md").read_text()
 
 
 @pytest.mark.slow
@@ -227,7 +247,7 @@ def test_a_robustness_sweep_tables_the_mca_with_every_table(recipe: Path, cache:
     text = (tmp_path / "out" / "robustness.md").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| `b`"))
     cells = [c.strip() for c in row.split("|")[1:-1]]
-    assert cells[:2] == ["`b`", "2"] and cells[5].startswith(f"{delta:+.2f}") and "partial" not in text
+    assert cells[:2] == ["`b` (screen)", "2"] and cells[5].startswith(f"{delta:+.2f}") and "partial" not in text
     # the sweep's refresh reads its own finished runs only, as table.md does: not a folder of an arm it does not plan
     from srblock.experiments.sweep import report_tables
 

@@ -80,8 +80,7 @@ def test_expand_grid_is_seed_major_with_ordered_overrides(sweep_file):
     assert runs[3].output_dir.parts[-2:] == ("sr", "seed1")
 
 
-def test_sweep_writes_csv_and_table_with_scipy_statistics(sweep_file, monkeypatch):
-    monkeypatch.setattr(sweep_module, "SCREEN_SEEDS", 1)  # two seeds per arm here: a full row, not a screen
+def test_sweep_writes_csv_and_table_with_scipy_statistics(sweep_file, no_screen):
     train = FakeTrain()
     run_sweep(load_sweep(sweep_file), run_fn=train, load_fn=_fake_load, log=lambda _: None)
     assert len(train.calls) == 4
@@ -121,9 +120,8 @@ def test_a_screen_keeps_its_intervals_but_shows_no_p_values(sweep_file):
     assert "(screen): 1 arm(s) with 3 seeds or fewer" in table
 
 
-def test_arms_short_of_their_planned_seeds_are_marked_partial_until_every_seed_has_run(sweep_file, monkeypatch):
+def test_arms_short_of_their_planned_seeds_are_marked_partial_until_every_seed_has_run(sweep_file, no_screen):
     """Past the screen, an arm's p-values are interim while the sweep still plans seeds for it: the table says so."""
-    monkeypatch.setattr(sweep_module, "SCREEN_SEEDS", 1)
     doc = yaml.safe_load(sweep_file.read_text())
     doc["seeds"] = [0, 1, 2]
     sweep_file.write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -25,7 +25,7 @@ def _write_npz(root: Path, size: int = 8, num_classes: int = 4) -> None:
         np.savez(root / f"{name}.npz", x=x, y=y)
 
 
-def test_engine_sweep_two_arms_two_seeds(tmp_path: Path, monkeypatch):
+def test_engine_sweep_two_arms_two_seeds(tmp_path: Path, no_screen: None) -> None:
     _write_npz(tmp_path / "data")
     recipe = {
         "data": {"dataset": "npz", "root": str(tmp_path / "data"), "val_fraction": 0.25, "crop_padding": 1},
@@ -47,7 +47,6 @@ def test_engine_sweep_two_arms_two_seeds(tmp_path: Path, monkeypatch):
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep_doc))
     sweep = load_sweep(tmp_path / "sweep.yaml")
 
-    monkeypatch.setattr(sweep_module, "SCREEN_SEEDS", 1)  # two seeds: a full table row, with its p-values
     executed = run_sweep(sweep, log=lambda _: None)  # the default run function: srblock.engine.train
     assert len(executed) == 4
     out = tmp_path / "out"

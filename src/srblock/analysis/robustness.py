@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from ..data.corruptions import CORRUPTIONS, SEVERITIES
 from ..io import check_ours, write_json, write_text
-from .stats import SCREEN_SEEDS, format_interval, format_paired, paired_ttest, sign_test, summarize
+from .stats import SCREEN_SEEDS, arm_marks, format_interval, format_paired, paired_ttest, sign_test, summarize
 
 __all__ = [
     "ROBUSTNESS_FILE",
@@ -235,6 +234,7 @@ def robustness_sweep(
     root: str | Path,
     *,
     baseline: str | None = None,
+    planned: Mapping[str, int] | None = None,
     seed: int = 0,
     compute: Callable[[Path], dict] | None = None,
     redo: bool = False,
@@ -242,13 +242,13 @@ def robustness_sweep(
     log: Callable[[str], None] = _log.info,
 ) -> str:
     """``<root>/robustness.md``: per arm of a sweep folder (``<root>/<arm>/seed<N>/``), clean top-1, mCA and the drop
-    against the ``baseline`` arm (default: the sweep's, from ``<root>/sweep.yaml``, else the first arm), paired by seed,
-    and the per-corruption Δ; an arm with fewer runs than ``sweep.yaml`` plans is marked ``(partial)``. Each finished
-    run's numbers come from :func:`_run_values` (``compute`` makes them for a run that kept a checkpoint only).
-    ``run_dirs``: the run folders to read, in order (a sweep passes its finished runs, so a stale one is left out as in
-    its ``table.md``); default every ``<arm>/seed<N>/`` with a ``summary.json``. Returns the Markdown. A
-    ``robustness.md`` there that srblock did not write stops it before any run is scored
-    (:func:`srblock.io.check_ours`)."""
+    against the ``baseline`` arm (default: the first arm), paired by seed, and the per-corruption Δ. ``planned``: how
+    many seeds the sweep plans for each arm (:meth:`srblock.experiments.Sweep.planned_seeds`); an arm short of them is
+    marked as its ``table.md`` marks it (:func:`~srblock.analysis.stats.arm_marks`). Each finished run's numbers come
+    from :func:`_run_values` (``compute`` makes them for a run that kept a checkpoint only). ``run_dirs``: the run
+    folders to read, in order (a sweep passes its finished runs, so a stale one is left out as in its ``table.md``);
+    default every ``<arm>/seed<N>/`` with a ``summary.json``. Returns the Markdown. A ``robustness.md`` there that
+    srblock did not write stops it before any run is scored (:func:`srblock.io.check_ours`)."""
     root = Path(root)
     check_ours(root / ROBUSTNESS_TABLE)
     runs: dict[str, dict[Any, dict]] = {}
@@ -269,9 +269,6 @@ def robustness_sweep(
             "with test_corruption_acc1, robustness.json or checkpoint_best.pt)"
         )
     arms = list(runs)
-    copy = root / "sweep.yaml"
-    plan = (yaml.safe_load(copy.read_text()) or {}) if copy.is_file() else {}
-    baseline = baseline or plan.get("baseline")
     if baseline is not None and baseline not in runs:
         raise ValueError(f"baseline {baseline!r} has no scored runs under {root}; arms with runs: {arms}")
     baseline = baseline or arms[0]
@@ -286,15 +283,14 @@ def robustness_sweep(
     header = ["arm", "n", "clean top-1", "Δ clean (paired 95 % CI)", "mCA", "Δ mCA (paired 95 % CI)"]
     header += ["p mCA (paired, n); sign wins/n", "drop", "Δ drop (paired 95 % CI)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    partial = []
+    screens, partial = [], []
     for arm in arms:
         clean, mca, drops = series(arm, "clean"), series(arm, "mca"), drop(arm)
-        # the seeds sweep.yaml plans for the arm: its own, else the sweep's (none without a sweep.yaml)
-        planned = len((plan.get("arms") or {}).get(arm, {}).get("seeds") or plan.get("seeds") or [])
-        if len(runs[arm]) < planned:
-            partial.append(f"`{arm}` {len(runs[arm])} of {planned}")
-        marks = [m for m, on in (("baseline", arm == baseline), ("partial", len(runs[arm]) < planned)) if on]
-        cells = [f"`{arm}`" + "".join(f" ({m})" for m in marks), str(len(runs[arm]))]
+        n, seeds = len(runs[arm]), (planned or {}).get(arm, 0)
+        screen, short, marks = arm_marks(n, seeds, baseline=arm == baseline)
+        screens += [f"`{arm}`"] if screen else []
+        partial += [f"`{arm}` {n} of {seeds}"] if short else []
+        cells = [f"`{arm}`" + marks, str(n)]
         for key, values in (("clean", clean), ("mca", mca)):
             s = summarize(list(values.values()))
             std = "" if math.isnan(s.std) else f" ± {s.std:.2f}"
@@ -326,10 +322,15 @@ def robustness_sweep(
         f"Δ = arm - `{baseline}` per seed, averaged over the seeds both ran; 95 % CI: t-interval of that mean; "
         "p: two-sided paired t-test (`scipy.stats.ttest_rel`); sign: seeds where the arm is higher, of the untied.",
     ]
+    if screens:
+        notes.append(
+            f"(screen): arm(s) with {SCREEN_SEEDS} runs or fewer ({', '.join(screens)}): Δ and its intervals are "
+            "shown, p-values are not (too few runs to read one)."
+        )
     if partial:
         notes.append(
-            f"(partial): arm(s) holding fewer of the sweep's seeds than it plans ({', '.join(partial)}, `sweep.yaml`): "
-            "their numbers are interim; the reading is the one with every seed."
+            f"(partial): arm(s) holding fewer of the sweep's seeds than it plans ({', '.join(partial)}): their "
+            "numbers are interim; the reading is the one with every seed."
         )
     if left_out:
         notes.append(f"Left out (no corruption results and no kept checkpoint): {', '.join(left_out)}.")
@@ -348,12 +349,13 @@ def robustness(
     max_images: int | None = None,
     redo: bool = False,
     baseline: str | None = None,
+    planned: Mapping[str, int] | None = None,
     cache_dir: str | Path | None = None,
     log: Callable[[str], None] = _log.info,
 ) -> str:
     """``srblock robustness PATH``: a run folder (with a kept checkpoint) gets :func:`robustness_run` and its table;
-    a sweep folder (``<arm>/seed<N>/`` runs) gets :func:`robustness_sweep`, scoring each run that needs it. Returns
-    the Markdown table."""
+    a sweep folder (``<arm>/seed<N>/`` runs) gets :func:`robustness_sweep` (``baseline`` and ``planned`` its), scoring
+    each run that needs it. Returns the Markdown table."""
     from ..engine.checkpoint import kept_checkpoint
 
     path = Path(path)
@@ -378,7 +380,8 @@ def robustness(
         def compute(run: Path) -> dict[str, Any]:
             return robustness_run(run, **options)
 
-        return robustness_sweep(path, baseline=baseline, seed=seed, compute=compute, redo=redo, log=log)
+        kwargs = {"baseline": baseline, "planned": planned, "seed": seed, "compute": compute, "redo": redo}
+        return robustness_sweep(path, **kwargs, log=log)
     raise FileNotFoundError(
         f"{path} is neither a run folder (checkpoint_best.pt or checkpoint_last.pt, or a summary.json of a run "
         "trained with train.robustness) nor a sweep folder (<arm>/seed<N>/summary.json)"

@@ -32,6 +32,7 @@ __all__ = [
     "Summary",
     "TrendResult",
     "WelchResult",
+    "arm_marks",
     "format_interval",
     "format_number",
     "format_p",
@@ -431,6 +432,16 @@ def seed_effect(values: Sequence[Sequence[float]]) -> SeedEffect:
 
 # The cells of every table that reports these tests (sweep tables, the cross-dataset report, robustness.md): one
 # spelling of a missing value ("–"), of a p-value (3 significant digits) and of an interval (signed).
+
+
+def arm_marks(n: int, planned: int, *, baseline: bool) -> tuple[bool, bool, str]:
+    """How a table marks an arm of ``n`` runs whose sweep plans ``planned`` seeds for it (0: unknown): whether it is a
+    screen (not the baseline, :data:`SCREEN_SEEDS` runs or fewer: no p-values), whether it is partial (past a screen,
+    short of its seeds: interim), and the marks after its name, ``" (baseline, partial)"`` and the like."""
+    screen = not baseline and 0 < n <= SCREEN_SEEDS
+    partial = not screen and 0 < n < planned
+    marks = [m for m, on in (("baseline", baseline), ("screen", screen), ("partial", partial)) if on]
+    return screen, partial, f" ({', '.join(marks)})" if marks else ""
 
 
 def format_number(x: float | None, digits: int = 2) -> str:

@@ -95,6 +95,7 @@ from .._modules import import_every_module
 from ..analysis.robustness import ROBUSTNESS_TABLE, robustness_sweep
 from ..analysis.stats import (
     SCREEN_SEEDS,
+    arm_marks,
     format_interval,
     format_number,
     format_p,
@@ -134,6 +135,7 @@ __all__ = [
     "aggregate",
     "check_levels",
     "expand_grid",
+    "find_sweep_copy",
     "finished_scores",
     "format_plan",
     "format_seeds",
@@ -215,6 +217,10 @@ class Sweep:
     def arm_seeds(self, arm: str) -> list[int]:
         """The seeds the sweep plans for ``arm``: its own ``seeds:``, else the sweep's."""
         return next(a.seeds or self.seeds for a in self.arms if a.name == arm)
+
+    def planned_seeds(self) -> dict[str, int]:
+        """How many seeds the sweep plans for each arm (:meth:`arm_seeds`)."""
+        return {a.name: len(self.arm_seeds(a.name)) for a in self.arms}
 
     def controls(self, baseline: str | None = None) -> dict[str, str]:
         """Each arm's control: its own ``baseline:`` in the sweep file, else ``baseline`` (default: the sweep's)."""
@@ -612,6 +618,11 @@ def read_sweep_copy(folder: str | Path) -> Sweep:
     except (ValueError, TypeError) as err:
         raise ValueError(f"{folder / SWEEP_COPY} is damaged ({' '.join(str(err).split())})") from None
     return dataclasses.replace(sweep, output=folder)
+
+
+def find_sweep_copy(folder: str | Path) -> Sweep | None:
+    """:func:`read_sweep_copy` of a folder that may be a sweep's: ``None`` when it holds no ``sweep.yaml`` copy."""
+    return read_sweep_copy(folder) if (Path(folder) / SWEEP_COPY).is_file() else None
 
 
 def _is_sweep_folder(folder: Path) -> bool:
@@ -1024,8 +1035,7 @@ def report_tables(
     the sweep's metric and each of its ``report_metrics``. The runs are read once for all of them."""
     from .trend import report_trends  # trend.py reads sweeps with this module: imported here, not at the top
 
-    if sweep is None and (Path(root) / SWEEP_COPY).is_file():
-        sweep = read_sweep_copy(root)
+    sweep = sweep or find_sweep_copy(root)
     if sweep is not None:
         sweep = dataclasses.replace(sweep, output=Path(root))  # the folder may have moved since the sweep ran
     plan = report_plan(sweep, load_fn) if sweep is not None else None
@@ -1038,7 +1048,8 @@ def report_tables(
     if sweep is not None and _scores_robustness(sweep):
         done = [run.output_dir for run, st in zip(plan.runs, plan.states, strict=True) if st.finished]
         try:  # from the runs' summaries only: nothing is scored here
-            robustness_sweep(root, baseline=baseline or sweep.baseline, run_dirs=done, log=lambda _: None)
+            plan_of = {"baseline": baseline or sweep.baseline, "planned": sweep.planned_seeds(), "run_dirs": done}
+            robustness_sweep(root, **plan_of, log=lambda _: None)
         except (FileNotFoundError, ValueError) as err:  # no run has its numbers yet, or the baseline none: later
             log(f"robustness: {ROBUSTNESS_TABLE} not written yet: {err}")
         else:
@@ -1315,9 +1326,8 @@ def aggregate(
         control = versus[arm]
         base_vals = values.get(control, [])
         is_base = arm == baseline
-        screen = not is_base and 0 < s.n <= SCREEN_SEEDS
         planned = len([k for k in sweep.arm_seeds(arm) if seeds is None or k in seeds]) if sweep is not None else 0
-        short = not screen and 0 < s.n < planned  # past a screen, short of its seeds: interim
+        screen, short, marks = arm_marks(s.n, planned, baseline=is_base)
         if screen:
             screens.append(arm)
         if short:
@@ -1329,7 +1339,7 @@ def aggregate(
         if not screen and w is not None and not math.isnan(pooled) and pooled > 0 and not math.isnan(w.delta):
             need = _seeds_text(required_seeds(w.delta, pooled))
         cells = [
-            f"`{arm}`" + _arm_marks(is_base, screen, short),
+            f"`{arm}`" + marks,
             *([("–" if is_base else f"`{control}`")] if own else []),
             str(s.n),
             f"{format_number(s.mean, digits)} ± {format_number(s.std, digits)}",
@@ -1664,12 +1674,6 @@ def _forward_mflops(model_json: str) -> float | None:
         return 2 * count_macs(model, torch.zeros(1, *size, device="meta")) / 1e6
     except (ValueError, TypeError, KeyError, RuntimeError, NotImplementedError):  # a config of an older srblock
         return None
-
-
-def _arm_marks(baseline: bool, screen: bool, partial: bool) -> str:
-    """The marks after an arm's name in the table: ``(baseline)``, ``(screen)``, ``(partial)``, as they apply."""
-    marks = [m for m, on in (("baseline", baseline), ("screen", screen), ("partial", partial)) if on]
-    return f" ({', '.join(marks)})" if marks else ""
 
 
 def _seeds_text(n: int) -> str:

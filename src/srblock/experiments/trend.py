@@ -38,7 +38,7 @@ from ..analysis.stats import (
     summarize,
 )
 from ..io import check_ours, write_text
-from .sweep import SWEEP_COPY, TREND_NAME, LoadFn, Plan, Sweep, check_levels, finished_scores, read_sweep_copy
+from .sweep import TREND_NAME, LoadFn, Plan, Sweep, check_levels, find_sweep_copy, finished_scores
 
 __all__ = ["parse_levels", "report_trends", "trend_figure", "trend_report"]
 
@@ -99,8 +99,7 @@ def report_trends(
     is no trend. ``baseline`` replaces the sweep's for the Δ column, as in the table. ``srblock sweep`` calls it with
     each table it writes, so the committed trends hold the runs the table holds."""
     folder = Path(folder)
-    if sweep is None and (folder / SWEEP_COPY).is_file():
-        sweep = read_sweep_copy(folder)
+    sweep = sweep or find_sweep_copy(folder)
     if sweep is None or not sweep.trends:
         return []
     sweep, _, scores, left_out = finished_scores(folder, metric=metric, load_fn=load_fn, sweep=sweep, plan=plan)
