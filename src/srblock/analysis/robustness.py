@@ -354,7 +354,7 @@ def robustness(
     log: Callable[[str], None] = _log.info,
 ) -> str:
     """``srblock robustness PATH``: a run folder (with a kept checkpoint) gets :func:`robustness_run` and its table;
-    a sweep folder (``<arm>/seed<N>/`` runs) gets :func:`robustness_sweep` (``baseline`` and ``planned`` its), scoring
+    a sweep folder (``<arm>/seed<N>/`` runs) gets :func:`robustness_sweep` with ``baseline`` and ``planned``, scoring
     each run that needs it. Returns the Markdown table."""
     from ..engine.checkpoint import kept_checkpoint
 
