@@ -124,6 +124,10 @@ def test_sweep_table_pairs_arms_by_seed(tmp_path: Path) -> None:
     for seed in range(3):
         fake_robustness_run(tmp_path / "base" / f"seed{seed}", seed, 90.0 + seed, 70.0 + seed)
         fake_robustness_run(tmp_path / "sr" / f"seed{seed}", seed, 90.5 + seed, 71.0 + seed + 0.1 * seed)
+        summary_path = tmp_path / "sr" / f"seed{seed}" / "summary.json"
+        summary = json.loads(summary_path.read_text())
+        summary["test_corruption"]["by_severity"][4] += 1.0  # SR ahead by 1 pp more at severity 5
+        summary_path.write_text(json.dumps(summary))
     (tmp_path / "sr" / "seed9").mkdir()
     (tmp_path / "sr" / "seed9" / "summary.json").write_text(json.dumps({"seed": 9, "test_acc1": 50.0}))
     text = robustness_sweep(tmp_path, log=lambda _: None)
@@ -133,6 +137,7 @@ def test_sweep_table_pairs_arms_by_seed(tmp_path: Path) -> None:
     assert sr[1] == "3" and sr[3].startswith("+0.50") and sr[5].startswith("+1.10")  # Δ clean, Δ mCA (paired)
     assert "sign 3/3" in sr[6]
     assert "| gaussian_noise | 71.00 | +1.10" in text, "per-corruption Δ is paired too"
+    assert "| 1 | 73.00 | +1.10" in text and "| 5 | 69.00 | +2.10" in text, "per severity, each in its row"
     assert "Left out" in text and "`sr/seed9`" in text
     assert (tmp_path / "robustness.md").read_text() == text
 

@@ -198,14 +198,16 @@ def format_run(result: Mapping[str, Any]) -> str:
 def _run_values(
     run_dir: Path, summary: Mapping[str, Any], seed: int, compute: Callable[[Path], dict] | None, redo: bool
 ) -> dict | None:
-    """``{"clean", "mca", "mean": {corruption: top-1}}`` of a finished run for corruption ``seed``: from its
+    """``{"clean", "mca", "mean": {corruption: top-1}, "severity": [top-1 at severity 1..5]}`` of a finished run for
+    corruption ``seed``: from its
     result file for that seed (:func:`robustness_file`), else from its ``summary.json`` (a run trained with
     ``train.robustness``), else ``compute(run_dir)`` when it kept a checkpoint; ``redo`` computes first whenever a
     checkpoint is kept."""
     from ..engine.checkpoint import kept_checkpoint
 
     def values(result: Mapping[str, Any], clean: float | None) -> dict:
-        return {"clean": clean, "mca": result["test_corruption_acc1"], "mean": result["test_corruption"]["mean"]}
+        corruption, mca = result["test_corruption"], result["test_corruption_acc1"]
+        return {"clean": clean, "mca": mca, "mean": corruption["mean"], "severity": corruption["by_severity"]}
 
     can_compute = compute is not None and kept_checkpoint(run_dir) is not None
     if can_compute and redo:
@@ -307,14 +309,25 @@ def robustness_sweep(
         lines.append("| " + " | ".join(cells) + " |")
 
     others = arms[1:]
-    per = ["", f"Per corruption: `{baseline}`'s mean top-1 over its seeds, and each arm's paired Δ (95 % CI).", ""]
-    per.append("| corruption | " + " | ".join([f"`{baseline}`", *(f"Δ `{a}`" for a in others)]) + " |")
-    per.append("|" + "---|" * (len(others) + 2))
-    for name in CORRUPTIONS:
-        base = {seed: v["mean"][name] for seed, v in runs[baseline].items()}
-        cells = [f"{summarize(list(base.values())).mean:.2f}"]
-        cells += [_pair_cells(base, {seed: v["mean"][name] for seed, v in runs[a].items()})[0] for a in others]
-        per.append(f"| {name} | " + " | ".join(cells) + " |")
+
+    def breakdown(what: str, rows: Mapping[str, Callable[[dict], float]], of: str = "") -> list[str]:
+        """One row per ``rows`` label: the baseline's mean over its seeds and each arm's paired Δ (95 % CI)."""
+        out = ["", f"Per {what}{of}: `{baseline}`'s mean over its seeds, and each arm's paired Δ (95 % CI).", ""]
+        out.append(f"| {what} | " + " | ".join([f"`{baseline}`", *(f"Δ `{a}`" for a in others)]) + " |")
+        out.append("|" + "---|" * (len(others) + 2))
+        for label, value in rows.items():
+            base = {seed: value(v) for seed, v in runs[baseline].items()}
+            cells = [f"{summarize(list(base.values())).mean:.2f}"]
+            cells += [_pair_cells(base, {seed: value(v) for seed, v in runs[a].items()})[0] for a in others]
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+        return out
+
+    per = breakdown(
+        "corruption", {name: lambda v, name=name: v["mean"][name] for name in CORRUPTIONS}, " (top-1 over 5 severities)"
+    )
+    # whether a difference grows with the strength of the shift
+    severities = {str(k): lambda v, i=i: v["severity"][i] for i, k in enumerate(SEVERITIES)}
+    per += breakdown("severity", severities, f" (top-1 over the {len(CORRUPTIONS)} corruptions)")
     notes = [
         "",
         f"{sum(len(r) for r in runs.values())} runs under `{root}`. mCA: mean top-1 over the 15 corruptions x 5 "
