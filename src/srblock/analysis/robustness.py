@@ -393,8 +393,9 @@ def robustness(
         def compute(run: Path) -> dict[str, Any]:
             return robustness_run(run, **options)
 
-        kwargs = {"baseline": baseline, "planned": planned, "seed": seed, "compute": compute, "redo": redo}
-        return robustness_sweep(path, **kwargs, log=log)
+        return robustness_sweep(
+            path, baseline=baseline, planned=planned, seed=seed, compute=compute, redo=redo, log=log
+        )
     raise FileNotFoundError(
         f"{path} is neither a run folder (checkpoint_best.pt or checkpoint_last.pt, or a summary.json of a run "
         "trained with train.robustness) nor a sweep folder (<arm>/seed<N>/summary.json)"

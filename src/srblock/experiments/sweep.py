@@ -1048,8 +1048,13 @@ def report_tables(
     if sweep is not None and _scores_robustness(sweep):
         done = [run.output_dir for run, st in zip(plan.runs, plan.states, strict=True) if st.finished]
         try:  # from the runs' summaries only: nothing is scored here
-            plan_of = {"baseline": baseline or sweep.baseline, "planned": sweep.planned_seeds(), "run_dirs": done}
-            robustness_sweep(root, **plan_of, log=lambda _: None)
+            robustness_sweep(
+                root,
+                baseline=baseline or sweep.baseline,
+                planned=sweep.planned_seeds(),
+                run_dirs=done,
+                log=lambda _: None,
+            )
         except (FileNotFoundError, ValueError) as err:  # no run has its numbers yet, or the baseline none: later
             log(f"robustness: {ROBUSTNESS_TABLE} not written yet: {err}")
         else:
