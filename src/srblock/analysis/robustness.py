@@ -199,10 +199,9 @@ def _run_values(
     run_dir: Path, summary: Mapping[str, Any], seed: int, compute: Callable[[Path], dict] | None, redo: bool
 ) -> dict | None:
     """``{"clean", "mca", "mean": {corruption: top-1}, "severity": [top-1 at severity 1..5]}`` of a finished run for
-    corruption ``seed``: from its
-    result file for that seed (:func:`robustness_file`), else from its ``summary.json`` (a run trained with
-    ``train.robustness``), else ``compute(run_dir)`` when it kept a checkpoint; ``redo`` computes first whenever a
-    checkpoint is kept."""
+    corruption ``seed``: from its result file for that seed (:func:`robustness_file`), else from its ``summary.json``
+    (a run trained with ``train.robustness``), else ``compute(run_dir)`` when it kept a checkpoint; ``redo`` computes
+    first whenever a checkpoint is kept."""
     from ..engine.checkpoint import kept_checkpoint
 
     def values(result: Mapping[str, Any], clean: float | None) -> dict:
@@ -323,7 +322,9 @@ def robustness_sweep(
         return out
 
     per = breakdown(
-        "corruption", {name: lambda v, name=name: v["mean"][name] for name in CORRUPTIONS}, " (top-1 over 5 severities)"
+        "corruption",
+        {name: lambda v, name=name: v["mean"][name] for name in CORRUPTIONS},
+        f" (top-1 over {len(SEVERITIES)} severities)",
     )
     # whether a difference grows with the strength of the shift
     severities = {str(k): lambda v, i=i: v["severity"][i] for i, k in enumerate(SEVERITIES)}
