@@ -6,6 +6,7 @@ import io
 import os
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,6 +27,26 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (set SRBLOCK_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The engine tests' tiny npz dataset (:func:`tests.engine.conftest.write_npz`)."""
+    from .engine.conftest import write_npz
+
+    return write_npz(tmp_path_factory.mktemp("tiny") / "data")
+
+
+@pytest.fixture(scope="session")
+def finished_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """A finished 2-epoch run of the tiny recipe, shared by the engine and reliability suites: tests must not modify
+    it (the reliability suite's ``run_copy`` gives a private copy)."""
+    from srblock.engine import train
+
+    from .engine.conftest import tiny_config
+
+    out = tmp_path_factory.mktemp("finished") / "run"
+    return out, train(tiny_config(tiny_data), out, quiet=True)
 
 
 JPEG_SLICE = 8  # files per class and split in the small copy of cifar10-jpeg.tar.xz

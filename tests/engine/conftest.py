@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 
 def write_npz(root: Path, num_train: int = 96, num_test: int = 32, size: int = 8, num_classes: int = 4) -> Path:
@@ -41,17 +40,3 @@ def tiny_config(root: Path, **train: Any) -> dict[str, Any]:
         # CPU even on a GPU machine: the bit-exact resume test needs CPU determinism (CUDA runs: test_cuda_*)
         "train": {"epochs": 2, "batch_size": 24, "log_interval": 2, "device": "cpu", **train},
     }
-
-
-@pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_npz(tmp_path_factory.mktemp("tiny") / "data")
-
-
-@pytest.fixture(scope="session")
-def finished_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    """A finished 2-epoch run of :func:`tiny_config` (shared: tests must not modify it)."""
-    from srblock.engine import train
-
-    out = tmp_path_factory.mktemp("finished") / "run"
-    return out, train(tiny_config(tiny_data), out, quiet=True)

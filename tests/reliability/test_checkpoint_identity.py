@@ -18,9 +18,9 @@ from .conftest import error_line, snapshot, tiny_config
 
 @pytest.mark.parametrize("other", ["another seed", "the same recipe trained again"])
 def test_a_best_checkpoint_of_another_run_is_refused(
-    run_copy: Path, tiny_root: Path, tmp_path: Path, other: str, capsys
+    run_copy: Path, tiny_data: Path, tmp_path: Path, other: str, capsys
 ) -> None:
-    config = tiny_config(tiny_root)
+    config = tiny_config(tiny_data)
     if other == "another seed":
         config["seed"] = 1
     stranger = tmp_path / "other"

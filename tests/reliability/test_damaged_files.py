@@ -71,11 +71,11 @@ def test_resume_from_a_damaged_checkpoint_is_a_one_line_error(run_copy: Path, ca
     assert "checkpoint_last.pt is damaged" in err and "checkpoint_best.pt" in err
 
 
-def test_empty_summary_is_named_not_counted(tiny_root: Path, tmp_path: Path) -> None:
+def test_empty_summary_is_named_not_counted(tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     sweep_file = tmp_path / "s.yaml"
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(json.dumps(tiny_config(tiny_root)))
+    recipe.write_text(json.dumps(tiny_config(tiny_data)))
     arms = {"a": {"recipe": str(recipe)}, "b": {"recipe": str(recipe), "overrides": {"model.num_memories": 2}}}
     sweep_file.write_text(json.dumps({"output": str(out), "seeds": [0], "arms": arms}))
     sweep = load_sweep(sweep_file)
@@ -97,8 +97,8 @@ def test_damaged_sweep_copy_is_named(tmp_path: Path) -> None:
         aggregate(tmp_path, log=lambda _: None)
 
 
-def test_train_from_resume_of_damaged_best_names_it(run_copy: Path, tiny_root: Path) -> None:
-    config = tiny_config(tiny_root, epochs=3)
+def test_train_from_resume_of_damaged_best_names_it(run_copy: Path, tiny_data: Path) -> None:
+    config = tiny_config(tiny_data, epochs=3)
     best = run_copy / "checkpoint_best.pt"
     best.write_bytes(b"\0" * 100)
     with pytest.raises(CheckpointError, match=r"checkpoint_best\.pt is damaged"):

@@ -63,10 +63,10 @@ def test_files_get_the_mode_of_a_plain_open(tmp_path: Path) -> None:
 
 
 def test_disk_full_mid_run_keeps_the_last_checkpoint(
-    tiny_root: Path, recipe_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    tiny_data: Path, recipe_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     out = tmp_path / "run"
-    train(tiny_config(tiny_root), out, stop_after=1, quiet=True)
+    train(tiny_config(tiny_data), out, stop_after=1, quiet=True)
     before = snapshot(out)
 
     def full_after_a_few_bytes(state, f, *args, **kwargs):

@@ -30,8 +30,8 @@ def test_nested_aliases_are_refused_in_one_short_line(tmp_path: Path, verb: str,
     assert len(line) < 400 and not (tmp_path / "out").exists()
 
 
-def test_merge_keys_are_not_duplicates(tmp_path: Path, tiny_root: Path) -> None:
-    config = tiny_config(tiny_root)
+def test_merge_keys_are_not_duplicates(tmp_path: Path, tiny_data: Path) -> None:
+    config = tiny_config(tiny_data)
     del config["schedule"]
     path = tmp_path / "r.yaml"  # a merged key given again after '<<' overrides it, as YAML says
     path.write_text(yaml.safe_dump(config) + "schedule:\n  <<: {gamma: 0.1, milestones: [1]}\n  gamma: 0.2\n")
@@ -85,12 +85,12 @@ def test_a_damaged_sweep_file_or_recipe_is_named(tmp_path: Path, content: bytes,
 
 @pytest.mark.parametrize("damage", ["truncated", "random", "objects"])
 def test_a_damaged_npz_is_named_without_advising_an_unsafe_load(
-    tmp_path: Path, tiny_root: Path, damage: str, capsys
+    tmp_path: Path, tiny_data: Path, damage: str, capsys
 ) -> None:
     root = tmp_path / "data"
     root.mkdir()
-    (root / "test.npz").write_bytes((tiny_root / "test.npz").read_bytes())
-    good = (tiny_root / "train.npz").read_bytes()
+    (root / "test.npz").write_bytes((tiny_data / "test.npz").read_bytes())
+    good = (tiny_data / "train.npz").read_bytes()
     if damage == "truncated":
         (root / "train.npz").write_bytes(good[: len(good) // 2])
     elif damage == "random":

@@ -60,14 +60,14 @@ def test_signal_during_save_leaves_a_loadable_checkpoint(tmp_path: Path, sig: si
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_last.pt"]
 
 
-def test_stale_temporary_files_are_removed_at_resume(tiny_root: Path, tmp_path: Path) -> None:
+def test_stale_temporary_files_are_removed_at_resume(tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    train(tiny_config(tiny_root), out, stop_after=1, quiet=True)
+    train(tiny_config(tiny_data), out, stop_after=1, quiet=True)
     leftovers = [out / ".checkpoint_last.pt.0badf00d.tmp", out / ".summary.json.12345678.tmp"]
     for tmp in leftovers:
         tmp.write_bytes(b"half a file")
     (out / "notes.tmp").write_text("not ours")  # a user's file is never touched
-    train(tiny_config(tiny_root), out, resume=True, quiet=True)
+    train(tiny_config(tiny_data), out, resume=True, quiet=True)
     assert not any(tmp.exists() for tmp in leftovers)
     assert (out / "notes.tmp").exists() and (out / "summary.json").is_file()
 

@@ -60,10 +60,10 @@ def _in_range(key: str, value: float) -> bool:
     key=st.sampled_from(sorted(RANGES)),
     value=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 1.0, -1.0, 0.5, 2.0])),
 )
-def test_every_number_is_finite_and_in_range_or_refused_by_name(tiny_root: Path, key: str, value: float) -> None:
+def test_every_number_is_finite_and_in_range_or_refused_by_name(tiny_data: Path, key: str, value: float) -> None:
     """Property: a numeric key either resolves and builds (then its value is finite and in range) or is refused with
     a ``ValueError`` naming the key."""
-    config = _with(tiny_config(tiny_root), key, value)
+    config = _with(tiny_config(tiny_data), key, value)
     try:
         check_buildable(resolve_config(config))
     except ValueError as err:
@@ -94,9 +94,9 @@ def test_nan_and_inf_are_refused_before_anything_is_written(
     ],
 )
 def test_per_channel_lists_have_one_value_per_channel(
-    tiny_root: Path, tmp_path: Path, data: dict, message: str
+    tiny_data: Path, tmp_path: Path, data: dict, message: str
 ) -> None:
-    config = tiny_config(tiny_root)
+    config = tiny_config(tiny_data)
     config["data"].update(data)
     with pytest.raises(ValueError, match=message):
         train(config, tmp_path / "run", quiet=True)

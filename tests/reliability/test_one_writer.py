@@ -63,12 +63,12 @@ def test_a_second_resume_is_refused_and_changes_nothing(run_copy: Path, capsys) 
     assert snapshot(run_copy) == before
 
 
-def test_the_lock_of_a_killed_process_is_taken_over(tmp_path: Path, tiny_root: Path) -> None:
+def test_the_lock_of_a_killed_process_is_taken_over(tmp_path: Path, tiny_data: Path) -> None:
     out = tmp_path / "run"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     _hold(out, dead.pid)  # a pid that no longer runs
-    train(tiny_config(tiny_root, epochs=1), out, quiet=True)
+    train(tiny_config(tiny_data, epochs=1), out, quiet=True)
     assert (out / "summary.json").is_file() and not (out / LOCK_NAME).exists()
 
 
@@ -84,17 +84,17 @@ def test_cleanup_never_deletes_the_temporary_file_of_a_live_writer(tmp_path: Pat
     assert live.is_file()
 
 
-def test_a_failed_start_leaves_nothing_that_blocks_the_retry(tmp_path: Path, tiny_root: Path) -> None:
+def test_a_failed_start_leaves_nothing_that_blocks_the_retry(tmp_path: Path, tiny_data: Path) -> None:
     out = tmp_path / "run"
     with pytest.raises(FileNotFoundError):
         train(tiny_config(tmp_path / "no-data"), out, quiet=True)
     assert not out.exists()
-    diverging = tiny_config(tiny_root, epochs=1)
+    diverging = tiny_config(tiny_data, epochs=1)
     diverging["optim"]["lr"] = 1e30  # fails in the first epoch, after the model and data were built
     with pytest.raises(FloatingPointError):
         train(diverging, out, quiet=True)
     assert not out.exists(), sorted(p.name for p in out.iterdir())
-    train(tiny_config(tiny_root, epochs=1), out, quiet=True)  # the corrected retry: no --resume needed
+    train(tiny_config(tiny_data, epochs=1), out, quiet=True)  # the corrected retry: no --resume needed
     assert (out / "summary.json").is_file()
 
 
@@ -114,7 +114,7 @@ except FolderBusyError as err:
 
 
 @pytest.mark.slow
-def test_under_torchrun_every_rank_is_refused_together(tmp_path: Path, tiny_root: Path) -> None:
+def test_under_torchrun_every_rank_is_refused_together(tmp_path: Path, tiny_data: Path) -> None:
     """Rank 0 holds the lock; when it cannot, no other rank is left waiting for it (no hang)."""
     out = tmp_path / "run"
     _hold(out)
@@ -123,7 +123,7 @@ def test_under_torchrun_every_rank_is_refused_together(tmp_path: Path, tiny_root
         port = s.getsockname()[1]
     env = {**_env(), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2"}
     tests = str(Path(__file__).resolve().parents[1] / "engine")
-    script = DDP_WORKER.format(tests=tests, data=str(tiny_root), out=str(out))
+    script = DDP_WORKER.format(tests=tests, data=str(tiny_data), out=str(out))
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script],

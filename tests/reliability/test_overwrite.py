@@ -20,22 +20,22 @@ from .conftest import error_line, snapshot, tiny_config
         ("config.yaml",),  # killed before the first checkpoint
     ],
 )
-def test_new_run_into_a_run_folder_is_refused(run_copy: Path, tiny_root: Path, kept: tuple[str, ...]) -> None:
+def test_new_run_into_a_run_folder_is_refused(run_copy: Path, tiny_data: Path, kept: tuple[str, ...]) -> None:
     for path in run_copy.iterdir():
         if path.name not in kept:
             path.unlink()
     before = snapshot(run_copy)
     with pytest.raises(FileExistsError, match=r"already holds a run .*--resume"):
-        train(tiny_config(tiny_root), run_copy, quiet=True)
+        train(tiny_config(tiny_data), run_copy, quiet=True)
     assert snapshot(run_copy) == before
 
 
-def test_resume_of_a_finished_run_without_checkpoint_is_refused(run_copy: Path, tiny_root: Path) -> None:
+def test_resume_of_a_finished_run_without_checkpoint_is_refused(run_copy: Path, tiny_data: Path) -> None:
     for name in ("checkpoint_last.pt", "checkpoint_best.pt"):
         (run_copy / name).unlink()
     before = snapshot(run_copy)
     with pytest.raises(FileExistsError, match=r"no checkpoint_last\.pt to resume from"):
-        train(tiny_config(tiny_root), run_copy, resume=True, quiet=True)
+        train(tiny_config(tiny_data), run_copy, resume=True, quiet=True)
     assert snapshot(run_copy) == before
 
 

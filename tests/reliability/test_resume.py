@@ -17,15 +17,15 @@ from .conftest import snapshot, tiny_config
 
 
 @pytest.fixture
-def partial(tiny_root: Path, tmp_path: Path) -> Path:
+def partial(tiny_data: Path, tmp_path: Path) -> Path:
     """A run stopped after its first epoch (3 of 6 iterations)."""
     out = tmp_path / "partial"
-    train(tiny_config(tiny_root), out, stop_after=1, quiet=True)
+    train(tiny_config(tiny_data), out, stop_after=1, quiet=True)
     return out
 
 
-def test_changed_seed_data_model_are_refused_and_named(partial: Path, tiny_root: Path) -> None:
-    config = tiny_config(tiny_root)
+def test_changed_seed_data_model_are_refused_and_named(partial: Path, tiny_data: Path) -> None:
+    config = tiny_config(tiny_data)
     config["seed"] = 1
     config["data"]["val_fraction"] = 0.5
     config["model"]["num_memories"] = 5
@@ -40,8 +40,8 @@ def test_changed_seed_data_model_are_refused_and_named(partial: Path, tiny_root:
     assert snapshot(partial) == before  # nothing written, config.yaml still describes the checkpoint
 
 
-def test_changed_lr_and_length_are_applied_and_recorded(partial: Path, tiny_root: Path) -> None:
-    config = tiny_config(tiny_root, epochs=3)  # milestone stays at epoch 1 (set in the recipe)
+def test_changed_lr_and_length_are_applied_and_recorded(partial: Path, tiny_data: Path) -> None:
+    config = tiny_config(tiny_data, epochs=3)  # milestone stays at epoch 1 (set in the recipe)
     config["optim"]["lr"] = 0.02
     summary = train(config, partial, resume=True, quiet=True)
     rows = list(csv.DictReader((partial / "metrics.csv").open()))
@@ -56,8 +56,8 @@ def test_changed_lr_and_length_are_applied_and_recorded(partial: Path, tiny_root
     assert yaml.safe_load((partial / "config.yaml").read_text())["optim"]["lr"] == 0.02
 
 
-def test_run_shorter_than_trained_is_refused(partial: Path, tiny_root: Path) -> None:
-    config = tiny_config(tiny_root, epochs=2, batch_size=24)
+def test_run_shorter_than_trained_is_refused(partial: Path, tiny_data: Path) -> None:
+    config = tiny_config(tiny_data, epochs=2, batch_size=24)
     config["train"]["epochs"] = 1  # 3 iterations, and 3 are already trained: allowed, finishes at once
     assert train(config, partial, resume=True, quiet=True)["steps"] == 3
     config["train"]["iterations"], config["train"]["epochs"] = 2, None
@@ -74,10 +74,10 @@ def test_cli_resume_needs_no_recipe_and_keeps_the_first_overrides(recipe_file: P
     assert summary["config"] == first and summary["config_changes"] == []
 
 
-def test_config_yaml_is_not_written_when_the_restore_fails(partial: Path, tiny_root: Path) -> None:
+def test_config_yaml_is_not_written_when_the_restore_fails(partial: Path, tiny_data: Path) -> None:
     last = partial / "checkpoint_last.pt"
     last.write_bytes(last.read_bytes()[:1000])  # damaged
-    config = tiny_config(tiny_root)
+    config = tiny_config(tiny_data)
     config["optim"]["lr"] = 0.01  # a change the resume would have recorded
     before = (partial / "config.yaml").read_bytes()
     with pytest.raises(ValueError, match=r"checkpoint_last\.pt is damaged"):
@@ -85,7 +85,7 @@ def test_config_yaml_is_not_written_when_the_restore_fails(partial: Path, tiny_r
     assert (partial / "config.yaml").read_bytes() == before
 
 
-def test_checkpoint_from_before_a_new_engine_key_resumes(partial: Path, tiny_root: Path) -> None:
+def test_checkpoint_from_before_a_new_engine_key_resumes(partial: Path, tiny_data: Path) -> None:
     """A key the engine gained after the checkpoint was written (so its stored config lacks it) is not a change:
     both configs are compared resolved (found resuming the CPU dynamics sweep across a code update)."""
     import torch
@@ -95,5 +95,5 @@ def test_checkpoint_from_before_a_new_engine_key_resumes(partial: Path, tiny_roo
     for section, key in (("train", "label_smoothing"), ("data", "pad_mode"), ("optim", "groups")):
         state["config"][section].pop(key, None)
     torch.save(state, path)
-    summary = train(tiny_config(tiny_root), partial, resume=True, quiet=True)
+    summary = train(tiny_config(tiny_data), partial, resume=True, quiet=True)
     assert summary["steps"] == 6 and not summary.get("config_changes")

@@ -42,9 +42,9 @@ class FakeTrain:
 
 
 @pytest.fixture
-def sweep_file(tiny_root: Path, tmp_path: Path) -> Path:
+def sweep_file(tiny_data: Path, tmp_path: Path) -> Path:
     recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(yaml.safe_dump(tiny_config(tiny_root)))
+    recipe.write_text(yaml.safe_dump(tiny_config(tiny_data)))
     doc = {
         "name": "tiny",
         "output": str(tmp_path / "out"),

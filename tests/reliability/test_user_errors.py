@@ -67,22 +67,22 @@ def test_an_unexpected_error_says_how_to_report_it(monkeypatch: pytest.MonkeyPat
     assert "KeyError: 'oops' (unexpected: rerun with --traceback and report it)" in error_line(capsys)
 
 
-def test_values_are_parsed_as_a_user_writes_them(tiny_root: Path) -> None:
-    config = resolve_config(tiny_config(tiny_root), ["optim.lr=1e-3", "optim.weight_decay=5E-4", "train.epochs=3"])
+def test_values_are_parsed_as_a_user_writes_them(tiny_data: Path) -> None:
+    config = resolve_config(tiny_config(tiny_data), ["optim.lr=1e-3", "optim.weight_decay=5E-4", "train.epochs=3"])
     assert config["optim"]["lr"] == 0.001 and config["optim"]["weight_decay"] == 0.0005
     assert isinstance(config["train"]["epochs"], int)
 
 
-def test_recipe_file_values_are_parsed_alike(tmp_path: Path, tiny_root: Path) -> None:
+def test_recipe_file_values_are_parsed_alike(tmp_path: Path, tiny_data: Path) -> None:
     import yaml
 
-    text = yaml.safe_dump(tiny_config(tiny_root)).replace("lr: 0.05", "lr: 5e-2")
+    text = yaml.safe_dump(tiny_config(tiny_data)).replace("lr: 0.05", "lr: 5e-2")
     (tmp_path / "r.yaml").write_text(text)
     assert load_config(tmp_path / "r.yaml")["optim"]["lr"] == 0.05
 
 
-def test_analysis_options_are_checked_before_anything_is_written(done_run, tmp_path: Path, capsys) -> None:
-    checkpoint = done_run[0] / "checkpoint_best.pt"
+def test_analysis_options_are_checked_before_anything_is_written(finished_run, tmp_path: Path, capsys) -> None:
+    checkpoint = finished_run[0] / "checkpoint_best.pt"
     for option, value in (("--per-class", "0"), ("--max-images", "-5")):
         out = tmp_path / option.strip("-")
         assert main(["analyze", "--checkpoint", str(checkpoint), option, value, "--output", str(out)]) == 2
