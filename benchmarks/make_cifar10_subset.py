@@ -12,20 +12,11 @@ what it writes, so a later subset run can be tied to its data. The GPU testbed n
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
-from srblock.io import atomic_open
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from srblock.io import atomic_open, file_sha256
 
 
 def main() -> None:
@@ -50,7 +41,7 @@ def main() -> None:
     with np.load(args.src / "test.npz") as test, atomic_open(targets[1], "wb") as f:
         np.savez(f, x=test["x"], y=test["y"])
     for t in targets:
-        print(f"{sha256(t)}  {t}")
+        print(f"{file_sha256(t)}  {t}")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ __all__ = [
     "atomic_path",
     "check_ours",
     "claim_folder",
+    "file_sha256",
     "json_safe",
     "lock_folder",
     "mark_ours",
@@ -408,7 +409,8 @@ def lock_folder(folder: str | Path, *, what: str = "folder") -> Iterator[None]:
 # ------------------------------------------------------------------------------------------- what we wrote
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 hex digest of a file, read in 1 MiB chunks (``hashlib.file_digest`` needs Python 3.11)."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -442,7 +444,7 @@ def check_ours(*paths: str | Path, legacy: Callable[[Path], bool] | None = None)
         if not path.exists():
             continue
         recorded = _owned(path.parent).get(path.name)
-        if recorded is None or not path.is_file() or _sha256(path) != recorded:
+        if recorded is None or not path.is_file() or file_sha256(path) != recorded:
             foreign.append(path)
     if foreign:
         shown = ", ".join(str(p) for p in foreign)
@@ -473,5 +475,5 @@ def mark_ours(*paths: str | Path) -> None:
         by_folder.setdefault(path.parent, []).append(path)
     for folder, files in by_folder.items():
         owned = _owned(folder)
-        owned.update({p.name: _sha256(p) for p in files if p.is_file()})
+        owned.update({p.name: file_sha256(p) for p in files if p.is_file()})
         write_text(folder / OWNED_NAME, json.dumps(dict(sorted(owned.items())), indent=2) + "\n")

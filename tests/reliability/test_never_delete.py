@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import signal
 import tarfile
 from pathlib import Path
@@ -25,6 +26,21 @@ from .test_sweep_arms import FakeTrain, sweep_file  # noqa: F401  (sweep_file is
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_ownership_digest_reads_the_whole_file(tmp_path: Path) -> None:
+    """``file_sha256`` (ownership records, archive checksums) reads in 1 MiB chunks: it equals the digest of all the
+    bytes at once, and a byte past the first chunk changes it."""
+    from srblock.io import file_sha256
+
+    data = bytearray(random.Random(0).randbytes(3 * (1 << 20) + 5))
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    before = file_sha256(path)
+    assert before == hashlib.sha256(data).hexdigest()
+    data[(1 << 20) + 7] ^= 1
+    path.write_bytes(data)
+    assert file_sha256(path) == hashlib.sha256(data).hexdigest() != before
 
 
 def test_export_overwrite_never_deletes_a_run_folder(run_copy: Path, tmp_path: Path, capsys) -> None:

@@ -14,7 +14,6 @@ Accepted layouts under ``root`` (first match wins, in ``root`` then ``root/<data
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import atomic_open
+from ..io import atomic_open, file_sha256
 
 __all__ = ["JPEG_ARCHIVES", "NUM_CLASSES", "cache_jpeg_archive", "decode_jpeg_archive", "load_cifar", "load_npz_split"]
 
@@ -81,14 +80,6 @@ def _as_tensors(
         raise ValueError(f"{where}: labels must be in [0, {num_classes}), got [{y.min()}, {y.max()}]")
     images = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
     return images, torch.from_numpy(y.astype(np.int64))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()  # hashlib.file_digest needs Python 3.11
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _decode_jpegs(blobs: Sequence[bytes]) -> np.ndarray:
@@ -173,7 +164,7 @@ def cache_jpeg_archive(
     """
     archive = Path(archive)
     if sha256 is not None:
-        actual = _sha256(archive)
+        actual = file_sha256(archive)
         if actual != sha256:
             raise ValueError(
                 f"{archive}: sha256 {actual} is not the published {sha256}; the copy is damaged or another file "
