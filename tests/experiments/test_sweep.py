@@ -798,6 +798,28 @@ def test_dry_run_also_gives_the_fastest_finished_run_when_the_arms_runs_differ(s
     ) in _dry_run_after_a_run(sweep, sweep_file, capsys, "sr", 7200.0)
 
 
+def test_dry_run_adds_each_arms_training_step_from_the_sweeps_latency_file(sweep_file, capsys):
+    """With ``latency.json`` (``--time-arms``) the runs left are also given at the fastest run plus their steps times
+    their arm's step less that run's arm's: sr's step takes 0.1 s longer, 3600 steps add 6 min to each sr run."""
+    doc = yaml.safe_load(sweep_file.read_text())
+    batch = 128  # the engine's resolved config names it; the fake runs' config has what the sweep sets
+    sweep_file.write_text(yaml.safe_dump({**doc, "overrides": {**doc["overrides"], "train.batch_size": batch}}))
+    sweep = load_sweep(sweep_file)
+    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None, arms=["base"], seeds=[0])
+    path = sweep.output / "base" / "seed0" / "summary.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "wall_time_s": 3600.0, "steps": 3600}))
+    latency = {"batch": batch, "arms": {"base": {"train_ms": 100.0}, "sr": {"train_ms": 200.0}}}
+    at_floor = "all 3 at the sweep's fastest run (3600 s): 3.0 h"
+    for timed, expected in (
+        (latency, f"{at_floor}, 3.2 h with each arm's training step from latency.json"),  # 3600 + 2 x 3960 s
+        ({**latency, "batch": batch + 1}, at_floor),  # measured at another batch size: not used
+        ({**latency, "arms": {"base": {"train_ms": 100.0}}}, at_floor),  # sr not timed
+    ):
+        (sweep.output / "latency.json").write_text(json.dumps(timed))
+        sweep_command(str(sweep_file), dry_run=True, load_fn=_fake_load)
+        assert capsys.readouterr().out.rstrip().endswith(expected)
+
+
 def test_dry_run_of_a_sweep_that_reuses_runs_estimates_from_their_twins(sweep_file, capsys):
     first = load_sweep(sweep_file)
     run_sweep(first, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)

@@ -1072,19 +1072,24 @@ def report_plan(sweep: Sweep, load_fn: LoadFn | None = None) -> Plan:
     return plan_sweep(sweep, load_fn=load_fn, check=False, strict=False)
 
 
-def _time_left(plan: Plan) -> str | None:
+def _time_left(plan: Plan, latency: dict | None = None) -> str | None:
     """How long the plan's runs still to train would take: each at the median ``wall_time_s`` of its arm's finished
     runs (a partial run counted whole; a reusable one costs nothing), and at the fastest of them where that is less:
     wall times grow when runs share the machine, so the fastest says what a quiet machine needs. Where that leaves
-    out arms without runs, or an arm's only runs were slow, every run left at the sweep's fastest run is given too
-    (arms that cost more per step take longer). A run to be copied (``reusable``) counts as a finished run of its
-    arm at its twin's wall time, so a sweep that reuses another's runs has that estimate before its first run.
-    ``None`` when nothing is left to train."""
+    out arms without runs, or an arm's only runs were slow, every run left at the sweep's fastest run is given too;
+    with the sweep's ``latency.json`` (``--time-arms``, measured at that run's batch size) also each run left at the
+    fastest run plus its steps times the difference of its arm's training step from that run's arm's (CBAM's step
+    is 1.8× the bare network's on the CPU). A run to be copied (``reusable``) counts as a finished run of its arm at
+    its twin's wall time, so a sweep that reuses another's runs has that estimate before its first run. ``None``
+    when nothing is left to train."""
     times: dict[str, list[float]] = {}
+    fastest_run: tuple[float, str, dict] | None = None  # wall time, arm, summary of the sweep's fastest run
     for run, st in zip(plan.runs, plan.states, strict=True):
         summary = st.summary if st.finished else _twin_summary(st) if st.state == "reusable" else None
         if isinstance((summary or {}).get("wall_time_s"), (int, float)):
             times.setdefault(run.arm, []).append(float(summary["wall_time_s"]))
+            if fastest_run is None or summary["wall_time_s"] < fastest_run[0]:
+                fastest_run = (float(summary["wall_time_s"]), run.arm, summary)
     left = [
         run.arm for run, st in zip(plan.runs, plan.states, strict=True) if not st.finished and st.state != "reusable"
     ]
@@ -1097,6 +1102,8 @@ def _time_left(plan: Plan) -> str | None:
     # an arm with one slow run (a screen that shared the machine) says little: the sweep's fastest run, same protocol
     floor = min(min(t) for t in times.values())
     at_floor = f"all {len(left)} at the sweep's fastest run ({floor:.0f} s): {_duration(floor * len(left))}"
+    if (stepped := _stepped_time_left(left, fastest_run, latency)) is not None:
+        at_floor += f", {_duration(stepped)} with each arm's training step from {LATENCY_FILE}"
     if not known:
         return f"time left: none of the {unknown} run(s) to train has an arm with a finished run; {at_floor}"
     median = sum(float(np.median(times[arm])) for arm in known)
@@ -1109,6 +1116,27 @@ def _time_left(plan: Plan) -> str | None:
     if unknown or floor * len(known) < 0.95 * fastest:
         text += f"; {at_floor}"
     return text
+
+
+def _stepped_time_left(left: list[str], fastest_run: tuple[float, str, dict], latency: dict | None) -> float | None:
+    """The runs of ``left`` (their arms) each at the fastest run's wall time plus its ``steps`` times the arm's
+    training step less that run's arm's (``latency.json``'s ``train_ms``); ``None`` without a latency file measured
+    at the fastest run's batch size for every arm involved, or when it changes the sum by under 5 %."""
+    floor, floor_arm, summary = fastest_run
+    batch = (summary.get("config") or {}).get("train", {}).get("batch_size")
+    if latency is None or latency.get("batch") != batch or not isinstance(summary.get("steps"), int):
+        return None
+    step_ms = {arm: timed.get("train_ms") for arm, timed in latency.get("arms", {}).items()}
+    if not all(isinstance(step_ms.get(arm), (int, float)) for arm in {floor_arm, *left}):
+        return None
+    total = sum(floor + summary["steps"] * (step_ms[arm] - step_ms[floor_arm]) / 1000 for arm in left)
+    return total if abs(total - floor * len(left)) >= 0.05 * floor * len(left) else None
+
+
+def _read_latency(root: Path) -> dict | None:
+    """The sweep folder's ``latency.json`` (:mod:`srblock.experiments.latency`), ``None`` where there is none."""
+    path = Path(root) / LATENCY_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _twin_summary(state: RunState) -> dict | None:
@@ -1317,7 +1345,7 @@ def aggregate(
     if ref_col:
         header.append(f"seeds for Δ={reference_effect:g} (80 %)")
     header += ["routing entropy", "memory ratio", "params", "SR params", "MFLOPs/image", "time/run (s)"]
-    latency = json.loads((root / LATENCY_FILE).read_text()) if (root / LATENCY_FILE).is_file() else None
+    latency = _read_latency(root)
     if latency is not None:
         header += ["train step ×", "inference ×"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -1777,7 +1805,7 @@ def sweep_command(
                         [plan.states[i] for i in keep], plan.warnings)  # fmt: skip
             print(f"only the runs{_selection_words(arms, seeds)} ({left} other runs of the sweep left out):")
         print(plan.format())
-        if (estimate := _time_left(plan)) is not None:
+        if (estimate := _time_left(plan, _read_latency(sweep.output))) is not None:
             print(estimate)
         return 0
     spec = sweep.launcher
