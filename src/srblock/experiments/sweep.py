@@ -1100,7 +1100,7 @@ def _time_left(plan: Plan, latency: dict | None = None) -> str | None:
     if not times:
         return f"time left: not known yet, none of the {unknown} run(s) to train has an arm with a finished run"
     # an arm with one slow run (a screen that shared the machine) says little: the sweep's fastest run, same protocol
-    floor = min(min(t) for t in times.values())
+    floor = fastest_run[0]
     at_floor = f"all {len(left)} at the sweep's fastest run ({floor:.0f} s): {_duration(floor * len(left))}"
     if (stepped := _stepped_time_left(left, fastest_run, latency)) is not None:
         at_floor += f", {_duration(stepped)} with each arm's training step from {LATENCY_FILE}"
