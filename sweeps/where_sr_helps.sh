@@ -3,10 +3,10 @@
 # finished run committed (sweeps/commit_run.sh): placement, then capacity, on the w25 protocol (the paper tabulates
 # their arms), then the other questions, distribution shift, other regularizers and other cheap blocks, then
 # the follow-ups: AdamW +- SR (does a routing that learns help?) and last a confirmatory test of the three-block arm
-# on fresh seeds 8-23 (cifar10_cpu_w25_confirm, 32 runs, fixed before its first run). 8 paired seeds an arm; on the evening of 2026-12-05 (placement's single-block arms done)
-# 181 runs were left to train (the AdamW, regularizer and block sweeps copy their SGD baseline and SR runs from
-# cifar10_cpu_w25: reuse), some 25-30 hours at the 8-10 min a run measured that day on an otherwise idle machine (a
-# robustness run adds about 3.5 min of scoring: 207 s measured on 2026-12-06), so it spans sessions.
+# on fresh seeds 8-23 (cifar10_cpu_w25_confirm, 32 runs, fixed before its first run). 8 paired seeds an arm (the
+# AdamW, regularizer and block sweeps copy their SGD baseline and SR runs from cifar10_cpu_w25: reuse); a w25 run takes
+# 8-19 min on two otherwise idle cores (a robustness run about 3.5 min more), so the queue spans sessions: --status
+# below says what is left and how long it takes. Never edit this file while it runs (bash reads it as it goes).
 # Resumable: run the same command again; finished runs are skipped, an interrupted one continues from its
 # checkpoint_last.pt. One process on both cores (two threads that sleep while they wait):
 #   nohup sweeps/where_sr_helps.sh > /tmp/where_sr_helps.log 2>&1 &
