@@ -37,10 +37,10 @@ def test_the_ownership_digest_reads_the_whole_file(tmp_path: Path) -> None:
     path = tmp_path / "blob"
     path.write_bytes(data)
     before = file_sha256(path)
-    assert before == hashlib.sha256(data).hexdigest()
+    assert before == sha256(path)
     data[(1 << 20) + 7] ^= 1
     path.write_bytes(data)
-    assert file_sha256(path) == hashlib.sha256(data).hexdigest() != before
+    assert file_sha256(path) == sha256(path) != before
 
 
 def test_export_overwrite_never_deletes_a_run_folder(run_copy: Path, tmp_path: Path, capsys) -> None:
