@@ -27,3 +27,13 @@ def no_screen(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for module in (stats, sweep):
         monkeypatch.setattr(module, "SCREEN_SEEDS", 1)
+
+
+def write_two_arm_sweep(path: Path, recipe: Path, *, output: Path, seeds: list[int], **fields: object) -> Path:
+    """Write a sweep file of two arms on one recipe, ``base`` (the baseline) and ``sr`` (SR after stage 3, P = 10);
+    ``fields`` adds top-level keys (``metric``, ``overrides``, ...)."""
+    sr = {"recipe": str(recipe), "overrides": {"model.sr_stage": 3, "model.num_memories": 10}}
+    doc = {"name": "tiny", "output": str(output), "baseline": "base", "seeds": seeds, **fields}
+    doc["arms"] = {"base": {"recipe": str(recipe)}, "sr": sr}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path

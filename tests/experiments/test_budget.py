@@ -11,6 +11,7 @@ import yaml
 
 from srblock.experiments import Skipped, TimeBudget, load_sweep, run_sweep
 
+from .conftest import write_two_arm_sweep
 from .test_sweep import FakeTrain, _fake_load
 
 
@@ -19,11 +20,7 @@ def sweep_file(tmp_path: Path) -> Path:
     """Two arms (base, sr) x seeds 0..2 of a fake recipe (see test_sweep.FakeTrain)."""
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({"seed": 0, "model": {"name": "tiny", "sr_stage": None}, "train": {"epochs": 2}}))
-    sr = {"recipe": str(recipe), "overrides": {"model.sr_stage": 3, "model.num_memories": 10}}
-    arms = {"base": {"recipe": str(recipe)}, "sr": sr}
-    doc = {"name": "tiny", "output": str(tmp_path / "out"), "seeds": [0, 1, 2], "arms": arms}
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    return tmp_path / "tiny.yaml"
+    return write_two_arm_sweep(tmp_path / "tiny.yaml", recipe, output=tmp_path / "out", seeds=[0, 1, 2])
 
 
 def _finish(folder: Path, seconds: float) -> None:

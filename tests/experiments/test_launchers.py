@@ -22,6 +22,7 @@ from srblock.experiments.launchers import (
 )
 from srblock.experiments.sweep import execute_run
 
+from .conftest import write_two_arm_sweep
 from .test_sweep import METRIC, _fake_load
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -67,20 +68,8 @@ def importable_tests(monkeypatch: pytest.MonkeyPatch) -> None:
 def _sweep_file(tmp_path: Path, seeds: list[int]) -> Path:
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({"seed": 0, "model": {"name": "tiny", "sr_stage": None}, "train": {"epochs": 9}}))
-    doc = {
-        "name": "tiny",
-        "output": str(tmp_path / "sequential"),
-        "baseline": "base",
-        "seeds": seeds,
-        "overrides": {"train.epochs": 2},
-        "arms": {
-            "base": {"recipe": str(recipe)},
-            "sr": {"recipe": str(recipe), "overrides": {"model.sr_stage": 3, "model.num_memories": 10}},
-        },
-    }
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+    output, overrides = tmp_path / "sequential", {"train.epochs": 2}
+    return write_two_arm_sweep(tmp_path / "tiny.yaml", recipe, output=output, seeds=seeds, overrides=overrides)
 
 
 def _results(root: Path) -> tuple[list[dict], list[str]]:

@@ -19,6 +19,8 @@ from srblock.engine.config import apply_overrides
 from srblock.experiments import aggregate, expand_grid, format_plan, load_sweep, run_sweep, sweep_command
 from srblock.experiments import sweep as sweep_module
 
+from .conftest import write_two_arm_sweep
+
 
 def _fake_load(recipe: str, overrides):
     """A stand-in for engine.load_config: YAML recipe + dotted ``key=value`` overrides (YAML-typed)."""
@@ -54,23 +56,15 @@ class FakeTrain:
 
 @pytest.fixture
 def sweep_file(tmp_path: Path, tiny_recipe: Path) -> Path:
-    recipe = tiny_recipe
-    doc = {
-        "name": "tiny",
-        "output": str(tmp_path / "out"),
-        "metric": "test_acc1",
-        "baseline": "base",
-        "seeds": [0, 1],
-        "reference_effect": 0.16,
-        "overrides": {"train.epochs": 2},
-        "arms": {
-            "base": {"recipe": str(recipe)},
-            "sr": {"recipe": str(recipe), "overrides": {"model.sr_stage": 3, "model.num_memories": 10}},
-        },
-    }
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+    return write_two_arm_sweep(
+        tmp_path / "tiny.yaml",
+        tiny_recipe,
+        output=tmp_path / "out",
+        seeds=[0, 1],
+        metric="test_acc1",
+        reference_effect=0.16,
+        overrides={"train.epochs": 2},
+    )
 
 
 def test_expand_grid_is_seed_major_with_ordered_overrides(sweep_file):
