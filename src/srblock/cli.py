@@ -151,10 +151,10 @@ def _seed_list(text: str) -> list[int]:
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep",
-        help="run a grid of recipes x seeds (resumable) and compare arms with Welch t-tests",
+        help="run a grid of recipes x seeds (resumable) and compare arms with paired and Welch t-tests",
         description="Run sweeps/<name>.yaml one run after another (or several at once with --launcher), skipping "
-        "runs whose summary.json exists; write results.csv and table.md (mean ± std, Δ vs the baseline arm, Welch p) "
-        "into the sweep's output.",
+        "runs whose summary.json exists; write results.csv and table.md (mean ± std, Δ vs each arm's control with "
+        "its paired and Welch intervals, paired, Holm and sign-test p) into the sweep's output.",
     )
     p.add_argument("-c", "--config", help="sweep file: a built-in name (cifar10_cpu_3ep_d2d) or a YAML path")
     p.add_argument("--dry-run", action="store_true", help="list the runs and which are done; run nothing")

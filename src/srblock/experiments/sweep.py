@@ -7,7 +7,7 @@ A sweep file (``sweeps/<name>.yaml``)::
     metric: test_acc1                   # the summary.json key compared between arms
     report_metrics: [test_acc1_last]    # optional: more keys tabled with every table (table-<metric>.md, trends;
                                         # test_corruption_acc1 also refreshes robustness.md: clean, mCA, drop)
-    baseline: r18-d2d                   # the arm every other arm is compared to (Δ and Welch p)
+    baseline: r18-d2d                   # the arm every other arm is compared to (Δ, paired and Welch tests)
     seeds: [0, 1, 2]                    # an arm may set its own 'seeds:' list
     keep_checkpoints: false             # delete checkpoint_*.pt once a run's summary.json exists ('best': keep
                                         # checkpoint_best.pt, e.g. for `srblock analyze`; *.pt stay git-ignored)
