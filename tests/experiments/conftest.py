@@ -29,6 +29,12 @@ def no_screen(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(module, "SCREEN_SEEDS", 1)
 
 
+def write_fake_recipe(path: Path) -> Path:
+    """Write a recipe for the fake run functions (they never build its ``tiny`` model): no SR, 2 epochs."""
+    path.write_text(yaml.safe_dump({"seed": 0, "model": {"name": "tiny", "sr_stage": None}, "train": {"epochs": 2}}))
+    return path
+
+
 def write_two_arm_sweep(path: Path, recipe: Path, *, output: Path, seeds: list[int], **fields: object) -> Path:
     """Write a sweep file of two arms on one recipe, ``base`` (the baseline) and ``sr`` (SR after stage 3, P = 10);
     ``fields`` adds top-level keys (``metric``, ``overrides``, ...)."""

@@ -7,19 +7,17 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from srblock.experiments import Skipped, TimeBudget, load_sweep, run_sweep
 
-from .conftest import write_two_arm_sweep
+from .conftest import write_fake_recipe, write_two_arm_sweep
 from .test_sweep import FakeTrain, _fake_load
 
 
 @pytest.fixture
 def sweep_file(tmp_path: Path) -> Path:
     """Two arms (base, sr) x seeds 0..2 of a fake recipe (see test_sweep.FakeTrain)."""
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump({"seed": 0, "model": {"name": "tiny", "sr_stage": None}, "train": {"epochs": 2}}))
+    recipe = write_fake_recipe(tmp_path / "recipe.yaml")
     return write_two_arm_sweep(tmp_path / "tiny.yaml", recipe, output=tmp_path / "out", seeds=[0, 1, 2])
 
 

@@ -22,7 +22,7 @@ from srblock.experiments.launchers import (
 )
 from srblock.experiments.sweep import execute_run
 
-from .conftest import write_two_arm_sweep
+from .conftest import write_fake_recipe, write_two_arm_sweep
 from .test_sweep import METRIC, _fake_load
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -66,10 +66,8 @@ def importable_tests(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _sweep_file(tmp_path: Path, seeds: list[int]) -> Path:
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump({"seed": 0, "model": {"name": "tiny", "sr_stage": None}, "train": {"epochs": 9}}))
-    output, overrides = tmp_path / "sequential", {"train.epochs": 2}
-    return write_two_arm_sweep(tmp_path / "tiny.yaml", recipe, output=output, seeds=seeds, overrides=overrides)
+    recipe = write_fake_recipe(tmp_path / "recipe.yaml")
+    return write_two_arm_sweep(tmp_path / "tiny.yaml", recipe, output=tmp_path / "sequential", seeds=seeds)
 
 
 def _results(root: Path) -> tuple[list[dict], list[str]]:
