@@ -104,3 +104,19 @@ def test_timeseries_epoch_time_at_another_placement():
     rows = [line.strip("|").split("|") for line in done.stdout.splitlines()[2:]]
     assert [r[0].strip() for r in rows] == ["italypowerdemand_fcn", "italypowerdemand_resnet"]
     assert all(float(r[2]) > 0 and float(r[4]) > 0 and r[6].strip() in ("2000", "1500") for r in rows)
+
+
+def test_cpu_workers_times_one_run_against_one_thread_runs(tmp_path):
+    out, env = tmp_path / "workers.json", {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
+    cmd = [sys.executable, "benchmarks/cpu_workers.py", "--set", "model.width=0.0625", "--set", "train.batch_size=4"]
+    run = {"cwd": REPO_ROOT, "capture_output": True, "text": True, "timeout": 600, "env": env}
+    done = subprocess.run([*cmd, "--workers", "2", "--steps", "1", "--rounds", "2", "--out", str(out)], **run)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert (result["workers"], result["overrides"]) == (2, ["model.width=0.0625", "train.batch_size=4"])
+    assert len(result["rounds"]) == 2 and "over 2 rounds" in done.stdout
+    for r in result["rounds"]:
+        assert r["threads"] == {"one_run": [2], "workers": [1, 1]}  # what each timed process ran with
+        assert r["ratio"] == pytest.approx(r["workers_steps_per_s"] / r["one_run_steps_per_s"]) and r["ratio"] > 0
+    refused = subprocess.run([*cmd, "--workers", "1"], **run)
+    assert refused.returncode != 0 and "--workers must be at least 2 to compare with one run, got 1" in refused.stderr
