@@ -8,7 +8,10 @@
 # 8-19 min on two otherwise idle cores (a robustness run about 3.5 min more), so the queue spans sessions: --status
 # below says what is left and how long it takes. Never edit this file while it runs (bash reads it as it goes).
 # Resumable: run the same command again; finished runs are skipped, an interrupted one continues from its
-# checkpoint_last.pt. One process on both cores (two threads that sleep while they wait):
+# checkpoint_last.pt. Two runs at a time, one thread each (`--launcher local:$WORKERS`, default 2; each worker gets an
+# equal share of the cores): on these 2 cores two one-thread runs train 1.20-1.61x the SGD steps per second of one run
+# on both cores (4 rounds of `benchmarks/cpu_workers.py --set model.width=0.25`, 2026-12-07). WORKERS=1 trains one
+# run on both cores, as every run before 2026-12-07 was trained:
 #   nohup sweeps/where_sr_helps.sh > /tmp/where_sr_helps.log 2>&1 &
 # What is left, step by step (each step's dry run: runs done and to run, time left; nothing trains):
 #   sweeps/where_sr_helps.sh --status
@@ -19,7 +22,8 @@ case "${1:-}" in
   --status) status=true ;;
   *) echo "where_sr_helps.sh: expected no argument or --status, got '$1'" >&2; exit 2 ;;
 esac
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+workers="${WORKERS:-2}"
 single=r18-d2d-sr-m1,r18-d2d-sr-m2,r18-d2d-sr-m4  # with r18-d2d-sr (M=3, 8 seeds) the levels of the depth trend
 several=r18-d2d-sr-m34,r18-d2d-sr-m234
 capacity=r18-d2d-sr-p1,r18-d2d-sr-p2,r18-d2d-sr-p4,r18-d2d-sr-p32,r18-d2d-sr-p100,r18-d2d-sr-u4,r18-d2d-sr-u16,r18-d2d-sr-u64
@@ -33,7 +37,7 @@ step() {  # srblock sweep ARGS: its runs, each committed, or with --status what 
     .venv/bin/srblock sweep "$@" --dry-run | grep -E "^[0-9]+ runs:|^time left" || true
     return
   fi
-  nice -n 10 .venv/bin/srblock sweep "$@" --keep-going --after-run sweeps/commit_run.sh ||
+  nice -n 10 .venv/bin/srblock sweep "$@" --launcher "local:$workers" --keep-going --after-run sweeps/commit_run.sh ||
     echo "where_sr_helps.sh: srblock sweep $* ended with exit $?; going on" >&2
 }
 for arms in "$single" "$several" "$capacity"; do
