@@ -29,6 +29,7 @@ SUMMARY_KEYS = {
     "sr_params",
     "wall_time_s",
     "torch_version",
+    "cpu_threads",
     "seed",
     "config",
 }
@@ -46,6 +47,7 @@ def test_two_epoch_run_writes_the_run_folder(finished_run: Run) -> None:
     }
     assert set(json.loads((out / "summary.json").read_text())) >= SUMMARY_KEYS
     assert summary["sr_params"] > 0 and summary["params"] > summary["sr_params"]
+    assert summary["cpu_threads"] == torch.get_num_threads()  # the run trained in this process
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [float(r["epoch"]) for r in rows] == [1.0, 2.0]
     assert 0.0 <= summary["test_acc1"] <= 100.0 and summary["test"]["count"] == 32

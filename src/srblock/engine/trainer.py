@@ -699,6 +699,7 @@ class _Run:
             "seed": self.config["seed"],
             "world_size": self.dist.world_size,
             "device": str(self.device),
+            "cpu_threads": torch.get_num_threads(),  # with the device, what wall_time_s was measured on
             "val": best_val,
             "test": test,
             "sr_dynamics": dynamics or None,  # the SR columns of the last evaluation (see engine/sr_dynamics.py)
