@@ -2,10 +2,10 @@
 
 Each round times ``--steps`` SGD steps of a recipe's network at its batch size (``srblock.analysis.timing.
 train_step``, random images of the model's input size), first in one process with one thread per core, then in N
-processes with one thread each, started together; the rounds alternate so a shared machine's load hits both paths.
+processes with one thread each, started together; the two paths take turns, so a shared machine's load hits both.
 It reports steps per second of both and their ratio per round: what ``srblock sweep --launcher local:N`` (each
-worker gets an equal share of the cores) trains more or less than the sequential launcher, before data loading and
-evaluation, which both paths pay alike per step.
+worker gets an equal share of the cores) trains more or less than the sequential launcher, counting the training
+step alone (data loading and evaluation come on top).
 
     python benchmarks/cpu_workers.py --recipe cifar10/r18_d2d_sr --set model.width=0.25 --steps 40 --rounds 3
 """
