@@ -10,8 +10,10 @@
 # Resumable: run the same command again; finished runs are skipped, an interrupted one continues from its
 # checkpoint_last.pt. Two runs at a time, one thread each (`--launcher local:$WORKERS`, default 2; each worker gets an
 # equal share of the cores): on these 2 cores two one-thread runs train 1.20-1.61x the SGD steps per second of one run
-# on both cores (4 rounds of `benchmarks/cpu_workers.py --set model.width=0.25`, 2026-12-07). WORKERS=1 trains one
-# run on both cores, as every run before 2026-12-07 was trained:
+# on both cores (4 rounds of `benchmarks/cpu_workers.py --set model.width=0.25`, 2026-12-07); whole blocks-sweep runs
+# took 832-861 s (ECA, SE, SE+SR) and 1223-1244 s (CBAM) one thread beside another, against 571-602 s and 878-897 s one
+# at a time on two threads: 1.4x the runs per hour. WORKERS=1 trains one run on both cores, as every run before
+# 2026-12-07 was trained:
 #   nohup sweeps/where_sr_helps.sh > /tmp/where_sr_helps.log 2>&1 &
 # What is left, step by step (each step's dry run: runs done and to run, time left; nothing trains):
 #   sweeps/where_sr_helps.sh --status
