@@ -1,8 +1,9 @@
 """How to share a CPU between runs: one run on every core, or N runs at once on one thread each.
 
 Each round times ``--steps`` SGD steps of a recipe's network at its batch size (``srblock.analysis.timing.
-train_step``, random images of the model's input size), first in one process with one thread per core, then in N
-processes with one thread each, started together; the two paths take turns, so a shared machine's load hits both.
+train_step`` on ``srblock.experiments.latency.timed_network``: random images, the engine's memory format), first in
+one process with one thread per core, then in N processes with one thread each, started together; the two paths take
+turns, so a shared machine's load hits both.
 It reports steps per second of both and their ratio per round: what ``srblock sweep --launcher local:N`` (each
 worker gets an equal share of the cores) trains more or less than the sequential launcher, counting the training
 step alone (data loading and evaluation come on top).
@@ -24,9 +25,8 @@ import torch
 
 from common import make_main  # the script's folder is on sys.path
 from srblock.analysis.timing import train_step
-from srblock.engine.build import build_model
 from srblock.engine.config import load_config
-from srblock.models.registry import get_model_entry
+from srblock.experiments.latency import timed_network
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,11 +45,7 @@ def _seconds_per_step(args: argparse.Namespace) -> float:
     """In a worker process: the mean seconds of one SGD step of the recipe's network, after 5 untimed ones."""
     torch.set_num_threads(args.worker_threads)
     config = load_config(args.recipe, args.set)
-    model = build_model(config)
-    batch = config["train"]["batch_size"]
-    entry = get_model_entry(config["model"]["name"])
-    images = torch.randn(batch, *entry.input_size)
-    step = train_step(model, images, torch.randint(0, config["model"]["num_classes"], (batch,)))
+    step = train_step(*timed_network(config, config["train"]["batch_size"], torch.device("cpu")))
     for _ in range(5):
         step()
     start = time.perf_counter()

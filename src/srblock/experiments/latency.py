@@ -26,7 +26,28 @@ from ..analysis.timing import eval_step, interleaved_timings, ratios, train_step
 from ..io import check_ours, write_json
 from .sweep import LATENCY_FILE, LoadFn, Sweep
 
-__all__ = ["measure_latency", "write_latency"]
+__all__ = ["measure_latency", "timed_network", "write_latency"]
+
+
+def timed_network(
+    config: dict[str, Any], batch: int, device: torch.device
+) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """The network of a resolved config on ``device`` in the memory format the engine trains it in, a batch of
+    ``batch`` random images of its input size (the config's ``model.input_size``, else the model's own) and random
+    labels over its classes (a generator seeded 0), for timing its steps. The network's init and the images come from
+    torch's global generator: seed it first for repeatable tensors."""
+    from ..engine.build import build_model
+    from ..models import get_model_entry
+
+    model = build_model(config).to(device)
+    size = tuple(config["model"].get("input_size") or get_model_entry(config["model"]["name"]).input_size)
+    images = torch.randn(batch, *size, device=device)
+    if config["train"].get("channels_last") and len(size) == 3:  # as the engine trains it
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    classes = int(config["model"].get("num_classes") or 10)
+    labels = torch.randint(0, classes, (batch,), generator=torch.Generator().manual_seed(0)).to(device)
+    return model, images, labels
 
 
 def measure_latency(
@@ -44,33 +65,21 @@ def measure_latency(
     ``batch`` defaults to the baseline's ``train.batch_size``, ``device`` to CUDA when there is a GPU; ``load_fn``
     loads an arm's config (default: the engine's ``load_config``)."""
     from ..engine import load_config, resolve_config
-    from ..engine.build import build_model
-    from ..models import get_model_entry
 
     load = load_fn or load_config
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     configs = {arm.name: resolve_config(load(arm.recipe, [*sweep.overrides, *arm.overrides])) for arm in sweep.arms}
     batch = batch or int(configs[sweep.baseline]["train"]["batch_size"])
-    models, inputs = {}, {}
+    networks = {}
     for arm, config in configs.items():
         torch.manual_seed(0)
-        models[arm] = build_model(config).to(device)
-        size = tuple(config["model"].get("input_size") or get_model_entry(config["model"]["name"]).input_size)
-        inputs[arm] = torch.randn(batch, *size, device=device)
-        if config["train"].get("channels_last") and len(size) == 3:  # as the engine trains it
-            models[arm] = models[arm].to(memory_format=torch.channels_last)
-            inputs[arm] = inputs[arm].contiguous(memory_format=torch.channels_last)
+        networks[arm] = timed_network(config, batch, device)
     started = time.perf_counter()
     samples = {}
     for mode in ("train", "eval"):
         steps: dict[str, Callable[[], object]] = {}
-        for arm, model in models.items():
-            if mode == "eval":
-                steps[arm] = eval_step(model, inputs[arm])
-            else:
-                classes = int(configs[arm]["model"].get("num_classes") or 10)
-                labels = torch.randint(0, classes, (batch,), generator=torch.Generator().manual_seed(0)).to(device)
-                steps[arm] = train_step(model, inputs[arm], labels)
+        for arm, (model, images, labels) in networks.items():
+            steps[arm] = eval_step(model, images) if mode == "eval" else train_step(model, images, labels)
         samples[mode] = interleaved_timings(steps, repeats=repeats, warmup=warmup, device=device)
     controls = sweep.controls()
     arms = {}
