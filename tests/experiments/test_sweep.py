@@ -258,6 +258,23 @@ def test_report_reaggregates_from_saved_sweep_copy(sweep_file):
     assert "seeds for Δ=0.16" in table
 
 
+def test_time_per_run_says_what_each_runs_wall_time_was_measured_on(sweep_file):
+    """Wall times compare arms only where the runs ran alike: the note names the GPUs and CPU threads behind them."""
+    sweep = load_sweep(sweep_file)
+    run_sweep(sweep, run_fn=FakeTrain(), load_fn=_fake_load, log=lambda _: None)
+    table = (sweep.output / "table.md").read_text()
+    assert "Time/run: the mean `wall_time_s` of the arm's runs" in table and "These runs ran on" not in table
+    for (arm, seed), where in {
+        ("base", 0): {"cpu_threads": 1},
+        ("sr", 1): {"gpu": "NVIDIA H200", "cpu_threads": 8},
+    }.items():
+        summary = sweep.output / arm / f"seed{seed}" / "summary.json"
+        summary.write_text(json.dumps({**json.loads(summary.read_text()), **where}))
+    table = aggregate(sweep.output, log=lambda _: None)
+    expected = "These runs ran on: CPU, 1 thread (1); CPU, threads not recorded (2); NVIDIA H200 (1)."
+    assert expected in table
+
+
 def test_analyze_takes_each_run_with_a_checkpoint_once(tmp_path, monkeypatch):
     import torch
 

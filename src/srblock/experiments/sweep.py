@@ -83,6 +83,7 @@ import re
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1273,6 +1274,16 @@ def _length(summary: Mapping) -> str:
     return f"{train['iterations']} iterations" if train.get("iterations") else ""
 
 
+def _ran_on(summary: Mapping) -> str:
+    """Where a run's ``wall_time_s`` was measured: its GPU, or the CPU with the threads it trained on."""
+    if summary.get("gpu"):
+        return str(summary["gpu"])
+    threads = summary.get("cpu_threads")
+    if threads is None:
+        return "CPU, threads not recorded"
+    return f"CPU, {threads} thread" + ("" if threads == 1 else "s")
+
+
 def aggregate(
     root: str | Path,
     *,
@@ -1442,6 +1453,18 @@ def aggregate(
         "(`torch.utils.flop_counter`, 2 FLOPs per multiply-accumulate; element-wise work not counted), the model "
         "built from the runs' config on the meta device.",
     ]
+    ran_on = Counter(_ran_on(r["summary"]) for r in rows if "wall_time_s" in r["summary"])
+    notes.append(
+        "Time/run: the mean `wall_time_s` of the arm's runs, training and evaluation; it depends on the machine, its "
+        "load and the threads a run had, so it compares arms only where they ran alike"
+        + ("; `train step ×` times them in turn" if latency is not None else "")
+        + "."
+        + (
+            " These runs ran on: " + "; ".join(f"{where} ({n})" for where, n in sorted(ran_on.items())) + "."
+            if len(ran_on) > 1
+            else ""
+        )
+    )
     if latency is not None:
         notes.append(
             "Train step × and inference ×: the arm's time over its control's, the median over "
