@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,15 @@ import pytest
 from ..engine.conftest import tiny_config
 
 __all__ = ["snapshot", "tiny_config"]
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt here however the suite was started: a non-interactive shell's ``cmd &``
+    starts Python with SIGINT ignored, and the interruption tests that raise SIGINT would then test nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture
