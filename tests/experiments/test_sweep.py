@@ -273,6 +273,13 @@ def test_time_per_run_says_what_each_runs_wall_time_was_measured_on(sweep_file):
     table = aggregate(sweep.output, log=lambda _: None)
     expected = "These runs ran on: CPU, 1 thread (1); CPU, threads not recorded (2); NVIDIA H200 (1)."
     assert expected in table
+    with open(sweep.output / "results.csv") as f:
+        rows = {(r["arm"], r["seed"]): r for r in csv.DictReader(f)}
+    assert (rows[("base", "0")]["cpu_threads"], rows[("sr", "1")]["gpu"], rows[("sr", "0")]["cpu_threads"]) == (
+        "1",
+        "NVIDIA H200",
+        "",
+    )
 
 
 def test_analyze_takes_each_run_with_a_checkpoint_once(tmp_path, monkeypatch):

@@ -185,6 +185,7 @@ CSV_KEYS = (
     "sr_params",
     "wall_time_s",
 )
+RUN_KEYS = ("device", "gpu", "cpu_threads")  # results.csv's columns after the metrics: what wall_time_s was measured on
 
 
 @dataclass
@@ -1503,8 +1504,9 @@ def aggregate(
 
 
 def _write_results_csv(root: Path, rows: Sequence[Mapping], metric: str) -> None:
-    """``results.csv``: one row per finished run, the compared ``metric`` first, then every known summary key."""
-    keys = [k for k in CSV_KEYS if any(k in r["summary"] for r in rows)]
+    """``results.csv``: one row per finished run, the compared ``metric`` first, then every known summary metric and
+    what the run's wall time was measured on (:data:`RUN_KEYS`)."""
+    keys = [k for k in CSV_KEYS + RUN_KEYS if any(k in r["summary"] for r in rows)]
     if metric not in keys:
         keys.insert(0, metric)
     check_sweep_outputs(root, "results.csv")
