@@ -71,6 +71,8 @@ def test_resolving_twice_changes_nothing() -> None:
         ("train.epoch=3", "did you mean 'epochs'"),
         ("optim.lr=-1", "optim.lr must be a positive"),
         ("train.amp=fp8", "train.amp must be one of"),
+        ("train.tf32=fast", "train.tf32 must be true, false or null"),
+        ("train.tf32=1", "train.tf32 must be true, false or null"),
         ("train.compile=fast", "train.compile must be one of"),
         ("schedule.name=step", "schedule.name must be one of"),
         ("train.iterations=10", "exactly one of train.epochs"),

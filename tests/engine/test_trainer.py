@@ -174,6 +174,34 @@ def test_bf16_autocast_and_channels_last_run(tiny_data: Path, tmp_path: Path) ->
     )
 
 
+def test_tf32_setting_holds_for_the_run_and_is_put_back(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``train.tf32: false`` (strict fp32 on a TF32 GPU) sets torch's two switches for the run and its test, and the
+    process gets its own back; ``null`` leaves them alone."""
+    import srblock.engine.trainer as trainer
+
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = (cudnn.allow_tf32, matmul.allow_tf32)
+    seen: list[tuple[bool, bool]] = []
+    real_evaluate = trainer.evaluate
+
+    def evaluate(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        seen.append((cudnn.allow_tf32, matmul.allow_tf32))
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate", evaluate)
+    summary = train(tiny_config(tiny_data, epochs=1, tf32=False), tmp_path / "strict", quiet=True)
+    assert summary["config"]["train"]["tf32"] is False
+    assert seen and set(seen) == {(False, False)} and (cudnn.allow_tf32, matmul.allow_tf32) == before
+    seen.clear()
+    evaluate_checkpoint(tmp_path / "strict" / "checkpoint_last.pt")
+    assert seen == [(False, False)] and (cudnn.allow_tf32, matmul.allow_tf32) == before
+    seen.clear()
+    train(tiny_config(tiny_data, epochs=1), tmp_path / "default", quiet=True)
+    assert set(seen) == {before}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", [True, "reduce-overhead"])  # CUDA graphs fall back to plain compilation on CPU
 def test_torch_compile_run(tiny_data: Path, tmp_path: Path, mode: bool | str) -> None:

@@ -87,6 +87,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
         "batch_size": 128,  # in total over all ranks
         "eval_batch_size": None,  # default: batch_size
         "amp": None,  # null | bf16 | fp16
+        "tf32": None,  # fp32 on GPUs with TF32: null = torch's default (TF32 convolutions, fp32 matmuls) | true | false
         "channels_last": False,
         "compile": False,  # torch.compile the training model: true, or a mode ("reduce-overhead": + CUDA graphs)
         "sync_bn": False,  # convert BatchNorm to SyncBatchNorm (CUDA + DDP only)
@@ -440,6 +441,8 @@ def validate_config(config: Mapping[str, Any], task_train_keys: Iterable[str] = 
         )
     if train["amp"] not in _AMP:
         raise ValueError(f"train.amp must be one of {_AMP}, got {train['amp']!r}")
+    if train["tf32"] is not None and not isinstance(train["tf32"], bool):
+        raise ValueError(f"train.tf32 must be true, false or null (torch's default), got {train['tf32']!r}")
     if not isinstance(config["seed"], int) or isinstance(config["seed"], bool):
         raise ValueError(f"seed must be an int, got {config['seed']!r}")
     if not isinstance(config["task"], str):

@@ -60,6 +60,7 @@ __all__ = [
     "compile_model",
     "evaluate",
     "evaluate_checkpoint",
+    "tf32_mode",
     "train",
     "train_steps",
 ]
@@ -68,6 +69,22 @@ __all__ = [
 RUN_FILES = ("config.yaml", "summary.json", "metrics.csv", "checkpoint_last.pt", "checkpoint_best.pt")
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@contextlib.contextmanager
+def tf32_mode(tf32: bool | None) -> Iterator[None]:
+    """``train.tf32`` while the block runs: ``True`` lets fp32 convolutions and matmuls use TF32 on GPUs that have it,
+    ``False`` keeps both in full fp32 (TF32 keeps 10 mantissa bits, which rounds a small SR memory's contribution:
+    docs/results/cost.md), ``None`` leaves torch's own choice (TF32 convolutions, fp32 matmuls); torch's switches are
+    put back afterwards. Without such a GPU nothing changes."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = cudnn.allow_tf32, matmul.allow_tf32
+    if tf32 is not None:
+        cudnn.allow_tf32 = matmul.allow_tf32 = tf32
+    try:
+        yield
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = saved
 
 
 def seed_everything(seed: int) -> None:
@@ -242,7 +259,8 @@ def train(
         with _hold_run_folder(output_dir, dist, device):
             # again under the lock: another writer may have finished a run here since the check above
             check_output_dir(output_dir, config, resume=resume)
-            return _Run(config, output_dir, dist, device, quiet=quiet).fit(resume=resume, stop_after=stop_after)
+            with tf32_mode(train_cfg["tf32"]):
+                return _Run(config, output_dir, dist, device, quiet=quiet).fit(resume=resume, stop_after=stop_after)
     finally:
         if created:
             torch_dist.destroy_process_group()
@@ -757,5 +775,6 @@ def evaluate_checkpoint(
         raise ValueError(f"the recipe of {checkpoint} has no {split} split")
     amp = config["train"]["amp"]
     autocast = torch.autocast(torch_device.type, dtype=_AMP_DTYPES[amp]) if amp else contextlib.nullcontext()
-    metrics = evaluate(task, model, loader, autocast, desc=split)
+    with tf32_mode(config["train"]["tf32"]):
+        metrics = evaluate(task, model, loader, autocast, desc=split)
     return {"checkpoint": str(checkpoint), "split": split, "no_sr": no_sr, **metrics}
