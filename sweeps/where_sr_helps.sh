@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Issue 21's CPU sweeps ("where does SR help?", docs/guide/questions.md) in priority order, at low priority, each
 # finished run committed (sweeps/commit_run.sh): placement, then capacity, on the w25 protocol (the paper tabulates
-# their arms), then the issue's other questions, distribution shift, other regularizers and other cheap blocks, then
-# the follow-ups: AdamW +- SR (does a routing that learns help?) and last a confirmatory test of the three-block arm
-# on fresh seeds 8-23 (cifar10_cpu_w25_confirm, 32 runs, fixed before its first run). 8 paired seeds an arm (the
-# AdamW, regularizer and block sweeps copy their SGD baseline and SR runs from cifar10_cpu_w25: reuse); a w25 run takes
-# 8-27 min on two cores (a robustness run about 3.5 min more), so the queue spans sessions: --status
-# below says what is left and how long it takes. Never edit this file while it runs (bash reads it as it goes).
+# their arms), then the issue's other questions, distribution shift, other regularizers and other cheap blocks, then the
+# follow-ups: AdamW +- SR (does a routing that learns help?) and last confirmatory tests of the three-block arm and of
+# ECA on fresh seeds 8-23 (cifar10_cpu_w25_confirm, 48 runs, each test fixed before its first run). 8 paired seeds an
+# arm (the AdamW, regularizer and block sweeps copy their SGD baseline and SR runs from cifar10_cpu_w25: reuse); a w25
+# run takes 8-27 min on two cores (a robustness run about 3.5 min more), so the queue spans sessions: --status below
+# says what is left and how long it takes. Never edit this file while it runs (bash reads it as it goes).
 # Resumable: run the same command again; finished runs are skipped, an interrupted one continues from its
 # checkpoint_last.pt. Two runs at a time, one thread each (`--launcher local:$WORKERS`, default 2; each worker gets an
 # equal share of the cores): on these 2 cores two one-thread runs train 1.20-1.61x the SGD steps per second of one run
