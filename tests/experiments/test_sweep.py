@@ -282,6 +282,18 @@ def test_time_per_run_says_what_each_runs_wall_time_was_measured_on(sweep_file):
     )
 
 
+def test_a_finished_runs_log_line_shows_its_metric_without_float_noise(sweep_file):
+    class Train(FakeTrain):
+        def __call__(self, config, output_dir: Path):
+            summary = {**super().__call__(config, output_dir), "test_acc1": 0.1 * 781}  # 78.10000000000001
+            (output_dir / "summary.json").write_text(json.dumps(summary))
+            return summary
+
+    lines: list[str] = []
+    run_sweep(load_sweep(sweep_file), run_fn=Train(), load_fn=_fake_load, log=lines.append, arms=["base"], seeds=[0])
+    assert any(re.search(r"base seed=0 done: test_acc1=78\.1 in \d+s$", line) for line in lines), lines
+
+
 def test_analyze_takes_each_run_with_a_checkpoint_once(tmp_path, monkeypatch):
     import torch
 

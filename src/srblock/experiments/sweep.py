@@ -1010,7 +1010,8 @@ def run_sweep(
                 continue
             if _rank() == 0:
                 value, wall = summary.get(sweep.metric), summary["wall_time_s"]
-                log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} done: {sweep.metric}={value} in {wall:.0f}s")
+                shown = f"{value:.6g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+                log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} done: {sweep.metric}={shown} in {wall:.0f}s")
                 finished(run, summary)
             executed.append(run)
     if _rank() == 0:
