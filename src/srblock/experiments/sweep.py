@@ -1009,8 +1009,8 @@ def run_sweep(
                     log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed}: not started, {summary.reason}")
                 continue
             if _rank() == 0:
-                value, wall = summary.get(sweep.metric), summary["wall_time_s"]
-                shown = f"{value:.6g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+                value, wall = _metric_value(summary, sweep.metric), summary["wall_time_s"]
+                shown = summary.get(sweep.metric) if value is None else f"{value:.6g}"
                 log(f"[{i}/{len(pending)}] {run.arm} seed={run.seed} done: {sweep.metric}={shown} in {wall:.0f}s")
                 finished(run, summary)
             executed.append(run)
